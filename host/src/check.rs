@@ -1,0 +1,78 @@
+//! `lel-host check`: validate modules against the contract, instantiate them
+//! and run `init`, and say what each one claims. Non-real-time.
+
+use std::path::PathBuf;
+
+use crate::control::{Control, LoadOutcome, Settings, collect_modules, read_module, signal_name};
+
+/// One module's verdict.
+pub struct Verdict {
+    pub path: PathBuf,
+    pub line: String,
+    pub ok: bool,
+}
+
+/// Check every module under `paths`; each is loaded into a fresh engine.
+///
+/// # Errors
+/// When a path does not exist or the runtime cannot be set up.
+pub fn check(paths: &[PathBuf], settings: &Settings) -> anyhow::Result<Vec<Verdict>> {
+    let files = collect_modules(paths)?;
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no `.wasm` or `.wat` files in {}",
+        show(paths)
+    );
+    let runtime = crate::loader::runtime::Runtime::new()?;
+    let mut verdicts = Vec::new();
+    for path in files {
+        let name = signal_name(&path);
+        let (mut control, _mixer) = Control::with_runtime(settings.clone(), runtime.clone())?;
+        let result = read_module(&path).and_then(|bytes| control.load(&name, &bytes, Some(&path)));
+        let (line, ok) = match result {
+            Ok(LoadOutcome::Loaded(r)) => {
+                let keys: Vec<String> = r
+                    .layout
+                    .blocks
+                    .iter()
+                    .map(|b| format!("\"{}\" {} B", b.key, b.size))
+                    .collect();
+                let state = if keys.is_empty() {
+                    "no state claimed".to_string()
+                } else {
+                    format!(
+                        "state {} of {} bytes claimed: {}",
+                        r.layout.claimed_bytes(),
+                        r.state_len,
+                        keys.join(", ")
+                    )
+                };
+                let ch = if r.channels == 1 {
+                    "channel"
+                } else {
+                    "channels"
+                };
+                (
+                    format!(
+                        "ok    {name}: {} {ch}, {state} ({})",
+                        r.channels,
+                        path.display()
+                    ),
+                    true,
+                )
+            }
+            Ok(LoadOutcome::Unchanged) => unreachable!("a fresh engine has nothing loaded"),
+            Err(e) => (format!("error {name}: {}: {e}", path.display()), false),
+        };
+        verdicts.push(Verdict { path, line, ok });
+    }
+    Ok(verdicts)
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,443 @@
+//! The `lel:signal` contract: the import/export table generated from
+//! `wit/lel.wit` at build time, and [`validate`], which checks a module's
+//! bytes against it before anything is compiled. Runs on loader threads.
+
+use std::fmt;
+
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType};
+
+/// A core WebAssembly value type as it appears in the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreType {
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+/// One function of the contract at the core-module level.
+#[derive(Debug)]
+pub struct FuncSpec {
+    /// Import module (empty for exports).
+    pub module: &'static str,
+    pub name: &'static str,
+    pub params: &'static [CoreType],
+    pub results: &'static [CoreType],
+    /// May the module leave it out?
+    pub optional: bool,
+}
+
+include!(concat!(env!("OUT_DIR"), "/contract_table.rs"));
+
+/// The import module the host provides, e.g. `lel:signal/host@0.1.0`.
+pub fn host_module() -> &'static str {
+    IMPORTS.first().map(|f| f.module).unwrap_or("")
+}
+
+/// The contract's exports, looked up by name (a build-time invariant).
+pub fn export_spec(name: &str) -> &'static FuncSpec {
+    EXPORTS
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("wit/lel.wit exports `{name}`"))
+}
+
+/// Largest module file the host accepts.
+pub const MAX_MODULE_BYTES: usize = 64 << 20;
+
+/// What [`validate`] learned about a module that satisfies the contract.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// The module exports `state-ptr` and `state-len`.
+    pub has_state_region: bool,
+    /// The host functions it imports (`claim`, `log`).
+    pub imports: Vec<String>,
+}
+
+/// Why a module does not satisfy the contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    #[error("not a WebAssembly module (it does not start with the `\\0asm` magic bytes){hint}")]
+    NotWasm { hint: &'static str },
+    #[error(
+        "truncated file: the module ends in the middle of a section (was it still being written?)"
+    )]
+    Truncated,
+    #[error("the file is {size} bytes, above the {max}-byte limit for a signal module")]
+    TooLarge { size: usize, max: usize },
+    #[error(
+        "this is a WebAssembly component; lel-host plays core modules (build for `wasm32-unknown-unknown`, not a component target)"
+    )]
+    Component,
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(String),
+    #[error(
+        "module targets `{module}`, this host speaks {speaks} (rebuild it against lel:signal@{speaks})"
+    )]
+    WrongVersion {
+        module: String,
+        speaks: &'static str,
+    },
+    #[error(
+        "imports `{name}` from `{module}`, which lel-host does not provide: a signal may import only {allowed} from `{host}` (build without libc/WASI, e.g. `-nostdlib`)"
+    )]
+    UnknownImport {
+        module: String,
+        name: String,
+        allowed: String,
+        host: &'static str,
+    },
+    #[error("import `{name}` has type {got}, expected {expected}")]
+    ImportType {
+        name: String,
+        got: Signature,
+        expected: Signature,
+    },
+    #[error("missing export `{name}`: a signal must export {required}")]
+    MissingExport {
+        name: &'static str,
+        required: String,
+    },
+    #[error("export `{name}` is a {kind}, expected a {expected}")]
+    ExportKind {
+        name: &'static str,
+        kind: &'static str,
+        expected: &'static str,
+    },
+    #[error("`{name}` has type {got}, expected {expected}")]
+    ExportType {
+        name: &'static str,
+        got: Signature,
+        expected: Signature,
+    },
+    #[error(
+        "exports `{present}` but not `{missing}`: the state region needs both (or neither, for a module that claims nothing)"
+    )]
+    HalfStateRegion {
+        present: &'static str,
+        missing: &'static str,
+    },
+}
+
+/// A function type, printed as `(i32, i64) -> i32`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub params: Vec<CoreType>,
+    pub results: Vec<CoreType>,
+}
+
+impl Signature {
+    fn of(spec: &FuncSpec) -> Self {
+        Signature {
+            params: spec.params.to_vec(),
+            results: spec.results.to_vec(),
+        }
+    }
+}
+
+impl fmt::Display for CoreType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CoreType::I32 => "i32",
+            CoreType::I64 => "i64",
+            CoreType::F32 => "f32",
+            CoreType::F64 => "f64",
+        })
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[CoreType]| {
+            v.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(f, "({}) -> ", list(&self.params))?;
+        match self.results.as_slice() {
+            [] => f.write_str("()"),
+            [one] => write!(f, "{one}"),
+            many => write!(f, "({})", list(many)),
+        }
+    }
+}
+
+/// A function type the module declares: `Err` holds a printable name for
+/// types outside the contract's vocabulary (v128, references).
+fn core_type(t: ValType) -> Result<CoreType, ()> {
+    match t {
+        ValType::I32 => Ok(CoreType::I32),
+        ValType::I64 => Ok(CoreType::I64),
+        ValType::F32 => Ok(CoreType::F32),
+        ValType::F64 => Ok(CoreType::F64),
+        _ => Err(()),
+    }
+}
+
+/// Turn `.wat` text or `.wasm` bytes into module bytes. `is_text` comes from
+/// the file name (`.wat`); binary input is passed through untouched.
+pub fn to_binary(bytes: &[u8], is_text: bool) -> Result<Vec<u8>, ContractError> {
+    if bytes.len() > MAX_MODULE_BYTES {
+        return Err(ContractError::TooLarge {
+            size: bytes.len(),
+            max: MAX_MODULE_BYTES,
+        });
+    }
+    if is_text {
+        return wat::parse_bytes(bytes)
+            .map(|b| b.into_owned())
+            .map_err(|e| ContractError::Invalid(format!("WAT text does not parse: {e}")));
+    }
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.to_vec());
+    }
+    let trimmed = bytes.trim_ascii_start();
+    let hint = if trimmed.starts_with(b"(") || trimmed.starts_with(b";;") {
+        "; it looks like WAT text: give it the `.wat` extension"
+    } else if bytes.is_empty() {
+        "; the file is empty (was it still being written?)"
+    } else if b"\0asm".starts_with(bytes) {
+        "; the file is cut short (was it still being written?)"
+    } else {
+        ""
+    };
+    Err(ContractError::NotWasm { hint })
+}
+
+/// Check module bytes against the contract generated from `wit/lel.wit`.
+///
+/// # Errors
+/// A [`ContractError`] saying what is wrong and what would fix it.
+pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
+    if bytes.len() > MAX_MODULE_BYTES {
+        return Err(ContractError::TooLarge {
+            size: bytes.len(),
+            max: MAX_MODULE_BYTES,
+        });
+    }
+    if !bytes.starts_with(b"\0asm") {
+        return to_binary(bytes, false).map(|_| Shape::default());
+    }
+    if bytes.len() < 8 {
+        return Err(ContractError::Truncated);
+    }
+    if wasmparser::Parser::is_component(bytes) {
+        return Err(ContractError::Component);
+    }
+    let parse_err = |e: wasmparser::BinaryReaderError| {
+        let msg = e.to_string();
+        if msg.contains("unexpected end")
+            || msg.contains("end of file")
+            || msg.contains("end-of-file")
+        {
+            ContractError::Truncated
+        } else {
+            ContractError::Invalid(msg)
+        }
+    };
+    // Full validation first, so that nothing malformed reaches the compiler.
+    wasmparser::Validator::new()
+        .validate_all(bytes)
+        .map_err(parse_err)?;
+
+    let mut types: Vec<Option<Signature>> = Vec::new();
+    let mut func_types: Vec<u32> = Vec::new(); // type index of every function, imports first
+    let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
+    let mut shape = Shape::default();
+    let host = host_module();
+    let package_prefix = host.split('@').next().unwrap_or(host);
+
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(parse_err)? {
+            Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    let ty = ty.map_err(parse_err)?;
+                    let params: Result<Vec<_>, _> =
+                        ty.params().iter().map(|&t| core_type(t)).collect();
+                    let results: Result<Vec<_>, _> =
+                        ty.results().iter().map(|&t| core_type(t)).collect();
+                    types.push(match (params, results) {
+                        (Ok(params), Ok(results)) => Some(Signature { params, results }),
+                        _ => None,
+                    });
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(parse_err)?;
+                    if import.module != host {
+                        if import.module.starts_with(package_prefix) && import.module.contains('@')
+                        {
+                            return Err(ContractError::WrongVersion {
+                                module: import.module.to_string(),
+                                speaks: VERSION,
+                            });
+                        }
+                        return Err(unknown_import(import.module, import.name));
+                    }
+                    let Some(spec) = IMPORTS.iter().find(|f| f.name == import.name) else {
+                        return Err(unknown_import(import.module, import.name));
+                    };
+                    let TypeRef::Func(ty) = import.ty else {
+                        return Err(unknown_import(import.module, import.name));
+                    };
+                    let expected = Signature::of(spec);
+                    let got = types.get(ty as usize).cloned().flatten();
+                    if got.as_ref() != Some(&expected) {
+                        return Err(ContractError::ImportType {
+                            name: import.name.to_string(),
+                            got: got.unwrap_or(Signature {
+                                params: vec![],
+                                results: vec![],
+                            }),
+                            expected,
+                        });
+                    }
+                    func_types.push(ty);
+                    shape.imports.push(import.name.to_string());
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    func_types.push(ty.map_err(parse_err)?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(parse_err)?;
+                    exports.push((export.name.to_string(), export.kind, export.index));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
+    match find(MEMORY_EXPORT) {
+        None => {
+            return Err(ContractError::MissingExport {
+                name: MEMORY_EXPORT,
+                required: required_exports(),
+            });
+        }
+        Some((_, ExternalKind::Memory, _)) => {}
+        Some((_, kind, _)) => {
+            return Err(ContractError::ExportKind {
+                name: MEMORY_EXPORT,
+                kind: kind_name(*kind),
+                expected: "memory",
+            });
+        }
+    }
+    for spec in EXPORTS {
+        let Some((_, kind, index)) = find(spec.name) else {
+            if spec.optional {
+                continue;
+            }
+            return Err(ContractError::MissingExport {
+                name: spec.name,
+                required: required_exports(),
+            });
+        };
+        if *kind != ExternalKind::Func {
+            return Err(ContractError::ExportKind {
+                name: spec.name,
+                kind: kind_name(*kind),
+                expected: "function",
+            });
+        }
+        let got = func_types
+            .get(*index as usize)
+            .and_then(|&t| types.get(t as usize).cloned().flatten());
+        let expected = Signature::of(spec);
+        if got.as_ref() != Some(&expected) {
+            return Err(ContractError::ExportType {
+                name: spec.name,
+                got: got.unwrap_or(Signature {
+                    params: vec![],
+                    results: vec![],
+                }),
+                expected,
+            });
+        }
+    }
+    let optional: Vec<&'static str> = EXPORTS
+        .iter()
+        .filter(|f| f.optional)
+        .map(|f| f.name)
+        .collect();
+    let present: Vec<bool> = optional.iter().map(|n| find(n).is_some()).collect();
+    if let Some(i) = present.iter().position(|&p| p)
+        && let Some(j) = present.iter().position(|&p| !p)
+    {
+        return Err(ContractError::HalfStateRegion {
+            present: optional[i],
+            missing: optional[j],
+        });
+    }
+    shape.has_state_region = !optional.is_empty() && present.iter().all(|&p| p);
+    Ok(shape)
+}
+
+fn unknown_import(module: &str, name: &str) -> ContractError {
+    ContractError::UnknownImport {
+        module: module.to_string(),
+        name: name.to_string(),
+        allowed: IMPORTS
+            .iter()
+            .map(|f| format!("`{}`", f.name))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        host: host_module(),
+    }
+}
+
+fn required_exports() -> String {
+    let mut names = vec![format!("`{MEMORY_EXPORT}`")];
+    names.extend(
+        EXPORTS
+            .iter()
+            .filter(|f| !f.optional)
+            .map(|f| format!("`{}`", f.name)),
+    );
+    names.join(", ")
+}
+
+fn kind_name(kind: ExternalKind) -> &'static str {
+    match kind {
+        ExternalKind::Func => "function",
+        ExternalKind::Table => "table",
+        ExternalKind::Memory => "memory",
+        ExternalKind::Global => "global",
+        ExternalKind::Tag => "tag",
+        _ => "non-function export",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_generated_from_lel_wit_is_the_documented_abi() {
+        assert_eq!(PACKAGE, "lel:signal");
+        assert_eq!(VERSION, "0.1.0");
+        assert_eq!(host_module(), "lel:signal/host@0.1.0");
+        assert_eq!(MEMORY_EXPORT, "memory");
+        let sig = |name: &str| {
+            let f = IMPORTS
+                .iter()
+                .chain(EXPORTS)
+                .find(|f| f.name == name)
+                .unwrap();
+            (Signature::of(f).to_string(), f.optional)
+        };
+        assert_eq!(sig("claim"), ("(i32, i32, i32, i32) -> i32".into(), true));
+        assert_eq!(sig("log"), ("(i32, i32, i32) -> ()".into(), true));
+        assert_eq!(sig("state-ptr"), ("() -> i32".into(), true));
+        assert_eq!(sig("state-len"), ("() -> i32".into(), true));
+        assert_eq!(sig("init"), ("(i32, i32) -> i32".into(), false));
+        assert_eq!(sig("process"), ("(i32, i64) -> i32".into(), false));
+    }
+}

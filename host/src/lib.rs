@@ -1,0 +1,33 @@
+//! lel-host: a live-coding audio host for WebAssembly signal modules.
+//!
+//! Data flow, from the sound card back to the file on disk:
+//!
+//! ```text
+//! audio callback (live/)  <-  mixer (rt/mixer.rs)  <-  signal slots (rt/slot.rs)
+//!        <-  loader (loader/)  <-  watcher (live/watcher.rs)
+//! ```
+//!
+//! - [`rt`]: everything that runs on the audio thread. Nothing there
+//!   allocates, locks, logs or touches a file.
+//! - [`loader`]: validates, compiles, instantiates and `init`s module
+//!   versions, placing their state claims (loader threads).
+//! - [`control`]: the control side of the engine: loads and unloads signals
+//!   by name, drops retired versions, reports events.
+//! - [`offline`]: the engine driven without a device (`render`, tests).
+//! - [`contract`]: the `lel:signal` ABI, generated from `wit/lel.wit`.
+
+pub mod check;
+pub mod cli;
+pub mod contract;
+pub mod control;
+pub mod loader;
+pub mod offline;
+pub mod rt;
+pub mod wav;
+
+/// Every allocation in the process goes through `assert_no_alloc`'s
+/// allocator, so that audio-thread code run under [`rt::guard::run`] with
+/// the check on counts any allocation it makes. Outside such scopes it is
+/// the system allocator.
+#[global_allocator]
+static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;

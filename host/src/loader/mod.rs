@@ -1,0 +1,261 @@
+//! The loader: turns module bytes into a [`Version`] ready for the audio
+//! thread. Validates against the contract, compiles (once per content hash),
+//! instantiates, finds the state region and runs `init`, placing its claims
+//! against the layout of the version now playing. Runs on loader threads,
+//! never on the audio thread.
+
+pub mod cache;
+pub mod runtime;
+pub mod state;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap};
+
+use crate::contract::{self, ContractError};
+use crate::rt::log_ring::{self, LogConsumer};
+use crate::rt::version::Version;
+use cache::{Hash, ModuleCache, Source};
+use runtime::{GuestLimits, HostState, Runtime};
+use state::{Claims, Layout, MAX_ALIGN};
+
+/// Most output channels a signal may have.
+pub const MAX_CHANNELS: i32 = 64;
+
+/// Why a version was rejected. The playing version, if any, keeps playing.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error("does not compile: {0}")]
+    Compile(String),
+    #[error("cannot be instantiated: {0}")]
+    Instantiate(String),
+    #[error("{0}")]
+    StateRegion(String),
+    #[error("{0}")]
+    Claim(String),
+    #[error("`init` returned {0}: the module rejected this version (see its log for why)")]
+    InitFailed(i32),
+    #[error("`init` returned {0} channels; a signal has 1 to {MAX_CHANNELS}")]
+    Channels(i32),
+    #[error("`init` trapped: {0}")]
+    InitTrap(String),
+    #[error("`init` did not return within {0:?} (runaway loop?)")]
+    InitTimeout(Duration),
+    #[error("cannot read the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("all {0} signal slots are in use; unload a signal first")]
+    NoFreeSlot(usize),
+}
+
+/// Fixed facts for every version a loader prepares.
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub sample_rate: u32,
+    pub max_frames: u32,
+    pub init_timeout: Duration,
+    pub limits: GuestLimits,
+}
+
+/// What a successful load found.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    pub signal: String,
+    pub version: u64,
+    pub channels: u32,
+    pub hash: Hash,
+    /// Bytes in the state region.
+    pub state_len: u32,
+    pub layout: Layout,
+    pub source: Source,
+    /// Compile (or cache lookup) time.
+    pub compile: Duration,
+    /// Instantiate and `init` time.
+    pub init: Duration,
+}
+
+/// A version and what comes with it.
+pub struct Prepared {
+    pub version: Box<Version>,
+    pub report: LoadReport,
+    pub log: LogConsumer,
+}
+
+pub struct Loader {
+    runtime: Arc<Runtime>,
+    cache: ModuleCache,
+    config: LoaderConfig,
+    next_id: AtomicU64,
+}
+
+impl Loader {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        config: LoaderConfig,
+        cache_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        Loader {
+            runtime,
+            cache: ModuleCache::new(cache_dir),
+            config,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Prepare a version of `signal` from binary module `bytes`, placing its
+    /// claims against `previous` (the layout of the version playing now).
+    ///
+    /// # Errors
+    /// A [`LoadError`] naming what is wrong; nothing is handed to the audio
+    /// thread.
+    pub fn prepare(
+        &self,
+        signal: &str,
+        bytes: &[u8],
+        previous: &Layout,
+    ) -> Result<Prepared, LoadError> {
+        let shape = contract::validate(bytes)?;
+        let hash = cache::hash(bytes);
+        let t0 = Instant::now();
+        let (module, source) = self
+            .cache
+            .get(&self.runtime.engine, &hash, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compile = t0.elapsed();
+
+        let t1 = Instant::now();
+        let signal_name: Arc<str> = signal.into();
+        let mut store = Store::new(
+            &self.runtime.engine,
+            HostState {
+                signal: signal_name.clone(),
+                claims: None,
+                state_base: 0,
+                claim_error: None,
+                log_ring: None,
+                limits: self.config.limits.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let timeout = self.config.init_timeout;
+        store.set_epoch_deadline(Runtime::ticks_for(timeout));
+        store.epoch_deadline_trap();
+        let init_err = |e: wasmtime::Error| match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => LoadError::InitTimeout(timeout),
+            Some(t) => LoadError::InitTrap(trap_text(*t)),
+            None => LoadError::InitTrap(format!("{e:#}")),
+        };
+        let instance = self
+            .runtime
+            .linker
+            .instantiate(&mut store, &module)
+            .map_err(|e| match e.downcast_ref::<Trap>() {
+                Some(_) => {
+                    LoadError::Instantiate(format!("its start function failed: {}", init_err(e)))
+                }
+                None => LoadError::Instantiate(format!("{e:#}")),
+            })?;
+        let memory = instance
+            .get_memory(&mut store, contract::MEMORY_EXPORT)
+            .ok_or_else(|| LoadError::Instantiate("exports no memory".into()))?;
+
+        let (state_base, state_len) = if shape.has_state_region {
+            let ptr = instance
+                .get_typed_func::<(), i32>(&mut store, "state-ptr")
+                .and_then(|f| f.call(&mut store, ()))
+                .map_err(init_err)? as u32;
+            let len = instance
+                .get_typed_func::<(), i32>(&mut store, "state-len")
+                .and_then(|f| f.call(&mut store, ()))
+                .map_err(init_err)? as u32;
+            let size = memory.data_size(&store) as u64;
+            if ptr % MAX_ALIGN != 0 {
+                return Err(LoadError::StateRegion(format!(
+                    "`state-ptr` returned {ptr:#x}, which is not {MAX_ALIGN}-byte aligned (align the state buffer to {MAX_ALIGN})"
+                )));
+            }
+            if ptr as u64 + len as u64 > size {
+                return Err(LoadError::StateRegion(format!(
+                    "the state region {ptr:#x}..{:#x} lies outside the module's {size}-byte memory",
+                    ptr as u64 + len as u64
+                )));
+            }
+            (ptr, len)
+        } else {
+            (0, 0)
+        };
+        {
+            let data = store.data_mut();
+            data.state_base = state_base;
+            data.claims = Some(Claims::new(previous.clone(), state_len));
+        }
+        let init = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, "init")
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let ret = init
+            .call(
+                &mut store,
+                (
+                    self.config.sample_rate as i32,
+                    self.config.max_frames as i32,
+                ),
+            )
+            .map_err(init_err)?;
+        let claims = store.data_mut().claims.take().expect("set above");
+        if let Some(msg) = store.data_mut().claim_error.take() {
+            return Err(LoadError::Claim(msg));
+        }
+        if ret < 0 {
+            return Err(LoadError::InitFailed(ret));
+        }
+        if ret == 0 || ret > MAX_CHANNELS {
+            return Err(LoadError::Channels(ret));
+        }
+        let process = instance
+            .get_typed_func::<(i32, i64), i32>(&mut store, "process")
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let (log_tx, log_rx) = log_ring::ring();
+        store.data_mut().log_ring = Some(log_tx);
+        let layout = claims.finish();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let report = LoadReport {
+            signal: signal.to_string(),
+            version: id,
+            channels: ret as u32,
+            hash,
+            state_len,
+            layout: layout.clone(),
+            source,
+            compile,
+            init: t1.elapsed(),
+        };
+        let version = Box::new(Version {
+            id,
+            channels: ret as u32,
+            store,
+            process,
+            memory,
+            state_base,
+            layout,
+            grow_reported: false,
+        });
+        Ok(Prepared {
+            version,
+            report,
+            log: log_rx,
+        })
+    }
+}
+
+/// "integer divide by zero", without wasmtime's "wasm trap: " prefix.
+pub fn trap_text(t: Trap) -> String {
+    let s = t.to_string();
+    s.strip_prefix("wasm trap: ").unwrap_or(&s).to_string()
+}

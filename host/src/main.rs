@@ -1,0 +1,26 @@
+//! The `lel-host` binary: parse the command line, run it, map the outcome to
+//! an exit code (0 fine, 1 something was rejected or failed). Error chains
+//! are printed with `{:#}`.
+
+use clap::Parser as _;
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let cli = lel_host::cli::Cli::parse();
+    match lel_host::cli::run(cli) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Offline rendering: the engine driven by a loop instead of a device. The
+//! same mixer as the live callback renders blocks as fast as the CPU allows;
+//! the control side runs on the same (non-real-time) thread between blocks.
+//! This is the library face tests use: load a version, render N frames,
+//! load another, render on.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::control::{Control, LoadOutcome, Notice, Settings, read_module, signal_name};
+use crate::loader::LoadReport;
+use crate::rt::mixer::Mixer;
+
+/// The basic shape of an offline render.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderSettings {
+    pub sample_rate: u32,
+    pub channels: usize,
+    pub block: u32,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            sample_rate: 48_000,
+            channels: 2,
+            block: 128,
+        }
+    }
+}
+
+/// An engine rendering to memory.
+pub struct Renderer {
+    control: Control,
+    mixer: Mixer,
+    notices: Vec<Notice>,
+}
+
+impl Renderer {
+    /// # Errors
+    /// When the WebAssembly runtime cannot be set up.
+    pub fn new(s: RenderSettings) -> anyhow::Result<Self> {
+        Self::with_settings(Settings {
+            sample_rate: s.sample_rate,
+            channels: s.channels,
+            block: s.block,
+            ..Settings::default()
+        })
+    }
+
+    /// # Errors
+    /// When the WebAssembly runtime cannot be set up.
+    pub fn with_settings(settings: Settings) -> anyhow::Result<Self> {
+        let (control, mixer) = Control::new(settings)?;
+        Ok(Renderer {
+            control,
+            mixer,
+            notices: Vec::new(),
+        })
+    }
+
+    /// Load a `.wasm` or `.wat` file as the signal named after its stem; if
+    /// that signal plays already, the new version swaps in at the next block.
+    ///
+    /// # Errors
+    /// The file and what is wrong with it; the playing version keeps playing.
+    pub fn load(&mut self, path: &Path) -> anyhow::Result<Option<LoadReport>> {
+        let name = signal_name(path);
+        let bytes = read_module(path).with_context(|| path.display().to_string())?;
+        let outcome = self
+            .control
+            .load(&name, &bytes, Some(path))
+            .with_context(|| path.display().to_string())?;
+        Ok(match outcome {
+            LoadOutcome::Loaded(r) => Some(r),
+            LoadOutcome::Unchanged => None,
+        })
+    }
+
+    /// Load module bytes (binary, or WAT text) as `signal`.
+    ///
+    /// # Errors
+    /// What is wrong with the module; the playing version keeps playing.
+    pub fn load_bytes(&mut self, signal: &str, bytes: &[u8]) -> anyhow::Result<Option<LoadReport>> {
+        let binary = crate::contract::to_binary(bytes, !bytes.starts_with(b"\0asm"))
+            .context(signal.to_string())?;
+        let outcome = self
+            .control
+            .load(signal, &binary, None)
+            .context(signal.to_string())?;
+        Ok(match outcome {
+            LoadOutcome::Loaded(r) => Some(r),
+            LoadOutcome::Unchanged => None,
+        })
+    }
+
+    /// Fade a signal out and unload it.
+    pub fn unload(&mut self, signal: &str) -> bool {
+        self.control.unload(signal)
+    }
+
+    /// Render `frames` frames (interleaved).
+    pub fn render(&mut self, frames: usize) -> Vec<f32> {
+        let mut out = vec![0.0; frames * self.mixer.config().channels];
+        self.render_into(&mut out);
+        out
+    }
+
+    /// Render into `out` (a whole number of interleaved frames).
+    pub fn render_into(&mut self, out: &mut [f32]) {
+        let step = self.mixer.config().block as usize * self.mixer.config().channels;
+        for chunk in out.chunks_mut(step) {
+            self.mixer.render(chunk);
+            self.control.set_running();
+            let n = self.control.poll();
+            self.notices.extend(n);
+        }
+    }
+
+    /// Events since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub fn control(&mut self) -> &mut Control {
+        &mut self.control
+    }
+
+    /// Frames rendered so far.
+    pub fn clock(&self) -> u64 {
+        self.mixer.clock()
+    }
+}

@@ -1,0 +1,90 @@
+//! What crosses the wait-free queues between the control side and the audio
+//! thread. Commands go in; retired versions (to be dropped elsewhere) and
+//! events (plain values, turned into log lines off the audio thread) come out.
+
+use super::version::Version;
+
+/// Index of a signal slot in the mixer's fixed table.
+pub type SlotId = usize;
+
+/// Control side -> audio thread.
+pub enum Command {
+    /// Start `version` in `slot`, or swap it in for the one playing there at
+    /// the next block boundary, carrying its state.
+    Load {
+        slot: SlotId,
+        version: Box<Version>,
+        /// Ramp the signal in (a file added while playing).
+        fade_in: bool,
+    },
+    /// Fade the slot out and retire its versions.
+    Unload { slot: SlotId },
+}
+
+/// Audio thread -> dropper: things whose drop would allocate, free or lock.
+pub enum Garbage {
+    Version(Box<Version>),
+    Error(wasmtime::Error),
+}
+
+/// Why a version was silenced. Plain data: formatting happens off the audio
+/// thread.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    /// `process` ran past its time budget (epoch deadline).
+    Timeout,
+    /// `process` trapped.
+    Trap(wasmtime::Trap),
+    /// `process` failed in another way (e.g. a host function error).
+    Failed,
+    /// The returned samples lie outside the module's memory.
+    BadPointer { ptr: u32, bytes: u32, memory: u32 },
+    /// A sample was NaN or infinite.
+    NonFinite,
+    /// The output stayed above +24 dBFS for more than a block.
+    TooLoud { peak: f32 },
+}
+
+/// Audio thread -> control side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Event {
+    /// A first version of the slot began playing.
+    Started {
+        slot: SlotId,
+        version: u64,
+        clock: u64,
+    },
+    /// `version` replaced `old` at `clock`, with `carried` state blocks copied.
+    Swapped {
+        slot: SlotId,
+        version: u64,
+        old: u64,
+        clock: u64,
+        carried: u32,
+    },
+    /// The slot finished fading out and is empty.
+    Unloaded { slot: SlotId, version: u64 },
+    /// `version` was silenced.
+    Faulted {
+        slot: SlotId,
+        version: u64,
+        fault: Fault,
+        clock: u64,
+    },
+    /// After a fault, the slot went back to the last good version.
+    RolledBack {
+        slot: SlotId,
+        from: u64,
+        to: u64,
+        clock: u64,
+    },
+    /// A memory or table grow was refused by the limiter (once per version).
+    GrowRefused { slot: SlotId, version: u64 },
+    /// A call took more than `percent` of the block period.
+    Slow {
+        slot: SlotId,
+        version: u64,
+        micros: u32,
+        percent: u32,
+    },
+}

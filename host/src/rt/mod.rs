@@ -1,0 +1,18 @@
+//! Real-time code: everything in this folder runs on the audio thread.
+//!
+//! Nothing here allocates, frees, locks, logs or touches a file on the
+//! fault-free path (checked by `assert_no_alloc` in the tests, see
+//! [`guard`]). Versions arrive ready-made from the loader through a
+//! wait-free queue; retired ones leave through another to be dropped
+//! elsewhere; what happens is reported as plain [`messages::Event`]s.
+//!
+//! Data flow: audio callback -> [`guard`] -> [`mixer::Mixer`] -> [`slot::Slot`]
+//! -> [`version::Version`] (a guest instance) -> [`master::Master`].
+
+pub mod guard;
+pub mod log_ring;
+pub mod master;
+pub mod messages;
+pub mod mixer;
+pub mod slot;
+pub mod version;

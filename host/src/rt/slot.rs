@@ -1,0 +1,404 @@
+//! One signal on the audio thread: the version playing, the one being
+//! crossfaded out, the last good one kept for rollback, and the fades between
+//! them. Runs on the audio thread; allocation-free on the fault-free path.
+
+use std::time::Instant;
+
+use super::guard::{Stats, violation_count};
+use super::messages::{Event, Fault, Garbage, SlotId};
+use super::version::Version;
+
+/// A level above +24 dBFS for more than one block is a fault.
+pub const ABSURD_PEAK: f32 = 15.85;
+
+/// Per-block facts every slot needs.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockCtx {
+    pub frames: u32,
+    pub clock: u64,
+    pub out_channels: usize,
+    /// Epoch ticks each guest call may take.
+    pub budget_ticks: u64,
+    /// Frames of a fade in / fade out / rollback ramp.
+    pub fade_frames: u32,
+    /// Frames of a crossfade on swap (0: instant swap).
+    pub xfade_frames: u32,
+    /// How long after a swap a fault rolls back to the previous version.
+    pub rollback_frames: u64,
+    /// Block period in nanoseconds (for the slow-call warning).
+    pub block_nanos: u64,
+}
+
+/// Where the audio thread sends what it must not drop or print itself.
+pub struct Outbox {
+    pub garbage: rtrb::Producer<Garbage>,
+    pub events: rtrb::Producer<Event>,
+    /// Versions that could not be queued (queue full) and were leaked rather
+    /// than dropped here.
+    pub leaked: u64,
+    pub lost_events: u64,
+    /// Allocator calls made while a guest faulted (this block).
+    pub fault_allocations: u64,
+}
+
+impl Outbox {
+    pub fn retire(&mut self, v: Box<Version>) {
+        if let Err(rtrb::PushError::Full(Garbage::Version(v))) =
+            self.garbage.push(Garbage::Version(v))
+        {
+            // Dropping here would free on the audio thread: leak instead.
+            std::mem::forget(v);
+            self.leaked += 1;
+        }
+    }
+
+    fn retire_error(&mut self, e: wasmtime::Error) {
+        if let Err(rtrb::PushError::Full(Garbage::Error(e))) = self.garbage.push(Garbage::Error(e))
+        {
+            std::mem::forget(e);
+            self.leaked += 1;
+        }
+    }
+
+    pub fn event(&mut self, e: Event) {
+        if self.events.push(e).is_err() {
+            self.lost_events += 1;
+        }
+    }
+}
+
+/// A linear gain ramp.
+#[derive(Clone, Copy, Debug)]
+struct Ramp {
+    value: f32,
+    target: f32,
+    step: f32,
+}
+
+impl Ramp {
+    const ONE: Ramp = Ramp {
+        value: 1.0,
+        target: 1.0,
+        step: 0.0,
+    };
+
+    fn to(from: f32, target: f32, frames: u32) -> Ramp {
+        Ramp {
+            value: from,
+            target,
+            step: (target - from) / frames.max(1) as f32,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> f32 {
+        let v = self.value;
+        if self.value != self.target {
+            self.value += self.step;
+            if (self.step > 0.0 && self.value > self.target)
+                || (self.step < 0.0 && self.value < self.target)
+            {
+                self.value = self.target;
+            }
+        }
+        v
+    }
+
+    fn done(&self) -> bool {
+        self.value == self.target
+    }
+}
+
+/// One signal slot.
+pub struct Slot {
+    id: SlotId,
+    live: Option<Box<Version>>,
+    fade: Ramp,
+    /// The version being crossfaded out, and the frames left.
+    outgoing: Option<Box<Version>>,
+    xfade_left: u32,
+    xfade_len: u32,
+    /// The last good version and the clock until which it may come back.
+    previous: Option<Box<Version>>,
+    rollback_until: u64,
+    unloading: bool,
+    loud_blocks: u32,
+    slow_reported_at: Option<u64>,
+}
+
+impl Slot {
+    pub fn new(id: SlotId) -> Self {
+        Slot {
+            id,
+            live: None,
+            fade: Ramp::ONE,
+            outgoing: None,
+            xfade_left: 0,
+            xfade_len: 0,
+            previous: None,
+            rollback_until: 0,
+            unloading: false,
+            loud_blocks: 0,
+            slow_reported_at: None,
+        }
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.live.is_none() && self.outgoing.is_none() && self.previous.is_none()
+    }
+
+    /// Start or swap in `new` at this block boundary.
+    pub fn load(&mut self, mut new: Box<Version>, fade_in: bool, ctx: &BlockCtx, out: &mut Outbox) {
+        self.loud_blocks = 0;
+        let Some(old) = self.live.take() else {
+            self.fade = if fade_in {
+                Ramp::to(0.0, 1.0, ctx.fade_frames)
+            } else {
+                Ramp::ONE
+            };
+            self.unloading = false;
+            out.event(Event::Started {
+                slot: self.id,
+                version: new.id,
+                clock: ctx.clock,
+            });
+            self.live = Some(new);
+            return;
+        };
+        let carried = new.carry_state_from(&old);
+        out.event(Event::Swapped {
+            slot: self.id,
+            version: new.id,
+            old: old.id,
+            clock: ctx.clock,
+            carried,
+        });
+        if self.unloading {
+            // A new save while fading out: come back.
+            self.unloading = false;
+            self.fade = Ramp::to(self.fade.value, 1.0, ctx.fade_frames);
+        }
+        if ctx.xfade_frames > 0 {
+            if let Some(v) = self.outgoing.take() {
+                out.retire(v);
+            }
+            self.outgoing = Some(old);
+            self.xfade_left = ctx.xfade_frames;
+            self.xfade_len = ctx.xfade_frames;
+        } else {
+            self.keep_previous(old, ctx, out);
+        }
+        self.live = Some(new);
+    }
+
+    fn keep_previous(&mut self, old: Box<Version>, ctx: &BlockCtx, out: &mut Outbox) {
+        if let Some(v) = self.previous.replace(old) {
+            out.retire(v);
+        }
+        self.rollback_until = ctx.clock + ctx.rollback_frames;
+    }
+
+    /// Fade out, then retire every version of this slot.
+    pub fn unload(&mut self, ctx: &BlockCtx) {
+        self.unloading = true;
+        self.fade = Ramp::to(self.fade.value, 0.0, ctx.fade_frames);
+    }
+
+    /// Render this slot's block and add it into `mix` (interleaved,
+    /// `ctx.out_channels` per frame).
+    pub fn process(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut Outbox, stats: &Stats) {
+        if let Some(mut v) = self.live.take() {
+            let xfade = (self.xfade_left, self.xfade_len);
+            let mut fade = self.fade;
+            let mut n = 0u32;
+            let result = self.render(&mut v, ctx, mix, out, stats, |_| {
+                let x = crossfade_gain(xfade, n, true);
+                n += 1;
+                fade.next() * x
+            });
+            match result {
+                Ok(()) => {
+                    self.fade = fade;
+                    self.live = Some(v);
+                }
+                Err(fault) => self.fault(v, fault, ctx, out),
+            }
+        }
+        if let Some(mut v) = self.outgoing.take() {
+            let xfade = (self.xfade_left, self.xfade_len);
+            let mut fade = self.fade;
+            let mut n = 0u32;
+            let result = self.render(&mut v, ctx, mix, out, stats, |_| {
+                let x = crossfade_gain(xfade, n, false);
+                n += 1;
+                fade.next() * x
+            });
+            match result {
+                Ok(()) => self.outgoing = Some(v),
+                Err(fault) => {
+                    out.event(Event::Faulted {
+                        slot: self.id,
+                        version: v.id,
+                        fault,
+                        clock: ctx.clock,
+                    });
+                    out.retire(v);
+                }
+            }
+            self.xfade_left = self.xfade_left.saturating_sub(ctx.frames);
+            if self.xfade_left == 0
+                && let Some(old) = self.outgoing.take()
+            {
+                self.keep_previous(old, ctx, out);
+            }
+        }
+        if self.previous.is_some() && ctx.clock > self.rollback_until {
+            let v = self.previous.take().expect("checked");
+            out.retire(v);
+        }
+        if self.unloading && self.fade.done() {
+            self.unloading = false;
+            let id = self.live.as_ref().map_or(0, |v| v.id);
+            for v in [self.live.take(), self.outgoing.take(), self.previous.take()]
+                .into_iter()
+                .flatten()
+            {
+                out.retire(v);
+            }
+            out.event(Event::Unloaded {
+                slot: self.id,
+                version: id,
+            });
+        }
+    }
+
+    /// A version failed: silence it and, if a good version is at hand, go back to it.
+    fn fault(&mut self, v: Box<Version>, fault: Fault, ctx: &BlockCtx, out: &mut Outbox) {
+        out.event(Event::Faulted {
+            slot: self.id,
+            version: v.id,
+            fault,
+            clock: ctx.clock,
+        });
+        let from = v.id;
+        out.retire(v);
+        self.loud_blocks = 0;
+        let back = if let Some(old) = self.outgoing.take() {
+            // Mid-crossfade: the old version is still running; take it back.
+            let level = crossfade_gain((self.xfade_left, self.xfade_len), 0, false);
+            self.xfade_left = 0;
+            Some((old, level))
+        } else if ctx.clock <= self.rollback_until {
+            self.previous.take().map(|p| (p, 0.0))
+        } else {
+            None
+        };
+        if let Some((good, level)) = back {
+            out.event(Event::RolledBack {
+                slot: self.id,
+                from,
+                to: good.id,
+                clock: ctx.clock,
+            });
+            self.fade = Ramp::to(
+                level,
+                if self.unloading { 0.0 } else { 1.0 },
+                ctx.fade_frames,
+            );
+            self.live = Some(good);
+        }
+    }
+
+    /// Call one version and mix its output with a per-frame gain.
+    fn render(
+        &mut self,
+        v: &mut Version,
+        ctx: &BlockCtx,
+        mix: &mut [f32],
+        out: &mut Outbox,
+        stats: &Stats,
+        mut gain: impl FnMut(usize) -> f32,
+    ) -> Result<(), Fault> {
+        let before = violation_count();
+        let started = Instant::now();
+        let result = v.process(ctx.frames, ctx.clock, ctx.budget_ticks);
+        let took = started.elapsed().as_nanos() as u64;
+        if v.take_grow_refusal() {
+            out.event(Event::GrowRefused {
+                slot: self.id,
+                version: v.id,
+            });
+        }
+        let ptr = match result {
+            Ok(p) => p,
+            Err((fault, error)) => {
+                out.fault_allocations += violation_count() - before;
+                if let Some(e) = error {
+                    out.retire_error(e);
+                }
+                let _ = stats;
+                return Err(fault);
+            }
+        };
+        if took * 4 > ctx.block_nanos * 3
+            && self
+                .slow_reported_at
+                .is_none_or(|at| ctx.clock > at + 10 * ctx.rollback_frames.max(1))
+        {
+            self.slow_reported_at = Some(ctx.clock);
+            out.event(Event::Slow {
+                slot: self.id,
+                version: v.id,
+                micros: (took / 1000) as u32,
+                percent: (took * 100 / ctx.block_nanos.max(1)) as u32,
+            });
+        }
+        let samples = v.output(ptr, ctx.frames);
+        let mut peak = 0.0f32;
+        for b in samples.chunks_exact(4) {
+            let s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if !s.is_finite() {
+                return Err(Fault::NonFinite);
+            }
+            peak = peak.max(s.abs());
+        }
+        if peak > ABSURD_PEAK {
+            self.loud_blocks += 1;
+            if self.loud_blocks > 1 {
+                return Err(Fault::TooLoud { peak });
+            }
+        } else {
+            self.loud_blocks = 0;
+        }
+        let ch = v.channels as usize;
+        let oc = ctx.out_channels;
+        for (i, (frame, dst)) in samples
+            .chunks_exact(ch * 4)
+            .zip(mix.chunks_exact_mut(oc))
+            .enumerate()
+        {
+            let g = gain(i);
+            if ch == 1 {
+                let s = f32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) * g;
+                dst.iter_mut().for_each(|d| *d += s);
+            } else {
+                for (d, b) in dst.iter_mut().zip(frame.chunks_exact(4)) {
+                    *d += f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * g;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Equal-power crossfade gain at frame `n` of this block: rising for the new
+/// version, falling for the old. With no crossfade running: 1 for the new.
+#[inline]
+fn crossfade_gain((left, len): (u32, u32), n: u32, rising: bool) -> f32 {
+    if len == 0 || left == 0 {
+        return if rising { 1.0 } else { 0.0 };
+    }
+    let done = (len - left + n).min(len) as f32 / len as f32;
+    let angle = done * std::f32::consts::FRAC_PI_2;
+    if rising { angle.sin() } else { angle.cos() }
+}

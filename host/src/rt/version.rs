@@ -1,0 +1,116 @@
+//! One loaded version of a signal: a ready wasmtime instance. Built (compiled,
+//! instantiated, `init`-ed) by the loader; its methods here run on the audio
+//! thread and never allocate on the fault-free path.
+
+use wasmtime::{Memory, Store, TypedFunc};
+
+use super::messages::Fault;
+use crate::loader::runtime::HostState;
+use crate::loader::state::Layout;
+
+/// A version ready to play.
+pub struct Version {
+    /// Unique among all versions the process ever loaded.
+    pub id: u64,
+    pub channels: u32,
+    pub(crate) store: Store<HostState>,
+    pub(crate) process: TypedFunc<(i32, i64), i32>,
+    pub(crate) memory: Memory,
+    /// Where the state region starts in the module's memory.
+    pub(crate) state_base: u32,
+    /// The claimed blocks, in claim order.
+    pub(crate) layout: Layout,
+    /// The limiter's refusal was reported already.
+    pub(crate) grow_reported: bool,
+}
+
+impl Version {
+    /// Call `process` within `budget_ticks` epoch ticks; returns the address
+    /// of the interleaved samples after checking they lie inside memory.
+    ///
+    /// # Errors
+    /// The fault, plus wasmtime's error when there was one: it allocated, and
+    /// must be dropped off the audio thread.
+    pub fn process(
+        &mut self,
+        frames: u32,
+        clock: u64,
+        budget_ticks: u64,
+    ) -> Result<usize, (Fault, Option<wasmtime::Error>)> {
+        self.store.set_epoch_deadline(budget_ticks);
+        let ptr = match self
+            .process
+            .call(&mut self.store, (frames as i32, clock as i64))
+        {
+            Ok(p) => p as u32,
+            Err(e) => {
+                let fault = match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => Fault::Timeout,
+                    Some(&t) => Fault::Trap(t),
+                    None => Fault::Failed,
+                };
+                return Err((fault, Some(e)));
+            }
+        };
+        let bytes = frames as u64 * self.channels as u64 * 4;
+        let memory = self.memory.data_size(&self.store) as u64;
+        if ptr as u64 + bytes > memory {
+            return Err((
+                Fault::BadPointer {
+                    ptr,
+                    bytes: bytes as u32,
+                    memory: memory.min(u32::MAX as u64) as u32,
+                },
+                None,
+            ));
+        }
+        Ok(ptr as usize)
+    }
+
+    /// The samples a successful [`Version::process`] returned, as bytes.
+    pub fn output(&self, ptr: usize, frames: u32) -> &[u8] {
+        let len = frames as usize * self.channels as usize * 4;
+        &self.memory.data(&self.store)[ptr..ptr + len]
+    }
+
+    /// Copy the carried state blocks from `old` (the version playing until
+    /// now) into this one. Blocks are matched by key, size and offset, so a
+    /// layout computed against another version copies nothing wrong.
+    /// Returns how many blocks were copied.
+    pub fn carry_state_from(&mut self, old: &Version) -> u32 {
+        let mut copied = 0;
+        let src_mem = old.memory.data(&old.store);
+        let dst_mem = self.memory.data_mut(&mut self.store);
+        for block in self.layout.blocks.iter().filter(|b| b.carried) {
+            let Some(src) = old.layout.blocks.iter().find(|o| o.key == block.key) else {
+                continue;
+            };
+            if src.size != block.size || src.offset != block.offset {
+                continue;
+            }
+            let (s, d, n) = (
+                (old.state_base + src.offset) as usize,
+                (self.state_base + block.offset) as usize,
+                block.size as usize,
+            );
+            if let (Some(from), Some(to)) = (src_mem.get(s..s + n), dst_mem.get_mut(d..d + n)) {
+                to.copy_from_slice(from);
+                copied += 1;
+            }
+        }
+        copied
+    }
+
+    /// Whether the limiter refused a grow since the last call (reported once).
+    pub fn take_grow_refusal(&mut self) -> bool {
+        if self.store.data().limits.refused && !self.grow_reported {
+            self.grow_reported = true;
+            return true;
+        }
+        false
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+}
