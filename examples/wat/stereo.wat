@@ -16,7 +16,7 @@
   (global $out i32 (i32.const 4096))
   (data (i32.const 64) "osc#0")
   (data (i32.const 72) "osc#1")
-  (data (i32.const 80) "stereo: two oscillators ready")
+  (data (i32.const 80) "two oscillators ready")
 
   (global $left_hz f64 (f64.const 220))
   (global $right_hz f64 (f64.const 330))
@@ -36,7 +36,7 @@
     (global.set $right_at (call $claim (i32.const 72) (i32.const 5) (i32.const 8) (i32.const 8)))
     (global.set $left_step (f64.div (global.get $left_hz) (f64.convert_i32_u (local.get $sample_rate))))
     (global.set $right_step (f64.div (global.get $right_hz) (f64.convert_i32_u (local.get $sample_rate))))
-    (call $log (i32.const 2) (i32.const 80) (i32.const 29))
+    (call $log (i32.const 2) (i32.const 80) (i32.const 21))
     (i32.const 2))
 
   (func (export "process") (param $frames i32) (param $clock i64) (result i32)

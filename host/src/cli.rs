@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{Settings, collect_modules, read_module, signal_name};
+use crate::control::{Settings, collect_modules, signal_name};
 use crate::offline::Renderer;
 
 #[derive(Parser, Debug)]
@@ -29,6 +29,43 @@ pub enum Command {
     Render(RenderArgs),
     /// Validate modules against the lel:signal contract, run their `init`, and show their state.
     Check(CheckArgs),
+    /// Play modules on the sound card, watching their files: a saved new
+    /// build swaps in without a click, an added file starts, a removed one
+    /// fades out.
+    Run(RunArgs),
+    /// List output devices with their sample rates, channels and buffer sizes.
+    Devices,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// `.wasm`/`.wat` files, or folders of them (watched for new, changed and removed files).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Output device (name or id from `lel-host devices`); `none` plays on the
+    /// silent clock.
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    #[arg(long = "sample-rate", default_value_t = 48_000, value_name = "HZ")]
+    pub sample_rate: u32,
+    /// Device buffer size in frames (default: the device's choice).
+    #[arg(long, value_name = "FRAMES")]
+    pub buffer: Option<u32>,
+    /// Output channels.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub channels: u16,
+    /// Crossfade a swapped version in over this many milliseconds (default: instant swap).
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub xfade: f64,
+    /// Record exactly what is played to a 32-bit float WAV file.
+    #[arg(long, value_name = "OUT.wav")]
+    pub record: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<f64>,
+    /// At the end, print swap latencies, late blocks and audio-thread allocations.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +130,11 @@ fn settings(sample_rate: u32, channels: u16, block: u32) -> anyhow::Result<Setti
 pub fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Render(a) => render(a),
+        Command::Run(a) => crate::live::run(run_options(a)?),
+        Command::Devices => {
+            print!("{}", crate::live::output::list_devices()?);
+            Ok(true)
+        }
         Command::Check(a) => {
             let settings = settings(a.sample_rate, 2, a.block)?;
             let verdicts = crate::check::check(&a.paths, &settings)?;
@@ -102,6 +144,42 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(verdicts.iter().all(|v| v.ok))
         }
     }
+}
+
+fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
+    let mut settings = settings(a.sample_rate, a.channels, 128)?;
+    anyhow::ensure!(
+        a.xfade.is_finite() && (0.0..=10_000.0).contains(&a.xfade),
+        "--xfade {} is out of range (0 to 10000 ms)",
+        a.xfade
+    );
+    if let Some(b) = a.buffer {
+        anyhow::ensure!(
+            (16..=16_384).contains(&b),
+            "--buffer {b} is out of range (16 to 16384 frames)"
+        );
+    }
+    if let Some(s) = a.seconds {
+        anyhow::ensure!(
+            s.is_finite() && s > 0.0,
+            "--seconds {s} must be more than 0"
+        );
+    }
+    settings.xfade = Duration::from_secs_f64(a.xfade / 1e3);
+    settings.check_alloc = a.stats;
+    Ok(crate::live::RunOptions {
+        paths: a.paths,
+        output: crate::live::output::OutputRequest {
+            device: a.device,
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+            buffer: a.buffer,
+        },
+        settings,
+        record: a.record,
+        seconds: a.seconds,
+        stats: a.stats,
+    })
 }
 
 fn render(a: RenderArgs) -> anyhow::Result<bool> {
@@ -115,12 +193,13 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     anyhow::ensure!(!files.is_empty(), "no `.wasm` or `.wat` files to render");
     let mut renderer = Renderer::with_settings(settings.clone())?;
     let mut all_ok = true;
-    for f in &files {
-        match renderer.load(f) {
-            Ok(_) => tracing::info!("{}: loaded ({})", signal_name(f), f.display()),
+    let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
+    for ((name, path), result) in items.iter().zip(renderer.control().load_files(&items)) {
+        match result {
+            Ok(_) => tracing::info!("{name}: loaded ({})", path.display()),
             Err(e) => {
                 all_ok = false;
-                tracing::error!("{e:#}");
+                tracing::error!("{name}: rejected: {}: {e}", path.display());
             }
         }
     }
@@ -159,6 +238,5 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         took.as_secs_f64(),
         a.seconds / took.as_secs_f64()
     );
-    let _ = read_module; // re-exported helpers used by other commands
     Ok(all_ok)
 }

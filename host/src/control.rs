@@ -98,6 +98,8 @@ pub enum Notice {
         version: u64,
         clock: u64,
         carried: u32,
+        /// From the file change to the swap on the audio thread (live only).
+        latency: Option<Duration>,
     },
     Unloaded {
         signal: String,
@@ -257,6 +259,55 @@ impl Control {
         Ok(LoadOutcome::Loaded(self.submit(signal, prepared, path)))
     }
 
+    /// Load several files as new signals, preparing them in parallel so that
+    /// one slow or hanging `init` holds back none of the others. Results come
+    /// in the order of `items` (signal name, file).
+    pub fn load_files(
+        &mut self,
+        items: &[(String, PathBuf)],
+    ) -> Vec<Result<LoadOutcome, LoadError>> {
+        let loader = self.loader.clone();
+        let prepared: Vec<Result<crate::loader::Prepared, LoadError>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = items
+                    .iter()
+                    .map(|(name, path)| {
+                        let loader = &loader;
+                        scope.spawn(move || {
+                            let bytes = read_module(path)?;
+                            loader.prepare(name, &bytes, &Layout::default())
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(LoadError::Compile("the loader thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+        items
+            .iter()
+            .zip(prepared)
+            .map(|((name, path), p)| {
+                let p = p?;
+                if !self.signals.contains_key(name) && self.free.is_empty() {
+                    return Err(LoadError::NoFreeSlot(self.settings.slots));
+                }
+                if self
+                    .signals
+                    .get(name)
+                    .is_some_and(|r| r.hash == p.report.hash)
+                {
+                    return Ok(LoadOutcome::Unchanged);
+                }
+                Ok(LoadOutcome::Loaded(self.submit(name, p, Some(path))))
+            })
+            .collect()
+    }
+
     /// Hand a prepared version to the audio thread.
     pub fn submit(
         &mut self,
@@ -392,6 +443,7 @@ impl Control {
                 version,
                 clock,
                 carried,
+                at,
                 ..
             } => {
                 let (signal, _) = self.label(slot);
@@ -399,21 +451,19 @@ impl Control {
                     .signals
                     .get_mut(&signal)
                     .and_then(|r| r.requested.take())
-                    .map(|t| {
-                        format!(
-                            ", {:.1} ms after the file changed",
-                            t.elapsed().as_secs_f64() * 1e3
-                        )
-                    })
+                    .map(|t| at.saturating_duration_since(t));
+                let after = latency
+                    .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
                     .unwrap_or_default();
                 tracing::info!(
-                    "{signal}: swapped in version {version}, {carried} state blocks carried{latency}"
+                    "{signal}: swapped in version {version}, {carried} state blocks carried{after}"
                 );
                 Some(Notice::Swapped {
                     signal,
                     version,
                     clock,
                     carried,
+                    latency,
                 })
             }
             Event::Unloaded { slot, .. } => {

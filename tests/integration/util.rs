@@ -110,8 +110,7 @@ pub fn band_energy_db(x: &[f32], sample_rate: u32, hz: f64, width: f64) -> f64 {
 /// The largest sample-to-sample step in `x`. A sine of amplitude `a` at `f`
 /// Hz never steps by more than `2 pi f a / sr`; a click or a phase jump does.
 pub fn max_step(x: &[f32]) -> f32 {
-    x.windows(2)
-        .fold(0.0f32, |m, w| m.max((w[1] - w[0]).abs()))
+    x.windows(2).fold(0.0f32, |m, w| m.max((w[1] - w[0]).abs()))
 }
 
 /// The step bound of a sine of amplitude `amp` at `hz`, with 10 % slack.
@@ -121,8 +120,8 @@ pub fn sine_step_bound(amp: f64, hz: f64, sample_rate: u32) -> f32 {
 
 /// Read a 32-bit float WAV written by lel-host: (channels, sample rate, samples).
 pub fn read_wav(path: &Path) -> (u16, u32, Vec<f32>) {
-    let mut r = hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut r =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let spec = r.spec();
     assert_eq!(spec.sample_format, hound::SampleFormat::Float, "float WAV");
     assert_eq!(spec.bits_per_sample, 32, "32-bit WAV");

@@ -61,6 +61,8 @@ pub enum Event {
         old: u64,
         clock: u64,
         carried: u32,
+        /// Wall time of the swap (for file-change-to-swap latency).
+        at: std::time::Instant,
     },
     /// The slot finished fading out and is empty.
     Unloaded { slot: SlotId, version: u64 },

@@ -9,6 +9,7 @@
 //! Data flow: audio callback -> [`guard`] -> [`mixer::Mixer`] -> [`slot::Slot`]
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
+pub mod callback;
 pub mod guard;
 pub mod log_ring;
 pub mod master;

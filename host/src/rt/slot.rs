@@ -172,6 +172,7 @@ impl Slot {
             old: old.id,
             clock: ctx.clock,
             carried,
+            at: Instant::now(),
         });
         if self.unloading {
             // A new save while fading out: come back.

@@ -1,0 +1,292 @@
+//! `lel-host run`: the live host. Opens one output (a cpal stream, or the
+//! silent clock when there is no usable device), then runs the control loop
+//! on this thread: file changes from the [`watcher`] become loads (compile,
+//! instantiate, `init` here, off the audio thread) handed to the audio thread
+//! through the engine's wait-free queue; removals fade signals out; retired
+//! versions are dropped here; events become log lines.
+
+pub mod output;
+pub mod recorder;
+pub mod watcher;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::control::{
+    Control, LoadOutcome, Notice, Settings, collect_modules, read_module, signal_name,
+};
+use crate::loader::LoadReport;
+use crate::loader::cache::Source;
+use crate::rt::callback::{AudioCallback, WarmUp};
+use output::OutputRequest;
+use watcher::{Change, Due, Settler, WatchSet};
+
+/// Everything `run` needs, validated.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub paths: Vec<PathBuf>,
+    pub output: OutputRequest,
+    pub settings: Settings,
+    pub record: Option<PathBuf>,
+    pub seconds: Option<f64>,
+    /// Print a summary (swap latencies, late blocks, audio-thread
+    /// allocations) at the end.
+    pub stats: bool,
+}
+
+/// What a run saw, for `--stats` and tests.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub swap_latencies: Vec<Duration>,
+    pub late_callbacks: u64,
+    pub audio_thread_allocations: u64,
+    pub fault_path_allocations: u64,
+    pub recorded_samples: u64,
+}
+
+/// Run until `--seconds` pass or Ctrl-C.
+///
+/// # Errors
+/// When nothing can be watched or played at all.
+pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
+    let watch = WatchSet::new(&opts.paths)?;
+    let files = collect_modules(&opts.paths)?;
+    let (mut control, mixer) = Control::new(opts.settings.clone())?;
+    let mut all_ok = true;
+
+    // First versions: loaded in parallel, so one slow `init` holds no one back.
+    let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
+    for ((name, path), result) in items.iter().zip(control.load_files(&items)) {
+        match result {
+            Ok(LoadOutcome::Loaded(r)) => {
+                tracing::info!("{name}: loaded ({}), {}", path.display(), describe_load(&r))
+            }
+            Ok(LoadOutcome::Unchanged) => {}
+            Err(e) => {
+                all_ok = false;
+                tracing::error!("{name}: rejected: {}: {e}", path.display());
+            }
+        }
+    }
+
+    let channels = opts.settings.channels as u16;
+    let recorder = match &opts.record {
+        Some(p) => Some(recorder::Recorder::start(
+            p.clone(),
+            channels,
+            opts.settings.sample_rate,
+            10,
+        )?),
+        None => None,
+    };
+    let (recorder, ring) = match recorder {
+        Some((r, ring)) => (Some(r), Some(ring)),
+        None => (None, None),
+    };
+    let warm_up = WarmUp::new(&control.loader().runtime().engine).ok();
+    let callback = AudioCallback::new(mixer, control.stats().clone(), ring, warm_up);
+    let (err_tx, err_rx) = mpsc::channel();
+    let buffer = opts.output.buffer.unwrap_or(opts.settings.block);
+    let output = if opts.output.device.as_deref() == Some("none") {
+        output::start_silent(callback, buffer)?
+    } else {
+        match output::start_device(&opts.output, callback, err_tx) {
+            Ok(o) => o,
+            Err((callback, e)) => {
+                tracing::warn!(
+                    "no usable output device ({e:#}); playing on a silent real-time clock"
+                );
+                output::start_silent(callback, buffer)?
+            }
+        }
+    };
+    tracing::info!(
+        "playing on {} at {} Hz, {} channels; watching {}",
+        output.describe(),
+        opts.settings.sample_rate,
+        channels,
+        show(&opts.paths)
+    );
+    control.set_running();
+
+    let (tx, rx) = mpsc::channel();
+    let _watcher = watcher::start(&watch, tx)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Only the first handler can be installed; tests run `run` once per process.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let started = Instant::now();
+    let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
+    let mut settler = Settler::default();
+    let mut summary = Summary::default();
+    let mut late_seen = 0;
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let mut wait = Duration::from_millis(20);
+        if let Some(d) = settler.next_deadline() {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        if let Some(d) = deadline {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        let mut changes: Vec<Change> = rx.recv_timeout(wait).into_iter().collect();
+        changes.extend(rx.try_iter());
+        for c in changes {
+            match c {
+                Change::Touched { path, at, complete } => settler.touch(path, at, complete),
+                Change::Error(msg) => tracing::warn!("{msg}"),
+            }
+        }
+        for due in settler.due(Instant::now()) {
+            match due {
+                Due::Load { path, first } => reload(&mut control, &mut settler, &path, first),
+                Due::Remove { path } => {
+                    let name = signal_name(&path);
+                    if control.unload(&name) {
+                        tracing::info!("{name}: {} was removed; fading out", path.display());
+                    }
+                }
+            }
+        }
+        for e in err_rx.try_iter() {
+            tracing::warn!("audio device: {e}");
+        }
+        for n in control.poll() {
+            if let Notice::Swapped {
+                latency: Some(l), ..
+            } = n
+            {
+                summary.swap_latencies.push(l);
+            }
+        }
+        let late = control.stats().late_callbacks.load(Ordering::Relaxed);
+        if late > late_seen {
+            tracing::warn!(
+                "{} audio block(s) came late (xrun): the device ran dry",
+                late - late_seen
+            );
+            late_seen = late;
+        }
+    }
+
+    let callback = output.stop();
+    control.poll();
+    if let Some(r) = recorder {
+        let path = r.path.clone();
+        summary.recorded_samples = r.finish()?;
+        tracing::info!(
+            "recorded {:.2} s to {}",
+            summary.recorded_samples as f64 / channels as f64 / opts.settings.sample_rate as f64,
+            path.display()
+        );
+    }
+    let stats = control.stats();
+    summary.late_callbacks = stats.late_callbacks.load(Ordering::Relaxed);
+    summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
+    summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
+    if let Some(cb) = callback
+        && cb.record_overruns > 0
+    {
+        tracing::warn!(
+            "the recording lost {} samples (the disk was too slow)",
+            cb.record_overruns
+        );
+    }
+    if opts.stats {
+        println!("{}", format_summary(&summary, started.elapsed()));
+    }
+    Ok(all_ok)
+}
+
+/// Load a changed file; on failure retry (a partial write) or report.
+fn reload(control: &mut Control, settler: &mut Settler, path: &Path, first: Instant) {
+    let name = signal_name(path);
+    let result = read_module(path).and_then(|bytes| control.load(&name, &bytes, Some(path)));
+    match result {
+        Ok(LoadOutcome::Loaded(r)) => {
+            settler.loaded(path);
+            control.mark_requested(&name, first);
+            tracing::info!(
+                "{name}: new version from {}, {}",
+                path.display(),
+                describe_load(&r)
+            );
+        }
+        Ok(LoadOutcome::Unchanged) => {
+            settler.loaded(path);
+            tracing::debug!(
+                "{name}: {} changed on disk but not in content",
+                path.display()
+            );
+        }
+        Err(e) => {
+            if settler.failed(path, Instant::now()) {
+                let playing = if control.signals().contains(&name) {
+                    "; the playing version keeps playing"
+                } else {
+                    ""
+                };
+                tracing::error!("{name}: rejected: {}: {e}{playing}", path.display());
+            }
+        }
+    }
+}
+
+fn describe_load(r: &LoadReport) -> String {
+    let how = match r.source {
+        Source::Compiled => "compiled",
+        Source::Memory => "from the in-memory cache",
+        Source::Disk => "from the disk cache",
+    };
+    let ch = if r.channels == 1 {
+        "channel"
+    } else {
+        "channels"
+    };
+    format!(
+        "{} {ch}, {how} in {:.1} ms, init {:.1} ms",
+        r.channels,
+        r.compile.as_secs_f64() * 1e3,
+        r.init.as_secs_f64() * 1e3
+    )
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line: swaps and their latency, late blocks, audio-thread allocations.
+pub fn format_summary(s: &Summary, ran: Duration) -> String {
+    let mut l = s.swap_latencies.clone();
+    l.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let latency = match (l.first(), l.get(l.len() / 2), l.last()) {
+        (Some(a), Some(m), Some(b)) => format!(
+            "file-change-to-swap latency min {:.1} ms, median {:.1} ms, max {:.1} ms",
+            ms(*a),
+            ms(*m),
+            ms(*b)
+        ),
+        _ => "no file-change-to-swap latency measured".to_string(),
+    };
+    format!(
+        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks; {} audio-thread allocations ({} on fault paths)",
+        ran.as_secs_f64(),
+        s.swap_latencies.len(),
+        s.late_callbacks,
+        s.audio_thread_allocations,
+        s.fault_path_allocations
+    )
+}

@@ -1,0 +1,313 @@
+//! Audio output: one cpal output stream, opened once and never stopped while
+//! lel-host runs, or, with no usable device, a silent real-time clock that
+//! pulls blocks at the same pace. Either way the device (or clock) pulls; the
+//! callback it runs is [`crate::rt::callback::AudioCallback`].
+//! This file runs on the control thread; the closures it builds run on the
+//! audio thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+
+use crate::rt::callback::AudioCallback;
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct OutputRequest {
+    /// Device name or id; `None`: the default device; `Some("none")`: no
+    /// device, the silent clock.
+    pub device: Option<String>,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Device buffer in frames (`None`: the device's default).
+    pub buffer: Option<u32>,
+}
+
+/// A running output.
+pub enum Output {
+    Device {
+        stream: cpal::Stream,
+        name: String,
+        /// The callback comes back here when the stream is dropped.
+        home: mpsc::Receiver<AudioCallback>,
+    },
+    Silent {
+        stop: Arc<AtomicBool>,
+        thread: JoinHandle<AudioCallback>,
+    },
+}
+
+/// Stream errors reported by cpal (device gone, xruns), for the control side.
+pub type ErrorRx = mpsc::Receiver<String>;
+
+/// The device config lel-host will ask for, if the device can do it.
+///
+/// # Errors
+/// When there is no such device or it cannot play this format.
+pub fn open_device(
+    req: &OutputRequest,
+) -> anyhow::Result<(cpal::Device, cpal::StreamConfig, cpal::SampleFormat, String)> {
+    let host = cpal::host_from_id(cpal::default_host().id()).context("no audio host")?;
+    let device = match req.device.as_deref() {
+        None | Some("default") => host
+            .default_output_device()
+            .context("no default output device")?,
+        Some(name) => host
+            .output_devices()
+            .context("cannot list output devices")?
+            .find(|d| device_names(d).iter().any(|n| n == name))
+            .with_context(|| format!("no output device named `{name}` (see `lel-host devices`)"))?,
+    };
+    let label = device_label(&device);
+    let ranges: Vec<_> = device
+        .supported_output_configs()
+        .with_context(|| format!("{label}: cannot read its configurations"))?
+        .collect();
+    let preference = [
+        cpal::SampleFormat::F32,
+        cpal::SampleFormat::I16,
+        cpal::SampleFormat::I32,
+    ];
+    let range = preference
+        .iter()
+        .find_map(|fmt| {
+            ranges.iter().find(|r| {
+                r.sample_format() == *fmt
+                    && r.channels() == req.channels
+                    && r.min_sample_rate() <= req.sample_rate
+                    && req.sample_rate <= r.max_sample_rate()
+            })
+        })
+        .with_context(|| {
+            format!(
+                "{label} cannot play {} channels at {} Hz (see `lel-host devices`)",
+                req.channels, req.sample_rate
+            )
+        })?;
+    let config = cpal::StreamConfig {
+        channels: req.channels,
+        sample_rate: req.sample_rate,
+        buffer_size: match req.buffer {
+            Some(n) => cpal::BufferSize::Fixed(n),
+            None => cpal::BufferSize::Default,
+        },
+    };
+    Ok((device, config, range.sample_format(), label))
+}
+
+fn device_names(d: &cpal::Device) -> Vec<String> {
+    let mut names = vec![d.to_string()];
+    if let Ok(id) = d.id() {
+        names.push(id.id().to_string());
+    }
+    if let Ok(desc) = d.description() {
+        names.push(desc.name().to_string());
+    }
+    names
+}
+
+fn device_label(d: &cpal::Device) -> String {
+    match d.id() {
+        Ok(id) => format!("device `{}`", id.id()),
+        Err(_) => format!("device `{d}`"),
+    }
+}
+
+/// Returns the callback to its owner when the stream drops it.
+struct Homing {
+    callback: Option<AudioCallback>,
+    home: mpsc::Sender<AudioCallback>,
+}
+
+impl Drop for Homing {
+    fn drop(&mut self) {
+        if let Some(cb) = self.callback.take() {
+            let _ = self.home.send(cb);
+        }
+    }
+}
+
+/// Start the device stream; on failure give the callback back with the reason.
+pub fn start_device(
+    req: &OutputRequest,
+    callback: AudioCallback,
+    errors: mpsc::Sender<String>,
+) -> Result<Output, (AudioCallback, anyhow::Error)> {
+    let (device, config, format, label) = match open_device(req) {
+        Ok(x) => x,
+        Err(e) => return Err((callback, e)),
+    };
+    let (home_tx, home_rx) = mpsc::channel();
+    let homing = Homing {
+        callback: Some(callback),
+        home: home_tx,
+    };
+    let err_fn = move |e: cpal::Error| {
+        let _ = errors.send(e.to_string());
+    };
+    let built = match format {
+        cpal::SampleFormat::F32 => build::<f32>(&device, config, homing, err_fn, |cb, out| {
+            cb.process_f32(out)
+        }),
+        cpal::SampleFormat::I16 => build::<i16>(&device, config, homing, err_fn, |cb, out| {
+            cb.process_with(out, |s| (s.clamp(-1.0, 1.0) * i16::MAX as f32) as i16)
+        }),
+        _ => build::<i32>(&device, config, homing, err_fn, |cb, out| {
+            cb.process_with(out, |s| {
+                (s.clamp(-1.0, 1.0) as f64 * i32::MAX as f64) as i32
+            })
+        }),
+    };
+    let stream = match built.and_then(|s| s.play().map(|_| s)) {
+        Ok(s) => s,
+        Err(e) => {
+            // The closure (and the callback inside it) was dropped: it came home.
+            let cb = home_rx
+                .recv()
+                .expect("the callback returns when the stream is dropped");
+            return Err((cb, anyhow::anyhow!("{label}: {e}")));
+        }
+    };
+    Ok(Output::Device {
+        stream,
+        name: label,
+        home: home_rx,
+    })
+}
+
+fn build<T: cpal::SizedSample>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    mut homing: Homing,
+    err_fn: impl FnMut(cpal::Error) + Send + 'static,
+    mut fill: impl FnMut(&mut AudioCallback, &mut [T]) + Send + 'static,
+) -> Result<cpal::Stream, cpal::Error> {
+    device.build_output_stream(
+        config,
+        move |out: &mut [T], _info: &cpal::OutputCallbackInfo| {
+            if let Some(cb) = homing.callback.as_mut() {
+                fill(cb, out);
+            }
+        },
+        err_fn,
+        None,
+    )
+}
+
+/// Start the silent clock: a thread that pulls one buffer every buffer period,
+/// on absolute deadlines (no drift), and discards it.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn start_silent(callback: AudioCallback, buffer_frames: u32) -> std::io::Result<Output> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("lel-clock".into())
+        .spawn(move || {
+            let mut cb = callback;
+            let period = Duration::from_secs_f64(buffer_frames as f64 / cb.sample_rate() as f64);
+            let mut buf = vec![0.0f32; buffer_frames as usize * cb.channels()];
+            let mut next = Instant::now();
+            while !stop2.load(Ordering::Relaxed) {
+                cb.process_f32(&mut buf);
+                next += period;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else if now - next > period * 8 {
+                    // Far behind (the machine was suspended): do not burst.
+                    next = now;
+                }
+            }
+            cb
+        })?;
+    Ok(Output::Silent { stop, thread })
+}
+
+impl Output {
+    pub fn describe(&self) -> String {
+        match self {
+            Output::Device { name, .. } => name.clone(),
+            Output::Silent { .. } => "the silent clock (no device)".to_string(),
+        }
+    }
+
+    /// Stop the output and get the callback (with the mixer and every
+    /// signal's state) back.
+    pub fn stop(self) -> Option<AudioCallback> {
+        match self {
+            Output::Device { stream, home, .. } => {
+                drop(stream);
+                home.recv_timeout(Duration::from_secs(2)).ok()
+            }
+            Output::Silent { stop, thread } => {
+                stop.store(true, Ordering::Relaxed);
+                thread.join().ok()
+            }
+        }
+    }
+}
+
+/// `lel-host devices`: every output device with what it supports.
+///
+/// # Errors
+/// When the audio host cannot list devices.
+pub fn list_devices() -> anyhow::Result<String> {
+    let host = cpal::host_from_id(cpal::default_host().id()).context("no audio host")?;
+    let mut out = String::new();
+    let default = host
+        .default_output_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.id().to_string());
+    let mut any = false;
+    for d in host
+        .output_devices()
+        .context("cannot list output devices")?
+    {
+        any = true;
+        let id = d
+            .id()
+            .map(|i| i.id().to_string())
+            .unwrap_or_else(|_| d.to_string());
+        let name = d
+            .description()
+            .map(|x| x.name().to_string())
+            .unwrap_or_default();
+        let mark = if default.as_deref() == Some(id.as_str()) {
+            " (default)"
+        } else {
+            ""
+        };
+        out.push_str(&format!("{id}{mark}: {name}\n"));
+        match d.supported_output_configs() {
+            Ok(ranges) => {
+                for r in ranges {
+                    let buffer = match r.buffer_size() {
+                        cpal::SupportedBufferSize::Range { min, max } => {
+                            format!("buffer {min}..{max} frames")
+                        }
+                        cpal::SupportedBufferSize::Unknown => "buffer size unknown".to_string(),
+                    };
+                    out.push_str(&format!(
+                        "    {} ch, {}..{} Hz, {}, {buffer}\n",
+                        r.channels(),
+                        r.min_sample_rate(),
+                        r.max_sample_rate(),
+                        r.sample_format()
+                    ));
+                }
+            }
+            Err(e) => out.push_str(&format!("    unavailable: {e}\n")),
+        }
+    }
+    if !any {
+        out.push_str("no output devices\n");
+    }
+    Ok(out)
+}

@@ -1,0 +1,154 @@
+//! The audio callback: what the device (or the silent clock) calls for every
+//! buffer. Renders through the mixer under the real-time guard, converts to
+//! the device's sample format, copies what was played into the recorder's
+//! ring and notices late callbacks. Runs on the audio thread.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use wasmtime::{Engine, Module, Store, TypedFunc};
+
+use super::guard::Stats;
+use super::mixer::Mixer;
+
+/// Largest device buffer converted in one piece (larger ones are split).
+const SCRATCH_FRAMES: usize = 4096;
+
+/// A trivial wasm function called once on the audio thread before the first
+/// block: wasmtime sets up per-thread state (a signal stack) on a thread's
+/// first call into wasm, which allocates and makes system calls.
+pub struct WarmUp {
+    store: Store<()>,
+    func: TypedFunc<(), ()>,
+}
+
+impl WarmUp {
+    /// # Errors
+    /// When the tiny module does not compile (it always does).
+    pub fn new(engine: &Engine) -> anyhow::Result<Self> {
+        let module = Module::new(engine, "(module (func (export \"w\")))")?;
+        let mut store = Store::new(engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[])?;
+        let func = instance.get_typed_func(&mut store, "w")?;
+        Ok(WarmUp { store, func })
+    }
+
+    fn call(&mut self) {
+        let _ = self.func.call(&mut self.store, ());
+    }
+}
+
+/// Everything the audio thread owns.
+pub struct AudioCallback {
+    mixer: Mixer,
+    record: Option<rtrb::Producer<f32>>,
+    stats: Arc<Stats>,
+    warm_up: Option<WarmUp>,
+    warmed: bool,
+    scratch: Box<[f32]>,
+    last: Option<Instant>,
+    /// Samples the recorder's ring had no room for.
+    pub record_overruns: u64,
+}
+
+impl AudioCallback {
+    pub fn new(
+        mixer: Mixer,
+        stats: Arc<Stats>,
+        record: Option<rtrb::Producer<f32>>,
+        warm_up: Option<WarmUp>,
+    ) -> Self {
+        let channels = mixer.config().channels;
+        AudioCallback {
+            mixer,
+            record,
+            stats,
+            warm_up,
+            warmed: false,
+            scratch: vec![0.0; SCRATCH_FRAMES * channels].into_boxed_slice(),
+            last: None,
+            record_overruns: 0,
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.mixer.config().channels
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.mixer.config().sample_rate
+    }
+
+    /// Give the mixer back (the stream is gone; the signals and their state
+    /// live on in it).
+    pub fn into_mixer(self) -> Mixer {
+        self.mixer
+    }
+
+    fn first_call(&mut self) {
+        if !self.warmed {
+            self.warmed = true;
+            if let Some(w) = self.warm_up.as_mut() {
+                w.call();
+            }
+        }
+    }
+
+    fn note_timing(&mut self, frames: usize) {
+        let now = Instant::now();
+        if let Some(last) = self.last {
+            // Later than 1.5 buffer periods after the previous callback: the
+            // device most likely ran dry.
+            let period_ns = frames as u128 * 1_000_000_000 / self.sample_rate() as u128;
+            if now.duration_since(last).as_nanos() > period_ns * 3 / 2 + 2_000_000 {
+                self.stats.late_callbacks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.last = Some(now);
+    }
+
+    /// Fill an `f32` device buffer (interleaved, the mixer's channel count).
+    pub fn process_f32(&mut self, out: &mut [f32]) {
+        self.first_call();
+        self.note_timing(out.len() / self.channels());
+        self.mixer.render(out);
+        self.record(out.len());
+        if let Some(ring) = self.record.as_mut()
+            && let Ok(chunk) = ring.write_chunk_uninit(out.len())
+        {
+            chunk.fill_from_iter(out.iter().copied());
+        }
+    }
+
+    /// Fill a device buffer of another sample type, converting from `f32`.
+    pub fn process_with<T: Copy>(&mut self, out: &mut [T], convert: impl Fn(f32) -> T) {
+        self.first_call();
+        let ch = self.channels();
+        self.note_timing(out.len() / ch);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for piece in out.chunks_mut(scratch.len()) {
+            let buf = &mut scratch[..piece.len()];
+            self.mixer.render(buf);
+            for (d, s) in piece.iter_mut().zip(buf.iter()) {
+                *d = convert(*s);
+            }
+            self.record(buf.len());
+            if let Some(ring) = self.record.as_mut()
+                && let Ok(chunk) = ring.write_chunk_uninit(buf.len())
+            {
+                chunk.fill_from_iter(buf.iter().copied());
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn record(&mut self, samples: usize) {
+        if let Some(ring) = self.record.as_ref()
+            && ring.slots() < samples
+        {
+            self.record_overruns += samples as u64;
+        }
+    }
+}

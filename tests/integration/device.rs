@@ -1,0 +1,159 @@
+//! The real cpal path, end to end, on a machine without a sound card: ALSA's
+//! `file` plugin in front of a paced null sink (`tests/alsa/pcm_paced.c`, a
+//! tiny ALSA plugin built here) gives cpal a real device that plays at 48 kHz
+//! in real time and writes every frame it receives to a raw f32 file. The
+//! test plays a sine through `lel-host run`, rewrites the module on disk
+//! mid-run, and decodes what the device received.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::fixtures;
+use crate::live::{LiveRun, SR, assert_continuous_swap};
+use crate::util::*;
+
+/// Build the paced sink and write an ALSA configuration whose default
+/// device is `cpal_tap`, capturing to `<dir>/device.raw`. Returns
+/// (ALSA_CONFIG_PATH file, raw output file).
+fn alsa_rig(dir: &Path) -> (PathBuf, PathBuf) {
+    let so = dir.join("libasound_module_pcm_paced.so");
+    run_ok(
+        Command::new("cc")
+            .args(["-O2", "-Wall", "-DPIC", "-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(repo_root().join("tests/alsa/pcm_paced.c"))
+            .arg("-lasound"),
+        "building the ALSA test plugin",
+        "install a C compiler and the ALSA headers: apt-get install gcc libasound2-dev (scripts/setup does)",
+    );
+    let raw = dir.join("device.raw");
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"pcm_type.paced {{
+    lib "{so}"
+}}
+pcm.cpal_tap {{
+    type file
+    slave.pcm {{ type paced format "FLOAT_LE" rate 48000 channels 2 }}
+    file "{raw}"
+    format "raw"
+    hint {{ show on description "lel-host test capture (f32le 48k stereo raw)" }}
+}}
+pcm.!default "cpal_tap"
+"#,
+            so = so.display(),
+            raw = raw.display()
+        ),
+    )
+    .unwrap();
+    (conf, raw)
+}
+
+fn read_raw(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn cpal_plays_a_sine_and_a_rewrite_swaps_without_a_phase_jump() {
+    let dir = tempdir();
+    let (conf, raw) = alsa_rig(dir.path());
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    let home = dir.path().to_path_buf();
+    let run = LiveRun::start(
+        dir.path(),
+        &[music.to_str().unwrap(), "--seconds", "3", "--buffer", "256"],
+        &[("ALSA_CONFIG_PATH", &conf), ("HOME", &home)],
+    );
+    run.wait_for("playing on device `default`", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1_000));
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.25)).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (log, recorded) = run.finish();
+    assert!(
+        !log.contains("silent"),
+        "played on the device, not the silent clock:\n{log}"
+    );
+
+    let device = read_raw(&raw);
+    let left = channel(&device, 2, 0);
+    let right = channel(&device, 2, 1);
+    // Paced at real time: about 3 s reached the device.
+    let secs = left.len() as f64 / SR as f64;
+    assert!(
+        (2.5..4.0).contains(&secs),
+        "the device received {secs:.2} s in a 3 s run"
+    );
+    assert_eq!(left, right, "mono to both channels");
+    // Level and pitch before the swap, then the same phase after it.
+    let swap = assert_continuous_swap(&left, 440.0, 0.5, 0.25);
+    assert!(
+        swap > SR as usize / 2,
+        "swap after the rewrite: frame {swap}"
+    );
+    let f = dominant_frequency(&left[..SR as usize / 2], SR);
+    assert!((f - 440.0).abs() < 0.5, "440 Hz on the device: {f}");
+    assert!((peak(&left[..swap]) - 0.5).abs() < 1e-3);
+    // `--record` wrote exactly what the device got.
+    assert_eq!(
+        &recorded[..left.len().min(recorded.len())],
+        &left[..left.len().min(recorded.len())]
+    );
+}
+
+#[test]
+fn devices_lists_the_device_with_its_formats() {
+    let dir = tempdir();
+    let (conf, _) = alsa_rig(dir.path());
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .arg("devices")
+            .env("ALSA_CONFIG_PATH", &conf)
+            .env("HOME", dir.path()),
+        "lel-host devices",
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("cpal_tap: lel-host test capture"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 ch, 48000..48000 Hz, f32"), "{stdout}");
+}
+
+#[test]
+fn without_a_device_run_says_so_and_plays_on_the_silent_clock() {
+    let dir = tempdir();
+    // An ALSA configuration with no devices at all.
+    let conf = write(dir.path(), "asound.conf", "# nothing here\n");
+    let sine = repo_root().join("examples/wat/sine.wat");
+    let run = LiveRun::start(
+        dir.path(),
+        &[sine.to_str().unwrap(), "--seconds", "1"],
+        &[("ALSA_CONFIG_PATH", &conf), ("HOME", dir.path())],
+    );
+    let (log, x) = run.finish();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no usable output device"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "said in one line:\n{log}");
+    assert!(
+        warnings[0].contains("playing on a silent real-time clock"),
+        "{log}"
+    );
+    let secs = x.len() as f64 / SR as f64;
+    assert!(
+        (0.8..1.5).contains(&secs),
+        "the silent clock kept real time: {secs:.2} s recorded"
+    );
+    assert!((dominant_frequency(&x, SR) - 440.0).abs() < 0.5);
+}

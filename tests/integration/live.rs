@@ -1,0 +1,368 @@
+//! `lel-host run` as a musician uses it: a child process playing a watched
+//! folder on the silent clock (`--device none`) and recording what it played,
+//! while the test rewrites, replaces, renames, half-writes, adds and removes
+//! module files the way real tools do. The recording is decoded and checked.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::fixtures;
+use crate::util::*;
+
+pub const SR: u32 = 48_000;
+
+/// A running `lel-host run` whose stderr is collected line by line.
+pub struct LiveRun {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    pub record: PathBuf,
+}
+
+impl LiveRun {
+    /// Start `lel-host run <args> --record <dir>/played.wav`.
+    pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &Path)]) -> LiveRun {
+        let record = dir.join("played.wav");
+        let mut cmd = Command::new(lel_host_bin());
+        cmd.arg("run").args(args).arg("--record").arg(&record);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.env("LEL_LOG", "info").env("NO_COLOR", "1");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lel-host run");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(strip_ansi(&line));
+                }
+            });
+        }
+        LiveRun { child, log, record }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Wait until a log line contains `needle`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!(
+            "no log line with {needle:?} within {timeout:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Wait for the process to end (it was started with `--seconds`).
+    pub fn finish(mut self) -> (String, Vec<f32>) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50)); // let the readers drain
+                assert!(
+                    status.success(),
+                    "lel-host run failed ({status}):\n{}",
+                    self.log()
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "lel-host run did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (channels, rate, samples) = read_wav(&self.record);
+        assert_eq!((channels, rate), (2, SR));
+        (self.log(), channel(&samples, 2, 0))
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Where `x` stops being `amp_a * sin(2 pi f n / SR)` and, from there on, is
+/// `amp_b * sin(...)` with the same phase: returns the swap frame. Panics if
+/// either part deviates (a phase jump, a click, a missing block).
+pub fn assert_continuous_swap(x: &[f32], f: f64, amp_a: f64, amp_b: f64) -> usize {
+    let ideal = |n: usize| (std::f64::consts::TAU * f * n as f64 / SR as f64).sin();
+    let swap = (0..x.len())
+        .find(|&n| (x[n] as f64 - amp_a * ideal(n)).abs() > 1e-4)
+        .unwrap_or_else(|| panic!("no swap: the first version played throughout"));
+    for (n, &s) in x.iter().enumerate().skip(swap) {
+        let err = (s as f64 - amp_b * ideal(n)).abs();
+        assert!(
+            err < 1e-4,
+            "after the swap at frame {swap}, frame {n} is {s}, expected {:.6}: the phase jumped",
+            amp_b * ideal(n)
+        );
+    }
+    swap
+}
+
+fn folder_with_sine(amp: f64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, amp)).unwrap();
+    (dir, music)
+}
+
+fn run_folder(dir: &Path, music: &Path, seconds: &str) -> LiveRun {
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(dir, &[m, "--device", "none", "--seconds", seconds], &[]);
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    run
+}
+
+#[test]
+fn rewriting_a_file_swaps_it_in_with_its_phase() {
+    let (dir, music) = folder_with_sine(0.5);
+    let run = run_folder(dir.path(), &music, "2.5");
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.25)).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(log.contains("ms after the file changed"), "{log}");
+    let swap = assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+    assert!(
+        swap > SR as usize / 2,
+        "swapped after the rewrite, not before: {swap}"
+    );
+    assert!(
+        x.len() >= SR as usize * 2,
+        "recorded the whole run: {}",
+        x.len()
+    );
+}
+
+#[test]
+fn cargo_style_replace_by_hard_link_is_a_reload() {
+    let (dir, music) = folder_with_sine(0.5);
+    // Start from a binary module, as cargo writes them.
+    std::fs::remove_file(music.join("sine.wat")).unwrap();
+    std::fs::write(
+        music.join("sine.wasm"),
+        wat::parse_str(fixtures::sine(440.0, 0.5)).unwrap(),
+    )
+    .unwrap();
+    let run = run_folder(dir.path(), &music, "2.5");
+    std::thread::sleep(Duration::from_millis(700));
+    // cargo: build into deps/, then remove the old output and hard-link the new one.
+    let deps = dir.path().join("deps");
+    std::fs::create_dir(&deps).unwrap();
+    std::fs::write(
+        deps.join("sine.wasm"),
+        wat::parse_str(fixtures::sine(440.0, 0.25)).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(music.join("sine.wasm")).unwrap();
+    std::fs::hard_link(deps.join("sine.wasm"), music.join("sine.wasm")).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(
+        !log.contains("fading out"),
+        "a replace is not a removal:\n{log}"
+    );
+    assert!(!log.contains("unloaded"), "{log}");
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+}
+
+#[test]
+fn an_editor_renaming_a_temp_file_into_place_is_a_reload() {
+    let (dir, music) = folder_with_sine(0.5);
+    let run = run_folder(dir.path(), &music, "2.5");
+    std::thread::sleep(Duration::from_millis(700));
+    let tmp = music.join(".sine.wat.swp");
+    std::fs::write(&tmp, fixtures::sine(440.0, 0.25)).unwrap();
+    std::fs::rename(&tmp, music.join("sine.wat")).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(!log.contains(".swp"), "temp files are ignored:\n{log}");
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+}
+
+#[test]
+fn a_half_written_file_is_never_loaded_and_the_full_one_is() {
+    use std::io::Write as _;
+    let (dir, music) = folder_with_sine(0.5);
+    std::fs::remove_file(music.join("sine.wat")).unwrap();
+    std::fs::write(
+        music.join("sine.wasm"),
+        wat::parse_str(fixtures::sine(440.0, 0.5)).unwrap(),
+    )
+    .unwrap();
+    let run = run_folder(dir.path(), &music, "2.5");
+    std::thread::sleep(Duration::from_millis(600));
+    let full = wat::parse_str(fixtures::sine(440.0, 0.25)).unwrap();
+    let mut f = std::fs::File::create(music.join("sine.wasm")).unwrap();
+    f.write_all(&full[..full.len() / 2]).unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    f.write_all(&full[full.len() / 2..]).unwrap();
+    drop(f);
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(
+        !log.contains("rejected"),
+        "the partial file was retried, not reported:\n{log}"
+    );
+    assert_eq!(
+        log.matches("sine: swapped in version").count(),
+        1,
+        "one swap, to the full file:\n{log}"
+    );
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+}
+
+#[test]
+fn adding_a_file_fades_it_in_and_removing_one_fades_it_out() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    // Start with a silent module so the folder has something to play.
+    std::fs::write(music.join("quiet.wat"), fixtures::silent()).unwrap();
+    let run = run_folder(dir.path(), &music, "3");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    run.wait_for("sine: playing", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(900));
+    std::fs::remove_file(music.join("sine.wat")).unwrap();
+    run.wait_for("sine: unloaded", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(log.contains("sine.wat was removed; fading out"), "{log}");
+    let start = x
+        .iter()
+        .position(|s| s.abs() > 1e-6)
+        .expect("the sine started");
+    let end = x
+        .iter()
+        .rposition(|s| s.abs() > 1e-6)
+        .expect("the sine ended");
+    let bound = sine_step_bound(0.5, 440.0, SR);
+    assert!(
+        max_step(&x) < bound,
+        "no click at start or end: step {} > {bound}",
+        max_step(&x)
+    );
+    // ~10 ms ramps: the first 5 ms are quieter than full scale, the middle is full.
+    let head = peak(&x[start..start + 240]);
+    assert!(head < 0.3, "fades in: peak of the first 5 ms is {head}");
+    assert!(
+        (peak(&x[start + 4_800..end - 4_800]) - 0.5).abs() < 1e-3,
+        "full level in between"
+    );
+    let tail = peak(&x[end - 240..=end]);
+    assert!(tail < 0.3, "fades out: peak of the last 5 ms is {tail}");
+    assert!(
+        x[end + 1..].iter().all(|&s| s == 0.0),
+        "silent after unloading"
+    );
+}
+
+#[test]
+fn a_crossfaded_swap_is_equal_power_and_click_free() {
+    let (dir, music) = folder_with_sine(0.5);
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(
+        dir.path(),
+        &[m, "--device", "none", "--seconds", "2.5", "--xfade", "50"],
+        &[],
+    );
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(700));
+    // Same phase, other level: an equal-power crossfade of two coherent sines
+    // passes through sqrt(2)*... never above the larger amplitude * sqrt(2).
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.25)).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (_, x) = run.finish();
+    let bound = sine_step_bound(0.5 * 2f64.sqrt(), 440.0, SR);
+    assert!(max_step(&x) < bound, "no click: {} > {bound}", max_step(&x));
+    // Before: 0.5; long after: 0.25; in between a 50 ms transition.
+    let first = x.iter().position(|s| (s.abs() - 0.5).abs() < 1e-3).unwrap();
+    let late = &x[x.len() - 4_800..];
+    assert!(
+        (peak(late) - 0.25).abs() < 2e-3,
+        "ends at the new level: {}",
+        peak(late)
+    );
+    assert!(first < SR as usize / 10);
+    assert_eq!(dominant_frequency(late, SR).round(), 440.0);
+}
+
+#[test]
+fn stats_show_swap_latency_and_no_audio_thread_allocation() {
+    let (dir, music) = folder_with_sine(0.5);
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(
+        dir.path(),
+        &[
+            m,
+            "--device",
+            "none",
+            "--seconds",
+            "3",
+            "--stats",
+            "--xfade",
+            "20",
+        ],
+        &[],
+    );
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    // Loads, swaps, crossfades, additions and removals under the counting guard.
+    for (i, amp) in [0.25, 0.4, 0.3].iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, *amp)).unwrap();
+        run.wait_for(
+            &format!("sine: swapped in version {}", i + 2),
+            Duration::from_secs(10),
+        );
+    }
+    std::fs::write(music.join("other.wat"), fixtures::sine(660.0, 0.1)).unwrap();
+    run.wait_for("other: playing", Duration::from_secs(10));
+    std::fs::remove_file(music.join("other.wat")).unwrap();
+    run.wait_for("other: unloaded", Duration::from_secs(10));
+    let (log, _) = run.finish();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("stats: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("3 swaps"), "{line}");
+    assert!(line.contains("file-change-to-swap latency min"), "{line}");
+    assert!(
+        line.contains(" 0 audio-thread allocations (0 on fault paths)"),
+        "{line}"
+    );
+}

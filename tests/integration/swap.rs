@@ -1,0 +1,190 @@
+//! Swapping versions between blocks: the phase of a sine continues when its
+//! state carries, a resized key starts fresh, released keys free their
+//! space, and thousands of versions never exhaust the region.
+
+use lel_host::control::{Notice, Settings};
+use lel_host::offline::Renderer;
+
+use crate::fixtures::{self, count_of, counter};
+use crate::util::*;
+
+const SR: u32 = 48_000;
+
+/// A mono engine whose audio-thread code counts any allocation.
+fn mono() -> Renderer {
+    Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        block: 128,
+        check_alloc: true,
+        ..Settings::default()
+    })
+    .expect("engine")
+}
+
+/// `amp * sin(2 pi f n / SR)` for n in `from..from + len`.
+fn ideal(f: f64, amp: f64, from: usize, len: usize) -> Vec<f32> {
+    (from..from + len)
+        .map(|n| (amp * (std::f64::consts::TAU * f * n as f64 / SR as f64).sin()) as f32)
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn a_swapped_sine_continues_its_phase_exactly() {
+    let dir = tempdir();
+    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
+    let mut r = mono();
+    r.load(&path).unwrap();
+    let before = r.render(10_000); // not a whole number of blocks, on purpose
+    // The new version is louder; it must pick up the phase where the old left it.
+    write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.25));
+    let report = r.load(&path).unwrap().expect("new content loads");
+    assert!(
+        report.layout.get("osc#0").unwrap().carried,
+        "osc#0 is carried"
+    );
+    let after = r.render(20_000);
+    let notices = r.take_notices();
+    let swap_at = notices
+        .iter()
+        .find_map(|n| match n {
+            Notice::Swapped { clock, carried, .. } => Some((*clock, *carried)),
+            _ => None,
+        })
+        .expect("a swap notice");
+    assert_eq!(swap_at.1, 1, "one block carried");
+    let swap = swap_at.0 as usize;
+    // The swap lands on the next block boundary: where the last render ended.
+    assert_eq!(swap, 10_000);
+    let all: Vec<f32> = before.iter().chain(&after).copied().collect();
+    assert!(
+        max_diff(&all[..swap], &ideal(440.0, 0.5, 0, swap)) < 1e-5,
+        "old version exact"
+    );
+    let tail = &all[swap..];
+    let err = max_diff(tail, &ideal(440.0, 0.25, swap, tail.len()));
+    assert!(
+        err < 1e-5,
+        "after the swap the phase continues: max error {err}"
+    );
+}
+
+#[test]
+fn a_frequency_change_is_click_free() {
+    let dir = tempdir();
+    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
+    let mut r = mono();
+    r.load(&path).unwrap();
+    let mut out = r.render(4_000);
+    write(dir.path(), "lead.wat", &fixtures::sine(660.0, 0.5));
+    r.load(&path).unwrap();
+    out.extend(r.render(4_000));
+    let bound = sine_step_bound(0.5, 660.0, SR);
+    assert!(
+        max_step(&out) < bound,
+        "largest step {} over the bound {bound}",
+        max_step(&out)
+    );
+    let f = dominant_frequency(&out[4_096..], SR);
+    assert!((f - 660.0).abs() < 1.0, "new pitch {f}");
+}
+
+#[test]
+fn a_key_whose_size_changed_starts_fresh() {
+    let dir = tempdir();
+    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
+    let mut r = mono();
+    r.load(&path).unwrap();
+    let before = r.render(1_000 * 128);
+    // Claim 16 bytes instead of 8 under the same key: a fresh, zeroed block.
+    let resized = fixtures::sine(440.0, 0.5).replace(
+        "(i32.const 5) (i32.const 8) (i32.const 8)",
+        "(i32.const 5) (i32.const 16) (i32.const 8)",
+    );
+    write(dir.path(), "lead.wat", &resized);
+    let report = r.load(&path).unwrap().unwrap();
+    assert!(!report.layout.get("osc#0").unwrap().carried);
+    let after = r.render(4_800);
+    assert!(max_diff(&before, &ideal(440.0, 0.5, 0, before.len())) < 1e-5);
+    // The phase restarts at zero at the swap.
+    let err = max_diff(&after, &ideal(440.0, 0.5, 0, after.len()));
+    assert!(err < 1e-5, "fresh phase from 0: max error {err}");
+}
+
+/// Render `blocks` blocks and return the counter shown by the last one.
+fn counted(r: &mut Renderer, blocks: usize) -> i64 {
+    let out = r.render(blocks * 128);
+    count_of(*out.last().unwrap())
+}
+
+#[test]
+fn claims_are_carried_fresh_released_and_exhausted_as_specified() {
+    let mut r = mono();
+    let load = |r: &mut Renderer, keys: &[(&str, u32)], watch: &str| {
+        r.load_bytes("counter", counter(keys, watch, 1024).as_bytes())
+    };
+    load(&mut r, &[("a", 8), ("b", 8)], "a").unwrap();
+    assert_eq!(counted(&mut r, 10), 10);
+    // Same keys, other order: "a" carried, the count continues.
+    load(&mut r, &[("b", 8), ("a", 8)], "a").unwrap();
+    assert_eq!(counted(&mut r, 10), 20, "carried");
+    // "a" resized: fresh.
+    load(&mut r, &[("a", 16)], "a").unwrap();
+    assert_eq!(counted(&mut r, 10), 10, "resized key starts fresh");
+    // A version without "a" releases it; claimed again later it is fresh.
+    load(&mut r, &[("c", 8)], "c").unwrap();
+    assert_eq!(counted(&mut r, 5), 5);
+    load(&mut r, &[("c", 8), ("a", 16)], "a").unwrap();
+    assert_eq!(counted(&mut r, 5), 5, "released key comes back fresh");
+    // Exhaustion: a clear error, and the playing version keeps counting.
+    let err = load(&mut r, &[("a", 16), ("big", 4096)], "a").unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "counter: state region of 1024 bytes cannot hold claim \"big\" of 4096 bytes (enlarge the module's state region)"
+    );
+    assert_eq!(counted(&mut r, 5), 10, "the previous version plays on");
+}
+
+#[test]
+fn ten_thousand_versions_with_shifting_keys_never_exhaust_the_region() {
+    // Five modules in rotation, each keeping "keep" and claiming other keys
+    // of other sizes; the region (2048 bytes) holds only a few versions' worth.
+    let variants: Vec<String> = (0..5)
+        .map(|v| {
+            let k1 = format!("voice#{v}");
+            let k2 = format!("delay#{}", v % 3);
+            counter(
+                &[
+                    (k1.as_str(), 200 + v * 40),
+                    ("keep", 8),
+                    (k2.as_str(), 300 + v * 16),
+                ],
+                "keep",
+                2048,
+            )
+        })
+        .collect();
+    let mut r = mono();
+    for i in 0..10_000 {
+        r.load_bytes("churn", variants[i % 5].as_bytes())
+            .unwrap_or_else(|e| panic!("version {i}: {e:#}"));
+        let out = r.render(128);
+        assert_eq!(
+            count_of(out[127]),
+            i as i64 + 1,
+            "version {i}: \"keep\" carried"
+        );
+    }
+    // Every retired version was handed back and dropped off the audio thread.
+    assert_eq!(
+        r.control()
+            .stats()
+            .violations
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
