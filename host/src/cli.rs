@@ -35,6 +35,20 @@ pub enum Command {
     Run(RunArgs),
     /// List output devices with their sample rates, channels and buffer sizes.
     Devices,
+    /// Create a ready-to-build signal project in a new folder NAME.
+    New(NewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// Name of the signal (and of the folder created for it).
+    pub name: String,
+    /// Language of the project.
+    #[arg(long, value_enum)]
+    pub lang: crate::scaffold::Lang,
+    /// Folder to create the project in.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -131,6 +145,11 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Render(a) => render(a),
         Command::Run(a) => crate::live::run(run_options(a)?),
+        Command::New(a) => {
+            let dir = crate::scaffold::new_project(&a.name, a.lang, &a.dir)?;
+            println!("created {}", dir.display());
+            Ok(true)
+        }
         Command::Devices => {
             print!("{}", crate::live::output::list_devices()?);
             Ok(true)

@@ -24,6 +24,7 @@ pub mod live;
 pub mod loader;
 pub mod offline;
 pub mod rt;
+pub mod scaffold;
 pub mod wav;
 
 /// Every allocation in the process goes through `assert_no_alloc`'s
