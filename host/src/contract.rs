@@ -187,7 +187,12 @@ pub fn to_binary(bytes: &[u8], is_text: bool) -> Result<Vec<u8>, ContractError> 
     if is_text {
         return wat::parse_bytes(bytes)
             .map(|b| b.into_owned())
-            .map_err(|e| ContractError::Invalid(format!("WAT text does not parse: {e}")));
+            .map_err(|e| {
+                ContractError::Invalid(format!(
+                    "WAT text does not parse: {}",
+                    one_line_wat_error(&e)
+                ))
+            });
     }
     if bytes.starts_with(b"\0asm") {
         return Ok(bytes.to_vec());
@@ -203,6 +208,24 @@ pub fn to_binary(bytes: &[u8], is_text: bool) -> Result<Vec<u8>, ContractError> 
         ""
     };
     Err(ContractError::NotWasm { hint })
+}
+
+/// The WAT parser's message on one line: `expected `)` at line 1, column 14`
+/// (its own text adds a multi-line excerpt of the source).
+fn one_line_wat_error(e: &wat::Error) -> String {
+    let text = e.to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim().to_string();
+    let at = lines
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .and_then(|loc| {
+            let mut parts = loc.rsplitn(3, ':');
+            let col = parts.next()?;
+            let line = parts.next()?;
+            Some(format!(" at line {line}, column {col}"))
+        })
+        .unwrap_or_default();
+    format!("{first}{at}")
 }
 
 /// Check module bytes against the contract generated from `wit/lel.wit`.

@@ -12,6 +12,10 @@
  *
  * Underrun semantics: if the app falls behind, the clock stalls (no xrun, no
  * catch-up burst) - the sink only ever "plays" what was written.
+ *
+ * Fault injection for tests: with `gone_if "/abs/path"`, the device behaves
+ * as unplugged while that file exists: opening fails and writes fail with
+ * ENODEV.
  */
 #include <alsa/asoundlib.h>
 #include <alsa/pcm_external.h>
@@ -31,7 +35,13 @@ typedef struct {
 	uint64_t anchor_hw;     /* hw at anchor_ns */
 	uint64_t anchor_ns;
 	snd_pcm_uframes_t avail_min;
+	char *gone_if;          /* while this file exists, the device is "unplugged" */
 } paced_t;
+
+static int is_gone(const char *path)
+{
+	return path && access(path, F_OK) == 0;
+}
 
 static uint64_t now_ns(void)
 {
@@ -128,7 +138,10 @@ static int paced_sw_params(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
 static snd_pcm_sframes_t paced_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
 					snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
 {
-	(void)io; (void)areas; (void)offset;
+	paced_t *p = io->private_data;
+	(void)areas; (void)offset;
+	if (is_gone(p->gone_if))
+		return -ENODEV;
 	return size; /* discard */
 }
 
@@ -188,6 +201,7 @@ static int paced_close(snd_pcm_ioplug_t *io)
 {
 	paced_t *p = io->private_data;
 	close(p->tfd);
+	free(p->gone_if);
 	free(p);
 	return 0;
 }
@@ -209,6 +223,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(paced)
 {
 	snd_config_iterator_t i, next;
 	const char *fmt_s = NULL;
+	const char *gone_s = NULL;
 	long rate = 0, channels = 0;
 	int err;
 	(void)root;
@@ -226,6 +241,8 @@ SND_PCM_PLUGIN_DEFINE_FUNC(paced)
 			continue;
 		if (!strcmp(id, "channels") && snd_config_get_integer(n, &channels) >= 0)
 			continue;
+		if (!strcmp(id, "gone_if") && snd_config_get_string(n, &gone_s) >= 0)
+			continue;
 		SNDERR("paced: unknown or invalid field %s", id);
 		return -EINVAL;
 	}
@@ -234,12 +251,19 @@ SND_PCM_PLUGIN_DEFINE_FUNC(paced)
 		return -EINVAL;
 	}
 
+	if (is_gone(gone_s))
+		return -ENODEV;
 	paced_t *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	if (gone_s && !(p->gone_if = strdup(gone_s))) {
+		free(p);
+		return -ENOMEM;
+	}
 	p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (p->tfd < 0) {
 		err = -errno;
+		free(p->gone_if);
 		free(p);
 		return err;
 	}
@@ -256,6 +280,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(paced)
 	err = snd_pcm_ioplug_create(&p->io, name, stream, mode);
 	if (err < 0) {
 		close(p->tfd);
+		free(p->gone_if);
 		free(p);
 		return err;
 	}

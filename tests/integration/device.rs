@@ -157,3 +157,57 @@ fn without_a_device_run_says_so_and_plays_on_the_silent_clock() {
     );
     assert!((dominant_frequency(&x, SR) - 440.0).abs() < 0.5);
 }
+
+#[test]
+fn a_device_that_disappears_is_reopened_or_replaced_by_the_silent_clock_keeping_every_signal() {
+    let dir = tempdir();
+    let (conf, raw) = alsa_rig(dir.path());
+    // While `gone` exists the device is unplugged: writes and opens fail.
+    let gone = dir.path().join("gone");
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        "channels 2 }",
+        &format!("channels 2 gone_if \"{}\" }}", gone.display()),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let sine = repo_root().join("examples/wat/sine.wat");
+    let run = LiveRun::start(
+        dir.path(),
+        &[
+            sine.to_str().unwrap(),
+            "--seconds",
+            "2.5",
+            "--buffer",
+            "256",
+        ],
+        &[("ALSA_CONFIG_PATH", &conf), ("HOME", dir.path())],
+    );
+    run.wait_for("playing on device `default`", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&gone, "").unwrap();
+    run.wait_for(
+        "continuing on a silent real-time clock",
+        Duration::from_secs(10),
+    );
+    let (log, recorded) = run.finish();
+    assert!(log.contains("audio device failed"), "{log}");
+    assert!(log.contains("reopening it"), "{log}");
+    // The device got the first part; the recording has all of it, and the
+    // sine never lost its phase across the switch to the silent clock.
+    let device = channel(&read_raw(&raw), 2, 0);
+    assert!(
+        device.len() > SR as usize / 2,
+        "the device played before it went: {}",
+        device.len()
+    );
+    assert!(
+        recorded.len() as f64 / SR as f64 > 2.0,
+        "kept playing after the device went"
+    );
+    for (n, &s) in recorded.iter().enumerate() {
+        let want = 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin();
+        assert!(
+            (s as f64 - want).abs() < 1e-5,
+            "frame {n}: {s}, expected {want}: state lost in the switch"
+        );
+    }
+}

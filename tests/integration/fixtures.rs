@@ -90,3 +90,30 @@ pub fn module(extra: &str, init: &str, process: &str) -> String {
 pub fn silent() -> String {
     module("", "(i32.const 1)", "(i32.const 1024)")
 }
+
+/// A mono module that outputs a constant 0.1 for `after` blocks, then runs
+/// `bad` (WAT instructions) at the start of every `process` call. `extra`
+/// adds module-level items (helper functions, tables). `(call $fill (f32.const
+/// X))` returns a block of X.
+pub fn faulty(after: u32, bad: &str, extra: &str) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $n (mut i32) (i32.const 0))
+  {extra}
+  (func $fill (param $v f32) (result i32)
+    (local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 4096)))
+      (f32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 2))) (local.get $v))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 1024))
+  (func (export "init") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "process") (param $frames i32) (param $clock i64) (result i32)
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (if (i32.gt_u (global.get $n) (i32.const {after})) (then {bad}))
+    (call $fill (f32.const 0.1))))
+"#
+    )
+}

@@ -366,3 +366,75 @@ fn stats_show_swap_latency_and_no_audio_thread_allocation() {
         "{line}"
     );
 }
+
+/// `amp * sin(2 pi 440 n / SR)`.
+fn sine_at(n: usize, amp: f64) -> f64 {
+    amp * (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin()
+}
+
+#[test]
+fn a_faulty_module_in_run_is_muted_and_the_rest_plays_on() {
+    let (dir, music) = folder_with_sine(0.5);
+    std::fs::write(
+        music.join("bad.wat"),
+        fixtures::faulty(40, "(drop (i32.div_s (global.get $n) (i32.const 0)))", ""),
+    )
+    .unwrap();
+    let run = run_folder(dir.path(), &music, "1.5");
+    run.wait_for(
+        "bad: trap: integer divide by zero in process",
+        Duration::from_secs(10),
+    );
+    let (log, x) = run.finish();
+    assert!(log.contains("bad.wat); muted"), "names the file:\n{log}");
+    // Both started at clock 0; `bad` adds 0.1 for 40 blocks, then nothing.
+    for (n, &s) in x.iter().enumerate() {
+        let dc = if n < 40 * 128 { 0.1 } else { 0.0 };
+        assert!(
+            (s as f64 - sine_at(n, 0.5) - dc).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
+}
+
+#[test]
+fn a_broken_save_is_rejected_with_the_file_named_and_the_old_version_plays_on() {
+    let (dir, music) = folder_with_sine(0.5);
+    let run = run_folder(dir.path(), &music, "2");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(music.join("sine.wat"), "(module (func").unwrap();
+    run.wait_for("sine: rejected", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    let line = log.lines().find(|l| l.contains("sine: rejected")).unwrap();
+    assert!(
+        line.contains("sine.wat: invalid WebAssembly: WAT text does not parse"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("; the playing version keeps playing"),
+        "{line}"
+    );
+    assert_eq!(
+        log.matches("sine: rejected").count(),
+        1,
+        "reported once, after the retries:\n{log}"
+    );
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(n, 0.5)).abs() < 1e-5,
+            "frame {n}: the old version kept playing"
+        );
+    }
+}
+
+#[test]
+fn a_watched_folder_deleted_from_under_the_watcher_is_reported_not_a_crash() {
+    let (dir, music) = folder_with_sine(0.5);
+    let run = run_folder(dir.path(), &music, "1.5");
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::remove_dir_all(&music).unwrap();
+    run.wait_for("the watched folder was removed", Duration::from_secs(10));
+    run.wait_for("sine: unloaded", Duration::from_secs(10));
+    let (log, _) = run.finish();
+    assert!(log.contains("sine.wat was removed; fading out"), "{log}");
+}

@@ -12,6 +12,8 @@
 mod device;
 mod errors;
 mod fixtures;
+mod fuzz;
+mod isolation;
 mod live;
 mod render;
 mod swap;

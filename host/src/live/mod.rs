@@ -90,14 +90,15 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
     let callback = AudioCallback::new(mixer, control.stats().clone(), ring, warm_up);
     let (err_tx, err_rx) = mpsc::channel();
     let buffer = opts.output.buffer.unwrap_or(opts.settings.block);
-    let output = if opts.output.device.as_deref() == Some("none") {
+    let mut output = if opts.output.device.as_deref() == Some("none") {
         output::start_silent(callback, buffer)?
     } else {
-        match output::start_device(&opts.output, callback, err_tx) {
+        match output::start_device(&opts.output, callback, err_tx.clone()) {
             Ok(o) => o,
-            Err((callback, e)) => {
+            Err(failure) => {
+                let output::StartFailure { callback, error } = *failure;
                 tracing::warn!(
-                    "no usable output device ({e:#}); playing on a silent real-time clock"
+                    "no usable output device ({error:#}); playing on a silent real-time clock"
                 );
                 output::start_silent(callback, buffer)?
             }
@@ -156,8 +157,13 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
                 }
             }
         }
-        for e in err_rx.try_iter() {
-            tracing::warn!("audio device: {e}");
+        let errors: Vec<output::DeviceError> = err_rx.try_iter().collect();
+        if let Some(fatal) = errors.iter().find(|e| e.is_fatal()) {
+            tracing::warn!("audio device failed: {}; reopening it", fatal.message);
+            output = reopen(output, &opts.output, &err_tx, buffer)?;
+            err_rx.try_iter().for_each(drop);
+        } else if let Some(e) = errors.first() {
+            tracing::debug!("audio device: {}", e.message);
         }
         for n in control.poll() {
             if let Notice::Swapped {
@@ -204,6 +210,41 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
         println!("{}", format_summary(&summary, started.elapsed()));
     }
     Ok(all_ok)
+}
+
+/// The device failed: get the engine back from the dead stream (every signal
+/// and its state live on in it), try the device again a few times, and fall
+/// back to the silent clock.
+fn reopen(
+    dead: output::Output,
+    req: &OutputRequest,
+    errors: &mpsc::Sender<output::DeviceError>,
+    buffer: u32,
+) -> anyhow::Result<output::Output> {
+    let mut callback = dead
+        .stop()
+        .ok_or_else(|| anyhow::anyhow!("the audio engine was lost with the device"))?;
+    let mut last = None;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        match output::start_device(req, callback, errors.clone()) {
+            Ok(o) => {
+                tracing::info!("playing on {} again", o.describe());
+                return Ok(o);
+            }
+            Err(failure) => {
+                callback = failure.callback;
+                last = Some(failure.error);
+            }
+        }
+    }
+    let why = last.map(|e| format!("{e:#}")).unwrap_or_default();
+    tracing::warn!(
+        "cannot reopen the audio device ({why}); continuing on a silent real-time clock"
+    );
+    Ok(output::start_silent(callback, buffer)?)
 }
 
 /// Load a changed file; on failure retry (a partial write) or report.

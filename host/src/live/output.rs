@@ -42,8 +42,19 @@ pub enum Output {
     },
 }
 
-/// Stream errors reported by cpal (device gone, xruns), for the control side.
-pub type ErrorRx = mpsc::Receiver<String>;
+/// A stream error reported by cpal (device gone, xrun), for the control side.
+#[derive(Debug)]
+pub struct DeviceError {
+    pub kind: cpal::ErrorKind,
+    pub message: String,
+}
+
+impl DeviceError {
+    /// Is the stream dead (the device must be reopened)?
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self.kind, cpal::ErrorKind::Xrun)
+    }
+}
 
 /// The device config lel-host will ask for, if the device can do it.
 ///
@@ -132,23 +143,34 @@ impl Drop for Homing {
     }
 }
 
+/// A device that could not be started, with the callback (and so every
+/// signal and its state) handed back.
+pub struct StartFailure {
+    pub callback: AudioCallback,
+    pub error: anyhow::Error,
+}
+
 /// Start the device stream; on failure give the callback back with the reason.
 pub fn start_device(
     req: &OutputRequest,
     callback: AudioCallback,
-    errors: mpsc::Sender<String>,
-) -> Result<Output, (AudioCallback, anyhow::Error)> {
+    errors: mpsc::Sender<DeviceError>,
+) -> Result<Output, Box<StartFailure>> {
     let (device, config, format, label) = match open_device(req) {
         Ok(x) => x,
-        Err(e) => return Err((callback, e)),
+        Err(error) => return Err(Box::new(StartFailure { callback, error })),
     };
     let (home_tx, home_rx) = mpsc::channel();
     let homing = Homing {
         callback: Some(callback),
         home: home_tx,
     };
+    // cpal calls this from its stream thread, on errors only.
     let err_fn = move |e: cpal::Error| {
-        let _ = errors.send(e.to_string());
+        let _ = errors.send(DeviceError {
+            kind: e.kind(),
+            message: e.to_string(),
+        });
     };
     let built = match format {
         cpal::SampleFormat::F32 => build::<f32>(&device, config, homing, err_fn, |cb, out| {
@@ -170,7 +192,10 @@ pub fn start_device(
             let cb = home_rx
                 .recv()
                 .expect("the callback returns when the stream is dropped");
-            return Err((cb, anyhow::anyhow!("{label}: {e}")));
+            return Err(Box::new(StartFailure {
+                callback: cb,
+                error: anyhow::anyhow!("{label}: {e}"),
+            }));
         }
     };
     Ok(Output::Device {

@@ -141,12 +141,17 @@ impl Loader {
                 claim_error: None,
                 log_ring: None,
                 limits: self.config.limits.clone(),
+                overrun: Default::default(),
             },
         );
         store.limiter(|s| &mut s.limits);
         let timeout = self.config.init_timeout;
-        store.set_epoch_deadline(Runtime::ticks_for(timeout));
-        store.epoch_deadline_trap();
+        // Half the timeout to the first deadline, half per extension: a
+        // looping `init` is stopped after about `timeout`.
+        let ticks = Runtime::ticks_for(timeout / 2);
+        store.set_epoch_deadline(ticks);
+        store.data_mut().overrun.start(ticks);
+        runtime::install_deadline_policy(&mut store);
         let init_err = |e: wasmtime::Error| match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => LoadError::InitTimeout(timeout),
             Some(t) => LoadError::InitTrap(trap_text(*t)),
@@ -176,7 +181,7 @@ impl Loader {
                 .and_then(|f| f.call(&mut store, ()))
                 .map_err(init_err)? as u32;
             let size = memory.data_size(&store) as u64;
-            if ptr % MAX_ALIGN != 0 {
+            if !ptr.is_multiple_of(MAX_ALIGN) {
                 return Err(LoadError::StateRegion(format!(
                     "`state-ptr` returned {ptr:#x}, which is not {MAX_ALIGN}-byte aligned (align the state buffer to {MAX_ALIGN})"
                 )));

@@ -31,6 +31,76 @@ pub struct HostState {
     /// drained by a control thread. `None` while loading: logged at once.
     pub log_ring: Option<LogProducer>,
     pub limits: GuestLimits,
+    /// Budget bookkeeping for the call in progress.
+    pub overrun: Overrun,
+}
+
+/// How a call that ran past its epoch deadline is judged. The deadline is
+/// wall time (the epoch ticker); before a call is stopped, the thread's CPU
+/// time confirms the guest was actually running: an audio thread the OS
+/// preempted gets more time instead of a wrongly muted signal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overrun {
+    /// Ticks granted per extension (the call's budget).
+    pub budget_ticks: u64,
+    /// Thread CPU time and wall time at the first deadline of this call.
+    first: Option<(Duration, std::time::Instant)>,
+    extensions: u32,
+}
+
+impl Overrun {
+    /// Most extensions granted to a call that is not getting the CPU.
+    const MAX_EXTENSIONS: u32 = 8;
+
+    /// Reset at the start of every call (no system call).
+    pub fn start(&mut self, budget_ticks: u64) {
+        self.budget_ticks = budget_ticks;
+        self.first = None;
+        self.extensions = 0;
+    }
+
+    /// Called by wasmtime when the deadline passes (on the calling thread,
+    /// only for calls past their budget): stop the call, or extend it.
+    fn on_deadline(&mut self) -> wasmtime::UpdateDeadline {
+        let cpu = thread_cpu_time();
+        let now = std::time::Instant::now();
+        match self.first {
+            None => {
+                self.first = Some((cpu, now));
+                wasmtime::UpdateDeadline::Continue(self.budget_ticks)
+            }
+            Some((cpu0, wall0)) => {
+                let used = cpu.saturating_sub(cpu0);
+                let wall = now.duration_since(wall0);
+                // Running for at least half the time since the first
+                // deadline: a runaway, not a preempted thread.
+                if used * 2 >= wall || self.extensions >= Self::MAX_EXTENSIONS {
+                    wasmtime::UpdateDeadline::Interrupt
+                } else {
+                    self.extensions += 1;
+                    wasmtime::UpdateDeadline::Continue(self.budget_ticks)
+                }
+            }
+        }
+    }
+}
+
+/// CPU time consumed by the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is
+    // supported on every Linux; on failure `ts` stays zero, which only makes
+    // the call look preempted (it is then stopped after MAX_EXTENSIONS).
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Install the deadline policy of [`Overrun`] on a store.
+pub fn install_deadline_policy(store: &mut wasmtime::Store<HostState>) {
+    store.epoch_deadline_callback(|mut ctx| Ok(ctx.data_mut().overrun.on_deadline()));
 }
 
 /// Per-module memory and table caps: a memory bomb gets a failed grow, not

@@ -150,7 +150,7 @@ impl Claims {
             let b = &self.previous.blocks[i];
             if !self.evicted[i]
                 && b.size == size
-                && b.offset % align == 0
+                && b.offset.is_multiple_of(align)
                 && b.offset as u64 + size as u64 <= self.region_len as u64
             {
                 let offset = b.offset;

@@ -35,10 +35,35 @@ pub fn violation_count() -> u64 {
 /// `--check-alloc` runs want.
 pub fn run<T>(check_alloc: bool, f: impl FnOnce() -> T) -> T {
     let _ftz = ScopedFtz::enable();
+    let _mark = AudioThreadMark::set();
     if check_alloc {
         assert_no_alloc::assert_no_alloc(f)
     } else {
         f()
+    }
+}
+
+thread_local! {
+    static ON_AUDIO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Is the calling code running inside [`run`] (audio-thread code)?
+pub fn on_audio_thread() -> bool {
+    ON_AUDIO_THREAD.with(|c| c.get())
+}
+
+/// Marks the thread as running audio code for its lifetime.
+struct AudioThreadMark(bool);
+
+impl AudioThreadMark {
+    fn set() -> Self {
+        AudioThreadMark(ON_AUDIO_THREAD.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for AudioThreadMark {
+    fn drop(&mut self) {
+        ON_AUDIO_THREAD.with(|c| c.set(self.0));
     }
 }
 

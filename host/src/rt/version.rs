@@ -2,11 +2,19 @@
 //! instantiated, `init`-ed) by the loader; its methods here run on the audio
 //! thread and never allocate on the fault-free path.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wasmtime::{Memory, Store, TypedFunc};
 
 use super::messages::Fault;
 use crate::loader::runtime::HostState;
 use crate::loader::state::Layout;
+
+/// Versions dropped so far, and how many of those on the audio thread
+/// (which must stay zero: dropping a wasmtime store frees memory and may
+/// lock). Read by tests and `--stats`.
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+pub static DROPPED_ON_AUDIO_THREAD: AtomicU64 = AtomicU64::new(0);
 
 /// A version ready to play.
 pub struct Version {
@@ -38,6 +46,7 @@ impl Version {
         budget_ticks: u64,
     ) -> Result<usize, (Fault, Option<wasmtime::Error>)> {
         self.store.set_epoch_deadline(budget_ticks);
+        self.store.data_mut().overrun.start(budget_ticks);
         let ptr = match self
             .process
             .call(&mut self.store, (frames as i32, clock as i64))
@@ -112,5 +121,14 @@ impl Version {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+}
+
+impl Drop for Version {
+    fn drop(&mut self) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        if super::guard::on_audio_thread() {
+            DROPPED_ON_AUDIO_THREAD.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
