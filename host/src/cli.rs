@@ -34,9 +34,20 @@ pub enum Command {
     /// fades out.
     Run(RunArgs),
     /// List output devices with their sample rates, channels and buffer sizes.
-    Devices,
+    Devices(DevicesArgs),
     /// Create a ready-to-build signal project in a new folder NAME.
     New(NewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DevicesArgs {
+    /// Only check that the default device (or --device) can play 48 kHz
+    /// stereo: exit status 0 if it can, 1 if not.
+    #[arg(long)]
+    pub check: bool,
+    /// The device to check.
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -150,7 +161,25 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("created {}", dir.display());
             Ok(true)
         }
-        Command::Devices => {
+        Command::Devices(a) if a.check => {
+            let req = crate::live::output::OutputRequest {
+                device: a.device,
+                sample_rate: 48_000,
+                channels: 2,
+                buffer: None,
+            };
+            match crate::live::output::open_device(&req) {
+                Ok((_, _, format, label)) => {
+                    println!("{label} can play 48000 Hz stereo ({format})");
+                    Ok(true)
+                }
+                Err(e) => {
+                    println!("no usable output device: {e:#}");
+                    Ok(false)
+                }
+            }
+        }
+        Command::Devices(_) => {
             print!("{}", crate::live::output::list_devices()?);
             Ok(true)
         }

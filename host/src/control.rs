@@ -144,6 +144,8 @@ struct SignalRecord {
     layouts: Vec<(u64, Layout, String)>,
     /// When the last load was asked for (file change), for latency figures.
     requested: Option<Instant>,
+    /// Compile (or cache) time of versions on their way to the audio thread.
+    compile_times: Vec<(u64, Duration)>,
 }
 
 pub struct Control {
@@ -333,12 +335,15 @@ impl Control {
                 hash: String::new(),
                 layouts: Vec::new(),
                 requested: None,
+                compile_times: Vec::new(),
             });
         if let Some(p) = path {
             rec.path = Some(p.to_path_buf());
         }
         self.slot_names[slot] = Some((signal.to_string(), rec.path.clone()));
         rec.current = report.version;
+        rec.compile_times.retain(|(v, _)| *v + 8 > report.version);
+        rec.compile_times.push((report.version, report.compile));
         rec.hash = report.hash.clone();
         rec.layouts
             .push((report.version, report.layout.clone(), report.hash.clone()));
@@ -447,16 +452,26 @@ impl Control {
                 ..
             } => {
                 let (signal, _) = self.label(slot);
-                let latency = self
-                    .signals
-                    .get_mut(&signal)
-                    .and_then(|r| r.requested.take())
-                    .map(|t| at.saturating_duration_since(t));
+                let rec = self.signals.get_mut(&signal);
+                let (latency, compile) = match rec {
+                    Some(r) => (
+                        r.requested.take().map(|t| at.saturating_duration_since(t)),
+                        r.compile_times
+                            .iter()
+                            .find(|(v, _)| *v == version)
+                            .map(|(_, d)| *d),
+                    ),
+                    None => (None, None),
+                };
+                let compiled = compile
+                    .map(|d| format!(" (compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
+                    .unwrap_or_default();
                 let after = latency
                     .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
                     .unwrap_or_default();
+                let blocks = if carried == 1 { "block" } else { "blocks" };
                 tracing::info!(
-                    "{signal}: swapped in version {version}, {carried} state blocks carried{after}"
+                    "{signal}: swapped in version {version}{compiled}, {carried} state {blocks} carried{after}"
                 );
                 Some(Notice::Swapped {
                     signal,

@@ -211,3 +211,26 @@ fn a_device_that_disappears_is_reopened_or_replaced_by_the_silent_clock_keeping_
         );
     }
 }
+
+#[test]
+fn devices_check_tells_whether_the_default_device_can_play() {
+    let dir = tempdir();
+    let (conf, _) = alsa_rig(dir.path());
+    let ok = Command::new(lel_host_bin())
+        .args(["devices", "--check"])
+        .env("ALSA_CONFIG_PATH", &conf)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("can play 48000 Hz stereo (f32)"));
+    let empty = write(dir.path(), "empty.conf", "# no devices\n");
+    let none = Command::new(lel_host_bin())
+        .args(["devices", "--check"])
+        .env("ALSA_CONFIG_PATH", &empty)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stdout).starts_with("no usable output device: "));
+}

@@ -184,54 +184,83 @@ fn another_signal_example_pans_with_equal_power() {
     assert!((ratio / want - 1.0).abs() < 0.02, "R/L {ratio}, expected {want}");
 }
 
-/// Onsets (in frames) of `x`: 1 ms windows whose energy jumps above four
-/// times the largest of the previous ten and above a floor.
-fn onsets(x: &[f32]) -> Vec<usize> {
-    let w = 48;
-    let e: Vec<f64> = x.chunks(w).map(|c| rms(c).powi(2)).collect();
-    let mut found = Vec::new();
-    for k in 10..e.len() {
-        let before = e[k - 10..k].iter().cloned().fold(0.0, f64::max);
-        if e[k] > 4.0 * before.max(1e-6) && found.last().is_none_or(|&f| k * w > f + 20 * w) {
-            found.push(k * w);
+/// Onset strength of `x` per 1 ms (48 frames): how much the energy of
+/// the last 5 ms rose over the 5 ms before. Peaks where hits start,
+/// whatever the phase of the waveforms.
+fn onset_strength(x: &[f32]) -> Vec<f64> {
+    let e: Vec<f64> = x.chunks(48).map(|c| rms(c).powi(2)).collect();
+    let smooth: Vec<f64> = (0..e.len())
+        .map(|k| e[k.saturating_sub(4)..=k].iter().sum::<f64>())
+        .collect();
+    (0..smooth.len())
+        .map(|k| (smooth[k] - smooth[k.saturating_sub(5)]).max(0.0))
+        .collect()
+}
+
+/// The lag (in 1 ms windows, within +-`max`) at which `b` best matches
+/// `a`, and the normalised correlation there.
+fn best_lag(a: &[f64], b: &[f64], max: isize) -> (isize, f64) {
+    let n = a.len() as isize;
+    let mut best = (0, f64::MIN);
+    for lag in -max..=max {
+        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+        for i in max..n - max {
+            let (x, y) = (a[i as usize], b[(i + lag) as usize]);
+            ab += x * y;
+            aa += x * x;
+            bb += y * y;
+        }
+        let c = ab / (aa * bb).sqrt().max(1e-30);
+        if c > best.1 {
+            best = (lag, c);
         }
     }
-    found
+    best
 }
 
 #[test]
 fn drum_pattern_example_stays_on_the_shared_clock() {
     let step = SR as usize * 60 / (120 * 4); // 6000 frames
     let bar = 16 * step;
+    let late = 2 * step + step / 2; // half a step off the grid
     let drums = bytes("drum-pattern");
-    // One copy from the start, a second loaded half a step off the grid.
-    let mut two = renderer(1);
-    two.load_bytes("drums-a", &drums).expect("load a");
-    let mut out = two.render(2 * step + step / 2);
-    two.load_bytes("drums-b", &drums).expect("load b");
-    out.extend(two.render(3 * bar));
-    assert!(all_finite(&out));
-    let from = 2 * bar;
-    let on_grid = |seen: &[usize]| {
-        for &o in seen {
-            let off = (from + o) % step;
-            assert!(
-                off < SR as usize * 3 / 1000,
-                "an onset {off} frames after a step: out of time ({seen:?})"
-            );
-        }
-    };
-    let seen = onsets(&out[from..from + bar]);
-    assert!(seen.len() >= 8, "onsets: {seen:?}");
-    on_grid(&seen);
-    // One copy alone: on the grid too, and below -1 dBFS.
-    let mut one = renderer(1);
-    one.load_bytes("drums-a", &drums).expect("load");
-    let alone = one.render(from + bar);
-    assert!(peak(&alone) < 0.891, "peak {}", peak(&alone));
-    let seen = onsets(&alone[from..from + bar]);
-    assert!(seen.len() >= 8, "onsets: {seen:?}");
-    on_grid(&seen);
+    let from = 2 * bar; // compare bars 3 and 4
+    // A copy playing from the start.
+    let mut early = renderer(1);
+    early.load_bytes("drums", &drums).expect("load");
+    let a = early.render(from + 2 * bar);
+    assert!(all_finite(&a));
+    assert!(peak(&a) < 0.891, "peak {}", peak(&a));
+    // A copy loaded half a step late on the running clock.
+    let mut later = renderer(1);
+    later.render(late);
+    assert_eq!(later.clock(), late as u64);
+    later.load_bytes("drums", &drums).expect("load");
+    let b = later.render(from + 2 * bar - late);
+    // Both copies together, the second loaded half a step late.
+    let mut both = renderer(1);
+    both.load_bytes("drums-a", &drums).expect("load a");
+    let mut ab = both.render(late);
+    both.load_bytes("drums-b", &drums).expect("load b");
+    ab.extend(both.render(from + 2 * bar - late));
+
+    let env_a = onset_strength(&a[from..]);
+    let env_b = onset_strength(&b[from - late..]);
+    let env_ab = onset_strength(&ab[from..]);
+    let (lag, c) = best_lag(&env_a, &env_b, 200);
+    assert!(
+        lag.abs() <= 1 && c > 0.9,
+        "the late copy is {lag} ms off the early one (correlation {c:.3})"
+    );
+    let (lag, c) = best_lag(&env_a, &env_ab, 200);
+    assert!(
+        lag.abs() <= 1 && c > 0.9,
+        "two copies together are {lag} ms off one alone (correlation {c:.3})"
+    );
+    // And the test can tell: half a step (62.5 ms) off is seen as such.
+    let shifted = onset_strength(&a[from - step / 2..a.len() - step / 2]);
+    let (lag, _) = best_lag(&env_a, &shifted, 200);
+    assert!((lag + 62).abs() <= 1 || (lag - 63).abs() <= 1 || (lag + 63).abs() <= 1, "{lag}");
 }
 
 /// The probe's channels and the helper each one exercises.

@@ -188,3 +188,106 @@ fn ten_thousand_versions_with_shifting_keys_never_exhaust_the_region() {
         0
     );
 }
+
+#[test]
+fn a_crossfade_follows_the_equal_power_law_with_both_versions_running() {
+    // Old and new version play the same phase (state carried) at 0.5 and
+    // 0.25: during the crossfade the output is exactly
+    // (0.5 cos(a) + 0.25 sin(a)) * sin(phase), a = pi/2 * progress.
+    let dir = tempdir();
+    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        xfade: std::time::Duration::from_millis(20),
+        check_alloc: true,
+        ..Settings::default()
+    })
+    .unwrap();
+    r.load(&path).unwrap();
+    let mut x = r.render(4_096);
+    write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.25));
+    r.load(&path).unwrap();
+    x.extend(r.render(4_096));
+    let len = 960; // 20 ms
+    for (n, &s) in x.iter().enumerate() {
+        let phase = (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin();
+        let want = if n < 4_096 {
+            0.5 * phase
+        } else if n < 4_096 + len {
+            let a = std::f64::consts::FRAC_PI_2 * (n - 4_096) as f64 / len as f64;
+            (0.5 * a.cos() + 0.25 * a.sin()) * phase
+        } else {
+            0.25 * phase
+        };
+        assert!(
+            (s as f64 - want).abs() < 1e-5,
+            "frame {n}: {s}, expected {want:.6}"
+        );
+    }
+    assert_eq!(
+        r.control()
+            .stats()
+            .violations
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn compiled_modules_are_cached_by_content_in_memory_and_on_disk() {
+    use lel_host::loader::cache::Source;
+    let cache = tempdir();
+    let engine = || {
+        Renderer::with_settings(Settings {
+            channels: 1,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..Settings::default()
+        })
+        .unwrap()
+    };
+    let a = fixtures::sine(441.0, 0.5);
+    let b = fixtures::sine(442.0, 0.5);
+    let mut r = engine();
+    assert_eq!(
+        r.load_bytes("s", a.as_bytes()).unwrap().unwrap().source,
+        Source::Compiled
+    );
+    assert_eq!(
+        r.load_bytes("s", b.as_bytes()).unwrap().unwrap().source,
+        Source::Compiled
+    );
+    // Back to a known version: from memory.
+    assert_eq!(
+        r.load_bytes("s", a.as_bytes()).unwrap().unwrap().source,
+        Source::Memory
+    );
+    // The same bytes again: nothing to do.
+    assert!(
+        r.load_bytes("s", a.as_bytes()).unwrap().is_none(),
+        "identical content is skipped"
+    );
+    // A restart: from disk, and it plays.
+    let mut r = engine();
+    assert_eq!(
+        r.load_bytes("s", b.as_bytes()).unwrap().unwrap().source,
+        Source::Disk
+    );
+    let f = dominant_frequency(&r.render(SR as usize), SR);
+    assert!((f - 442.0).abs() < 0.5, "{f}");
+    // A damaged cache entry is ignored (recompiled), never trusted.
+    for e in std::fs::read_dir(cache.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "cwasm") {
+            let mut bytes = std::fs::read(&p).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&p, bytes).unwrap();
+        }
+    }
+    let mut r = engine();
+    assert_eq!(
+        r.load_bytes("s", a.as_bytes()).unwrap().unwrap().source,
+        Source::Compiled
+    );
+}

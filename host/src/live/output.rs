@@ -279,7 +279,8 @@ impl Output {
     }
 }
 
-/// `lel-host devices`: every output device with what it supports.
+/// `lel-host devices`: every output device with what it supports, one line
+/// per sample format (channel counts and buffer sizes folded into ranges).
 ///
 /// # Errors
 /// When the audio host cannot list devices.
@@ -310,25 +311,50 @@ pub fn list_devices() -> anyhow::Result<String> {
             ""
         };
         out.push_str(&format!("{id}{mark}: {name}\n"));
-        match d.supported_output_configs() {
-            Ok(ranges) => {
-                for r in ranges {
-                    let buffer = match r.buffer_size() {
-                        cpal::SupportedBufferSize::Range { min, max } => {
-                            format!("buffer {min}..{max} frames")
-                        }
-                        cpal::SupportedBufferSize::Unknown => "buffer size unknown".to_string(),
-                    };
-                    out.push_str(&format!(
-                        "    {} ch, {}..{} Hz, {}, {buffer}\n",
-                        r.channels(),
-                        r.min_sample_rate(),
-                        r.max_sample_rate(),
-                        r.sample_format()
-                    ));
-                }
+        let ranges = match d.supported_output_configs() {
+            Ok(r) => r.collect::<Vec<_>>(),
+            Err(e) => {
+                out.push_str(&format!("    unavailable: {e}\n"));
+                continue;
             }
-            Err(e) => out.push_str(&format!("    unavailable: {e}\n")),
+        };
+        // (format, min rate, max rate) -> (channels min, max, buffer min, max)
+        let mut groups: Vec<((String, u32, u32), (u16, u16, Option<(u32, u32)>))> = Vec::new();
+        for r in &ranges {
+            let key = (
+                r.sample_format().to_string(),
+                r.min_sample_rate(),
+                r.max_sample_rate(),
+            );
+            let buf = match r.buffer_size() {
+                cpal::SupportedBufferSize::Range { min, max } => Some((*min, *max)),
+                cpal::SupportedBufferSize::Unknown => None,
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, (lo, hi, b))) => {
+                    *lo = (*lo).min(r.channels());
+                    *hi = (*hi).max(r.channels());
+                    if let (Some((bl, bh)), Some((nl, nh))) = (b.as_mut(), buf) {
+                        *bl = (*bl).min(nl);
+                        *bh = (*bh).max(nh);
+                    }
+                }
+                None => groups.push((key, (r.channels(), r.channels(), buf))),
+            }
+        }
+        for ((format, lo_rate, hi_rate), (lo, hi, buf)) in groups {
+            let ch = if lo == hi {
+                format!("{lo} ch")
+            } else {
+                format!("{lo}..{hi} ch")
+            };
+            let buffer = match buf {
+                Some((a, b)) => format!("buffer {a}..{b} frames"),
+                None => "buffer size unknown".to_string(),
+            };
+            out.push_str(&format!(
+                "    {ch}, {lo_rate}..{hi_rate} Hz, {format}, {buffer}\n"
+            ));
         }
     }
     if !any {

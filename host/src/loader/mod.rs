@@ -146,9 +146,8 @@ impl Loader {
         );
         store.limiter(|s| &mut s.limits);
         let timeout = self.config.init_timeout;
-        // Half the timeout to the first deadline, half per extension: a
-        // looping `init` is stopped after about `timeout`.
-        let ticks = Runtime::ticks_for(timeout / 2);
+        // A looping `init` is stopped about one tick after `timeout`.
+        let ticks = Runtime::ticks_for(timeout);
         store.set_epoch_deadline(ticks);
         store.data_mut().overrun.start(ticks);
         runtime::install_deadline_policy(&mut store);

@@ -41,7 +41,7 @@ pub struct HostState {
 /// preempted gets more time instead of a wrongly muted signal.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Overrun {
-    /// Ticks granted per extension (the call's budget).
+    /// Ticks of the call's budget.
     pub budget_ticks: u64,
     /// Thread CPU time and wall time at the first deadline of this call.
     first: Option<(Duration, std::time::Instant)>,
@@ -49,8 +49,8 @@ pub struct Overrun {
 }
 
 impl Overrun {
-    /// Most extensions granted to a call that is not getting the CPU.
-    const MAX_EXTENSIONS: u32 = 8;
+    /// Most one-tick extensions granted to a call that is not getting the CPU.
+    const MAX_EXTENSIONS: u32 = 16;
 
     /// Reset at the start of every call (no system call).
     pub fn start(&mut self, budget_ticks: u64) {
@@ -60,25 +60,29 @@ impl Overrun {
     }
 
     /// Called by wasmtime when the deadline passes (on the calling thread,
-    /// only for calls past their budget): stop the call, or extend it.
+    /// only for calls past their budget): stop the call, or extend it. The
+    /// first deadline grants one more tick and notes the thread's CPU time;
+    /// at the next, a guest that had the CPU for at least half of that time
+    /// is stopped. So a runaway is stopped about one tick after its budget,
+    /// within its block.
     fn on_deadline(&mut self) -> wasmtime::UpdateDeadline {
         let cpu = thread_cpu_time();
         let now = std::time::Instant::now();
         match self.first {
             None => {
                 self.first = Some((cpu, now));
-                wasmtime::UpdateDeadline::Continue(self.budget_ticks)
+                wasmtime::UpdateDeadline::Continue(1)
             }
             Some((cpu0, wall0)) => {
                 let used = cpu.saturating_sub(cpu0);
                 let wall = now.duration_since(wall0);
-                // Running for at least half the time since the first
-                // deadline: a runaway, not a preempted thread.
                 if used * 2 >= wall || self.extensions >= Self::MAX_EXTENSIONS {
                     wasmtime::UpdateDeadline::Interrupt
                 } else {
+                    // Preempted: measure again over a fresh tick.
                     self.extensions += 1;
-                    wasmtime::UpdateDeadline::Continue(self.budget_ticks)
+                    self.first = Some((cpu, now));
+                    wasmtime::UpdateDeadline::Continue(1)
                 }
             }
         }

@@ -121,6 +121,7 @@ impl Mixer {
             xfade_frames: c.xfade_frames,
             rollback_frames: c.rollback_frames,
             block_nanos: frames as u64 * 1_000_000_000 / c.sample_rate as u64,
+            sample_rate: c.sample_rate,
         };
         while let Ok(cmd) = self.commands.pop() {
             match cmd {

@@ -27,6 +27,7 @@ pub struct BlockCtx {
     pub rollback_frames: u64,
     /// Block period in nanoseconds (for the slow-call warning).
     pub block_nanos: u64,
+    pub sample_rate: u32,
 }
 
 /// Where the audio thread sends what it must not drop or print itself.
@@ -341,10 +342,11 @@ impl Slot {
                 return Err(fault);
             }
         };
-        if took * 4 > ctx.block_nanos * 3
+        // Most of the block's time in one signal: say so (once in a while).
+        if took * 2 > ctx.block_nanos
             && self
                 .slow_reported_at
-                .is_none_or(|at| ctx.clock > at + 10 * ctx.rollback_frames.max(1))
+                .is_none_or(|at| ctx.clock > at + 5 * ctx.sample_rate as u64)
         {
             self.slow_reported_at = Some(ctx.clock);
             out.event(Event::Slow {
