@@ -222,7 +222,12 @@ fn devices_check_tells_whether_the_default_device_can_play() {
         .env("HOME", dir.path())
         .output()
         .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("can play 48000 Hz stereo (f32)"));
     let empty = write(dir.path(), "empty.conf", "# no devices\n");
     let none = Command::new(lel_host_bin())

@@ -16,5 +16,6 @@ mod fuzz;
 mod isolation;
 mod live;
 mod render;
+mod sdk;
 mod swap;
 mod util;

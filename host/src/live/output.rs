@@ -318,42 +318,19 @@ pub fn list_devices() -> anyhow::Result<String> {
                 continue;
             }
         };
-        // (format, min rate, max rate) -> (channels min, max, buffer min, max)
-        let mut groups: Vec<((String, u32, u32), (u16, u16, Option<(u32, u32)>))> = Vec::new();
-        for r in &ranges {
-            let key = (
-                r.sample_format().to_string(),
-                r.min_sample_rate(),
-                r.max_sample_rate(),
-            );
-            let buf = match r.buffer_size() {
-                cpal::SupportedBufferSize::Range { min, max } => Some((*min, *max)),
-                cpal::SupportedBufferSize::Unknown => None,
-            };
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, (lo, hi, b))) => {
-                    *lo = (*lo).min(r.channels());
-                    *hi = (*hi).max(r.channels());
-                    if let (Some((bl, bh)), Some((nl, nh))) = (b.as_mut(), buf) {
-                        *bl = (*bl).min(nl);
-                        *bh = (*bh).max(nh);
-                    }
-                }
-                None => groups.push((key, (r.channels(), r.channels(), buf))),
-            }
-        }
-        for ((format, lo_rate, hi_rate), (lo, hi, buf)) in groups {
-            let ch = if lo == hi {
-                format!("{lo} ch")
+        for g in FormatGroup::fold(&ranges) {
+            let ch = if g.channels.0 == g.channels.1 {
+                format!("{} ch", g.channels.0)
             } else {
-                format!("{lo}..{hi} ch")
+                format!("{}..{} ch", g.channels.0, g.channels.1)
             };
-            let buffer = match buf {
+            let buffer = match g.buffer {
                 Some((a, b)) => format!("buffer {a}..{b} frames"),
                 None => "buffer size unknown".to_string(),
             };
             out.push_str(&format!(
-                "    {ch}, {lo_rate}..{hi_rate} Hz, {format}, {buffer}\n"
+                "    {ch}, {}..{} Hz, {}, {buffer}\n",
+                g.rates.0, g.rates.1, g.format
             ));
         }
     }
@@ -361,4 +338,49 @@ pub fn list_devices() -> anyhow::Result<String> {
         out.push_str("no output devices\n");
     }
     Ok(out)
+}
+
+/// Supported configurations of one sample format and rate range, with the
+/// channel counts and buffer sizes folded into ranges.
+struct FormatGroup {
+    format: String,
+    rates: (u32, u32),
+    channels: (u16, u16),
+    buffer: Option<(u32, u32)>,
+}
+
+impl FormatGroup {
+    fn fold(ranges: &[cpal::SupportedStreamConfigRange]) -> Vec<FormatGroup> {
+        let mut groups: Vec<FormatGroup> = Vec::new();
+        for r in ranges {
+            let format = r.sample_format().to_string();
+            let rates = (r.min_sample_rate(), r.max_sample_rate());
+            let buffer = match r.buffer_size() {
+                cpal::SupportedBufferSize::Range { min, max } => Some((*min, *max)),
+                cpal::SupportedBufferSize::Unknown => None,
+            };
+            match groups
+                .iter_mut()
+                .find(|g| g.format == format && g.rates == rates)
+            {
+                Some(g) => {
+                    g.channels = (
+                        g.channels.0.min(r.channels()),
+                        g.channels.1.max(r.channels()),
+                    );
+                    g.buffer = match (g.buffer, buffer) {
+                        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                        (b, _) => b,
+                    };
+                }
+                None => groups.push(FormatGroup {
+                    format,
+                    rates,
+                    channels: (r.channels(), r.channels()),
+                    buffer,
+                }),
+            }
+        }
+        groups
+    }
 }

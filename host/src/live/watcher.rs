@@ -133,13 +133,14 @@ pub fn start(set: &WatchSet, tx: Sender<Change>) -> anyhow::Result<Watcher> {
                     return;
                 }
                 let now = Instant::now();
+                // Events after which the file is whole: a close after
+                // writing, a rename into place (inotify pairs the two halves
+                // of a rename as `Both`), a new hard link.
                 let complete = matches!(
                     event.kind,
                     EventKind::Access(_)
                         | EventKind::Create(_)
-                        | EventKind::Modify(notify::event::ModifyKind::Name(
-                            notify::event::RenameMode::To
-                        ))
+                        | EventKind::Modify(notify::event::ModifyKind::Name(_))
                 );
                 for p in event.paths {
                     if filter.wants(&p) {

@@ -67,7 +67,10 @@ impl ModuleCache {
             Some(m) => (m, Source::Disk),
             None => {
                 let m = Module::new(engine, bytes)?;
-                self.store_disk(hash, &m);
+                // Off the reload's critical path: the swap need not wait for
+                // the disk.
+                let (dir, hash, module) = (self.dir.clone(), hash.clone(), m.clone());
+                std::thread::spawn(move || store_disk(dir.as_deref(), &hash, &module));
                 (m, Source::Compiled)
             }
         };
@@ -98,23 +101,33 @@ impl ModuleCache {
         // rejects artifacts of another version or configuration.
         unsafe { Module::deserialize(engine, &bytes) }.ok()
     }
+}
 
-    fn store_disk(&self, hash: &str, module: &Module) {
-        let Some((path, check)) = self.paths(hash) else {
-            return;
-        };
-        let Ok(bytes) = module.serialize() else {
-            return;
-        };
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("cache file has a folder"))?;
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::write(&check, blake3::hash(&bytes).to_hex().as_str())
-        };
-        if let Err(e) = write() {
-            tracing::debug!("module cache {}: {e}", path.display());
-        }
+fn paths(dir: Option<&Path>, hash: &str) -> Option<(PathBuf, PathBuf)> {
+    let dir = dir?;
+    Some((
+        dir.join(format!("{hash}.cwasm")),
+        dir.join(format!("{hash}.cwasm.b3")),
+    ))
+}
+
+/// Serialize a compiled module into the cache folder (atomically: a temp file
+/// renamed into place, then its checksum).
+fn store_disk(dir: Option<&Path>, hash: &str, module: &Module) {
+    let Some((path, check)) = paths(dir, hash) else {
+        return;
+    };
+    let Ok(bytes) = module.serialize() else {
+        return;
+    };
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path.parent().expect("cache file has a folder"))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::write(&check, blake3::hash(&bytes).to_hex().as_str())
+    };
+    if let Err(e) = write() {
+        tracing::debug!("module cache {}: {e}", path.display());
     }
 }

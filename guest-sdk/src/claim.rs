@@ -1,0 +1,404 @@
+//! Claiming state: the host's `claim` import on wasm32, a bump allocator with
+//! the same rules natively, and the typed views (`Block`, `One`) helpers keep
+//! on their claimed blocks.
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use bytemuck::Pod;
+
+use crate::ctx::Ctx;
+use crate::key::{Key, KeyBuf, MAX_KEY_LEN};
+
+/// Alignment of every block the SDK's helpers claim.
+pub const CLAIM_ALIGN: u32 = 16;
+
+/// Why a signal could not be set up: a `claim` error code (`-1` .. `-6`, as
+/// in `wit/lel.wit`) or one of the SDK's own (`-16` and below), returned by
+/// `init` as is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Error(pub i32);
+
+impl Error {
+    /// `-1`: the state region cannot hold the block.
+    pub const REGION_FULL: Error = Error(-1);
+    /// `-2`: empty key, longer than 256 bytes, or not UTF-8.
+    pub const BAD_KEY: Error = Error(-2);
+    /// `-3`: alignment not a power of two, or above 16.
+    pub const BAD_ALIGN: Error = Error(-3);
+    /// `-4`: the key was already claimed in this `init`.
+    pub const DUPLICATE_KEY: Error = Error(-4);
+    /// `-5`: `claim` called outside `init`.
+    pub const NOT_IN_INIT: Error = Error(-5);
+    /// `-6`: no (valid) state region.
+    pub const NO_STATE_REGION: Error = Error(-6);
+    /// `-16`: `init` got a zero sample rate or `max-frames`.
+    pub const BAD_ARGS: Error = Error(-16);
+    /// `-17`: the output buffer cannot hold `max-frames` frames.
+    pub const OUTPUT_TOO_SMALL: Error = Error(-17);
+    /// `-18`: the host answered a claim with an address outside the region
+    /// or misaligned.
+    pub const BAD_ADDRESS: Error = Error(-18);
+    /// `-19`: `init` or `process` re-entered.
+    pub const BUSY: Error = Error(-19);
+
+    /// What the code means, for the log.
+    pub fn describe(self) -> &'static str {
+        match self.0 {
+            -1 => "region full: raise the state size with lel::signal!(..., state = BYTES)",
+            -2 => "bad key: empty, longer than 256 bytes, or not UTF-8",
+            -3 => "bad alignment",
+            -4 => "duplicate key: two helpers claim the same name",
+            -5 => "claim outside init",
+            -6 => "no state region",
+            -16 => "bad init arguments",
+            -17 => "output buffer too small for max-frames",
+            -18 => "claim returned an address outside the state region",
+            -19 => "init or process re-entered",
+            _ => "unknown error",
+        }
+    }
+}
+
+/// Something that hands out blocks of the state region by key, following
+/// the rules of `claim` in `wit/lel.wit`. Returns the block's address or
+/// the (negative) error code.
+pub trait Claimer {
+    /// Claims `size` bytes aligned to `align` under `key`.
+    fn claim(&mut self, key: &[u8], size: u32, align: u32) -> Result<NonNull<u8>, i32>;
+}
+
+/// The contract's checks on a key and an alignment.
+pub fn check_claim(key: &[u8], align: u32) -> Result<(), i32> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || core::str::from_utf8(key).is_err() {
+        return Err(Error::BAD_KEY.0);
+    }
+    if !align.is_power_of_two() || align > 16 {
+        return Err(Error::BAD_ALIGN.0);
+    }
+    Ok(())
+}
+
+/// FNV-1a, 64 bits: how the native claimers remember which keys they gave out.
+pub fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The host's `claim`, on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub struct HostClaimer;
+
+#[cfg(target_arch = "wasm32")]
+mod sys {
+    #[link(wasm_import_module = "lel:signal/host@0.1.0")]
+    unsafe extern "C" {
+        pub fn claim(key_ptr: i32, key_len: i32, size: i32, align: i32) -> i32;
+        pub fn log(level: i32, msg_ptr: i32, msg_len: i32);
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) use sys::log as host_log;
+
+#[cfg(target_arch = "wasm32")]
+impl Claimer for HostClaimer {
+    fn claim(&mut self, key: &[u8], size: u32, align: u32) -> Result<NonNull<u8>, i32> {
+        // SAFETY: `claim` only reads `key.len()` bytes at `key.as_ptr()`, a
+        // live slice in this module's memory; wasm32 addresses fit in i32.
+        let r = unsafe {
+            sys::claim(
+                key.as_ptr() as usize as i32,
+                key.len() as i32,
+                size as i32,
+                align as i32,
+            )
+        };
+        if r < 0 {
+            return Err(r);
+        }
+        NonNull::new(r as u32 as usize as *mut u8).ok_or(Error::BAD_ADDRESS.0)
+    }
+}
+
+/// Claims by bumping a pointer through the region, with the host's key
+/// rules: what `init` uses natively (where there is no host) and what the
+/// native tests use. Fresh blocks are zeroed.
+pub struct Bump {
+    base: NonNull<u8>,
+    len: usize,
+    next: usize,
+    keys: [u64; Bump::MAX_KEYS],
+    count: usize,
+}
+
+impl Bump {
+    /// Claims one bump allocator remembers (for duplicate detection).
+    pub const MAX_KEYS: usize = 512;
+
+    /// A claimer over `len` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base..base + len` must be memory this claimer may hand out, valid
+    /// for writes, and not otherwise in use while the blocks are.
+    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Bump {
+        Bump {
+            base,
+            len,
+            next: 0,
+            keys: [0; Bump::MAX_KEYS],
+            count: 0,
+        }
+    }
+}
+
+impl Claimer for Bump {
+    fn claim(&mut self, key: &[u8], size: u32, align: u32) -> Result<NonNull<u8>, i32> {
+        if self.len == 0 {
+            return Err(Error::NO_STATE_REGION.0);
+        }
+        check_claim(key, align)?;
+        let h = key_hash(key);
+        if self.keys[..self.count].contains(&h) {
+            return Err(Error::DUPLICATE_KEY.0);
+        }
+        if self.count == Bump::MAX_KEYS {
+            return Err(Error::REGION_FULL.0);
+        }
+        let base = self.base.as_ptr() as usize;
+        let a = align as usize;
+        let start = (base + self.next).next_multiple_of(a) - base;
+        let end = start
+            .checked_add(size as usize)
+            .ok_or(Error::REGION_FULL.0)?;
+        if end > self.len {
+            return Err(Error::REGION_FULL.0);
+        }
+        self.keys[self.count] = h;
+        self.count += 1;
+        self.next = end;
+        // SAFETY: `start..end` lies within the region (checked above), which
+        // `Bump::new`'s caller lets us write; no block handed out overlaps it.
+        unsafe {
+            let p = self.base.as_ptr().add(start);
+            core::ptr::write_bytes(p, 0, size as usize);
+            Ok(NonNull::new_unchecked(p))
+        }
+    }
+}
+
+/// What helpers get while the signal is set up (inside `init`): the sample
+/// rate, `max-frames`, the channel count, and claiming.
+pub struct Binder<'a> {
+    claimer: &'a mut dyn Claimer,
+    region: (usize, usize),
+    sample_rate: f64,
+    max_frames: u32,
+    channels: u32,
+    slots: Option<NonNull<crate::func::Slots>>,
+    failed: KeyBuf,
+}
+
+impl<'a> Binder<'a> {
+    /// A binder claiming from `claimer`, whose blocks must lie in the region
+    /// `region_start..region_start + region_len` (checked for every claim).
+    pub fn new(
+        claimer: &'a mut dyn Claimer,
+        region_start: usize,
+        region_len: usize,
+        sample_rate: f64,
+        max_frames: u32,
+        channels: u32,
+    ) -> Self {
+        Binder {
+            claimer,
+            region: (region_start, region_len),
+            sample_rate,
+            max_frames,
+            channels,
+            slots: None,
+            failed: KeyBuf::default(),
+        }
+    }
+
+    /// Sample rate in Hz.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
+    /// Most frames `process` will be asked for at once.
+    pub fn max_frames(&self) -> u32 {
+        self.max_frames
+    }
+
+    /// Channels of the whole signal.
+    pub fn channels(&self) -> u32 {
+        self.channels
+    }
+
+    /// The context at clock 0, for evaluating constant parameters once.
+    pub fn ctx(&self) -> Ctx {
+        Ctx::new(self.sample_rate, 0, self.channels)
+    }
+
+    /// The key of the claim that failed, if one did.
+    pub fn failed_key(&self) -> &[u8] {
+        self.failed.as_bytes()
+    }
+
+    /// Claims `count` values of `T` (at least one) under `key`, aligned to
+    /// 16 bytes, and returns a view of them in place.
+    pub fn claim<T: Pod>(&mut self, key: &Key, count: usize) -> Result<Block<T>, Error> {
+        let count = count.max(1);
+        let bytes = count
+            .checked_mul(size_of::<T>())
+            .filter(|&b| b <= u32::MAX as usize)
+            .ok_or(Error::REGION_FULL)?;
+        let p = self.claim_bytes(key, bytes as u32)?;
+        Ok(Block {
+            ptr: p.cast(),
+            len: count,
+            _own: PhantomData,
+        })
+    }
+
+    /// Claims one `T` under `key`.
+    pub fn claim_one<T: Pod>(&mut self, key: &Key) -> Result<One<T>, Error> {
+        let b = self.claim::<T>(key, 1)?;
+        // SAFETY: `b` is a fresh claimed block of one `T` that no other view
+        // covers (`b` is dropped here).
+        Ok(unsafe { One::from_raw(b.ptr) })
+    }
+
+    /// Claims `size` bytes under `key`, aligned to [`CLAIM_ALIGN`], and
+    /// checks that the answer lies in the region.
+    pub fn claim_bytes(&mut self, key: &Key, size: u32) -> Result<NonNull<u8>, Error> {
+        const { assert!(CLAIM_ALIGN as usize >= align_of::<f64>()) };
+        let mut buf = KeyBuf::default();
+        let bytes = key.write(&mut buf);
+        let r = self.claimer.claim(bytes, size, CLAIM_ALIGN);
+        let p = match r {
+            Ok(p) => p,
+            Err(code) => {
+                self.failed = buf;
+                return Err(Error(code));
+            }
+        };
+        let (start, len) = self.region;
+        let a = p.as_ptr() as usize;
+        let inside = a >= start && a - start <= len && len - (a - start) >= size as usize;
+        if !inside || !a.is_multiple_of(CLAIM_ALIGN as usize) {
+            self.failed = buf;
+            return Err(Error::BAD_ADDRESS);
+        }
+        Ok(p)
+    }
+
+    /// The signal's user slots (claimed under `"state"` the first time).
+    pub(crate) fn slots(&mut self) -> Result<NonNull<crate::func::Slots>, Error> {
+        if let Some(s) = self.slots {
+            return Ok(s);
+        }
+        let p = self
+            .claim_bytes(&Key::fixed("state"), size_of::<crate::func::Slots>() as u32)?
+            .cast();
+        self.slots = Some(p);
+        Ok(p)
+    }
+}
+
+/// A claimed block of `len` values of `T`, viewed in place.
+///
+/// Only [`Binder::claim`] makes a non-empty one, over a block no other view
+/// covers; the view is handed out one `&mut` at a time.
+pub struct Block<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    _own: PhantomData<T>,
+}
+
+impl<T> Block<T> {
+    /// No block yet (before `bind`).
+    pub const fn empty() -> Self {
+        Block {
+            ptr: NonNull::dangling(),
+            len: 0,
+            _own: PhantomData,
+        }
+    }
+
+    /// The values.
+    #[inline(always)]
+    pub fn get(&mut self) -> &mut [T] {
+        // SAFETY: `ptr` is either dangling with `len == 0` (an empty slice,
+        // fine for any aligned non-null pointer) or a claimed block of `len`
+        // `T`s: inside the state region, aligned, initialised (blocks hold
+        // `Pod` values, valid for any bytes) and covered by no other view.
+        // `&mut self` makes this the only live reference.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// A view of `len` values at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised, aligned `T`s inside a claimed
+    /// block that no other view covers.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<T>, len: usize) -> Self {
+        Block {
+            ptr,
+            len,
+            _own: PhantomData,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before `bind`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A claimed block of one `T`, viewed in place (no bounds check to reach it).
+pub struct One<T> {
+    ptr: Option<NonNull<T>>,
+    _own: PhantomData<T>,
+}
+
+impl<T: Pod> One<T> {
+    /// The value, or `None` before `bind`.
+    #[inline(always)]
+    pub fn get(&mut self) -> Option<&mut T> {
+        // SAFETY: a `Some` pointer was made by `Binder::claim_one` (or
+        // `from_raw`) over a claimed block holding a `T`: aligned, valid for
+        // any bytes since `T: Pod`, covered by no other view; `&mut self`
+        // makes this the only reference.
+        self.ptr.map(|p| unsafe { &mut *p.as_ptr() })
+    }
+}
+
+impl<T> One<T> {
+    /// A view of the `T` at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must point to an initialised, aligned `T` inside a claimed
+    /// block that no other view covers.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<T>) -> Self {
+        One {
+            ptr: Some(ptr),
+            _own: PhantomData,
+        }
+    }
+
+    /// No block yet (before `bind`).
+    pub const fn empty() -> Self {
+        One {
+            ptr: None,
+            _own: PhantomData,
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The runtime behind `lel::signal!`: the statics a module needs (state
+//! region, output buffer, the built graph) and the bodies of its exports
+//! `state-ptr`, `state-len`, `init` and `process`.
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::claim::{Binder, Error};
+use crate::ctx::Ctx;
+use crate::frame::Frame;
+use crate::key::Session;
+use crate::log::{Level, Line};
+use crate::node::Node;
+
+/// Bytes reserved for the built graph (the helpers' parameters, keys and
+/// pointers to their state, not the state itself). A signal whose graph
+/// does not fit fails to compile.
+pub const GRAPH_BYTES: usize = 16 * 1024;
+
+/// The state region: a static buffer aligned to 16 bytes.
+#[repr(C, align(16))]
+pub struct Region<const N: usize>(UnsafeCell<[u8; N]>);
+
+#[repr(C, align(16))]
+struct OutBuf<const N: usize>([f32; N]);
+
+#[repr(C, align(16))]
+struct GraphBuf([MaybeUninit<u8>; GRAPH_BYTES]);
+
+struct Status {
+    ready: bool,
+    sample_rate: f64,
+    max_frames: u32,
+    out: *mut f32,
+}
+
+/// A module's runtime, in a `static` the `signal!` macro declares.
+///
+/// Every access to its cells goes through `Runtime::enter`, which takes
+/// the `busy` flag: exports never run concurrently (wasm32 is single
+/// threaded; natively a second caller gets an error instead of a race).
+pub struct Runtime<const STATE: usize, const OUT: usize> {
+    state: Region<STATE>,
+    out: UnsafeCell<OutBuf<OUT>>,
+    graph: UnsafeCell<GraphBuf>,
+    status: UnsafeCell<Status>,
+    busy: AtomicBool,
+}
+
+// SAFETY: the cells are only touched while `busy` is held (see `enter`),
+// so at most one thread uses them at a time; the raw pointers point into
+// the runtime's own statics or memory grown for it.
+unsafe impl<const STATE: usize, const OUT: usize> Sync for Runtime<STATE, OUT> {}
+
+struct Busy<'a>(&'a AtomicBool);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl<const STATE: usize, const OUT: usize> Default for Runtime<STATE, OUT> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
+    /// An uninitialised runtime (all zero: lives in `.bss`).
+    pub const fn new() -> Self {
+        Runtime {
+            state: Region(UnsafeCell::new([0; STATE])),
+            out: UnsafeCell::new(OutBuf([0.0; OUT])),
+            graph: UnsafeCell::new(GraphBuf([MaybeUninit::uninit(); GRAPH_BYTES])),
+            status: UnsafeCell::new(Status {
+                ready: false,
+                sample_rate: 0.0,
+                max_frames: 0,
+                out: ptr::null_mut(),
+            }),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    fn enter(&self) -> Option<Busy<'_>> {
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Busy(&self.busy))
+    }
+
+    /// `state-ptr`: the region's address (meaningful on wasm32).
+    pub fn state_ptr(&self) -> u32 {
+        self.state.0.get() as usize as u32
+    }
+
+    /// `state-len`: the region's length in bytes.
+    pub fn state_len(&self) -> u32 {
+        STATE as u32
+    }
+
+    /// `init`: builds the signal with `build`, claims its state, returns its
+    /// channel count or a negative [`Error`] code (logged).
+    pub fn init<N: Node>(&self, sample_rate: u32, max_frames: u32, build: fn() -> N) -> i32 {
+        const {
+            assert!(
+                size_of::<N>() <= GRAPH_BYTES,
+                "the signal's graph is larger than lel::rt::GRAPH_BYTES"
+            );
+            assert!(align_of::<N>() <= 16);
+        }
+        let Some(_busy) = self.enter() else {
+            return Error::BUSY.0;
+        };
+        // SAFETY: `busy` is held: nothing else touches the cells.
+        let status = unsafe { &mut *self.status.get() };
+        if status.ready {
+            status.ready = false;
+            // SAFETY: `ready` means the graph buffer holds an `N` written by
+            // a previous `init` of this same module (same `build`, same `N`).
+            unsafe { ptr::drop_in_place(self.graph.get().cast::<N>()) };
+        }
+        match self.setup(status, sample_rate, max_frames, build) {
+            Ok(ch) => ch as i32,
+            Err(e) => e.0,
+        }
+    }
+
+    fn setup<N: Node>(
+        &self,
+        status: &mut Status,
+        sample_rate: u32,
+        max_frames: u32,
+        build: fn() -> N,
+    ) -> Result<usize, Error> {
+        if sample_rate == 0 || max_frames == 0 {
+            return Err(fail(Error::BAD_ARGS, b""));
+        }
+        let ch = N::Frame::CHANNELS;
+        let need = (max_frames as usize)
+            .checked_mul(ch)
+            .ok_or(Error::OUTPUT_TOO_SMALL)?;
+        status.out = if need <= OUT {
+            self.out.get().cast::<f32>()
+        } else {
+            grow(need).ok_or_else(|| fail(Error::OUTPUT_TOO_SMALL, b""))?
+        };
+
+        let region = self.state.0.get().cast::<u8>();
+        let session = Session::begin();
+        let mut graph = build();
+        #[cfg(target_arch = "wasm32")]
+        let mut claimer = crate::claim::HostClaimer;
+        #[cfg(not(target_arch = "wasm32"))]
+        // SAFETY: the region is this runtime's own static, used by nothing
+        // else while `busy` is held; the previous graph (if any) is gone.
+        let mut claimer = unsafe {
+            crate::claim::Bump::new(
+                core::ptr::NonNull::new(region).ok_or(Error::NO_STATE_REGION)?,
+                STATE,
+            )
+        };
+        let mut b = Binder::new(
+            &mut claimer,
+            region as usize,
+            STATE,
+            sample_rate as f64,
+            max_frames,
+            ch as u32,
+        );
+        if let Err(e) = graph.bind(&mut b) {
+            return Err(fail(e, b.failed_key()));
+        }
+        drop(session);
+
+        // SAFETY: the buffer is large and aligned enough for `N` (checked at
+        // compile time above) and holds no live value (`ready` is false).
+        unsafe { ptr::write(self.graph.get().cast::<N>(), graph) };
+        status.sample_rate = sample_rate as f64;
+        status.max_frames = max_frames;
+        status.ready = true;
+        Ok(ch)
+    }
+
+    /// `process`: renders `frames` frames starting at `clock` and returns
+    /// the address of the interleaved `f32` samples (0 if re-entered).
+    pub fn process<N: Node>(&self, frames: u32, clock: u64, build: fn() -> N) -> u32 {
+        match self.render::<N>(frames, clock, build) {
+            Some(p) => p as usize as u32,
+            None => 0,
+        }
+    }
+
+    /// Renders like `process` and copies the samples into `dst` (native
+    /// tests of a `signal!` module); returns how many were copied.
+    pub fn render_into<N: Node>(
+        &self,
+        frames: u32,
+        clock: u64,
+        build: fn() -> N,
+        dst: &mut [f32],
+    ) -> usize {
+        let Some(p) = self.render::<N>(frames, clock, build) else {
+            return 0;
+        };
+        let Some(_busy) = self.enter() else {
+            return 0;
+        };
+        // SAFETY: `busy` is held; the status was written by `init`.
+        let status = unsafe { &*self.status.get() };
+        let n = (frames.min(status.max_frames.max(1)) as usize * N::Frame::CHANNELS).min(dst.len());
+        // SAFETY: `p` points to at least `frames * channels` samples just
+        // rendered (or zeroed), and `busy` keeps anyone from writing them.
+        dst[..n].copy_from_slice(unsafe { core::slice::from_raw_parts(p, n) });
+        n
+    }
+
+    fn render<N: Node>(&self, frames: u32, clock: u64, _build: fn() -> N) -> Option<*const f32> {
+        let _busy = self.enter()?;
+        let ch = N::Frame::CHANNELS;
+        // SAFETY: `busy` is held: nothing else touches the cells.
+        let status = unsafe { &mut *self.status.get() };
+        if !status.ready {
+            // No signal (init failed or never ran): silence from the static
+            // buffer, as much of it as asked for and fits.
+            let p = self.out.get().cast::<f32>();
+            let n = (frames as usize * ch).min(OUT);
+            // SAFETY: `p` is the static output buffer of `OUT` samples.
+            unsafe { ptr::write_bytes(p, 0, n) };
+            return Some(p);
+        }
+        let frames = frames.min(status.max_frames);
+        // SAFETY: `init` made `status.out` point to at least
+        // `max_frames * ch` samples that only the runtime uses, and
+        // `frames <= max_frames`.
+        let out = unsafe { core::slice::from_raw_parts_mut(status.out, frames as usize * ch) };
+        // SAFETY: `ready` means the graph buffer holds the `N` `init` built
+        // (the same `build`, hence the same type); `busy` makes this the
+        // only reference.
+        let graph = unsafe { &mut *self.graph.get().cast::<N>() };
+        let mut cx = Ctx::new(status.sample_rate, clock, ch as u32);
+        for (i, o) in out.chunks_exact_mut(ch).enumerate() {
+            cx.seek(clock, frames, i as u32);
+            let f = graph.tick(&cx);
+            for (d, s) in o.iter_mut().zip(f.as_slice()) {
+                *d = *s as f32;
+            }
+        }
+        Some(status.out)
+    }
+}
+
+/// Logs why `init` failed and passes the error on.
+fn fail(e: Error, key: &[u8]) -> Error {
+    let mut line = Line::new();
+    line.text(b"lel: init failed");
+    if !key.is_empty() {
+        line.text(b", key '").text(key).text(b"'");
+    }
+    line.text(b": ")
+        .text(e.describe().as_bytes())
+        .text(b" (")
+        .int(e.0 as i64)
+        .text(b")")
+        .send(Level::Error);
+    e
+}
+
+/// Memory for an output buffer of `samples` `f32`s beyond the static one:
+/// fresh pages grown for it (zeroed, used by nothing else: the module has
+/// no allocator).
+#[cfg(target_arch = "wasm32")]
+fn grow(samples: usize) -> Option<*mut f32> {
+    let pages = samples.checked_mul(4)?.div_ceil(65536);
+    let prev = core::arch::wasm32::memory_grow::<0>(pages);
+    if prev == usize::MAX {
+        return None;
+    }
+    Some((prev * 65536) as *mut f32)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn grow(_samples: usize) -> Option<*mut f32> {
+    None
+}
