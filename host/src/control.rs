@@ -261,53 +261,77 @@ impl Control {
         Ok(LoadOutcome::Loaded(self.submit(signal, prepared, path)))
     }
 
-    /// Load several files as new signals, preparing them in parallel so that
+    /// Load (or reload) several files at once. Each is prepared on a thread
+    /// of its own and handed to the audio thread as soon as it is ready, so
     /// one slow or hanging `init` holds back none of the others. Results come
     /// in the order of `items` (signal name, file).
     pub fn load_files(
         &mut self,
         items: &[(String, PathBuf)],
     ) -> Vec<Result<LoadOutcome, LoadError>> {
-        let loader = self.loader.clone();
-        let prepared: Vec<Result<crate::loader::Prepared, LoadError>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = items
-                    .iter()
-                    .map(|(name, path)| {
-                        let loader = &loader;
-                        scope.spawn(move || {
-                            let bytes = read_module(path)?;
-                            loader.prepare(name, &bytes, &Layout::default())
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(LoadError::Compile("the loader thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            });
-        items
-            .iter()
-            .zip(prepared)
-            .map(|((name, path), p)| {
-                let p = p?;
-                if !self.signals.contains_key(name) && self.free.is_empty() {
-                    return Err(LoadError::NoFreeSlot(self.settings.slots));
-                }
-                if self
-                    .signals
-                    .get(name)
-                    .is_some_and(|r| r.hash == p.report.hash)
-                {
-                    return Ok(LoadOutcome::Unchanged);
-                }
-                Ok(LoadOutcome::Loaded(self.submit(name, p, Some(path))))
-            })
+        let mut results: Vec<Option<Result<LoadOutcome, LoadError>>> =
+            items.iter().map(|_| None).collect();
+        self.load_files_with(items, |i, r| results[i] = Some(r));
+        results
+            .into_iter()
+            .map(|r| r.expect("every item reports"))
             .collect()
+    }
+
+    /// [`Control::load_files`], reporting each result (with the item's index)
+    /// the moment it is known.
+    pub fn load_files_with(
+        &mut self,
+        items: &[(String, PathBuf)],
+        mut report: impl FnMut(usize, Result<LoadOutcome, LoadError>),
+    ) {
+        // Read and hash first: unchanged content needs no thread.
+        let mut jobs = Vec::new();
+        for (i, (name, path)) in items.iter().enumerate() {
+            let bytes = match read_module(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    report(i, Err(e));
+                    continue;
+                }
+            };
+            let hash = crate::loader::cache::hash(&bytes);
+            let previous = match self.signals.get(name) {
+                Some(rec) if rec.hash == hash => {
+                    report(i, Ok(LoadOutcome::Unchanged));
+                    continue;
+                }
+                Some(rec) => rec
+                    .layouts
+                    .iter()
+                    .find(|(id, _, _)| *id == rec.current)
+                    .map(|(_, l, _)| l.clone())
+                    .unwrap_or_default(),
+                None => Layout::default(),
+            };
+            jobs.push((i, bytes, previous));
+        }
+        let loader = self.loader.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            for (i, bytes, previous) in jobs {
+                let (loader, tx, name) = (&loader, tx.clone(), &items[i].0);
+                scope.spawn(move || {
+                    let _ = tx.send((i, loader.prepare(name, &bytes, &previous)));
+                });
+            }
+            drop(tx);
+            for (i, prepared) in rx {
+                let (name, path) = &items[i];
+                let result = prepared.and_then(|p| {
+                    if !self.signals.contains_key(name) && self.free.is_empty() {
+                        return Err(LoadError::NoFreeSlot(self.settings.slots));
+                    }
+                    Ok(LoadOutcome::Loaded(self.submit(name, p, Some(path))))
+                });
+                report(i, result);
+            }
+        });
     }
 
     /// Hand a prepared version to the audio thread.

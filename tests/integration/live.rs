@@ -70,6 +70,18 @@ impl LiveRun {
         );
     }
 
+    /// Stop it as Ctrl-C would (SIGINT), then [`LiveRun::finish`].
+    pub fn interrupt(self) -> (String, Vec<f32>) {
+        run_ok(
+            Command::new("kill")
+                .arg("-INT")
+                .arg(self.child.id().to_string()),
+            "kill -INT",
+            "",
+        );
+        self.finish()
+    }
+
     /// Wait for the process to end (it was started with `--seconds`).
     pub fn finish(mut self) -> (String, Vec<f32>) {
         let start = Instant::now();
@@ -437,4 +449,116 @@ fn a_watched_folder_deleted_from_under_the_watcher_is_reported_not_a_crash() {
     run.wait_for("sine: unloaded", Duration::from_secs(10));
     let (log, _) = run.finish();
     assert!(log.contains("sine.wat was removed; fading out"), "{log}");
+}
+
+/// Build a guest crate for wasm32 (release), failing with what to install.
+fn cargo_wasm(krate: &Path, target: &Path) {
+    run_ok(
+        Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+            .current_dir(krate)
+            .env("CARGO_TARGET_DIR", target),
+        "cargo build of a guest crate",
+        "needs the wasm32 target: rustup target add wasm32-unknown-unknown (scripts/setup does)",
+    );
+}
+
+#[test]
+fn watching_the_folder_cargo_builds_into_swaps_in_each_rebuild() {
+    // A guest crate of its own, built by cargo into its target folder while
+    // lel-host watches target/wasm32-unknown-unknown/release/.
+    let dir = tempdir();
+    let krate = dir.path().join("tone");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "tone"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+lel-guest = {{ path = "{}" }}
+
+[profile.release]
+lto = true
+panic = "abort"
+codegen-units = 1
+
+[workspace]
+"#,
+            repo_root().join("guest-sdk").display()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(repo_root().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    let source = |gain: &str| {
+        format!(
+            "#![cfg_attr(target_arch = \"wasm32\", no_std)]\nuse lel::prelude::*;\nlel::signal!(osc(440).gain({gain}));\n"
+        )
+    };
+    std::fs::write(krate.join("src/lib.rs"), source("0.5")).unwrap();
+    let target = dir.path().join("target");
+    cargo_wasm(&krate, &target);
+    let release = target.join("wasm32-unknown-unknown/release");
+    let run = LiveRun::start(
+        dir.path(),
+        &[release.to_str().unwrap(), "--device", "none"],
+        &[],
+    );
+    run.wait_for("tone: playing", Duration::from_secs(20));
+    std::fs::write(krate.join("src/lib.rs"), source("0.25")).unwrap();
+    cargo_wasm(&krate, &target);
+    run.wait_for("tone: swapped in version", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let (log, x) = run.interrupt();
+    assert!(
+        !log.contains("fading out"),
+        "cargo's replace is a reload, not a removal:\n{log}"
+    );
+    assert!(
+        log.contains("recorded "),
+        "Ctrl-C finished the recording:\n{log}"
+    );
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+}
+
+#[test]
+fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
+    let (dir, music) = folder_with_sine(0.5);
+    let run = run_folder(dir.path(), &music, "4");
+    std::thread::sleep(Duration::from_millis(500));
+    // Both files change together; `hang`'s init never returns (stopped
+    // after the 1 s init timeout).
+    std::fs::write(
+        music.join("hang.wat"),
+        fixtures::module("", "(loop $l (br $l)) (i32.const 1)", "(i32.const 0)"),
+    )
+    .unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.25)).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    run.wait_for("hang: rejected", Duration::from_secs(20));
+    let (log, x) = run.finish();
+    let line = log
+        .lines()
+        .find(|l| l.contains("sine: swapped in version"))
+        .unwrap();
+    // The swap's own latency is printed: it was not held until the hanging
+    // init's 1 s timeout (a normal reload takes milliseconds; 700 ms leaves
+    // room for a loaded machine).
+    let ms: f64 = line
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" ms after the file changed"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(ms < 700.0, "the sine waited for the hanging init: {line}");
+    assert!(
+        log.contains("`init` did not return within 1s (runaway loop?)"),
+        "{log}"
+    );
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
 }

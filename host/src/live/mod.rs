@@ -9,15 +9,13 @@ pub mod output;
 pub mod recorder;
 pub mod watcher;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::control::{
-    Control, LoadOutcome, Notice, Settings, collect_modules, read_module, signal_name,
-};
+use crate::control::{Control, LoadOutcome, Notice, Settings, collect_modules, signal_name};
 use crate::loader::LoadReport;
 use crate::loader::cache::Source;
 use crate::rt::callback::{AudioCallback, WarmUp};
@@ -146,9 +144,10 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
                 Change::Error(msg) => tracing::warn!("{msg}"),
             }
         }
+        let mut loads = Vec::new();
         for due in settler.due(Instant::now()) {
             match due {
-                Due::Load { path, first } => reload(&mut control, &mut settler, &path, first),
+                Due::Load { path, first } => loads.push((signal_name(&path), path, first)),
                 Due::Remove { path } => {
                     let name = signal_name(&path);
                     if control.unload(&name) {
@@ -156,6 +155,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
                     }
                 }
             }
+        }
+        if !loads.is_empty() {
+            reload(&mut control, &mut settler, &loads);
         }
         let errors: Vec<output::DeviceError> = err_rx.try_iter().collect();
         if let Some(fatal) = errors.iter().find(|e| e.is_fatal()) {
@@ -247,35 +249,49 @@ fn reopen(
     Ok(output::start_silent(callback, buffer)?)
 }
 
-/// Load a changed file; on failure retry (a partial write) or report.
-fn reload(control: &mut Control, settler: &mut Settler, path: &Path, first: Instant) {
-    let name = signal_name(path);
-    let result = read_module(path).and_then(|bytes| control.load(&name, &bytes, Some(path)));
-    match result {
-        Ok(LoadOutcome::Loaded(r)) => {
-            settler.loaded(path);
-            control.mark_requested(&name, first);
-            tracing::info!(
-                "{name}: new version from {}, {}",
-                path.display(),
-                describe_load(&r)
-            );
-        }
-        Ok(LoadOutcome::Unchanged) => {
-            settler.loaded(path);
-            tracing::debug!(
-                "{name}: {} changed on disk but not in content",
-                path.display()
-            );
-        }
-        Err(e) => {
-            if settler.failed(path, Instant::now()) {
-                let playing = if control.signals().contains(&name) {
-                    "; the playing version keeps playing"
+/// Load changed files (in parallel: a hanging `init` delays no other file);
+/// on failure retry (a partial write) or report.
+fn reload(control: &mut Control, settler: &mut Settler, loads: &[(String, PathBuf, Instant)]) {
+    let items: Vec<(String, PathBuf)> = loads
+        .iter()
+        .map(|(n, p, _)| (n.clone(), p.clone()))
+        .collect();
+    let mut outcomes = Vec::new();
+    control.load_files_with(&items, |i, result| outcomes.push((i, result)));
+    for (i, result) in outcomes {
+        let (name, path, first) = &loads[i];
+        match result {
+            Ok(LoadOutcome::Loaded(r)) => {
+                settler.loaded(path);
+                control.mark_requested(name, *first);
+                tracing::info!(
+                    "{name}: new version from {}, {}",
+                    path.display(),
+                    describe_load(&r)
+                );
+            }
+            Ok(LoadOutcome::Unchanged) => {
+                settler.loaded(path);
+                tracing::debug!(
+                    "{name}: {} changed on disk but not in content",
+                    path.display()
+                );
+            }
+            Err(e) => {
+                let report = if e.may_be_partial_write() {
+                    settler.failed(path, Instant::now())
                 } else {
-                    ""
+                    settler.loaded(path);
+                    true
                 };
-                tracing::error!("{name}: rejected: {}: {e}{playing}", path.display());
+                if report {
+                    let playing = if control.signals().contains(name) {
+                        "; the playing version keeps playing"
+                    } else {
+                        ""
+                    };
+                    tracing::error!("{name}: rejected: {}: {e}{playing}", path.display());
+                }
             }
         }
     }

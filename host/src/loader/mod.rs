@@ -51,6 +51,24 @@ pub enum LoadError {
     NoFreeSlot(usize),
 }
 
+impl LoadError {
+    /// Could a file still being written have caused this? Such failures are
+    /// retried by the watcher before being reported; the others come from a
+    /// complete module and are reported at once.
+    pub fn may_be_partial_write(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Io(_)
+                | LoadError::Compile(_)
+                | LoadError::Contract(
+                    ContractError::Truncated
+                        | ContractError::NotWasm { .. }
+                        | ContractError::Invalid(_)
+                )
+        )
+    }
+}
+
 /// Fixed facts for every version a loader prepares.
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {

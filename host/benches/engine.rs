@@ -1,0 +1,140 @@
+//! Benchmarks, reported as ratios measured in one run (this machine is
+//! noisy; absolute times are not comparable between runs):
+//!
+//! 1. wasm vs native: the `filtered-delayed-sine` chain of the Rust SDK,
+//!    compiled to wasm32 and played through the whole engine (mixer, master,
+//!    control side), against the same chain compiled natively and run by the
+//!    SDK's native harness.
+//! 2. the engine's cost per signal: 1 vs 32 copies of `examples/wat/sine.wat`.
+//!
+//! Run with `cargo bench -p lel-host` (builds the guest for wasm32 first).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lel::prelude::*;
+use lel_host::control::Settings;
+use lel_host::offline::Renderer;
+
+const SR: u32 = 48_000;
+const SECONDS: usize = 20;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn build_chain_wasm() -> PathBuf {
+    let target = repo().join("target/guests");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "filtered-delayed-sine",
+        ])
+        .current_dir(repo())
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "building the guest failed (rustup target add wasm32-unknown-unknown?)"
+    );
+    target.join("wasm32-unknown-unknown/release/filtered_delayed_sine.wasm")
+}
+
+fn engine() -> Renderer {
+    Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        block: 128,
+        ..Settings::default()
+    })
+    .unwrap()
+}
+
+/// Best of `runs` timings of `f` (the least disturbed by other processes).
+fn best(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+fn main() {
+    let frames = SR as usize * SECONDS;
+    let realtime = Duration::from_secs(SECONDS as u64);
+
+    // 1. wasm vs native, interleaved in one run.
+    let wasm_path = build_chain_wasm();
+    let mut wasm = engine();
+    wasm.load(&wasm_path).unwrap();
+    let mut native = lel::testing::Harness::new(SR, || {
+        osc(440)
+            .lowpass(800)
+            .tremolo(5, 0.8)
+            .delay(0.5, 0.25)
+            .gain(0.4)
+    })
+    .unwrap();
+    let mut w_out = vec![0.0f32; frames];
+    let t_wasm = best(5, || wasm.render_into(&mut w_out));
+    let t_native = best(5, || {
+        std::hint::black_box(native.render(frames));
+    });
+    println!("filtered-delayed-sine, {SECONDS} s of mono audio in 128-frame blocks (best of 5):");
+    println!(
+        "  wasm through lel-host: {:7.1} ms ({:6.0}x real time)",
+        t_wasm.as_secs_f64() * 1e3,
+        realtime.as_secs_f64() / t_wasm.as_secs_f64()
+    );
+    println!(
+        "  native (SDK harness):  {:7.1} ms ({:6.0}x real time)",
+        t_native.as_secs_f64() * 1e3,
+        realtime.as_secs_f64() / t_native.as_secs_f64()
+    );
+    println!(
+        "  ratio wasm / native:   {:.2}",
+        t_wasm.as_secs_f64() / t_native.as_secs_f64()
+    );
+
+    // 2. Cost per signal.
+    let sine = std::fs::read_to_string(repo().join("examples/wat/sine.wat")).unwrap();
+    let per = |n: usize| {
+        let mut r = engine();
+        for i in 0..n {
+            r.load_bytes(
+                &format!("sine{i}"),
+                sine.replace("440", &format!("{}", 200 + i)).as_bytes(),
+            )
+            .unwrap();
+        }
+        let mut out = vec![0.0f32; SR as usize * 5];
+        best(3, || r.render_into(&mut out))
+    };
+    let (one, many) = (per(1), per(32));
+    let block_budget = 128.0 / SR as f64 * 1e9;
+    let blocks = (SR * 5 / 128) as f64;
+    println!("engine, 5 s of sine.wat signals (best of 3):");
+    println!(
+        "  1 signal:   {:6.2} us per block ({:.2} % of the 2.67 ms block period)",
+        one.as_nanos() as f64 / blocks / 1e3,
+        one.as_nanos() as f64 / blocks / block_budget * 100.0
+    );
+    println!(
+        "  32 signals: {:6.2} us per block ({:.2} % of the block period); {:.2} us per signal",
+        many.as_nanos() as f64 / blocks / 1e3,
+        many.as_nanos() as f64 / blocks / block_budget * 100.0,
+        (many.as_nanos() as f64 - one.as_nanos() as f64) / blocks / 31.0 / 1e3
+    );
+}
