@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::control::{Control, LoadOutcome, Settings, collect_modules, read_module, signal_name};
+use crate::control::{
+    Control, LoadOutcome, Settings, collect_modules, read_module, show_paths, signal_name,
+};
 
 /// One module's verdict.
 pub struct Verdict {
@@ -21,7 +23,7 @@ pub fn check(paths: &[PathBuf], settings: &Settings) -> anyhow::Result<Vec<Verdi
     anyhow::ensure!(
         !files.is_empty(),
         "no `.wasm` or `.wat` files in {}",
-        show(paths)
+        show_paths(paths)
     );
     let runtime = crate::loader::runtime::Runtime::new()?;
     let mut verdicts = Vec::new();
@@ -67,12 +69,4 @@ pub fn check(paths: &[PathBuf], settings: &Settings) -> anyhow::Result<Vec<Verdi
         verdicts.push(Verdict { path, line, ok });
     }
     Ok(verdicts)
-}
-
-fn show(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

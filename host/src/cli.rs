@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Crossfade a swapped version in over this many milliseconds (default: instant swap).
     #[arg(long, default_value_t = 0.0, value_name = "MS")]
     pub xfade: f64,
+    /// Share of the block period one `process` call may take before it is
+    /// stopped as a runaway, in percent.
+    #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
+    pub budget: f64,
     /// Record exactly what is played to a 32-bit float WAV file.
     #[arg(long, value_name = "OUT.wav")]
     pub record: Option<PathBuf>,
@@ -112,6 +116,10 @@ pub struct RenderArgs {
     /// Frames per block (the most a module is asked for at once).
     #[arg(long, default_value_t = 128, value_name = "FRAMES")]
     pub block: u32,
+    /// Share of the block period one `process` call may take before it is
+    /// stopped as a runaway, in percent.
+    #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
+    pub budget: f64,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +131,15 @@ pub struct CheckArgs {
     pub sample_rate: u32,
     #[arg(long, default_value_t = 128, value_name = "FRAMES")]
     pub block: u32,
+}
+
+/// The call budget as a share of the block period, validated.
+fn budget(percent: f64) -> anyhow::Result<f64> {
+    anyhow::ensure!(
+        percent.is_finite() && (1.0..=400.0).contains(&percent),
+        "--budget {percent} is out of range (1 to 400 percent of the block period)"
+    );
+    Ok(percent / 100.0)
 }
 
 /// Shape settings shared by every subcommand, validated.
@@ -214,6 +231,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
         );
     }
     settings.xfade = Duration::from_secs_f64(a.xfade / 1e3);
+    settings.call_budget = budget(a.budget)?;
     settings.check_alloc = a.stats;
     Ok(crate::live::RunOptions {
         paths: a.paths,
@@ -231,7 +249,8 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
 }
 
 fn render(a: RenderArgs) -> anyhow::Result<bool> {
-    let settings = settings(a.sample_rate, a.channels, a.block)?;
+    let mut settings = settings(a.sample_rate, a.channels, a.block)?;
+    settings.call_budget = budget(a.budget)?;
     anyhow::ensure!(
         a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 24.0 * 3600.0,
         "--seconds {} is out of range (more than 0, at most a day)",

@@ -243,16 +243,8 @@ impl Control {
         bytes: &[u8],
         path: Option<&Path>,
     ) -> Result<LoadOutcome, LoadError> {
-        let hash = crate::loader::cache::hash(bytes);
-        let previous = match self.signals.get(signal) {
-            Some(rec) if rec.hash == hash => return Ok(LoadOutcome::Unchanged),
-            Some(rec) => rec
-                .layouts
-                .iter()
-                .find(|(id, _, _)| *id == rec.current)
-                .map(|(_, l, _)| l.clone())
-                .unwrap_or_default(),
-            None => Layout::default(),
+        let Some(previous) = self.previous_layout(signal, bytes) else {
+            return Ok(LoadOutcome::Unchanged);
         };
         if !self.signals.contains_key(signal) && self.free.is_empty() {
             return Err(LoadError::NoFreeSlot(self.settings.slots));
@@ -295,19 +287,9 @@ impl Control {
                     continue;
                 }
             };
-            let hash = crate::loader::cache::hash(&bytes);
-            let previous = match self.signals.get(name) {
-                Some(rec) if rec.hash == hash => {
-                    report(i, Ok(LoadOutcome::Unchanged));
-                    continue;
-                }
-                Some(rec) => rec
-                    .layouts
-                    .iter()
-                    .find(|(id, _, _)| *id == rec.current)
-                    .map(|(_, l, _)| l.clone())
-                    .unwrap_or_default(),
-                None => Layout::default(),
+            let Some(previous) = self.previous_layout(name, &bytes) else {
+                report(i, Ok(LoadOutcome::Unchanged));
+                continue;
             };
             jobs.push((i, bytes, previous));
         }
@@ -332,6 +314,25 @@ impl Control {
                 report(i, result);
             }
         });
+    }
+
+    /// The layout a new version of `signal` claims against: that of the
+    /// version last handed over (empty for a new signal). `None` when `bytes`
+    /// are that version's own: nothing to load.
+    fn previous_layout(&self, signal: &str, bytes: &[u8]) -> Option<Layout> {
+        let Some(rec) = self.signals.get(signal) else {
+            return Some(Layout::default());
+        };
+        if rec.hash == crate::loader::cache::hash(bytes) {
+            return None;
+        }
+        Some(
+            rec.layouts
+                .iter()
+                .find(|(id, _, _)| *id == rec.current)
+                .map(|(_, l, _)| l.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// Hand a prepared version to the audio thread.
@@ -660,6 +661,15 @@ pub fn collect_modules(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// Paths for a message: `a.wat, b/`.
+pub fn show_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A `.wasm` or `.wat` file.

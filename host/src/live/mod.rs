@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::control::{Control, LoadOutcome, Notice, Settings, collect_modules, signal_name};
+use crate::control::{
+    Control, LoadOutcome, Notice, Settings, collect_modules, show_paths, signal_name,
+};
 use crate::loader::LoadReport;
 use crate::loader::cache::Source;
 use crate::rt::callback::{AudioCallback, WarmUp};
@@ -107,7 +109,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
         output.describe(),
         opts.settings.sample_rate,
         channels,
-        show(&opts.paths)
+        show_paths(&opts.paths)
     );
     control.set_running();
 
@@ -314,14 +316,6 @@ fn describe_load(r: &LoadReport) -> String {
         r.compile.as_secs_f64() * 1e3,
         r.init.as_secs_f64() * 1e3
     )
-}
-
-fn show(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// One line: swaps and their latency, late blocks, audio-thread allocations.
