@@ -308,3 +308,46 @@ fn compiled_modules_are_cached_by_content_in_memory_and_on_disk() {
         Source::Compiled
     );
 }
+
+/// A module that logs "tick N" from every `process` call.
+fn chatty() -> String {
+    fixtures::module(
+        r#"(import "lel:signal/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+  (data (i32.const 16) "tick")"#,
+        "(i32.const 1)",
+        "(call $log (i32.const 2) (i32.const 16) (i32.const 4)) (i32.const 1024)",
+    )
+}
+
+#[test]
+fn guest_log_lines_from_process_go_through_the_ring_without_allocating() {
+    let mut r = mono();
+    r.load_bytes("chatty", chatty().as_bytes()).unwrap();
+    r.render(SR as usize);
+    assert_eq!(
+        r.control()
+            .stats()
+            .violations
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn guest_log_lines_from_process_reach_the_log_tagged_with_the_signal() {
+    let dir = tempdir();
+    let path = write(dir.path(), "chatty.wat", &chatty());
+    let out = run_ok(
+        std::process::Command::new(lel_host_bin())
+            .args(["run", "--device", "none", "--seconds", "0.3"])
+            .arg(&path)
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.ends_with("chatty: tick")),
+        "{stderr}"
+    );
+}
