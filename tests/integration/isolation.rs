@@ -439,21 +439,40 @@ fn faults_and_rollbacks_leave_the_fault_free_path_allocation_free() {
 #[test]
 fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() {
     let dir = tempdir();
-    std::fs::copy(repo_root().join("examples/wat/sine.wat"), dir.path().join("sine.wat")).unwrap();
+    std::fs::copy(
+        repo_root().join("examples/wat/sine.wat"),
+        dir.path().join("sine.wat"),
+    )
+    .unwrap();
     write(dir.path(), "bass.wat", &faulty(10, "(loop $l (br $l))", ""));
     let wav = dir.path().join("out.wav");
     let out = std::process::Command::new(lel_host_bin())
-        .args(["render", "--seconds", "0.5", "--channels", "1", "--budget", "25", "-o"])
+        .args([
+            "render",
+            "--seconds",
+            "0.5",
+            "--channels",
+            "1",
+            "--budget",
+            "25",
+            "-o",
+        ])
         .arg(&wav)
         .arg(dir.path())
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bass: process exceeded its 0.67 ms budget (runaway loop?)"), "{stderr}");
+    assert!(
+        stderr.contains("bass: process exceeded its 0.67 ms budget (runaway loop?)"),
+        "{stderr}"
+    );
     let (_, _, x) = read_wav(&wav);
     for (n, &s) in x.iter().enumerate().skip(10 * BLOCK) {
-        assert!((s as f64 - ideal_sine(n)).abs() < 1e-5, "frame {n}: the sine plays on");
+        assert!(
+            (s as f64 - ideal_sine(n)).abs() < 1e-5,
+            "frame {n}: the sine plays on"
+        );
     }
     let bad = std::process::Command::new(lel_host_bin())
         .args(["render", "--budget", "0", "-o"])
@@ -461,5 +480,8 @@ fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() 
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--budget 0 is out of range (1 to 400 percent of the block period)"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--budget 0 is out of range (1 to 400 percent of the block period)")
+    );
 }
