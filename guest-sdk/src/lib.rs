@@ -19,7 +19,7 @@
 //!
 //! In a guest crate (`crate-type = ["cdylib"]`) the whole module is:
 //!
-//! ```ignore
+//! ```text
 //! #![cfg_attr(target_arch = "wasm32", no_std)]
 //! use lel::prelude::*;
 //! lel::signal!(osc(440).gain(0.5));
@@ -103,7 +103,7 @@ pub mod prelude {
 
 /// Declares the module's signal and emits the contract's exports.
 ///
-/// ```ignore
+/// ```text
 /// lel::signal!(osc(440).gain(0.5));
 /// lel::signal!({ let lfo = osc(0.25).range(300, 3000); saw(110).lpf(lfo, 4) });
 /// lel::signal!(osc(110).delay(4.0, 1.5), state = 4 << 20);   // bigger state region

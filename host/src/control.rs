@@ -305,12 +305,9 @@ impl Control {
             drop(tx);
             for (i, prepared) in rx {
                 let (name, path) = &items[i];
-                let result = prepared.and_then(|p| {
-                    if !self.signals.contains_key(name) && self.free.is_empty() {
-                        return Err(LoadError::NoFreeSlot(self.settings.slots));
-                    }
-                    Ok(LoadOutcome::Loaded(self.submit(name, p, Some(path))))
-                });
+                let result = prepared
+                    .and_then(|p| self.hand_over(name, p, Some(path)))
+                    .map(LoadOutcome::Loaded);
                 report(i, result);
             }
         });
@@ -319,7 +316,7 @@ impl Control {
     /// The layout a new version of `signal` claims against: that of the
     /// version last handed over (empty for a new signal). `None` when `bytes`
     /// are that version's own: nothing to load.
-    fn previous_layout(&self, signal: &str, bytes: &[u8]) -> Option<Layout> {
+    pub fn previous_layout(&self, signal: &str, bytes: &[u8]) -> Option<Layout> {
         let Some(rec) = self.signals.get(signal) else {
             return Some(Layout::default());
         };
@@ -335,8 +332,25 @@ impl Control {
         )
     }
 
+    /// Hand a version prepared against [`Control::previous_layout`] to the
+    /// audio thread, if a slot is free for it.
+    ///
+    /// # Errors
+    /// [`LoadError::NoFreeSlot`] when every slot plays another signal.
+    pub fn hand_over(
+        &mut self,
+        signal: &str,
+        prepared: crate::loader::Prepared,
+        path: Option<&Path>,
+    ) -> Result<LoadReport, LoadError> {
+        if !self.signals.contains_key(signal) && self.free.is_empty() {
+            return Err(LoadError::NoFreeSlot(self.settings.slots));
+        }
+        Ok(self.submit(signal, prepared, path))
+    }
+
     /// Hand a prepared version to the audio thread.
-    pub fn submit(
+    fn submit(
         &mut self,
         signal: &str,
         prepared: crate::loader::Prepared,

@@ -14,6 +14,7 @@ mod errors;
 mod fixtures;
 mod fuzz;
 mod isolation;
+mod languages;
 mod live;
 mod render;
 mod sdk;

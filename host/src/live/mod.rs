@@ -7,6 +7,7 @@
 
 pub mod output;
 pub mod recorder;
+pub mod reloader;
 pub mod watcher;
 
 use std::path::PathBuf;
@@ -23,6 +24,12 @@ use crate::loader::cache::Source;
 use crate::rt::callback::{AudioCallback, WarmUp};
 use output::OutputRequest;
 use watcher::{Change, Due, Settler, WatchSet};
+
+/// What wakes the control loop.
+enum Msg {
+    Change(Change),
+    Loaded(reloader::Finished),
+}
 
 /// Everything `run` needs, validated.
 #[derive(Clone, Debug)]
@@ -113,8 +120,14 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
     );
     control.set_running();
 
-    let (tx, rx) = mpsc::channel();
-    let _watcher = watcher::start(&watch, tx)?;
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let _watcher = {
+        let tx = tx.clone();
+        watcher::start(&watch, move |c| {
+            let _ = tx.send(Msg::Change(c));
+        })?
+    };
+    let mut reloader = reloader::Reloader::new(tx, Msg::Loaded);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -138,18 +151,22 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
         if let Some(d) = deadline {
             wait = wait.min(d.saturating_duration_since(now));
         }
-        let mut changes: Vec<Change> = rx.recv_timeout(wait).into_iter().collect();
-        changes.extend(rx.try_iter());
-        for c in changes {
-            match c {
-                Change::Touched { path, at, complete } => settler.touch(path, at, complete),
-                Change::Error(msg) => tracing::warn!("{msg}"),
+        let mut msgs: Vec<Msg> = rx.recv_timeout(wait).into_iter().collect();
+        msgs.extend(rx.try_iter());
+        for m in msgs {
+            match m {
+                Msg::Change(Change::Touched { path, at, complete }) => {
+                    settler.touch(path, at, complete)
+                }
+                Msg::Change(Change::Error(msg)) => tracing::warn!("{msg}"),
+                Msg::Loaded(f) => reloader.finished(f, &mut control, &mut settler),
             }
         }
-        let mut loads = Vec::new();
         for due in settler.due(Instant::now()) {
             match due {
-                Due::Load { path, first } => loads.push((signal_name(&path), path, first)),
+                Due::Load { path, first } => {
+                    reloader.request(&control, &mut settler, signal_name(&path), path, first)
+                }
                 Due::Remove { path } => {
                     let name = signal_name(&path);
                     if control.unload(&name) {
@@ -157,9 +174,6 @@ pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
                     }
                 }
             }
-        }
-        if !loads.is_empty() {
-            reload(&mut control, &mut settler, &loads);
         }
         let errors: Vec<output::DeviceError> = err_rx.try_iter().collect();
         if let Some(fatal) = errors.iter().find(|e| e.is_fatal()) {
@@ -251,55 +265,7 @@ fn reopen(
     Ok(output::start_silent(callback, buffer)?)
 }
 
-/// Load changed files (in parallel: a hanging `init` delays no other file);
-/// on failure retry (a partial write) or report.
-fn reload(control: &mut Control, settler: &mut Settler, loads: &[(String, PathBuf, Instant)]) {
-    let items: Vec<(String, PathBuf)> = loads
-        .iter()
-        .map(|(n, p, _)| (n.clone(), p.clone()))
-        .collect();
-    let mut outcomes = Vec::new();
-    control.load_files_with(&items, |i, result| outcomes.push((i, result)));
-    for (i, result) in outcomes {
-        let (name, path, first) = &loads[i];
-        match result {
-            Ok(LoadOutcome::Loaded(r)) => {
-                settler.loaded(path);
-                control.mark_requested(name, *first);
-                tracing::info!(
-                    "{name}: new version from {}, {}",
-                    path.display(),
-                    describe_load(&r)
-                );
-            }
-            Ok(LoadOutcome::Unchanged) => {
-                settler.loaded(path);
-                tracing::debug!(
-                    "{name}: {} changed on disk but not in content",
-                    path.display()
-                );
-            }
-            Err(e) => {
-                let report = if e.may_be_partial_write() {
-                    settler.failed(path, Instant::now())
-                } else {
-                    settler.loaded(path);
-                    true
-                };
-                if report {
-                    let playing = if control.signals().contains(name) {
-                        "; the playing version keeps playing"
-                    } else {
-                        ""
-                    };
-                    tracing::error!("{name}: rejected: {}: {e}{playing}", path.display());
-                }
-            }
-        }
-    }
-}
-
-fn describe_load(r: &LoadReport) -> String {
+pub(crate) fn describe_load(r: &LoadReport) -> String {
     let how = match r.source {
         Source::Compiled => "compiled",
         Source::Memory => "from the in-memory cache",

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -108,11 +107,11 @@ pub struct Watcher {
     _inner: notify::RecommendedWatcher,
 }
 
-/// Watch `set`, forwarding changes to `tx`.
+/// Watch `set`, passing changes to `send` (on notify's thread).
 ///
 /// # Errors
 /// When the operating system refuses the watch.
-pub fn start(set: &WatchSet, tx: Sender<Change>) -> anyhow::Result<Watcher> {
+pub fn start(set: &WatchSet, send: impl Fn(Change) + Send + 'static) -> anyhow::Result<Watcher> {
     let filter = set.clone();
     let mut inner =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -144,7 +143,7 @@ pub fn start(set: &WatchSet, tx: Sender<Change>) -> anyhow::Result<Watcher> {
                 );
                 for p in event.paths {
                     if filter.wants(&p) {
-                        let _ = tx.send(Change::Touched {
+                        send(Change::Touched {
                             path: p,
                             at: now,
                             complete,
@@ -152,7 +151,7 @@ pub fn start(set: &WatchSet, tx: Sender<Change>) -> anyhow::Result<Watcher> {
                     } else if filter.folders.iter().any(|f| f == &p)
                         && matches!(event.kind, EventKind::Remove(_))
                     {
-                        let _ = tx.send(Change::Error(format!(
+                        send(Change::Error(format!(
                             "{}: the watched folder was removed",
                             p.display()
                         )));
@@ -160,7 +159,7 @@ pub fn start(set: &WatchSet, tx: Sender<Change>) -> anyhow::Result<Watcher> {
                 }
             }
             Err(e) => {
-                let _ = tx.send(Change::Error(format!("watching files failed: {e}")));
+                send(Change::Error(format!("watching files failed: {e}")));
             }
         })
         .context("cannot start the file watcher")?;

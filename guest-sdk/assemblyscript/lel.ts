@@ -1,0 +1,571 @@
+// lel.ts: the AssemblyScript guest SDK for lel-host. The lel:signal@0.1.0
+// contract (wit/lel.wit) as host imports and module exports, and DSP helpers
+// that compute the same samples as the Rust SDK (guest-sdk/README.md,
+// "Algorithms"), each claiming its state under the same key ("osc#0",
+// "lowpass#0", ...) so a reload keeps it.
+//
+// A signal is an entry file that re-exports the contract's functions and
+// hands its `setup` and `frame` to `signal`:
+//
+//     import { Ctx, Osc, Setup, gain, signal } from "./lel";
+//     export { statePtr, stateLen, init, process } from "./lel";
+//
+//     const osc = new Osc();
+//
+//     function setup(s: Setup): i32 {   // inside `init`: claim state
+//       osc.claim();
+//       return 1;                       // channels
+//     }
+//
+//     function frame(cx: Ctx, out: StaticArray<f64>): void {  // per frame
+//       out[0] = gain(osc.tick(440), 0.5);
+//     }
+//
+//     signal(setup, frame);
+//
+// Build it with the adapter transform that names `statePtr`/`stateLen` as
+// the contract's `state-ptr`/`state-len` (AssemblyScript cannot spell a dash
+// in an export name; see lel-transform.mjs):
+//
+//     npx asc sine.ts --transform ./lel-transform.mjs --runtime stub \
+//         -O3 --noAssert --use abort= -o sine.wasm
+//
+// Helpers are mono: one instance per channel. `claim` may only be called
+// from `setup`; the n-th helper of a kind claimed gets the key "kind#n", or
+// the name passed to `claim("...")` (the index of its kind is still taken,
+// so naming one helper renumbers no other). A failed claim is logged and
+// remembered, and `init` returns its error code, which rejects the version.
+//
+// The state region is STATE_BYTES (1 MiB) and the static output buffer
+// OUTPUT_SAMPLES floats: edit the constants below to change them.
+
+// ---- the contract: host imports --------------------------------------------
+
+@external("lel:signal/host@0.1.0", "claim")
+declare function hostClaim(key: usize, keyLen: i32, size: i32, align: i32): i32;
+
+@external("lel:signal/host@0.1.0", "log")
+declare function hostLog(level: i32, msg: usize, len: i32): void;
+
+// `claim`'s error codes (wit/lel.wit) and the SDK's own (as in Rust).
+export const REGION_FULL: i32 = -1;
+export const BAD_ARGS: i32 = -16;
+export const OUTPUT_TOO_SMALL: i32 = -17;
+export const BAD_CHANNELS: i32 = -20;
+
+export const enum Level { Error = 0, Warn = 1, Info = 2, Debug = 3, Trace = 4 }
+
+const STATE_BYTES: i32 = 1 << 20;
+const OUTPUT_SAMPLES: i32 = 8192;
+const MAX_CHANNELS: i32 = 64;
+
+const STATE: usize = memory.data(STATE_BYTES, 16);
+const OUT_STATIC: usize = memory.data(OUTPUT_SAMPLES * 4, 16);
+const SCRATCH: usize = memory.data(1024, 16);
+
+/// Sends `msg` to the host's log.
+export function log(level: Level, msg: string): void {
+  const n = String.UTF8.byteLength(msg);
+  const len = n < 1024 ? n : 1024;
+  String.UTF8.encodeUnsafe(changetype<usize>(msg), msg.length < 1024 ? msg.length : 1024, SCRATCH);
+  hostLog(level, SCRATCH, len);
+}
+
+// ---- what a signal gets ------------------------------------------------------
+
+/// What `setup` gets: the sample rate and the most frames per block.
+export class Setup {
+  sampleRate: f64 = 0;
+  maxFrames: u32 = 0;
+}
+
+/// Where a frame is: as `Ctx` in the Rust SDK.
+export class Ctx {
+  sampleRate: f64 = 0;
+  /** Absolute frame index of this frame. */
+  clock: u64 = 0;
+  /** `clock / sampleRate`, in seconds. */
+  t: f64 = 0;
+  /** `process`'s clock: the block's first frame. */
+  blockClock: u64 = 0;
+  /** Frames in this block. */
+  frames: u32 = 0;
+  /** Index of this frame in the block. */
+  frame: u32 = 0;
+  channels: u32 = 0;
+}
+
+// ---- math: the Rust SDK's `lel::math` ---------------------------------------
+
+export const PI: f64 = 3.14159265358979323846;
+export const TAU: f64 = 6.28318530717958647692;
+
+// @ts-ignore: decorator
+@inline export function floor(x: f64): f64 { return Math.floor(x); }
+// @ts-ignore: decorator
+@inline export function fract(x: f64): f64 { return x - Math.floor(x); }
+
+/** `x` limited to `[lo, hi]`, NaN mapped to `lo`. */
+// @ts-ignore: decorator
+@inline export function clamp(x: f64, lo: f64, hi: f64): f64 {
+  if (x >= lo) return x <= hi ? x : hi;
+  return lo;
+}
+
+// sin and cos are AssemblyScript's own (`Math.sin`, `Math.cos`: ports of
+// musl, the same bits as the Rust SDK's libm). `exp` is ported from the Rust
+// SDK's libm here, because asc -O3 picks a table-driven `Math.exp` that
+// rounds differently in the last bit for some inputs.
+
+/** Sine of `x` radians. */
+// @ts-ignore: decorator
+@inline export function sin(x: f64): f64 { return Math.sin(x); }
+/** Cosine of `x` radians. */
+// @ts-ignore: decorator
+@inline export function cos(x: f64): f64 { return Math.cos(x); }
+
+/** `x * 2^n`. */
+export function scalbn(x: f64, n: i32): f64 {
+  if (n > 1023) {
+    x *= reinterpret<f64>(0x7FE0000000000000); n -= 1023;
+    if (n > 1023) { x *= reinterpret<f64>(0x7FE0000000000000); n -= 1023; if (n > 1023) n = 1023; }
+  } else if (n < -1022) {
+    x *= reinterpret<f64>(0x0360000000000000); n += 1022 - 53;
+    if (n < -1022) { x *= reinterpret<f64>(0x0360000000000000); n += 1022 - 53; if (n < -1022) n = -1022; }
+  }
+  return x * reinterpret<f64>(<u64>(0x3FF + n) << 52);
+}
+
+/** `e^x`: libm's (FreeBSD msun) algorithm, statement for statement. */
+export function exp(x: f64): f64 {
+  const ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10,
+    invln2 = 1.44269504088896338700e+00, P1 = 1.66666666666666019037e-01,
+    P2 = -2.77777777770155933842e-03, P3 = 6.61375632143793436117e-05,
+    P4 = -1.65339022054652515390e-06, P5 = 4.13813679705723846039e-08;
+  let hx = <u32>(reinterpret<u64>(x) >> 32);
+  const sign = <i32>(hx >> 31);
+  hx &= 0x7FFFFFFF;
+  if (hx >= 0x4086232B) {
+    if (isNaN(x)) return x;
+    if (x > 709.782712893383973096) return x * reinterpret<f64>(0x7FE0000000000000);
+    if (x < -745.13321910194110842) return 0;
+  }
+  let hi: f64, lo: f64, k: i32;
+  if (hx > 0x3FD62E42) {
+    if (hx >= 0x3FF0A2B2) k = <i32>(invln2 * x + (sign ? -0.5 : 0.5));
+    else k = 1 - sign - sign;
+    hi = x - <f64>k * ln2hi;
+    lo = <f64>k * ln2lo;
+    x = hi - lo;
+  } else if (hx > 0x3E300000) {
+    k = 0; hi = x; lo = 0;
+  } else {
+    return 1.0 + x;
+  }
+  const xx = x * x;
+  const c = x - xx * (P1 + xx * (P2 + xx * (P3 + xx * (P4 + xx * P5))));
+  const y = 1.0 + (x * c / (2.0 - c) - lo + hi);
+  return k == 0 ? y : scalbn(y, k);
+}
+
+// ---- state -----------------------------------------------------------------
+
+const enum Kind { Osc = 0, Noise, Lowpass, Highpass, Biquad, Tremolo, Delay, Env }
+const KINDS: StaticArray<string> = ["osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env"];
+
+const counters = new StaticArray<u32>(8);
+let claimError: i32 = 0;
+let sampleRate_: f64 = 0;
+let maxFrames_: u32 = 0;
+let channels_: u32 = 0;
+let out_: usize = 0;
+let ready: bool = false;
+
+/// The sample rate (set before `setup` runs).
+export function sampleRate(): f64 { return sampleRate_; }
+
+/// Claims `size` bytes aligned to `align` under `key`: the block's address,
+/// or 0 after logging the failure (`init` then returns the error code).
+export function claim(key: string, size: u32, align: u32): usize {
+  const n = String.UTF8.byteLength(key);
+  const len = n < 512 ? n : 512;
+  String.UTF8.encodeUnsafe(changetype<usize>(key), key.length < 512 ? key.length : 512, SCRATCH);
+  const r = hostClaim(SCRATCH, len, <i32>size, <i32>align);
+  if (r < 0) {
+    if (claimError == 0) {
+      claimError = r;
+      log(Level.Error, "lel: init failed, claim '" + key + "': " + r.toString());
+    }
+    return 0;
+  }
+  return <usize>r;
+}
+
+function claimKind(kind: Kind, size: u32, name: string): usize {
+  const index = counters[kind];
+  counters[kind] = index + 1;
+  if (name.length > 0) return claim(name, size, 16);
+  return claim(KINDS[kind] + "#" + index.toString(), size, 16);
+}
+
+// ---- oscillators -----------------------------------------------------------
+
+export const enum Wave { Sine = 0, Saw, Square, Triangle }
+
+/// The PolyBLEP residual of a step at phase 0, for phase `p`, increment `dt`.
+export function polyBlep(p: f64, dt: f64): f64 {
+  if (p < dt) {
+    const x = p / dt;
+    return x + x - x * x - 1.0;
+  } else if (p > 1.0 - dt) {
+    const x = (p - 1.0) / dt;
+    return x * x + x + x + 1.0;
+  }
+  return 0.0;
+}
+
+/// The wave at phase `p` with increment `dt` (for band-limiting).
+export function waveSample(w: Wave, p: f64, dt: f64): f64 {
+  switch (w) {
+    case Wave.Saw: return 2.0 * p - 1.0 - polyBlep(p, dt);
+    case Wave.Square: {
+      const naive: f64 = p < 0.5 ? 1.0 : -1.0;
+      let q = p + 0.5;
+      q = q >= 1.0 ? q - 1.0 : q;
+      return naive + polyBlep(p, dt) - polyBlep(q, dt);
+    }
+    case Wave.Triangle: {
+      let q = p + 0.25;
+      q = q - Math.floor(q);
+      return 1.0 - 4.0 * Math.abs(q - 0.5);
+    }
+    default: return sin(TAU * p);
+  }
+}
+
+/// An oscillator: phase in cycles `[0, 1)`, key "osc#n", 8 bytes. Every
+/// wave shares the kind "osc", so changing the wave keeps the phase.
+export class Osc {
+  phase: usize = 0;
+  invSr: f64 = 0;
+  constructor(public wave: Wave = Wave.Sine) {}
+
+  claim(name: string = ""): void {
+    this.phase = claimKind(Kind.Osc, 8, name);
+    this.invSr = 1.0 / sampleRate_;
+  }
+
+  /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
+  tick(freq: f64): f64 {
+    const inc = freq * this.invSr;
+    const p = load<f64>(this.phase);
+    const dt = Math.abs(inc);
+    const y = waveSample(this.wave, p, dt < 0.5 ? dt : 0.5);
+    const q = p + inc;
+    store<f64>(this.phase, q - Math.floor(q));
+    return y;
+  }
+}
+
+export const NOISE_SEED: u32 = 0x2545F491;
+
+/// White noise in `[-1, 1)`: xorshift32 (13, 17, 5), key "noise#n", 4
+/// bytes. A fresh (zero) state starts from the seed; a carried one runs on.
+export class Noise {
+  x: usize = 0;
+  seed: u32;
+  constructor(seed: u32 = 0) { this.seed = seed == 0 ? NOISE_SEED : seed; }
+
+  claim(name: string = ""): void {
+    this.x = claimKind(Kind.Noise, 4, name);
+  }
+
+  tick(): f64 {
+    let x = load<u32>(this.x);
+    if (x == 0) x = this.seed;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    store<u32>(this.x, x);
+    return <f64>x * (2.0 / 4294967296.0) - 1.0;
+  }
+}
+
+// ---- filters ---------------------------------------------------------------
+
+/// The one-pole coefficient for `cutoff` Hz: `1 - exp(-2 pi fc / sr)`.
+export function onePoleCoefficient(cutoff: f64, sr: f64): f64 {
+  const fc = clamp(cutoff, 0.0, 0.5 * sr);
+  return 1.0 - exp(-TAU * fc / sr);
+}
+
+class OnePole {
+  y: usize = 0;
+  sr: f64 = 0;
+  last: f64 = NaN;
+  a: f64 = 0;
+
+  protected claimAs(kind: Kind, name: string): void {
+    this.y = claimKind(kind, 8, name);
+    this.sr = sampleRate_;
+    this.last = NaN;
+  }
+
+  protected step(x: f64, cutoff: f64): f64 {
+    if (cutoff != this.last) {
+      this.last = cutoff;
+      this.a = onePoleCoefficient(cutoff, this.sr);
+    }
+    let y = load<f64>(this.y);
+    y += this.a * (x - y);
+    store<f64>(this.y, y);
+    return y;
+  }
+}
+
+/// One-pole lowpass `y += a (x - y)`, key "lowpass#n", one f64.
+export class Lowpass extends OnePole {
+  claim(name: string = ""): void { this.claimAs(Kind.Lowpass, name); }
+  /// The next sample for input `x` at `cutoff` Hz (the coefficient is
+  /// recomputed only when the cutoff changes).
+  tick(x: f64, cutoff: f64): f64 { return this.step(x, cutoff); }
+}
+
+/// One-pole highpass `x - y`, key "highpass#n", one f64.
+export class Highpass extends OnePole {
+  claim(name: string = ""): void { this.claimAs(Kind.Highpass, name); }
+  tick(x: f64, cutoff: f64): f64 { return x - this.step(x, cutoff); }
+}
+
+export const enum BiquadMode { Lowpass = 0, Highpass, Bandpass }
+
+/// Resonant biquad (RBJ cookbook, transposed direct form II), key
+/// "biquad#n" whatever the mode; state s1, s2 (16 bytes).
+export class Biquad {
+  s: usize = 0;
+  sr: f64 = 0;
+  lastFc: f64 = NaN;
+  lastQ: f64 = NaN;
+  b0: f64 = 0; b1: f64 = 0; b2: f64 = 0; a1: f64 = 0; a2: f64 = 0;
+  constructor(public mode: BiquadMode = BiquadMode.Lowpass) {}
+
+  claim(name: string = ""): void {
+    this.s = claimKind(Kind.Biquad, 16, name);
+    this.sr = sampleRate_;
+    this.lastFc = NaN;
+    this.lastQ = NaN;
+  }
+
+  coefficients(cutoff: f64, qIn: f64): void {
+    const sr = this.sr;
+    const fc = clamp(cutoff, 1.0, 0.49 * sr);
+    const q = qIn >= 0.01 ? qIn : 0.01;
+    const w0 = 2.0 * PI * fc / sr;
+    const s = sin(w0);
+    const c = cos(w0);
+    const alpha = s / (2.0 * q);
+    let b0: f64, b1: f64, b2: f64;
+    if (this.mode == BiquadMode.Highpass) {
+      b0 = (1.0 + c) / 2.0; b1 = -(1.0 + c); b2 = (1.0 + c) / 2.0;
+    } else if (this.mode == BiquadMode.Bandpass) {
+      b0 = alpha; b1 = 0.0; b2 = -alpha;
+    } else {
+      b0 = (1.0 - c) / 2.0; b1 = 1.0 - c; b2 = (1.0 - c) / 2.0;
+    }
+    const a0 = 1.0 + alpha;
+    this.b0 = b0 / a0;
+    this.b1 = b1 / a0;
+    this.b2 = b2 / a0;
+    this.a1 = -2.0 * c / a0;
+    this.a2 = (1.0 - alpha) / a0;
+  }
+
+  tick(x: f64, cutoff: f64, q: f64): f64 {
+    if (cutoff != this.lastFc || q != this.lastQ) {
+      this.lastFc = cutoff;
+      this.lastQ = q;
+      this.coefficients(cutoff, q);
+    }
+    const s1 = load<f64>(this.s), s2 = load<f64>(this.s, 8);
+    const y = this.b0 * x + s1;
+    store<f64>(this.s, this.b1 * x - this.a1 * y + s2);
+    store<f64>(this.s, this.b2 * x - this.a2 * y, 8);
+    return y;
+  }
+}
+
+// ---- effects ---------------------------------------------------------------
+
+/// Tremolo: `x * (1 - depth * (0.5 - 0.5 cos(2 pi p)))`, `p` advancing at
+/// `rate` Hz from full level; key "tremolo#n", the phase (8 bytes).
+export class Tremolo {
+  phase: usize = 0;
+  invSr: f64 = 0;
+
+  claim(name: string = ""): void {
+    this.phase = claimKind(Kind.Tremolo, 8, name);
+    this.invSr = 1.0 / sampleRate_;
+  }
+
+  tick(x: f64, rate: f64, depth: f64): f64 {
+    const inc = rate * this.invSr;
+    const p = load<f64>(this.phase);
+    const g = 1.0 - depth * (0.5 - 0.5 * cos(TAU * p));
+    const q = p + inc;
+    store<f64>(this.phase, q - Math.floor(q));
+    return x * g;
+  }
+}
+
+/// Echo with feedback and fractional delay, key "delay#n". Block: a 16-byte
+/// head (the write position, then padding), then `len = ceil(maxSeconds *
+/// sr) + 2` f32s. Per sample, `d = clamp(seconds * sr, 1, len - 2)`:
+/// `y = a + (d - floor(d)) (b - a)`, `a` the sample written `floor(d)` ago,
+/// `b` the one before; the line gets `x + feedback y`; the output is
+/// `(1 - mix) x + mix y`. `feedback` and `mix` default to 0.5.
+export class Delay {
+  pos: usize = 0;
+  line: usize = 0;
+  len: u32 = 0;
+  sr: f64 = 0;
+  feedback: f64 = 0.5;
+  mix: f64 = 0.5;
+  constructor(public maxSeconds: f64) {}
+
+  static lineLen(maxSeconds: f64, sr: f64): u32 {
+    let n = Math.ceil(maxSeconds * sr);
+    if (isNaN(n) || n < 1.0) n = 1.0;
+    if (n > 4294967293.0) n = 4294967293.0;
+    return <u32>n + 2;
+  }
+
+  claim(name: string = ""): void {
+    this.sr = sampleRate_;
+    const len = Delay.lineLen(this.maxSeconds, this.sr);
+    const bytes = <u64>len * 4 + 16;
+    if (bytes > 0xffffffff) {
+      counters[Kind.Delay] += 1;
+      if (claimError == 0) claimError = REGION_FULL;
+      return;
+    }
+    const p = claimKind(Kind.Delay, <u32>bytes, name);
+    if (p == 0) return;
+    this.pos = p;
+    this.line = p + 16;
+    this.len = len;
+  }
+
+  tick(x: f64, seconds: f64): f64 {
+    const len = this.len;
+    if (len < 3) return x;
+    const d = clamp(seconds * this.sr, 1.0, <f64>(len - 2));
+    const di = <u32>d;
+    const frac = d - <f64>di;
+    let w = load<u32>(this.pos);
+    if (w >= len) w = 0;
+    let r0 = w + len - di;
+    if (r0 >= len) r0 -= len;
+    const r1 = r0 == 0 ? len - 1 : r0 - 1;
+    const a = <f64>load<f32>(this.line + (<usize>r0 << 2));
+    const b = <f64>load<f32>(this.line + (<usize>r1 << 2));
+    const y = a + frac * (b - a);
+    store<f32>(this.line + (<usize>w << 2), <f32>(x + this.feedback * y));
+    store<u32>(this.pos, w + 1 == len ? 0 : w + 1);
+    return (1.0 - this.mix) * x + this.mix * y;
+  }
+}
+
+/// `x` times `g`.
+// @ts-ignore: decorator
+@inline export function gain(x: f64, g: f64): f64 { return x * g; }
+
+/// Equal-power pan of a mono `x`: writes left and right into `out[0]`,
+/// `out[1]`; `p` in `[-1, 1]`, `theta = (p + 1) pi / 4`, gains
+/// `(cos theta, sin theta)`.
+export function pan(x: f64, p: f64, out: StaticArray<f64>): void {
+  const theta = (clamp(p, -1.0, 1.0) + 1.0) * (PI / 4.0);
+  out[0] = x * cos(theta);
+  out[1] = x * sin(theta);
+}
+
+// ---- the exports -----------------------------------------------------------
+
+let setupFn: (s: Setup) => i32 = (s: Setup): i32 => 1;
+let frameFn: (cx: Ctx, out: StaticArray<f64>) => void = (cx: Ctx, out: StaticArray<f64>): void => {};
+const frameBuf = new StaticArray<f64>(MAX_CHANNELS);
+const ctx = new Ctx();
+const setupArg = new Setup();
+
+/// Declares the signal: `setup` claims state and returns the channel count
+/// (1 to 64); `frame` writes one frame's channels into `out`.
+export function signal(setup: (s: Setup) => i32, frame: (cx: Ctx, out: StaticArray<f64>) => void): void {
+  setupFn = setup;
+  frameFn = frame;
+}
+
+/// Contract export `state-ptr` (renamed by lel-transform.mjs).
+export function statePtr(): u32 { return <u32>STATE; }
+
+/// Contract export `state-len` (renamed by lel-transform.mjs).
+export function stateLen(): u32 { return <u32>STATE_BYTES; }
+
+/// Contract export `init`: claims state, returns the channel count.
+export function init(sampleRate: u32, maxFrames: u32): i32 {
+  ready = false;
+  if (sampleRate == 0 || maxFrames == 0) return BAD_ARGS;
+  for (let i = 0; i < 8; i++) counters[i] = 0;
+  claimError = 0;
+  sampleRate_ = <f64>sampleRate;
+  maxFrames_ = maxFrames;
+  setupArg.sampleRate = sampleRate_;
+  setupArg.maxFrames = maxFrames;
+  const ch = setupFn(setupArg);
+  if (claimError != 0) return claimError;
+  if (ch < 0) return ch;
+  if (ch < 1 || ch > MAX_CHANNELS) return BAD_CHANNELS;
+  const need = <u64>maxFrames * <u64>ch;
+  if (need <= <u64>OUTPUT_SAMPLES) {
+    out_ = OUT_STATIC;
+  } else {
+    // A bigger block than the static buffer holds: fresh pages for it.
+    const pages = (need * 4 + 65535) / 65536;
+    if (pages > 65536) return OUTPUT_TOO_SMALL;
+    const prev = memory.grow(<i32>pages);
+    if (prev < 0) return OUTPUT_TOO_SMALL;
+    out_ = <usize>prev << 16;
+  }
+  channels_ = <u32>ch;
+  ready = true;
+  return ch;
+}
+
+/// Contract export `process`: renders `frames` frames from `clock`, returns
+/// the address of the interleaved f32 samples.
+export function process(frames: u32, clock: u64): u32 {
+  if (!ready) {
+    const n = frames < <u32>OUTPUT_SAMPLES ? frames : <u32>OUTPUT_SAMPLES;
+    memory.fill(OUT_STATIC, 0, <usize>n << 2);
+    return <u32>OUT_STATIC;
+  }
+  if (frames > maxFrames_) frames = maxFrames_;
+  const ch = channels_;
+  const cx = ctx;
+  cx.sampleRate = sampleRate_;
+  cx.blockClock = clock;
+  cx.frames = frames;
+  cx.channels = ch;
+  const f = frameBuf;
+  let o = out_;
+  for (let i: u32 = 0; i < frames; i++) {
+    cx.frame = i;
+    cx.clock = clock + <u64>i;
+    cx.t = <f64>cx.clock / cx.sampleRate;
+    for (let c: u32 = 0; c < ch; c++) unchecked(f[c] = 0.0);
+    frameFn(cx, f);
+    for (let c: u32 = 0; c < ch; c++) {
+      store<f32>(o, <f32>unchecked(f[c]));
+      o += 4;
+    }
+  }
+  return <u32>out_;
+}

@@ -1,0 +1,625 @@
+//! lel.zig: the Zig guest SDK for lel-host (Zig 0.15). The lel:signal@0.1.0
+//! contract (wit/lel.wit) as host imports and module exports, and DSP
+//! helpers that compute the same samples as the Rust SDK
+//! (guest-sdk/README.md, "Algorithms"), each claiming its state under the
+//! same key ("osc#0", "lowpass#0", ...) so a reload keeps it.
+//!
+//! A signal is a root file with `setup` and `frame`, handed to `lel.signal`:
+//!
+//!     const lel = @import("lel");
+//!
+//!     var osc: lel.Osc = .{};
+//!
+//!     pub fn setup(s: lel.Setup) lel.Error!u32 { // inside `init`: claim state
+//!         _ = s;
+//!         try osc.claim(.sine, .{});
+//!         return 1; // channels
+//!     }
+//!
+//!     pub fn frame(cx: *const lel.Ctx, out: []f64) void { // once per frame
+//!         _ = cx;
+//!         out[0] = 0.5 * osc.tick(440);
+//!     }
+//!
+//!     comptime {
+//!         lel.signal(@This());
+//!     }
+//!
+//! Build it for wasm32-freestanding (no libc, no WASI):
+//!
+//!     python3 -m ziglang build-exe -target wasm32-freestanding -O ReleaseFast \
+//!         -fno-entry -fstrip -rdynamic --dep lel -Mroot=sine.zig -Mlel=lel.zig \
+//!         -femit-bin=sine.wasm
+//!
+//! `lel.signal` exports `state-ptr`, `state-len`, `init` and `process`; the
+//! root may declare `pub const state_bytes` (default 1 MiB) and
+//! `pub const output_samples` (default 8192) to resize the state region and
+//! the static output buffer.
+//!
+//! Helpers are mono: one instance per channel. `claim` may only be called
+//! from `setup`; the n-th helper of a kind claimed gets the key "kind#n", or
+//! `.{ .name = "..." }` (the index of its kind is still taken, so naming one
+//! helper renumbers no other).
+
+const builtin = @import("builtin");
+
+// ---- the contract: host imports ------------------------------------------
+
+const host = struct {
+    extern "lel:signal/host@0.1.0" fn claim(key: [*]const u8, key_len: i32, size: i32, alignment: i32) i32;
+    extern "lel:signal/host@0.1.0" fn log(level: i32, msg: [*]const u8, len: i32) void;
+};
+
+/// Why a signal could not be set up: `claim`'s errors (wit/lel.wit) and the
+/// SDK's own. `init` returns `code(err)`, which rejects the version.
+pub const Error = error{
+    RegionFull,
+    BadKey,
+    BadAlign,
+    DuplicateKey,
+    NotInInit,
+    NoStateRegion,
+    BadArgs,
+    OutputTooSmall,
+    BadChannels,
+    Unknown,
+};
+
+/// The contract's (and the Rust SDK's) code for `err`.
+pub fn code(err: Error) i32 {
+    return switch (err) {
+        error.RegionFull => -1,
+        error.BadKey => -2,
+        error.BadAlign => -3,
+        error.DuplicateKey => -4,
+        error.NotInInit => -5,
+        error.NoStateRegion => -6,
+        error.BadArgs => -16,
+        error.OutputTooSmall => -17,
+        error.BadChannels => -20,
+        error.Unknown => -21,
+    };
+}
+
+fn fromCode(c: i32) Error {
+    return switch (c) {
+        -1 => error.RegionFull,
+        -2 => error.BadKey,
+        -3 => error.BadAlign,
+        -4 => error.DuplicateKey,
+        -5 => error.NotInInit,
+        -6 => error.NoStateRegion,
+        else => error.Unknown,
+    };
+}
+
+pub const Level = enum(i32) { err = 0, warn = 1, info = 2, debug = 3, trace = 4 };
+
+/// Sends `msg` to the host's log.
+pub fn log(level: Level, msg: []const u8) void {
+    host.log(@intFromEnum(level), msg.ptr, @intCast(msg.len));
+}
+
+// ---- what a signal gets ---------------------------------------------------
+
+/// What `setup` gets: the sample rate and the most frames per block.
+pub const Setup = struct {
+    sample_rate: f64,
+    max_frames: u32,
+};
+
+/// Where a frame is: as `Ctx` in the Rust SDK.
+pub const Ctx = struct {
+    sample_rate: f64,
+    /// Absolute frame index of this frame.
+    clock: u64,
+    /// `clock / sample_rate`, in seconds.
+    t: f64,
+    /// `process`'s clock: the block's first frame.
+    block_clock: u64,
+    /// Frames in this block.
+    frames: u32,
+    /// Index of this frame in the block.
+    frame: u32,
+    channels: u32,
+};
+
+// ---- math: the Rust SDK's `lel::math` ------------------------------------
+
+pub const pi: f64 = 3.14159265358979323846;
+pub const tau: f64 = 6.28318530717958647692;
+
+pub inline fn floor(x: f64) f64 {
+    return @floor(x);
+}
+pub inline fn ceil(x: f64) f64 {
+    return @ceil(x);
+}
+pub inline fn fract(x: f64) f64 {
+    return x - @floor(x);
+}
+
+/// `x` limited to `[lo, hi]`, NaN mapped to `lo`.
+pub inline fn clamp(x: f64, lo: f64, hi: f64) f64 {
+    if (x >= lo) return if (x <= hi) x else hi;
+    return lo;
+}
+
+// Zig's own `@sin`, `@cos` and `@exp` (compiler_rt: ports of musl) give the
+// same bits as the Rust SDK's libm, so the helpers use them as they are.
+
+/// Sine of `x` radians.
+pub inline fn sin(x: f64) f64 {
+    return @sin(x);
+}
+/// Cosine of `x` radians.
+pub inline fn cos(x: f64) f64 {
+    return @cos(x);
+}
+/// `e^x`.
+pub inline fn exp(x: f64) f64 {
+    return @exp(x);
+}
+
+// ---- state ----------------------------------------------------------------
+
+const Kind = enum(u3) { osc, noise, lowpass, highpass, biquad, tremolo, delay, env };
+
+const Runtime = struct {
+    in_init: bool = false,
+    counters: [8]u32 = [_]u32{0} ** 8,
+    sample_rate: f64 = 0,
+    max_frames: u32 = 0,
+    channels: u32 = 0,
+    out: [*]f32 = undefined,
+    ready: bool = false,
+};
+
+var rt: Runtime = .{};
+
+/// Options of a helper's `claim`.
+pub const Claim = struct {
+    /// The key instead of "kind#n".
+    name: ?[]const u8 = null,
+};
+
+/// Claims `size` bytes aligned to `alignment` under `key`: the block, or
+/// the error (logged); only inside `setup`.
+pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(16) u8 {
+    const r = host.claim(key.ptr, @intCast(key.len), @bitCast(size), @bitCast(alignment));
+    if (r < 0) {
+        var msg: [300]u8 = undefined;
+        var n: usize = 0;
+        for ("lel: init failed, claim '") |c| {
+            msg[n] = c;
+            n += 1;
+        }
+        for (key[0..@min(key.len, 256)]) |c| {
+            msg[n] = c;
+            n += 1;
+        }
+        for ("': -") |c| {
+            msg[n] = c;
+            n += 1;
+        }
+        msg[n] = '0' + @as(u8, @intCast(@mod(-r, 10)));
+        n += 1;
+        log(.err, msg[0..n]);
+        return fromCode(r);
+    }
+    return @ptrFromInt(@as(usize, @intCast(r)));
+}
+
+fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(16) u8 {
+    const slot = @intFromEnum(kind);
+    var index = rt.counters[slot];
+    rt.counters[slot] += 1;
+    if (opt.name) |name| return claimBytes(name, size, 16);
+    var key: [24]u8 = undefined;
+    const tag = @tagName(kind);
+    @memcpy(key[0..tag.len], tag);
+    var n = tag.len;
+    key[n] = '#';
+    n += 1;
+    var digits: [10]u8 = undefined;
+    var d: usize = 0;
+    while (true) {
+        digits[d] = '0' + @as(u8, @intCast(index % 10));
+        d += 1;
+        index /= 10;
+        if (index == 0) break;
+    }
+    while (d > 0) {
+        d -= 1;
+        key[n] = digits[d];
+        n += 1;
+    }
+    return claimBytes(key[0..n], size, 16);
+}
+
+/// The sample rate (set before `setup` runs).
+pub fn sampleRate() f64 {
+    return rt.sample_rate;
+}
+
+// ---- oscillators ----------------------------------------------------------
+
+pub const Wave = enum { sine, saw, square, triangle };
+
+/// The PolyBLEP residual of a step at phase 0, for phase `p`, increment `dt`.
+pub fn polyBlep(p: f64, dt: f64) f64 {
+    if (p < dt) {
+        const x = p / dt;
+        return x + x - x * x - 1.0;
+    } else if (p > 1.0 - dt) {
+        const x = (p - 1.0) / dt;
+        return x * x + x + x + 1.0;
+    }
+    return 0.0;
+}
+
+/// The wave at phase `p` with increment `dt` (for band-limiting).
+pub fn waveSample(w: Wave, p: f64, dt: f64) f64 {
+    return switch (w) {
+        .sine => sin(tau * p),
+        .saw => 2.0 * p - 1.0 - polyBlep(p, dt),
+        .square => blk: {
+            const naive: f64 = if (p < 0.5) 1.0 else -1.0;
+            var q = p + 0.5;
+            q = if (q >= 1.0) q - 1.0 else q;
+            break :blk naive + polyBlep(p, dt) - polyBlep(q, dt);
+        },
+        .triangle => blk: {
+            var q = p + 0.25;
+            q = q - floor(q);
+            break :blk 1.0 - 4.0 * @abs(q - 0.5);
+        },
+    };
+}
+
+/// An oscillator: phase in cycles `[0, 1)`, key "osc#n", 8 bytes. Every
+/// wave shares the kind "osc", so changing the wave keeps the phase.
+pub const Osc = struct {
+    phase: *f64 = undefined,
+    inv_sr: f64 = 0,
+    wave: Wave = .sine,
+
+    pub fn claim(self: *Osc, wave: Wave, opt: Claim) Error!void {
+        self.wave = wave;
+        self.phase = @ptrCast(try claimKind(.osc, 8, opt));
+        self.inv_sr = 1.0 / rt.sample_rate;
+    }
+
+    /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
+    pub inline fn tick(self: *Osc, freq: f64) f64 {
+        const inc = freq * self.inv_sr;
+        const p = self.phase.*;
+        const dt = @abs(inc);
+        const y = waveSample(self.wave, p, if (dt < 0.5) dt else 0.5);
+        const q = p + inc;
+        self.phase.* = q - floor(q);
+        return y;
+    }
+};
+
+/// White noise in `[-1, 1)`: xorshift32 (13, 17, 5), key "noise#n", 4
+/// bytes. A fresh (zero) state starts from the seed; a carried one runs on.
+pub const Noise = struct {
+    x: *u32 = undefined,
+    seed: u32 = default_seed,
+
+    pub const default_seed: u32 = 0x2545F491;
+
+    pub fn claim(self: *Noise, seed: u32, opt: Claim) Error!void {
+        self.seed = if (seed == 0) default_seed else seed;
+        self.x = @ptrCast(try claimKind(.noise, 4, opt));
+    }
+
+    pub inline fn tick(self: *Noise) f64 {
+        var x = if (self.x.* == 0) self.seed else self.x.*;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.x.* = x;
+        return @as(f64, @floatFromInt(x)) * (2.0 / 4294967296.0) - 1.0;
+    }
+};
+
+// ---- filters ---------------------------------------------------------------
+
+/// The one-pole coefficient for `cutoff` Hz: `1 - exp(-2 pi fc / sr)`.
+pub fn onePoleCoefficient(cutoff: f64, sr: f64) f64 {
+    const fc = clamp(cutoff, 0.0, 0.5 * sr);
+    return 1.0 - exp(-tau * fc / sr);
+}
+
+fn OnePole(comptime kind: Kind) type {
+    return struct {
+        const Self = @This();
+        y: *f64 = undefined,
+        sr: f64 = 0,
+        last: f64 = 0,
+        a: f64 = 0,
+
+        pub fn claim(self: *Self, opt: Claim) Error!void {
+            self.y = @ptrCast(try claimKind(kind, 8, opt));
+            self.sr = rt.sample_rate;
+            self.last = nan;
+        }
+
+        /// The next sample for input `x` at `cutoff` Hz (the coefficient is
+        /// recomputed only when the cutoff changes).
+        pub inline fn tick(self: *Self, x: f64, cutoff: f64) f64 {
+            if (cutoff != self.last) {
+                self.last = cutoff;
+                self.a = onePoleCoefficient(cutoff, self.sr);
+            }
+            var y = self.y.*;
+            y += self.a * (x - y);
+            self.y.* = y;
+            return if (kind == .highpass) x - y else y;
+        }
+    };
+}
+
+const nan: f64 = @bitCast(@as(u64, 0x7ff8000000000000));
+
+/// One-pole lowpass `y += a (x - y)`, key "lowpass#n", one f64.
+pub const Lowpass = OnePole(.lowpass);
+/// One-pole highpass `x - y`, key "highpass#n", one f64.
+pub const Highpass = OnePole(.highpass);
+
+pub const BiquadMode = enum { lowpass, highpass, bandpass };
+
+/// Resonant biquad (RBJ cookbook, transposed direct form II), key
+/// "biquad#n" whatever the mode; state s1, s2 (16 bytes).
+pub const Biquad = struct {
+    s: *[2]f64 = undefined,
+    mode: BiquadMode = .lowpass,
+    sr: f64 = 0,
+    last_fc: f64 = 0,
+    last_q: f64 = 0,
+    b0: f64 = 0,
+    b1: f64 = 0,
+    b2: f64 = 0,
+    a1: f64 = 0,
+    a2: f64 = 0,
+
+    pub fn claim(self: *Biquad, mode: BiquadMode, opt: Claim) Error!void {
+        self.s = @ptrCast(try claimKind(.biquad, 16, opt));
+        self.mode = mode;
+        self.sr = rt.sample_rate;
+        self.last_fc = nan;
+        self.last_q = nan;
+    }
+
+    pub fn coefficients(self: *Biquad, cutoff: f64, q_in: f64) void {
+        const sr = self.sr;
+        const fc = clamp(cutoff, 1.0, 0.49 * sr);
+        const q = if (q_in >= 0.01) q_in else 0.01;
+        const w0 = 2.0 * pi * fc / sr;
+        const s = sin(w0);
+        const c = cos(w0);
+        const alpha = s / (2.0 * q);
+        var b0: f64 = undefined;
+        var b1: f64 = undefined;
+        var b2: f64 = undefined;
+        switch (self.mode) {
+            .lowpass => {
+                b0 = (1.0 - c) / 2.0;
+                b1 = 1.0 - c;
+                b2 = (1.0 - c) / 2.0;
+            },
+            .highpass => {
+                b0 = (1.0 + c) / 2.0;
+                b1 = -(1.0 + c);
+                b2 = (1.0 + c) / 2.0;
+            },
+            .bandpass => {
+                b0 = alpha;
+                b1 = 0.0;
+                b2 = -alpha;
+            },
+        }
+        const a0 = 1.0 + alpha;
+        self.b0 = b0 / a0;
+        self.b1 = b1 / a0;
+        self.b2 = b2 / a0;
+        self.a1 = -2.0 * c / a0;
+        self.a2 = (1.0 - alpha) / a0;
+    }
+
+    pub inline fn tick(self: *Biquad, x: f64, cutoff: f64, q: f64) f64 {
+        if (cutoff != self.last_fc or q != self.last_q) {
+            self.last_fc = cutoff;
+            self.last_q = q;
+            self.coefficients(cutoff, q);
+        }
+        const s = self.s;
+        const y = self.b0 * x + s[0];
+        s[0] = self.b1 * x - self.a1 * y + s[1];
+        s[1] = self.b2 * x - self.a2 * y;
+        return y;
+    }
+};
+
+// ---- effects -----------------------------------------------------------------
+
+/// Tremolo: `x * (1 - depth * (0.5 - 0.5 cos(2 pi p)))`, `p` advancing at
+/// `rate` Hz from full level; key "tremolo#n", the phase (8 bytes).
+pub const Tremolo = struct {
+    phase: *f64 = undefined,
+    inv_sr: f64 = 0,
+
+    pub fn claim(self: *Tremolo, opt: Claim) Error!void {
+        self.phase = @ptrCast(try claimKind(.tremolo, 8, opt));
+        self.inv_sr = 1.0 / rt.sample_rate;
+    }
+
+    pub inline fn tick(self: *Tremolo, x: f64, rate: f64, depth: f64) f64 {
+        const inc = rate * self.inv_sr;
+        const p = self.phase.*;
+        const g = 1.0 - depth * (0.5 - 0.5 * cos(tau * p));
+        const q = p + inc;
+        self.phase.* = q - floor(q);
+        return x * g;
+    }
+};
+
+/// Echo with feedback and fractional delay, key "delay#n". Block: a 16-byte
+/// head (the write position, then padding), then `len = ceil(max_seconds *
+/// sr) + 2` f32s. Per sample, `d = clamp(seconds * sr, 1, len - 2)`:
+/// `y = a + (d - floor(d)) (b - a)`, `a` the sample written `floor(d)` ago,
+/// `b` the one before; the line gets `x + feedback y`; the output is
+/// `(1 - mix) x + mix y`.
+pub const Delay = struct {
+    pos: *u32 = undefined,
+    line: [*]f32 = undefined,
+    len: u32 = 0,
+    sr: f64 = 0,
+    feedback: f64 = 0.5,
+    mix: f64 = 0.5,
+
+    pub fn lineLen(max_seconds: f64, sr: f64) u32 {
+        var n = ceil(max_seconds * sr);
+        if (n != n or n < 1.0) n = 1.0;
+        if (n > 4294967293.0) n = 4294967293.0;
+        return @as(u32, @intFromFloat(n)) + 2;
+    }
+
+    pub fn claim(self: *Delay, max_seconds: f64, opt: Claim) Error!void {
+        self.sr = rt.sample_rate;
+        const len = lineLen(max_seconds, self.sr);
+        const bytes = @as(u64, len) * 4 + 16;
+        if (bytes > 0xffffffff) {
+            rt.counters[@intFromEnum(Kind.delay)] += 1;
+            return error.RegionFull;
+        }
+        const p = try claimKind(.delay, @intCast(bytes), opt);
+        self.pos = @ptrCast(p);
+        self.line = @ptrCast(@alignCast(p + 16));
+        self.len = len;
+    }
+
+    pub inline fn tick(self: *Delay, x: f64, seconds: f64) f64 {
+        const len = self.len;
+        if (len < 3) return x;
+        const d = clamp(seconds * self.sr, 1.0, @floatFromInt(len - 2));
+        const di: u32 = @intFromFloat(d);
+        const frac = d - @as(f64, @floatFromInt(di));
+        var w = self.pos.*;
+        if (w >= len) w = 0;
+        var r0 = w + len - di;
+        if (r0 >= len) r0 -= len;
+        const r1 = if (r0 == 0) len - 1 else r0 - 1;
+        const a: f64 = self.line[r0];
+        const b: f64 = self.line[r1];
+        const y = a + frac * (b - a);
+        self.line[w] = @floatCast(x + self.feedback * y);
+        self.pos.* = if (w + 1 == len) 0 else w + 1;
+        return (1.0 - self.mix) * x + self.mix * y;
+    }
+};
+
+/// `x` times `g`.
+pub inline fn gain(x: f64, g: f64) f64 {
+    return x * g;
+}
+
+/// Equal-power pan of a mono `x` to `.{ left, right }`, `p` in `[-1, 1]`:
+/// `theta = (p + 1) pi / 4`, gains `(cos theta, sin theta)`.
+pub fn pan(x: f64, p: f64) [2]f64 {
+    const theta = (clamp(p, -1.0, 1.0) + 1.0) * (pi / 4.0);
+    return .{ x * cos(theta), x * sin(theta) };
+}
+
+// ---- the exports -------------------------------------------------------------
+
+pub const max_channels = 64;
+
+/// Exports `state-ptr`, `state-len`, `init` and `process` for the signal
+/// `S` (a root file with `setup` and `frame`). Call it from a `comptime`
+/// block of the root file.
+pub fn signal(comptime S: type) void {
+    const E = struct {
+        const state_bytes: usize = if (@hasDecl(S, "state_bytes")) S.state_bytes else 1 << 20;
+        const output_samples: usize = if (@hasDecl(S, "output_samples")) S.output_samples else 8192;
+        var state: [state_bytes]u8 align(16) = undefined;
+        var out_static: [output_samples]f32 align(16) = undefined;
+
+        fn statePtr() callconv(.c) u32 {
+            return @intCast(@intFromPtr(&state));
+        }
+
+        fn stateLen() callconv(.c) u32 {
+            return state_bytes;
+        }
+
+        fn init(sample_rate: u32, max_frames: u32) callconv(.c) i32 {
+            rt.ready = false;
+            if (sample_rate == 0 or max_frames == 0) return code(error.BadArgs);
+            rt.counters = [_]u32{0} ** 8;
+            rt.sample_rate = @floatFromInt(sample_rate);
+            rt.max_frames = max_frames;
+            rt.in_init = true;
+            const ch = S.setup(.{ .sample_rate = rt.sample_rate, .max_frames = max_frames }) catch |e| {
+                rt.in_init = false;
+                return code(e);
+            };
+            rt.in_init = false;
+            if (ch < 1 or ch > max_channels) return code(error.BadChannels);
+            const need = @as(u64, max_frames) * ch;
+            if (need <= output_samples) {
+                rt.out = &out_static;
+            } else {
+                // A bigger block than the static buffer holds: fresh pages.
+                const pages = (need * 4 + 65535) / 65536;
+                if (pages > 65536) return code(error.OutputTooSmall);
+                const prev = @wasmMemoryGrow(0, @intCast(pages));
+                if (prev < 0) return code(error.OutputTooSmall);
+                rt.out = @ptrFromInt(@as(usize, @intCast(prev)) * 65536);
+            }
+            rt.channels = ch;
+            rt.ready = true;
+            return @intCast(ch);
+        }
+
+        fn process(frames_in: u32, clock: u64) callconv(.c) u32 {
+            if (!rt.ready) {
+                const n = @min(frames_in, output_samples);
+                @memset(out_static[0..n], 0);
+                return @intCast(@intFromPtr(&out_static));
+            }
+            const frames = @min(frames_in, rt.max_frames);
+            const ch = rt.channels;
+            var cx = Ctx{
+                .sample_rate = rt.sample_rate,
+                .clock = clock,
+                .t = 0,
+                .block_clock = clock,
+                .frames = frames,
+                .frame = 0,
+                .channels = ch,
+            };
+            var f: [max_channels]f64 = undefined;
+            var i: u32 = 0;
+            while (i < frames) : (i += 1) {
+                cx.frame = i;
+                cx.clock = clock + i;
+                cx.t = @as(f64, @floatFromInt(cx.clock)) / cx.sample_rate;
+                @memset(f[0..ch], 0);
+                S.frame(&cx, f[0..ch]);
+                for (0..ch) |c| rt.out[i * ch + c] = @floatCast(f[c]);
+            }
+            return @intCast(@intFromPtr(rt.out));
+        }
+    };
+    @export(&E.statePtr, .{ .name = "state-ptr" });
+    @export(&E.stateLen, .{ .name = "state-len" });
+    @export(&E.init, .{ .name = "init" });
+    @export(&E.process, .{ .name = "process" });
+}
+
+comptime {
+    if (builtin.target.cpu.arch != .wasm32) @compileError("lel.zig builds signal modules for wasm32-freestanding");
+}
