@@ -161,6 +161,8 @@ pub struct Control {
     /// Has the mixer been asked for any block since start? New signals fade
     /// in only once the stream is running.
     running: bool,
+    /// Leaked versions and lost events already reported.
+    overflows: (u64, u64),
 }
 
 impl Control {
@@ -199,6 +201,7 @@ impl Control {
             signals: HashMap::new(),
             logs: Vec::new(),
             running: false,
+            overflows: (0, 0),
         };
         Ok((control, mixer))
     }
@@ -213,6 +216,33 @@ impl Control {
 
     pub fn loader(&self) -> &Arc<Loader> {
         &self.loader
+    }
+
+    /// Warn (once per new loss) when the audio thread's queues overflowed.
+    fn report_overflows(&mut self) {
+        let leaked = self
+            .link
+            .stats
+            .leaked
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let lost = self
+            .link
+            .stats
+            .lost_events
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if leaked > self.overflows.0 {
+            tracing::warn!(
+                "{} retired versions were leaked: the control side did not keep up with the audio thread",
+                leaked - self.overflows.0
+            );
+        }
+        if lost > self.overflows.1 {
+            tracing::warn!(
+                "{} events from the audio thread were lost (queue full)",
+                lost - self.overflows.1
+            );
+        }
+        self.overflows = (leaked, lost);
     }
 
     /// Mark the stream as running: from now on new signals fade in.
@@ -441,6 +471,7 @@ impl Control {
             }
             !ring.is_abandoned()
         });
+        self.report_overflows();
         let mut notices = Vec::new();
         while let Ok(event) = self.link.events.pop() {
             if let Some(n) = self.notice(event) {

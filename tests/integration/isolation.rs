@@ -485,3 +485,56 @@ fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() 
             .contains("--budget 0 is out of range (1 to 400 percent of the block period)")
     );
 }
+
+#[test]
+fn overflowing_queues_lose_events_and_leak_versions_but_never_free_on_the_audio_thread() {
+    // The control side stops draining: 1,200 swaps pile up 1,200 events and
+    // 1,200 retired versions against queues of 1,024.
+    let (mut control, mut mixer) = lel_host::control::Control::new(Settings {
+        channels: 1,
+        check_alloc: true,
+        cache_dir: None,
+        ..Settings::default()
+    })
+    .unwrap();
+    let versions = [fixtures::sine(440.0, 0.5), fixtures::sine(441.0, 0.5)];
+    let binaries: Vec<Vec<u8>> = versions
+        .iter()
+        .map(|t| wat::parse_str(t).unwrap())
+        .collect();
+    let mut out = vec![0.0f32; BLOCK];
+    for round in 0..6 {
+        for i in 0..200 {
+            control
+                .load("lead", &binaries[(round * 200 + i) % 2], None)
+                .unwrap();
+        }
+        mixer.render(&mut out);
+    }
+    let stats = control.stats().clone();
+    assert!(
+        stats.lost_events.load(Ordering::Relaxed) > 0,
+        "events were lost"
+    );
+    assert!(
+        stats.leaked.load(Ordering::Relaxed) > 0,
+        "versions were leaked, not dropped"
+    );
+    assert_eq!(
+        stats.violations.load(Ordering::Relaxed),
+        0,
+        "and nothing was freed on the audio thread"
+    );
+    // Draining again works, and the music goes on.
+    control.poll();
+    control
+        .load(
+            "lead",
+            &wat::parse_str(fixtures::sine(660.0, 0.5)).unwrap(),
+            None,
+        )
+        .unwrap();
+    let mut x = vec![0.0f32; SR as usize / 2];
+    mixer.render(&mut x);
+    assert!((dominant_frequency(&x, SR) - 660.0).abs() < 1.0);
+}

@@ -21,6 +21,11 @@ pub struct Stats {
     pub blocks: AtomicU64,
     /// Callbacks that came later than one buffer period after the previous.
     pub late_callbacks: AtomicU64,
+    /// Retired versions the audio thread could not queue (the garbage queue
+    /// was full) and leaked rather than drop on the audio thread.
+    pub leaked: AtomicU64,
+    /// Events lost because their queue was full.
+    pub lost_events: AtomicU64,
 }
 
 /// Allocator calls seen on this thread inside `assert_no_alloc` scopes.

@@ -106,6 +106,13 @@ impl Mixer {
             self.stats
                 .fault_allocations
                 .fetch_add(faults, Ordering::Relaxed);
+            // Publish the outbox's overflow counts (they only ever grow).
+            self.stats
+                .leaked
+                .store(self.outbox.leaked, Ordering::Relaxed);
+            self.stats
+                .lost_events
+                .store(self.outbox.lost_events, Ordering::Relaxed);
         });
     }
 
