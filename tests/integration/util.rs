@@ -149,3 +149,12 @@ pub fn run_ok(cmd: &mut Command, what: &str, install_hint: &str) -> std::process
 pub fn lel_host_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lel-host"))
 }
+
+/// Allocator calls the engine's audio-thread code made outside fault paths
+/// (counted by `assert_no_alloc` when `Settings::check_alloc` is on).
+pub fn audio_thread_allocations(r: &mut lel_host::offline::Renderer) -> u64 {
+    r.control()
+        .stats()
+        .violations
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
