@@ -149,7 +149,7 @@ impl Mixer {
         }
         block.fill(0.0);
         for slot in self.slots.iter_mut().filter(|s| !s.is_idle()) {
-            slot.process(&ctx, block, &mut self.outbox, &self.stats);
+            slot.process(&ctx, block, &mut self.outbox);
         }
         self.master.process(block);
         self.clock += frames as u64;

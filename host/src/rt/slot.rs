@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::guard::{Stats, violation_count};
+use super::guard::violation_count;
 use super::messages::{Event, Fault, Garbage, SlotId};
 use super::version::Version;
 
@@ -208,12 +208,12 @@ impl Slot {
 
     /// Render this slot's block and add it into `mix` (interleaved,
     /// `ctx.out_channels` per frame).
-    pub fn process(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut Outbox, stats: &Stats) {
+    pub fn process(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut Outbox) {
         if let Some(mut v) = self.live.take() {
             let xfade = (self.xfade_left, self.xfade_len);
             let mut fade = self.fade;
             let mut n = 0u32;
-            let result = self.render(&mut v, ctx, mix, out, stats, |_| {
+            let result = self.render(&mut v, ctx, mix, out, |_| {
                 let x = crossfade_gain(xfade, n, true);
                 n += 1;
                 fade.next() * x
@@ -230,7 +230,7 @@ impl Slot {
             let xfade = (self.xfade_left, self.xfade_len);
             let mut fade = self.fade;
             let mut n = 0u32;
-            let result = self.render(&mut v, ctx, mix, out, stats, |_| {
+            let result = self.render(&mut v, ctx, mix, out, |_| {
                 let x = crossfade_gain(xfade, n, false);
                 n += 1;
                 fade.next() * x
@@ -318,7 +318,6 @@ impl Slot {
         ctx: &BlockCtx,
         mix: &mut [f32],
         out: &mut Outbox,
-        stats: &Stats,
         mut gain: impl FnMut(usize) -> f32,
     ) -> Result<(), Fault> {
         let before = violation_count();
@@ -338,7 +337,6 @@ impl Slot {
                 if let Some(e) = error {
                     out.retire_error(e);
                 }
-                let _ = stats;
                 return Err(fault);
             }
         };
