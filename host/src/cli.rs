@@ -71,14 +71,17 @@ pub struct RunArgs {
     /// silent clock.
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
-    #[arg(long = "sample-rate", default_value_t = 48_000, value_name = "HZ")]
-    pub sample_rate: u32,
+    /// Sample rate (default: 48000, or the device's own rate if it cannot
+    /// play 48000).
+    #[arg(long = "sample-rate", value_name = "HZ")]
+    pub sample_rate: Option<u32>,
     /// Device buffer size in frames (default: the device's choice).
     #[arg(long, value_name = "FRAMES")]
     pub buffer: Option<u32>,
-    /// Output channels.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub channels: u16,
+    /// Output channels (default: 2, or the device's own count if it cannot
+    /// play 2).
+    #[arg(long, value_name = "N")]
+    pub channels: Option<u16>,
     /// Crossfade a swapped version in over this many milliseconds (default: instant swap).
     #[arg(long, default_value_t = 0.0, value_name = "MS")]
     pub xfade: f64,
@@ -212,7 +215,11 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
 }
 
 fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
-    let mut settings = settings(a.sample_rate, a.channels, 128)?;
+    let mut settings = settings(
+        a.sample_rate.unwrap_or(48_000),
+        a.channels.unwrap_or(2),
+        128,
+    )?;
     anyhow::ensure!(
         a.xfade.is_finite() && (0.0..=10_000.0).contains(&a.xfade),
         "--xfade {} is out of range (0 to 10000 ms)",
@@ -237,10 +244,12 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
         paths: a.paths,
         output: crate::live::output::OutputRequest {
             device: a.device,
-            sample_rate: a.sample_rate,
-            channels: a.channels,
+            sample_rate: settings.sample_rate,
+            channels: settings.channels as u16,
             buffer: a.buffer,
         },
+        adapt_rate: a.sample_rate.is_none(),
+        adapt_channels: a.channels.is_none(),
         settings,
         record: a.record,
         seconds: a.seconds,

@@ -17,6 +17,11 @@ use crate::util::*;
 /// device is `cpal_tap`, capturing to `<dir>/device.raw`. Returns
 /// (ALSA_CONFIG_PATH file, raw output file).
 fn alsa_rig(dir: &Path) -> (PathBuf, PathBuf) {
+    alsa_rig_at(dir, 48_000)
+}
+
+/// [`alsa_rig`] with a device that plays only `rate` Hz.
+fn alsa_rig_at(dir: &Path, rate: u32) -> (PathBuf, PathBuf) {
     let so = dir.join("libasound_module_pcm_paced.so");
     run_ok(
         Command::new("cc")
@@ -37,7 +42,7 @@ fn alsa_rig(dir: &Path) -> (PathBuf, PathBuf) {
 }}
 pcm.cpal_tap {{
     type file
-    slave.pcm {{ type paced format "FLOAT_LE" rate 48000 channels 2 }}
+    slave.pcm {{ type paced format "FLOAT_LE" rate {rate} channels 2 }}
     file "{raw}"
     format "raw"
     hint {{ show on description "lel-host test capture (f32le 48k stereo raw)" }}
@@ -45,7 +50,7 @@ pcm.cpal_tap {{
 pcm.!default "cpal_tap"
 "#,
             so = so.display(),
-            raw = raw.display()
+            raw = raw.display(),
         ),
     )
     .unwrap();
@@ -238,4 +243,43 @@ fn devices_check_tells_whether_the_default_device_can_play() {
         .unwrap();
     assert_eq!(none.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&none.stdout).starts_with("no usable output device: "));
+}
+
+#[test]
+fn a_device_that_cannot_play_48_khz_is_played_at_its_own_rate_unless_one_is_asked_for() {
+    let dir = tempdir();
+    let (conf, raw) = alsa_rig_at(dir.path(), 44_100);
+    let sine = repo_root().join("examples/wat/sine.wat");
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .args(["run", "--seconds", "1"])
+            .arg(&sine)
+            .env("ALSA_CONFIG_PATH", &conf)
+            .env("HOME", dir.path())
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("the device cannot play 48000 Hz, 2 channels: using its 44100 Hz, 2 channels"), "{log}");
+    assert!(log.contains("playing on device `default` at 44100 Hz"), "{log}");
+    let left = channel(&read_raw(&raw), 2, 0);
+    assert!(left.len() > 30_000, "{} frames", left.len());
+    let f = dominant_frequency(&left[..32_768], 44_100);
+    assert!((f - 440.0).abs() < 0.5, "440 Hz at 44.1 kHz: {f}");
+
+    // Asked for 48 kHz explicitly: not possible here, so the silent clock.
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .args(["run", "--seconds", "0.3", "--sample-rate", "48000"])
+            .arg(&sine)
+            .env("ALSA_CONFIG_PATH", &conf)
+            .env("HOME", dir.path())
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("cannot play 2 channels at 48000 Hz"), "{log}");
+    assert!(log.contains("playing on a silent real-time clock"), "{log}");
 }

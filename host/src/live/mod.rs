@@ -36,6 +36,10 @@ enum Msg {
 pub struct RunOptions {
     pub paths: Vec<PathBuf>,
     pub output: OutputRequest,
+    /// The sample rate / channel count were not given: if the device cannot
+    /// play the requested ones, use its own.
+    pub adapt_rate: bool,
+    pub adapt_channels: bool,
     pub settings: Settings,
     pub record: Option<PathBuf>,
     pub seconds: Option<f64>,
@@ -58,8 +62,23 @@ pub struct Summary {
 ///
 /// # Errors
 /// When nothing can be watched or played at all.
-pub fn run(opts: RunOptions) -> anyhow::Result<bool> {
+pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let watch = WatchSet::new(&opts.paths)?;
+    if opts.output.device.as_deref() != Some("none")
+        && let Some((rate, channels)) =
+            output::fit(&opts.output, opts.adapt_rate, opts.adapt_channels)
+        && (rate, channels) != (opts.output.sample_rate, opts.output.channels)
+    {
+        tracing::info!(
+            "the device cannot play {} Hz, {} channels: using its {rate} Hz, {channels} channels",
+            opts.output.sample_rate,
+            opts.output.channels
+        );
+        opts.output.sample_rate = rate;
+        opts.output.channels = channels;
+        opts.settings.sample_rate = rate;
+        opts.settings.channels = channels as usize;
+    }
     let files = collect_modules(&opts.paths)?;
     let (mut control, mixer) = Control::new(opts.settings.clone())?;
     let mut all_ok = true;

@@ -111,6 +111,41 @@ pub fn open_device(
     Ok((device, config, range.sample_format(), label))
 }
 
+/// The rate and channel count to play `req` at: its own if the device can
+/// play them; otherwise, for whichever the user left open (`adapt_*`), the
+/// device's default. `None` when the device cannot be opened at all (the
+/// caller then reports it and uses the silent clock).
+pub fn fit(req: &OutputRequest, adapt_rate: bool, adapt_channels: bool) -> Option<(u32, u16)> {
+    if open_device(req).is_ok() {
+        return Some((req.sample_rate, req.channels));
+    }
+    let host = cpal::host_from_id(cpal::default_host().id()).ok()?;
+    let device = match req.device.as_deref() {
+        None | Some("default") => host.default_output_device()?,
+        Some(name) => host
+            .output_devices()
+            .ok()?
+            .find(|d| device_names(d).iter().any(|n| n == name))?,
+    };
+    let default = device.default_output_config().ok()?;
+    let rate = if adapt_rate {
+        default.sample_rate()
+    } else {
+        req.sample_rate
+    };
+    let channels = if adapt_channels {
+        default.channels()
+    } else {
+        req.channels
+    };
+    let candidate = OutputRequest {
+        sample_rate: rate,
+        channels,
+        ..req.clone()
+    };
+    open_device(&candidate).ok().map(|_| (rate, channels))
+}
+
 fn device_names(d: &cpal::Device) -> Vec<String> {
     let mut names = vec![d.to_string()];
     if let Ok(id) = d.id() {
