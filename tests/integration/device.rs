@@ -261,8 +261,14 @@ fn a_device_that_cannot_play_48_khz_is_played_at_its_own_rate_unless_one_is_aske
         "",
     );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("the device cannot play 48000 Hz, 2 channels: using its 44100 Hz, 2 channels"), "{log}");
-    assert!(log.contains("playing on device `default` at 44100 Hz"), "{log}");
+    assert!(
+        log.contains("the device cannot play 48000 Hz, 2 channels: using its 44100 Hz, 2 channels"),
+        "{log}"
+    );
+    assert!(
+        log.contains("playing on device `default` at 44100 Hz"),
+        "{log}"
+    );
     let left = channel(&read_raw(&raw), 2, 0);
     assert!(left.len() > 30_000, "{} frames", left.len());
     let f = dominant_frequency(&left[..32_768], 44_100);

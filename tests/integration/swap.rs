@@ -333,3 +333,37 @@ fn guest_log_lines_from_process_reach_the_log_tagged_with_the_signal() {
         "{stderr}"
     );
 }
+
+#[test]
+fn unloading_during_a_crossfade_fades_both_versions_together() {
+    // Swap (20 ms crossfade) and unload (10 ms fade) at the same block
+    // boundary: the output is the crossfade times the fade, then silence.
+    let dir = tempdir();
+    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        xfade: std::time::Duration::from_millis(20),
+        check_alloc: true,
+        ..Settings::default()
+    })
+    .unwrap();
+    r.load(&path).unwrap();
+    r.render(4_096);
+    write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.25));
+    r.load(&path).unwrap();
+    r.unload("lead");
+    let x = r.render(2_048);
+    for (i, &s) in x.iter().enumerate() {
+        let n = 4_096 + i;
+        let phase = (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin();
+        let a = std::f64::consts::FRAC_PI_2 * i as f64 / 960.0;
+        let fade = (1.0 - i as f64 / 480.0).max(0.0);
+        let want = (0.5 * a.cos() + 0.25 * a.sin()) * phase * fade;
+        assert!(
+            (s as f64 - want).abs() < 1e-5,
+            "frame {i}: {s}, expected {want:.6}"
+        );
+    }
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}

@@ -209,9 +209,11 @@ impl Slot {
     /// Render this slot's block and add it into `mix` (interleaved,
     /// `ctx.out_channels` per frame).
     pub fn process(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut Outbox) {
+        // Both versions of a crossfade follow the same fade ramp from here.
+        let fade_at_start = self.fade;
         if let Some(mut v) = self.live.take() {
             let xfade = (self.xfade_left, self.xfade_len);
-            let mut fade = self.fade;
+            let mut fade = fade_at_start;
             let mut n = 0u32;
             let result = self.render(&mut v, ctx, mix, out, |_| {
                 let x = crossfade_gain(xfade, n, true);
@@ -228,7 +230,7 @@ impl Slot {
         }
         if let Some(mut v) = self.outgoing.take() {
             let xfade = (self.xfade_left, self.xfade_len);
-            let mut fade = self.fade;
+            let mut fade = fade_at_start;
             let mut n = 0u32;
             let result = self.render(&mut v, ctx, mix, out, |_| {
                 let x = crossfade_gain(xfade, n, false);
