@@ -34,14 +34,6 @@ pub fn host_module() -> &'static str {
     IMPORTS.first().map(|f| f.module).unwrap_or("")
 }
 
-/// The contract's exports, looked up by name (a build-time invariant).
-pub fn export_spec(name: &str) -> &'static FuncSpec {
-    EXPORTS
-        .iter()
-        .find(|f| f.name == name)
-        .unwrap_or_else(|| panic!("wit/lel.wit exports `{name}`"))
-}
-
 /// Largest module file the host accepts.
 pub const MAX_MODULE_BYTES: usize = 64 << 20;
 

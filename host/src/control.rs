@@ -134,6 +134,16 @@ pub enum LoadOutcome {
     Unchanged,
 }
 
+impl LoadOutcome {
+    /// The report of a version handed over; `None` when nothing changed.
+    pub fn report(self) -> Option<LoadReport> {
+        match self {
+            LoadOutcome::Loaded(r) => Some(r),
+            LoadOutcome::Unchanged => None,
+        }
+    }
+}
+
 struct SignalRecord {
     slot: SlotId,
     path: Option<PathBuf>,
@@ -206,10 +216,6 @@ impl Control {
         Ok((control, mixer))
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     pub fn stats(&self) -> &Arc<Stats> {
         &self.link.stats
     }
@@ -255,11 +261,6 @@ impl Control {
         let mut v: Vec<String> = self.signals.keys().cloned().collect();
         v.sort();
         v
-    }
-
-    /// The file a signal was loaded from.
-    pub fn path_of(&self, signal: &str) -> Option<&Path> {
-        self.signals.get(signal)?.path.as_deref()
     }
 
     /// Load (or reload) `signal` from binary module bytes. On success the

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::control::{Control, LoadOutcome, Notice, Settings, read_module, signal_name};
+use crate::control::{Control, Notice, Settings, read_module, signal_name};
 use crate::loader::LoadReport;
 use crate::rt::mixer::Mixer;
 
@@ -72,10 +72,7 @@ impl Renderer {
             .control
             .load(&name, &bytes, Some(path))
             .with_context(|| path.display().to_string())?;
-        Ok(match outcome {
-            LoadOutcome::Loaded(r) => Some(r),
-            LoadOutcome::Unchanged => None,
-        })
+        Ok(outcome.report())
     }
 
     /// Load module bytes (binary, or WAT text) as `signal`.
@@ -89,10 +86,7 @@ impl Renderer {
             .control
             .load(signal, &binary, None)
             .context(signal.to_string())?;
-        Ok(match outcome {
-            LoadOutcome::Loaded(r) => Some(r),
-            LoadOutcome::Unchanged => None,
-        })
+        Ok(outcome.report())
     }
 
     /// Fade a signal out and unload it.

@@ -57,6 +57,23 @@ pcm.!default "cpal_tap"
     (conf, raw)
 }
 
+/// `lel-host run ARGS MODULE` to completion with the rig's ALSA
+/// configuration; returns its log.
+fn run_on_rig(conf: &Path, home: &Path, args: &[&str], module: &Path) -> String {
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .arg("run")
+            .args(args)
+            .arg(module)
+            .env("ALSA_CONFIG_PATH", conf)
+            .env("HOME", home)
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn read_raw(path: &Path) -> Vec<f32> {
     std::fs::read(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -209,7 +226,7 @@ fn a_device_that_disappears_is_reopened_or_replaced_by_the_silent_clock_keeping_
         "kept playing after the device went"
     );
     for (n, &s) in recorded.iter().enumerate() {
-        let want = 0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin();
+        let want = sine_at(440.0, 0.5, n, SR);
         assert!(
             (s as f64 - want).abs() < 1e-5,
             "frame {n}: {s}, expected {want}: state lost in the switch"
@@ -250,17 +267,7 @@ fn a_device_that_cannot_play_48_khz_is_played_at_its_own_rate_unless_one_is_aske
     let dir = tempdir();
     let (conf, raw) = alsa_rig_at(dir.path(), 44_100);
     let sine = repo_root().join("examples/wat/sine.wat");
-    let out = run_ok(
-        Command::new(lel_host_bin())
-            .args(["run", "--seconds", "1"])
-            .arg(&sine)
-            .env("ALSA_CONFIG_PATH", &conf)
-            .env("HOME", dir.path())
-            .env("NO_COLOR", "1"),
-        "lel-host run",
-        "",
-    );
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = run_on_rig(&conf, dir.path(), &["--seconds", "1"], &sine);
     assert!(
         log.contains("the device cannot play 48000 Hz, 2 channels: using its 44100 Hz, 2 channels"),
         "{log}"
@@ -275,17 +282,12 @@ fn a_device_that_cannot_play_48_khz_is_played_at_its_own_rate_unless_one_is_aske
     assert!((f - 440.0).abs() < 0.5, "440 Hz at 44.1 kHz: {f}");
 
     // Asked for 48 kHz explicitly: not possible here, so the silent clock.
-    let out = run_ok(
-        Command::new(lel_host_bin())
-            .args(["run", "--seconds", "0.3", "--sample-rate", "48000"])
-            .arg(&sine)
-            .env("ALSA_CONFIG_PATH", &conf)
-            .env("HOME", dir.path())
-            .env("NO_COLOR", "1"),
-        "lel-host run",
-        "",
+    let log = run_on_rig(
+        &conf,
+        dir.path(),
+        &["--seconds", "0.3", "--sample-rate", "48000"],
+        &sine,
     );
-    let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("cannot play 2 channels at 48000 Hz"), "{log}");
     assert!(log.contains("playing on a silent real-time clock"), "{log}");
 }

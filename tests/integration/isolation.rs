@@ -28,7 +28,7 @@ fn engine() -> Renderer {
 }
 
 fn ideal_sine(n: usize) -> f64 {
-    0.5 * (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin()
+    sine_at(440.0, 0.5, n, SR)
 }
 
 /// Render `bad` (faulting after 40 blocks) beside `examples/wat/sine.wat`

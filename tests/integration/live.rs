@@ -129,7 +129,7 @@ fn strip_ansi(s: &str) -> String {
 /// `amp_b * sin(...)` with the same phase: returns the swap frame. Panics if
 /// either part deviates (a phase jump, a click, a missing block).
 pub fn assert_continuous_swap(x: &[f32], f: f64, amp_a: f64, amp_b: f64) -> usize {
-    let ideal = |n: usize| (std::f64::consts::TAU * f * n as f64 / SR as f64).sin();
+    let ideal = |n: usize| sine_at(f, 1.0, n, SR);
     let swap = (0..x.len())
         .find(|&n| (x[n] as f64 - amp_a * ideal(n)).abs() > 1e-4)
         .unwrap_or_else(|| panic!("no swap: the first version played throughout"));
@@ -149,6 +149,19 @@ fn folder_with_sine(amp: f64) -> (tempfile::TempDir, PathBuf) {
     let music = dir.path().join("music");
     std::fs::create_dir(&music).unwrap();
     std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, amp)).unwrap();
+    (dir, music)
+}
+
+/// [`folder_with_sine`], as a binary `sine.wasm`.
+fn folder_with_wasm_sine(amp: f64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(
+        music.join("sine.wasm"),
+        wat::parse_str(fixtures::sine(440.0, amp)).unwrap(),
+    )
+    .unwrap();
     (dir, music)
 }
 
@@ -182,14 +195,8 @@ fn rewriting_a_file_swaps_it_in_with_its_phase() {
 
 #[test]
 fn cargo_style_replace_by_hard_link_is_a_reload() {
-    let (dir, music) = folder_with_sine(0.5);
     // Start from a binary module, as cargo writes them.
-    std::fs::remove_file(music.join("sine.wat")).unwrap();
-    std::fs::write(
-        music.join("sine.wasm"),
-        wat::parse_str(fixtures::sine(440.0, 0.5)).unwrap(),
-    )
-    .unwrap();
+    let (dir, music) = folder_with_wasm_sine(0.5);
     let run = run_folder(dir.path(), &music, "2.5");
     std::thread::sleep(Duration::from_millis(700));
     // cargo: build into deps/, then remove the old output and hard-link the new one.
@@ -229,13 +236,7 @@ fn an_editor_renaming_a_temp_file_into_place_is_a_reload() {
 #[test]
 fn a_half_written_file_is_never_loaded_and_the_full_one_is() {
     use std::io::Write as _;
-    let (dir, music) = folder_with_sine(0.5);
-    std::fs::remove_file(music.join("sine.wat")).unwrap();
-    std::fs::write(
-        music.join("sine.wasm"),
-        wat::parse_str(fixtures::sine(440.0, 0.5)).unwrap(),
-    )
-    .unwrap();
+    let (dir, music) = folder_with_wasm_sine(0.5);
     let run = run_folder(dir.path(), &music, "2.5");
     std::thread::sleep(Duration::from_millis(600));
     let full = wat::parse_str(fixtures::sine(440.0, 0.25)).unwrap();
@@ -379,11 +380,6 @@ fn stats_show_swap_latency_and_no_audio_thread_allocation() {
     );
 }
 
-/// `amp * sin(2 pi 440 n / SR)`.
-fn sine_at(n: usize, amp: f64) -> f64 {
-    amp * (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin()
-}
-
 #[test]
 fn a_faulty_module_in_run_is_muted_and_the_rest_plays_on() {
     let (dir, music) = folder_with_sine(0.5);
@@ -403,7 +399,7 @@ fn a_faulty_module_in_run_is_muted_and_the_rest_plays_on() {
     for (n, &s) in x.iter().enumerate() {
         let dc = if n < 40 * 128 { 0.1 } else { 0.0 };
         assert!(
-            (s as f64 - sine_at(n, 0.5) - dc).abs() < 1e-5,
+            (s as f64 - sine_at(440.0, 0.5, n, SR) - dc).abs() < 1e-5,
             "frame {n}: {s}"
         );
     }
@@ -433,7 +429,7 @@ fn a_broken_save_is_rejected_with_the_file_named_and_the_old_version_plays_on() 
     );
     for (n, &s) in x.iter().enumerate() {
         assert!(
-            (s as f64 - sine_at(n, 0.5)).abs() < 1e-5,
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
             "frame {n}: the old version kept playing"
         );
     }

@@ -25,7 +25,7 @@ fn mono() -> Renderer {
 /// `amp * sin(2 pi f n / SR)` for n in `from..from + len`.
 fn ideal(f: f64, amp: f64, from: usize, len: usize) -> Vec<f32> {
     (from..from + len)
-        .map(|n| (amp * (std::f64::consts::TAU * f * n as f64 / SR as f64).sin()) as f32)
+        .map(|n| sine_at(f, amp, n, SR) as f32)
         .collect()
 }
 
@@ -183,13 +183,11 @@ fn ten_thousand_versions_with_shifting_keys_never_exhaust_the_region() {
     assert_eq!(audio_thread_allocations(&mut r), 0);
 }
 
-#[test]
-fn a_crossfade_follows_the_equal_power_law_with_both_versions_running() {
-    // Old and new version play the same phase (state carried) at 0.5 and
-    // 0.25: during the crossfade the output is exactly
-    // (0.5 cos(a) + 0.25 sin(a)) * sin(phase), a = pi/2 * progress.
-    let dir = tempdir();
-    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
+/// A mono engine with 20 ms crossfades that played `lead` (440 Hz at 0.5)
+/// for 4,096 frames and has just been handed its next version (440 Hz at
+/// 0.25, same phase): the crossfade starts with the next block. Returns the
+/// engine and what it played so far.
+fn crossfading_to_a_quieter_sine() -> (Renderer, Vec<f32>) {
     let mut r = Renderer::with_settings(Settings {
         sample_rate: SR,
         channels: 1,
@@ -198,14 +196,24 @@ fn a_crossfade_follows_the_equal_power_law_with_both_versions_running() {
         ..Settings::default()
     })
     .unwrap();
-    r.load(&path).unwrap();
-    let mut x = r.render(4_096);
-    write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.25));
-    r.load(&path).unwrap();
+    r.load_bytes("lead", fixtures::sine(440.0, 0.5).as_bytes())
+        .unwrap();
+    let x = r.render(4_096);
+    r.load_bytes("lead", fixtures::sine(440.0, 0.25).as_bytes())
+        .unwrap();
+    (r, x)
+}
+
+#[test]
+fn a_crossfade_follows_the_equal_power_law_with_both_versions_running() {
+    // Old and new version play the same phase (state carried) at 0.5 and
+    // 0.25: during the crossfade the output is exactly
+    // (0.5 cos(a) + 0.25 sin(a)) * sin(phase), a = pi/2 * progress.
+    let (mut r, mut x) = crossfading_to_a_quieter_sine();
     x.extend(r.render(4_096));
     let len = 960; // 20 ms
     for (n, &s) in x.iter().enumerate() {
-        let phase = (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin();
+        let phase = sine_at(440.0, 1.0, n, SR);
         let want = if n < 4_096 {
             0.5 * phase
         } else if n < 4_096 + len {
@@ -338,25 +346,12 @@ fn guest_log_lines_from_process_reach_the_log_tagged_with_the_signal() {
 fn unloading_during_a_crossfade_fades_both_versions_together() {
     // Swap (20 ms crossfade) and unload (10 ms fade) at the same block
     // boundary: the output is the crossfade times the fade, then silence.
-    let dir = tempdir();
-    let path = write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.5));
-    let mut r = Renderer::with_settings(Settings {
-        sample_rate: SR,
-        channels: 1,
-        xfade: std::time::Duration::from_millis(20),
-        check_alloc: true,
-        ..Settings::default()
-    })
-    .unwrap();
-    r.load(&path).unwrap();
-    r.render(4_096);
-    write(dir.path(), "lead.wat", &fixtures::sine(440.0, 0.25));
-    r.load(&path).unwrap();
+    let (mut r, _) = crossfading_to_a_quieter_sine();
     r.unload("lead");
     let x = r.render(2_048);
     for (i, &s) in x.iter().enumerate() {
         let n = 4_096 + i;
-        let phase = (std::f64::consts::TAU * 440.0 * n as f64 / SR as f64).sin();
+        let phase = sine_at(440.0, 1.0, n, SR);
         let a = std::f64::consts::FRAC_PI_2 * i as f64 / 960.0;
         let fade = (1.0 - i as f64 / 480.0).max(0.0);
         let want = (0.5 * a.cos() + 0.25 * a.sin()) * phase * fade;

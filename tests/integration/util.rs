@@ -113,6 +113,12 @@ pub fn max_step(x: &[f32]) -> f32 {
     x.windows(2).fold(0.0f32, |m, w| m.max((w[1] - w[0]).abs()))
 }
 
+/// `amp * sin(2 pi hz n / sample_rate)`: the reference a sine module that
+/// started at clock 0 must match.
+pub fn sine_at(hz: f64, amp: f64, n: usize, sample_rate: u32) -> f64 {
+    amp * (std::f64::consts::TAU * hz * n as f64 / sample_rate as f64).sin()
+}
+
 /// The step bound of a sine of amplitude `amp` at `hz`, with 10 % slack.
 pub fn sine_step_bound(amp: f64, hz: f64, sample_rate: u32) -> f32 {
     (1.1 * 2.0 * std::f64::consts::PI * hz * amp / sample_rate as f64) as f32

@@ -81,12 +81,6 @@ impl AudioCallback {
         self.mixer.config().sample_rate
     }
 
-    /// Give the mixer back (the stream is gone; the signals and their state
-    /// live on in it).
-    pub fn into_mixer(self) -> Mixer {
-        self.mixer
-    }
-
     fn first_call(&mut self) {
         if !self.warmed {
             self.warmed = true;

@@ -118,10 +118,6 @@ impl Version {
         }
         false
     }
-
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
 }
 
 impl Drop for Version {
