@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract;
-use crate::loader::runtime::{GuestLimits, Runtime, emit_guest_log};
-use crate::loader::state::Layout;
+use crate::loader::runtime::{Runtime, emit_guest_log};
 use crate::loader::{LoadError, LoadReport, Loader, LoaderConfig, trap_text};
 use crate::rt::guard::Stats;
+use crate::rt::guest::GuestLimits;
+use crate::rt::layout::Layout;
 use crate::rt::log_ring::LogConsumer;
 use crate::rt::messages::{Command, Event, Fault, Garbage, SlotId};
 use crate::rt::mixer::{Mixer, MixerConfig, MixerLink};

@@ -8,7 +8,9 @@
 //! - `errors`: every rejection, with the message the musician sees
 //! - `live`:   `lel-host run` watching files, on the silent clock
 //! - `device`: the real cpal path through an ALSA device
+//! - `architecture`: the source tree's shape (the real-time core is a leaf)
 
+mod architecture;
 mod device;
 mod errors;
 mod fixtures;

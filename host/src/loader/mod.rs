@@ -6,7 +6,6 @@
 
 pub mod cache;
 pub mod runtime;
-pub mod state;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,11 +14,12 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap};
 
 use crate::contract::{self, ContractError};
+use crate::rt::guest::{self, GuestLimits, HostState};
+use crate::rt::layout::{Claims, Layout, MAX_ALIGN};
 use crate::rt::log_ring::{self, LogConsumer};
 use crate::rt::version::Version;
 use cache::{Hash, ModuleCache, Source};
-use runtime::{GuestLimits, HostState, Runtime};
-use state::{Claims, Layout, MAX_ALIGN};
+use runtime::Runtime;
 
 /// Most output channels a signal may have.
 pub const MAX_CHANNELS: i32 = 64;
@@ -168,7 +168,7 @@ impl Loader {
         let ticks = Runtime::ticks_for(timeout);
         store.set_epoch_deadline(ticks);
         store.data_mut().overrun.start(ticks);
-        runtime::install_deadline_policy(&mut store);
+        guest::install_deadline_policy(&mut store);
         let init_err = |e: wasmtime::Error| match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => LoadError::InitTimeout(timeout),
             Some(t) => LoadError::InitTrap(trap_text(*t)),

@@ -11,6 +11,8 @@
 
 pub mod callback;
 pub mod guard;
+pub mod guest;
+pub mod layout;
 pub mod log_ring;
 pub mod master;
 pub mod messages;

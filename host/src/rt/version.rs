@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::{Memory, Store, TypedFunc};
 
+use super::guest::HostState;
+use super::layout::Layout;
 use super::messages::Fault;
-use crate::loader::runtime::HostState;
-use crate::loader::state::Layout;
 
 /// Versions dropped so far, and how many of those on the audio thread
 /// (which must stay zero: dropping a wasmtime store frees memory and may

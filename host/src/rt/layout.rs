@@ -1,6 +1,8 @@
 //! Persistent-state layout: where each claimed key lives inside a signal's
 //! state region, and how a new version's claims are placed so that state
-//! carries over a reload. Runs on loader threads (during `init`).
+//! carries over a reload. Claims are placed on loader threads (during
+//! `init`); the audio thread reads a version's [`Layout`] when it copies the
+//! carried blocks at the swap.
 //!
 //! Rules (see `wit/lel.wit`):
 //! - a key claimed again with the same size (and a compatible alignment)
