@@ -553,7 +553,7 @@ fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
         .unwrap_or_else(|| panic!("{line}"));
     assert!(ms < 700.0, "the sine waited for the hanging init: {line}");
     assert!(
-        log.contains("`init` did not return within 1s (runaway loop?)"),
+        log.contains("`init` used 1s of CPU time without returning (runaway loop?)"),
         "{log}"
     );
     assert_continuous_swap(&x, 440.0, 0.5, 0.25);

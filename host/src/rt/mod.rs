@@ -10,6 +10,7 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod cpu;
 pub mod guard;
 pub mod guest;
 pub mod layout;
@@ -17,5 +18,6 @@ pub mod log_ring;
 pub mod master;
 pub mod messages;
 pub mod mixer;
+pub mod priority;
 pub mod slot;
 pub mod version;
