@@ -749,7 +749,7 @@ mod tests {
                 let b = &prev.blocks[i];
                 if !evicted[i]
                     && b.size == size
-                    && b.offset % align == 0
+                    && b.offset.is_multiple_of(align)
                     && b.offset as u64 + size as u64 <= len as u64
                 {
                     mine.push((key.clone(), b.offset, size));
