@@ -135,3 +135,110 @@ fn claim_without_a_state_region_returns_the_documented_code() {
         );
     }
 }
+
+/// A mono module that grows its table by one element at every `process`
+/// call (from 1 element, no declared maximum) and outputs the table's size
+/// times 1e-5 on every sample.
+fn table_grower() -> String {
+    r#"(module
+  (memory (export "memory") 1)
+  (table $t 1 funcref)
+  (func (export "init") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "process") (param $frames i32) (param $clock i64) (result i32)
+    (local $i i32) (local $v f32)
+    (drop (table.grow $t (ref.null func) (i32.const 1)))
+    (local.set $v (f32.mul (f32.convert_i32_u (table.size $t)) (f32.const 1e-5)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $frames)))
+      (f32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 2))) (local.get $v))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 1024)))
+"#
+    .to_string()
+}
+
+/// Each block of `x` is the sine plus the grower's table size * 1e-5; the
+/// sizes seen, block by block.
+fn table_sizes(x: &[f32]) -> Vec<i64> {
+    for (n, &s) in x.iter().enumerate() {
+        let size = count_of(s - sine_at(440.0, 0.5, n, SR) as f32);
+        let block_start =
+            count_of(x[n / BLOCK * BLOCK] - sine_at(440.0, 0.5, n / BLOCK * BLOCK, SR) as f32);
+        assert_eq!(
+            size, block_start,
+            "frame {n}: the sine is exact, the block constant"
+        );
+    }
+    x.chunks(BLOCK)
+        .enumerate()
+        .map(|(b, c)| count_of(c[0] - sine_at(440.0, 0.5, b * BLOCK, SR) as f32))
+        .collect()
+}
+
+#[test]
+fn growing_a_table_every_block_never_allocates_on_the_audio_thread() {
+    // 3 seconds at one element per block: 1,125 grows, each on the audio
+    // thread. The tables come from the engine's pool, already spanning the
+    // table limit, so a grow only moves the bound.
+    let mut r = with_sine();
+    r.load_bytes("grower", table_grower().as_bytes()).unwrap();
+    let x = r.render(3 * SR as usize);
+    let sizes = table_sizes(&x);
+    for (b, &size) in sizes.iter().enumerate() {
+        assert_eq!(size, b as i64 + 2, "block {b}: the table grew by one");
+    }
+    assert!(
+        !r.take_notices()
+            .iter()
+            .any(|n| matches!(n, lel_host::control::Notice::GrowRefused { .. })),
+        "within the limit"
+    );
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}
+
+#[test]
+fn a_refused_table_grow_names_the_table_limit() {
+    let dir = tempdir();
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        block: BLOCK as u32,
+        check_alloc: true,
+        limits: lel_host::rt::guest::GuestLimits {
+            max_table_elements: 500,
+            ..Default::default()
+        },
+        ..Settings::default()
+    })
+    .unwrap();
+    r.load(&repo_root().join("examples/wat/sine.wat")).unwrap();
+    let path = write(dir.path(), "grower.wat", &table_grower());
+    r.load(&path).unwrap();
+    let x = r.render(2 * SR as usize);
+    let sizes = table_sizes(&x);
+    // 1 element + one per block, up to the limit; then it stays there and plays on.
+    assert_eq!(sizes[..499], (2..=500).collect::<Vec<i64>>()[..]);
+    assert!(
+        sizes[499..].iter().all(|&s| s == 500),
+        "{:?}",
+        &sizes[495..]
+    );
+    let messages: Vec<String> = r
+        .take_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            lel_host::control::Notice::GrowRefused { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [format!(
+            "grower: a table grow was refused: the module is over its 500-element table limit ({})",
+            path.display()
+        )],
+        "reported once, naming the table limit"
+    );
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}

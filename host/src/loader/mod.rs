@@ -270,7 +270,6 @@ impl Loader {
             memory,
             state_base,
             layout,
-            grow_reported: false,
         });
         Ok(Prepared {
             version,

@@ -332,10 +332,11 @@ impl Slot {
         let started = Instant::now();
         let result = v.process(ctx.frames, ctx.clock, ctx.budget_ticks);
         let took = started.elapsed().as_nanos() as u64;
-        if v.take_grow_refusal() {
+        if let Some(kind) = v.take_grow_refusal() {
             out.event(Event::GrowRefused {
                 slot: self.id,
                 version: v.id,
+                kind,
             });
         }
         let ptr = match result {
