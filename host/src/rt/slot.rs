@@ -84,6 +84,8 @@ pub struct Slot {
     outgoing: Option<Box<Version>>,
     xfade_left: u32,
     xfade_len: u32,
+    /// The crossfade's law: linear when state was carried, else equal power.
+    xfade_law: Law,
     /// The last good version and the clock until which it may come back.
     previous: Option<Box<Version>>,
     rollback_until: u64,
@@ -108,6 +110,7 @@ impl Slot {
             outgoing: None,
             xfade_left: 0,
             xfade_len: 0,
+            xfade_law: Law::EqualPower,
             previous: None,
             rollback_until: 0,
             unloading: false,
@@ -177,6 +180,7 @@ impl Slot {
             self.outgoing = Some(old);
             self.xfade_left = ctx.xfade_frames;
             self.xfade_len = ctx.xfade_frames;
+            self.xfade_law = Law::for_swap(carried);
         } else {
             self.keep_previous(old, ctx, out);
         }
@@ -211,10 +215,11 @@ impl Slot {
         let fade_at_start = self.fade;
         if let Some(mut v) = self.live.take() {
             let xfade = (self.xfade_left, self.xfade_len);
+            let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
             let result = self.render(&mut v, ctx, mix, out, |_| {
-                let x = crossfade_gain(xfade, n, true);
+                let x = crossfade_gain(xfade, law, n, true);
                 n += 1;
                 fade.next() * x
             });
@@ -228,10 +233,11 @@ impl Slot {
         }
         if let Some(mut v) = self.outgoing.take() {
             let xfade = (self.xfade_left, self.xfade_len);
+            let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
             let result = self.render(&mut v, ctx, mix, out, |_| {
-                let x = crossfade_gain(xfade, n, false);
+                let x = crossfade_gain(xfade, law, n, false);
                 n += 1;
                 fade.next() * x
             });
@@ -287,7 +293,7 @@ impl Slot {
         self.loud_blocks = 0;
         let back = if let Some(old) = self.outgoing.take() {
             // Mid-crossfade: the old version is still running; take it back.
-            let level = crossfade_gain((self.xfade_left, self.xfade_len), 0, false);
+            let level = crossfade_gain((self.xfade_left, self.xfade_len), self.xfade_law, 0, false);
             self.xfade_left = 0;
             Some((old, level))
         } else if ctx.clock <= self.rollback_until {
@@ -393,14 +399,41 @@ impl Slot {
     }
 }
 
-/// Equal-power crossfade gain at frame `n` of this block: rising for the new
-/// version, falling for the old. With no crossfade running: 1 for the new.
+/// How the two versions of a crossfade are weighed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Law {
+    /// Gains sum to 1 (`1 - t`, `t`): constant level for correlated versions.
+    /// With carried state the new version continues the old one's phases and
+    /// memories, so the two are (nearly) the same signal: equal power would
+    /// swell by up to +3 dB at the middle.
+    Linear,
+    /// Squared gains sum to 1 (`cos`, `sin`): constant level for
+    /// uncorrelated versions (nothing carried: each starts from its own state).
+    EqualPower,
+}
+
+impl Law {
+    fn for_swap(carried_blocks: u32) -> Law {
+        if carried_blocks > 0 {
+            Law::Linear
+        } else {
+            Law::EqualPower
+        }
+    }
+}
+
+/// Crossfade gain at frame `n` of this block: rising for the new version,
+/// falling for the old. With no crossfade running: 1 for the new.
 #[inline]
-fn crossfade_gain((left, len): (u32, u32), n: u32, rising: bool) -> f32 {
+fn crossfade_gain((left, len): (u32, u32), law: Law, n: u32, rising: bool) -> f32 {
     if len == 0 || left == 0 {
         return if rising { 1.0 } else { 0.0 };
     }
     let done = (len - left + n).min(len) as f32 / len as f32;
-    let angle = done * std::f32::consts::FRAC_PI_2;
-    if rising { angle.sin() } else { angle.cos() }
+    match (law, rising) {
+        (Law::Linear, true) => done,
+        (Law::Linear, false) => 1.0 - done,
+        (Law::EqualPower, true) => (done * std::f32::consts::FRAC_PI_2).sin(),
+        (Law::EqualPower, false) => (done * std::f32::consts::FRAC_PI_2).cos(),
+    }
 }

@@ -91,7 +91,15 @@ impl Version {
         let src_mem = old.memory.data(&old.store);
         let dst_mem = self.memory.data_mut(&mut self.store);
         for block in self.layout.blocks.iter().filter(|b| b.carried) {
-            let Some(src) = old.layout.blocks.iter().find(|o| o.key == block.key) else {
+            // Where the claim found it, if `old` is the layout it was placed
+            // against (the usual case: O(1)); else look it up by key.
+            let src = old
+                .layout
+                .blocks
+                .get(block.source as usize)
+                .filter(|o| o.key == block.key)
+                .or_else(|| old.layout.blocks.iter().find(|o| o.key == block.key));
+            let Some(src) = src else {
                 continue;
             };
             if src.size != block.size || src.offset != block.offset {
