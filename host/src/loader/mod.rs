@@ -143,8 +143,6 @@ impl Loader {
         bytes: &[u8],
         previous: &Layout,
     ) -> Result<Prepared, LoadError> {
-        // Loading never competes with playback.
-        crate::rt::priority::background();
         let shape = contract::validate(bytes)?;
         let hash = cache::hash(bytes);
         let t0 = Instant::now();
@@ -235,7 +233,11 @@ impl Loader {
         {
             let data = store.data_mut();
             data.state_base = state_base;
-            data.claims = Some(Claims::new(previous.clone(), state_len));
+            data.claims = Some(if shape.has_state_region {
+                Claims::new(previous.clone(), state_len)
+            } else {
+                Claims::without_region()
+            });
         }
         let init = instance
             .get_typed_func::<(i32, i32), i32>(&mut store, "init")
@@ -285,7 +287,6 @@ impl Loader {
             memory,
             state_base,
             layout,
-            grow_reported: false,
         });
         Ok(Prepared {
             version,

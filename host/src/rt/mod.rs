@@ -18,6 +18,7 @@ pub mod log_ring;
 pub mod master;
 pub mod messages;
 pub mod mixer;
+pub mod outbox;
 pub mod priority;
 pub mod slot;
 pub mod version;
