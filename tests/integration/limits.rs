@@ -272,7 +272,9 @@ fn flood_lines(stderr: &str) -> (u64, Vec<u64>) {
         .lines()
         .filter_map(|l| {
             let rest = l.trim_start().strip_prefix("WARN flood: ")?;
-            let n = rest.strip_suffix(" log lines dropped in the last second")?;
+            let n = rest
+                .strip_suffix(" log lines dropped in the last second")
+                .or_else(|| rest.strip_suffix(" log line dropped in the last second"))?;
             Some(n.replace(',', "").parse::<u64>().expect("a count"))
         })
         .collect();
@@ -281,21 +283,31 @@ fn flood_lines(stderr: &str) -> (u64, Vec<u64>) {
 
 #[test]
 fn a_log_flood_in_render_is_rate_limited_and_every_dropped_line_is_counted() {
-    // 100 lines per block for 3 s: 112,500 lines. At most 20 a second are
-    // printed; every other one is counted in a summary (some never fit the
-    // 64-line ring on the audio thread: counted there).
+    // 20 lines per block for 3 s: 22,500 lines (7,500 a second). At most 20
+    // a second are printed; every other one is counted in a summary. The
+    // budget is raised so that the loaded test machine cannot make a
+    // `process` call of 20 host calls look like a runaway.
     let dir = tempdir();
     std::fs::copy(
         repo_root().join("examples/wat/sine.wat"),
         dir.path().join("sine.wat"),
     )
     .unwrap();
-    write(dir.path(), "flood.wat", &flood(100));
+    write(dir.path(), "flood.wat", &flood(20));
     let wav = dir.path().join("out.wav");
     let started = std::time::Instant::now();
     let out = run_ok(
         std::process::Command::new(lel_host_bin())
-            .args(["render", "--seconds", "3", "--channels", "1", "-o"])
+            .args([
+                "render",
+                "--seconds",
+                "3",
+                "--channels",
+                "1",
+                "--budget",
+                "400",
+                "-o",
+            ])
             .arg(&wav)
             .arg(dir.path())
             .env("NO_COLOR", "1"),
@@ -306,12 +318,13 @@ fn a_log_flood_in_render_is_rate_limited_and_every_dropped_line_is_counted() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let (printed, summaries) = flood_lines(&stderr);
     assert!(!summaries.is_empty(), "{stderr}");
-    // printed + dropped = logged: 100 lines per `process` call, 1,125 calls
+    // printed + dropped = logged: 20 lines per `process` call, 1,125 calls
     // of 128 frames (a few more: `render` renders in 0.1 s chunks, each
     // ending with one shorter block).
+    assert!(!stderr.contains("muted"), "{stderr}");
     let logged = printed + summaries.iter().sum::<u64>();
-    assert_eq!(logged % 100, 0, "whole calls: {logged}");
-    let calls = logged / 100;
+    assert_eq!(logged % 20, 0, "whole calls: {logged}");
+    let calls = logged / 20;
     assert!((1_125..=1_125 + 30).contains(&calls), "{calls} calls");
     assert!(
         printed as f64 <= 20.0 * (wall + 1.0),
@@ -331,7 +344,7 @@ fn a_log_flood_in_run_is_rate_limited_per_second() {
     let dir = tempdir();
     let music = dir.path().join("music");
     std::fs::create_dir(&music).unwrap();
-    write(&music, "flood.wat", &flood(100));
+    write(&music, "flood.wat", &flood(20));
     std::fs::copy(
         repo_root().join("examples/wat/sine.wat"),
         music.join("sine.wat"),
@@ -340,7 +353,16 @@ fn a_log_flood_in_run_is_rate_limited_per_second() {
     let wav = dir.path().join("played.wav");
     let out = run_ok(
         std::process::Command::new(lel_host_bin())
-            .args(["run", "--device", "none", "--seconds", "3", "--record"])
+            .args([
+                "run",
+                "--device",
+                "none",
+                "--seconds",
+                "3",
+                "--budget",
+                "400",
+                "--record",
+            ])
             .arg(&wav)
             .arg(&music)
             .env("NO_COLOR", "1"),
@@ -351,11 +373,11 @@ fn a_log_flood_in_run_is_rate_limited_per_second() {
     let (printed, summaries) = flood_lines(&stderr);
     // 3 s of real time: at most 20 lines in each of (at most) 4 windows.
     assert!(printed <= 80, "{printed} lines printed:\n{stderr}");
-    assert!(printed >= 20, "the first lines are printed");
+    assert!(printed >= 20, "the first lines are printed:\n{stderr}");
     assert!(summaries.len() >= 2, "a summary per second:\n{stderr}");
-    // About 375 blocks of 100 lines a second, less the 20 printed.
+    // About 375 blocks of 20 lines a second, less the 20 printed.
     assert!(
-        summaries.iter().take(2).all(|&n| n > 10_000),
+        summaries.iter().take(2).all(|&n| n > 1_000),
         "{summaries:?}"
     );
     let (channels, _, samples) = read_wav(&wav);
