@@ -5,6 +5,7 @@
 //! through the engine's wait-free queue; removals fade signals out; retired
 //! versions are dropped here; events become log lines.
 
+pub mod load_watch;
 pub mod output;
 pub mod recorder;
 pub mod reloader;
@@ -46,6 +47,8 @@ pub struct RunOptions {
     /// Print a summary (swap latencies, late blocks, audio-thread
     /// allocations) at the end.
     pub stats: bool,
+    /// After a sustained overload, mute the most expensive signal.
+    pub shed: bool,
 }
 
 /// What a run saw, for `--stats` and tests.
@@ -53,6 +56,10 @@ pub struct RunOptions {
 pub struct Summary {
     pub swap_latencies: Vec<Duration>,
     pub late_callbacks: u64,
+    /// Audio time lost to late blocks.
+    pub lost: Duration,
+    /// Each signal's CPU use (share of the block period).
+    pub cpu: Vec<load_watch::SignalCpu>,
     pub audio_thread_allocations: u64,
     pub fault_path_allocations: u64,
     pub recorded_samples: u64,
@@ -157,7 +164,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
     let mut settler = Settler::default();
     let mut summary = Summary::default();
-    let mut late_seen = 0;
+    let mut load = load_watch::LoadWatch::new(opts.shed);
     loop {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d) {
@@ -210,14 +217,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
                 summary.swap_latencies.push(l);
             }
         }
-        let late = control.stats().late_callbacks.load(Ordering::Relaxed);
-        if late > late_seen {
-            tracing::warn!(
-                "{} audio block(s) came late (xrun): the device ran dry",
-                late - late_seen
-            );
-            late_seen = late;
-        }
+        load.poll(&mut control);
     }
 
     let callback = output.stop();
@@ -233,6 +233,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     }
     let stats = control.stats();
     summary.late_callbacks = stats.late_callbacks.load(Ordering::Relaxed);
+    summary.lost = Duration::from_nanos(stats.lost_nanos.load(Ordering::Relaxed));
     summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
     summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
     if let Some(cb) = callback
@@ -243,6 +244,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
             cb.record_overruns
         );
     }
+    summary.cpu = load.finish(&control);
     if opts.stats {
         println!("{}", format_summary(&summary, started.elapsed()));
     }
@@ -303,7 +305,8 @@ pub(crate) fn describe_load(r: &LoadReport) -> String {
     )
 }
 
-/// One line: swaps and their latency, late blocks, audio-thread allocations.
+/// One line: swaps and their latency, late blocks and lost audio time,
+/// audio-thread allocations, each signal's CPU use.
 pub fn format_summary(s: &Summary, ran: Duration) -> String {
     let mut l = s.swap_latencies.clone();
     l.sort();
@@ -318,11 +321,13 @@ pub fn format_summary(s: &Summary, ran: Duration) -> String {
         _ => "no file-change-to-swap latency measured".to_string(),
     };
     format!(
-        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks; {} audio-thread allocations ({} on fault paths)",
+        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); CPU per signal: {}",
         ran.as_secs_f64(),
         s.swap_latencies.len(),
         s.late_callbacks,
+        s.lost.as_secs_f64(),
         s.audio_thread_allocations,
-        s.fault_path_allocations
+        s.fault_path_allocations,
+        load_watch::format_cpu(&s.cpu)
     )
 }

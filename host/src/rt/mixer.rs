@@ -10,6 +10,7 @@ use super::guard::{self, Stats};
 use super::guest::CallLimits;
 use super::master::Master;
 use super::messages::{Command, Event, Garbage};
+use super::meter::Meters;
 use super::outbox::{Outbox, SlotOutbox};
 use super::slot::{BlockCtx, Slot};
 
@@ -44,6 +45,7 @@ pub struct Mixer {
     master: Master,
     clock: u64,
     stats: Arc<Stats>,
+    meters: Arc<Meters>,
 }
 
 /// The queue ends the control side keeps.
@@ -52,6 +54,8 @@ pub struct MixerLink {
     pub garbage: rtrb::Consumer<Garbage>,
     pub events: rtrb::Consumer<Event>,
     pub stats: Arc<Stats>,
+    /// Per-signal CPU use, by slot.
+    pub meters: Arc<Meters>,
 }
 
 impl Mixer {
@@ -62,6 +66,7 @@ impl Mixer {
         let (garbage_tx, garbage_rx) = rtrb::RingBuffer::new(1024);
         let (event_tx, event_rx) = rtrb::RingBuffer::new(1024);
         let stats = Arc::new(Stats::default());
+        let meters = Arc::new(Meters::new(config.slots));
         let mixer = Mixer {
             config,
             slots: (0..config.slots)
@@ -81,12 +86,14 @@ impl Mixer {
             master: Master::new(config.channels, config.sample_rate),
             clock: 0,
             stats: stats.clone(),
+            meters: meters.clone(),
         };
         let link = MixerLink {
             commands: cmd_tx,
             garbage: garbage_rx,
             events: event_rx,
             stats,
+            meters,
         };
         (mixer, link)
     }
@@ -174,9 +181,18 @@ impl Mixer {
             self.slots[i].process(&ctx, &mut self.slot_outs[i]);
         }
         self.mix(block, frames);
+        self.meter(ctx.block_nanos);
         self.master.process(block);
         self.clock += frames as u64;
         self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Publish each rendered slot's share of this block.
+    fn meter(&self, block_nanos: u64) {
+        for &i in &self.active[..self.active_len] {
+            self.meters
+                .record(i, self.slots[i].busy_nanos(), block_nanos);
+        }
     }
 
     /// Sum the slots' buffers into `block` in slot order and pass their
