@@ -97,7 +97,7 @@ impl Control {
     /// # Errors
     /// When the WebAssembly runtime cannot be set up.
     pub fn new(settings: Settings) -> anyhow::Result<(Control, Mixer)> {
-        let runtime = Runtime::new()?;
+        let runtime = Runtime::with_limits(&settings.limits)?;
         Self::with_runtime(settings, runtime)
     }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::loader::trap_text;
+use crate::rt::guest::GrowKind;
 use crate::rt::messages::{Event, Fault, SlotId};
 
 use super::Control;
@@ -41,6 +42,7 @@ pub enum Notice {
     },
     GrowRefused {
         signal: String,
+        message: String,
     },
     Slow {
         signal: String,
@@ -94,13 +96,21 @@ impl Control {
             Event::RolledBack {
                 slot, to, clock, ..
             } => self.rolled_back(slot, to, clock),
-            Event::GrowRefused { slot, .. } => {
+            Event::GrowRefused { slot, kind, .. } => {
                 let (signal, file) = self.label(slot);
-                tracing::warn!(
-                    "{signal}: a memory grow was refused: the module is over its {} MiB limit ({file})",
-                    self.settings.limits.max_memory_bytes >> 20
-                );
-                Notice::GrowRefused { signal }
+                let limits = &self.settings.limits;
+                let message = match kind {
+                    GrowKind::Memory => format!(
+                        "{signal}: a memory grow was refused: the module is over its {} MiB memory limit ({file})",
+                        limits.max_memory_bytes >> 20
+                    ),
+                    GrowKind::Table => format!(
+                        "{signal}: a table grow was refused: the module is over its {}-element table limit ({file})",
+                        limits.max_table_elements
+                    ),
+                };
+                tracing::warn!("{message}");
+                Notice::GrowRefused { signal, message }
             }
             Event::Slow {
                 slot,
