@@ -217,8 +217,17 @@ impl Control {
     /// Why a version was silenced, in words.
     fn describe(&self, fault: Fault) -> String {
         match fault {
+            Fault::Timeout if self.settings.runaway.is_some() => format!(
+                "process used {:.1} s of CPU time in one call without returning (runaway loop?)",
+                self.settings.call_budget_time().as_secs_f64()
+            ),
             Fault::Timeout => format!(
                 "process exceeded its {:.2} ms budget (runaway loop?)",
+                self.settings.call_budget_time().as_secs_f64() * 1e3
+            ),
+            Fault::Starved => format!(
+                "process did not return within {:.0} ms although it had not used its {:.2} ms CPU budget: the machine is too busy to play in real time",
+                self.settings.call_limits().wall.as_secs_f64() * 1e3,
                 self.settings.call_budget_time().as_secs_f64() * 1e3
             ),
             Fault::Trap(t) => format!("trap: {} in process", trap_text(t)),

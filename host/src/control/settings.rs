@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::loader::runtime::Runtime;
-use crate::rt::guest::GuestLimits;
+use crate::rt::guest::{CallLimits, GuestLimits};
 use crate::rt::mixer::MixerConfig;
 
 /// Everything that shapes an engine.
@@ -18,9 +17,12 @@ pub struct Settings {
     pub block: u32,
     /// How many signals can play at once.
     pub slots: usize,
-    /// Share of the block period one `process` call may take before it is
-    /// stopped (epoch deadline).
+    /// Share of the block period of CPU time one `process` call may use
+    /// before it is stopped as a runaway (real-time playing).
     pub call_budget: f64,
+    /// Offline rendering: no real-time deadline; a `process` call is a
+    /// runaway only after using this much CPU time (replaces `call_budget`).
+    pub runaway: Option<Duration>,
     pub init_timeout: Duration,
     pub fade: Duration,
     /// Crossfade on swap (zero: instant swap).
@@ -40,6 +42,7 @@ impl Default for Settings {
             block: 128,
             slots: 64,
             call_budget: 0.5,
+            runaway: None,
             init_timeout: Duration::from_secs(1),
             fade: Duration::from_millis(10),
             xfade: Duration::ZERO,
@@ -56,9 +59,28 @@ impl Settings {
         (d.as_secs_f64() * self.sample_rate as f64).round() as u64
     }
 
-    /// The budget of one `process` call.
+    /// The CPU budget of one `process` call.
     pub fn call_budget_time(&self) -> Duration {
-        Duration::from_secs_f64(self.block as f64 / self.sample_rate as f64 * self.call_budget)
+        match self.runaway {
+            Some(d) => d,
+            None => Duration::from_secs_f64(
+                self.block as f64 / self.sample_rate as f64 * self.call_budget,
+            ),
+        }
+    }
+
+    /// The limits of one `process` call: its CPU budget, and a wall-time
+    /// last resort far above it (32 block periods and at least 100 ms when
+    /// playing; ten times the budget offline).
+    pub fn call_limits(&self) -> CallLimits {
+        let cpu = self.call_budget_time();
+        let wall = match self.runaway {
+            Some(d) => d * 10,
+            None => Duration::from_secs_f64(32.0 * self.block as f64 / self.sample_rate as f64)
+                .max(Duration::from_millis(100))
+                .max(cpu * 4),
+        };
+        CallLimits { cpu, wall }
     }
 
     pub(super) fn mixer_config(&self) -> MixerConfig {
@@ -67,7 +89,7 @@ impl Settings {
             channels: self.channels,
             block: self.block,
             slots: self.slots,
-            budget_ticks: Runtime::ticks_for(self.call_budget_time()),
+            call: self.call_limits(),
             fade_frames: self.frames(self.fade).max(1) as u32,
             xfade_frames: self.frames(self.xfade) as u32,
             rollback_frames: self.frames(self.rollback),
