@@ -40,6 +40,12 @@ pub struct Settings {
     pub limits: GuestLimits,
     pub cache_dir: Option<PathBuf>,
     pub check_alloc: bool,
+    /// Threads rendering signals in parallel (the audio thread plus workers);
+    /// 0: one per core.
+    pub threads: usize,
+    /// Guest time per block from which workers are woken to share a block
+    /// (zero: every block with two signals or more is shared).
+    pub parallel_min: Duration,
 }
 
 impl Default for Settings {
@@ -57,6 +63,8 @@ impl Default for Settings {
             limits: GuestLimits::default(),
             cache_dir: crate::loader::cache::default_dir(),
             check_alloc: false,
+            threads: 0,
+            parallel_min: MixerConfig::PARALLEL_MIN,
         }
     }
 }
@@ -82,6 +90,16 @@ impl Settings {
             xfade_frames: self.frames(self.xfade) as u32,
             rollback_frames: self.frames(self.rollback),
             check_alloc: self.check_alloc,
+            threads: self.render_threads(),
+            parallel_min: self.parallel_min,
+        }
+    }
+
+    /// The threads that render: `threads`, or one per core when it is 0.
+    pub fn render_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -192,6 +210,7 @@ impl Control {
     ) -> anyhow::Result<(Control, Mixer)> {
         anyhow::ensure!(settings.channels >= 1, "at least one output channel");
         anyhow::ensure!(settings.block >= 1, "a block is at least one frame");
+        let engine = runtime.engine.clone();
         let loader = Loader::new(
             runtime,
             LoaderConfig {
@@ -202,7 +221,8 @@ impl Control {
             },
             settings.cache_dir.clone(),
         );
-        let (mixer, link) = Mixer::new(settings.mixer_config());
+        let (mixer, link) = Mixer::new(settings.mixer_config(), Some(&engine))
+            .map_err(|e| anyhow::anyhow!("cannot start the render threads: {e}"))?;
         let control = Control {
             loader: Arc::new(loader),
             link,
@@ -326,6 +346,7 @@ impl Control {
             jobs.push((i, bytes, previous));
         }
         let loader = self.loader.clone();
+        let jobs_order: Vec<usize> = jobs.iter().map(|(i, _, _)| *i).collect();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
             for (i, bytes, previous) in jobs {
@@ -335,12 +356,25 @@ impl Control {
                 });
             }
             drop(tx);
+            // Hand over in the order of `items`, whatever order the threads
+            // finish in: new signals then take slots (the mixer's summing
+            // order) in a fixed order, so a render is the same every time.
+            let mut ready: Vec<_> = items.iter().map(|_| None).collect();
+            let mut next = 0;
             for (i, prepared) in rx {
-                let (name, path) = &items[i];
-                let result = prepared
-                    .and_then(|p| self.hand_over(name, p, Some(path)))
-                    .map(LoadOutcome::Loaded);
-                report(i, result);
+                ready[i] = Some(prepared);
+                while next < jobs_order.len() {
+                    let i = jobs_order[next];
+                    let Some(prepared) = ready[i].take() else {
+                        break;
+                    };
+                    next += 1;
+                    let (name, path) = &items[i];
+                    let result = prepared
+                        .and_then(|p| self.hand_over(name, p, Some(path)))
+                        .map(LoadOutcome::Loaded);
+                    report(i, result);
+                }
             }
         });
     }

@@ -121,6 +121,16 @@ impl Renderer {
         &mut self.control
     }
 
+    /// Blocks rendered by more than one thread so far.
+    pub fn parallel_blocks(&self) -> u64 {
+        self.mixer.parallel_blocks()
+    }
+
+    /// Threads that render (the calling thread plus the pool's workers).
+    pub fn threads(&self) -> usize {
+        self.mixer.threads()
+    }
+
     /// Frames rendered so far.
     pub fn clock(&self) -> u64 {
         self.mixer.clock()

@@ -8,6 +8,7 @@
 //! - `errors`: every rejection, with the message the musician sees
 //! - `live`:   `lel-host run` watching files, on the silent clock
 //! - `device`: the real cpal path through an ALSA device
+//! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 
 mod architecture;
@@ -22,4 +23,5 @@ mod live;
 mod render;
 mod sdk;
 mod swap;
+mod threads;
 mod util;

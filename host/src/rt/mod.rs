@@ -18,5 +18,6 @@ pub mod master;
 pub mod messages;
 pub mod mixer;
 pub mod outbox;
+pub mod pool;
 pub mod slot;
 pub mod version;
