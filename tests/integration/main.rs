@@ -8,6 +8,7 @@
 //! - `errors`: every rejection, with the message the musician sees
 //! - `live`:   `lel-host run` watching files, on the silent clock
 //! - `device`: the real cpal path through an ALSA device
+//! - `mixing`: per-signal gain, mute and solo at exact frames
 //! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 
@@ -20,6 +21,7 @@ mod isolation;
 mod languages;
 mod limits;
 mod live;
+mod mixing;
 mod render;
 mod sdk;
 mod swap;

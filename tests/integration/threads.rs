@@ -1,6 +1,7 @@
 //! Rendering on several threads: `--threads 2` must give output and events
 //! bit-identical to `--threads 1`, through swaps, crossfades, faults,
-//! rollbacks and unloads, with the pool's workers really taking part.
+//! rollbacks, unloads and control events, with the pool's workers really
+//! taking part.
 
 use std::time::Duration;
 
@@ -60,6 +61,13 @@ fn session(threads: usize) -> (Vec<f32>, Vec<Notice>, u64) {
     // Faults on its 30th block with no version to go back to: silenced.
     load(&mut r, "lonely", &faulty(30, "unreachable", ""));
     out.extend(r.render(SR as usize / 10));
+    // Control events inside blocks.
+    let c = r.clock();
+    r.set_gain("a", 0.5, c + 100).unwrap();
+    r.mute("b", true, c + 300).unwrap();
+    r.mute("b", false, c + 2000).unwrap();
+    r.solo("stereo", true, c + 3000).unwrap();
+    r.solo("stereo", false, c + 4000).unwrap();
     // A swap with a crossfade; a carried counter swap.
     load(&mut r, "a", &sine(550.0, 0.2));
     load(&mut r, "c", &counter(&[("n", 4), ("m", 8)], "n", 64));

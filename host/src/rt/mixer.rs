@@ -6,15 +6,16 @@
 //! thread.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::guard::{self, Stats};
 use super::master::Master;
-use super::messages::{Command, Event, Garbage};
+use super::messages::{Command, ControlEvent, Event, Garbage};
 use super::outbox::Outbox;
 use super::pool::Pool;
 use super::slot::{BlockCtx, Slot};
+use super::strip::Strips;
 
 /// Fixed facts of a mixer, chosen before the stream starts.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +51,10 @@ pub struct Mixer {
     config: MixerConfig,
     pool: Pool,
     commands: rtrb::Consumer<Command>,
+    /// Per-signal gain, mute and solo, fed by the control-event queue.
+    strips: Strips,
+    /// The clock, published for the control side's event timestamps.
+    shared_clock: Arc<AtomicU64>,
     outbox: Outbox,
     master: Master,
     clock: u64,
@@ -64,6 +69,11 @@ pub struct MixerLink {
     pub garbage: rtrb::Consumer<Garbage>,
     pub events: rtrb::Consumer<Event>,
     pub stats: Arc<Stats>,
+    /// Frame-timestamped control events (gain, mute, solo) in: a queue of
+    /// its own, independent of the load queue.
+    pub controls: rtrb::Producer<ControlEvent>,
+    /// The mixer's clock at the start of its last block.
+    pub clock: Arc<AtomicU64>,
 }
 
 impl Mixer {
@@ -80,6 +90,8 @@ impl Mixer {
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
         let (garbage_tx, garbage_rx) = rtrb::RingBuffer::new(1024);
         let (event_tx, event_rx) = rtrb::RingBuffer::new(1024);
+        let (control_tx, control_rx) = rtrb::RingBuffer::new(1024);
+        let clock = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(Stats::default());
         let slots = (0..config.slots)
             .map(|i| Slot::new(i, config.block, config.channels))
@@ -97,6 +109,8 @@ impl Mixer {
             config,
             pool,
             commands: cmd_rx,
+            strips: Strips::new(config.slots, config.fade_frames, control_rx),
+            shared_clock: clock.clone(),
             outbox: Outbox {
                 garbage: garbage_tx,
                 events: event_tx,
@@ -114,6 +128,8 @@ impl Mixer {
             garbage: garbage_rx,
             events: event_rx,
             stats,
+            controls: control_tx,
+            clock,
         };
         Ok((mixer, link))
     }
@@ -191,6 +207,10 @@ impl Mixer {
                     fade_in,
                 } if slot < self.pool.len() => {
                     let (s, out) = self.pool.lane(slot);
+                    if s.is_idle() {
+                        // A new signal in this slot: default strip.
+                        self.strips.reset(slot);
+                    }
                     s.load(version, fade_in, &ctx, out);
                     out.drain_into(&mut self.outbox);
                 }
@@ -205,21 +225,31 @@ impl Mixer {
         self.mix(block, frames);
         self.master.process(block);
         self.clock += frames as u64;
+        self.shared_clock.store(self.clock, Ordering::Relaxed);
         self.stats.blocks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sum the slots' buffers into `block` in slot order and pass their
-    /// outboxes on, also in slot order: the result does not depend on which
-    /// thread rendered which slot.
+    /// Sum the slots' buffers into `block` in slot order through their
+    /// strips (gain, mute, solo) and pass their outboxes on, also in slot
+    /// order: the result does not depend on which thread rendered which slot.
     fn mix(&mut self, block: &mut [f32], frames: u32) {
-        block.fill(0.0);
-        let ch = self.config.channels;
-        for k in 0..self.pool.active_count() {
+        let n = self.pool.active_count();
+        for k in 0..n {
             let i = self.pool.active_slot(k);
-            let (slot, out) = self.pool.lane(i);
-            out.drain_into(&mut self.outbox);
-            for (d, s) in block.iter_mut().zip(slot.output(frames, ch)) {
-                *d += s;
+            self.pool.lane(i).1.drain_into(&mut self.outbox);
+        }
+        block.fill(0.0);
+        let (ch, pool) = (self.config.channels, &self.pool);
+        let slots = (0..n).map(|k| {
+            let i = pool.active_slot(k);
+            (i, pool.slot(i).output(frames, ch))
+        });
+        self.strips.mix(block, ch, self.clock, slots);
+        for k in 0..n {
+            let i = self.pool.active_slot(k);
+            if self.pool.slot(i).is_idle() {
+                // Unloaded: its mute/solo/gain go with it.
+                self.strips.reset(i);
             }
         }
     }

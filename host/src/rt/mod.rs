@@ -20,4 +20,5 @@ pub mod mixer;
 pub mod outbox;
 pub mod pool;
 pub mod slot;
+pub mod strip;
 pub mod version;

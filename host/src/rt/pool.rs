@@ -195,6 +195,13 @@ impl Pool {
         unsafe { (&mut *lane.slot.get(), &mut *lane.out.get()) }
     }
 
+    /// Slot `i`, between blocks.
+    pub fn slot(&self, i: usize) -> &Slot {
+        // SAFETY: no generation in flight (see `lane`), and `&self` excludes
+        // `lane`'s `&mut` for as long as this reference lives.
+        unsafe { &*self.shared.lanes[i].slot.get() }
+    }
+
     /// Render the non-idle slots for `ctx`, each into its own buffer and
     /// outbox; afterwards [`Pool::active_slot`] lists them in slot order. Several
     /// threads share the work when the pool has workers, more than one slot
@@ -300,7 +307,7 @@ fn worker(shared: &Shared, warm_up: Option<WarmUp>) {
                 break g;
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 != 0 || spin_start.elapsed() < WORKER_SPIN {
+            if !spins.is_multiple_of(64) || spin_start.elapsed() < WORKER_SPIN {
                 std::hint::spin_loop();
             } else {
                 std::thread::park();
