@@ -5,6 +5,7 @@
 //! never on the audio thread.
 
 pub mod cache;
+pub mod guest_log;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -270,7 +271,6 @@ impl Loader {
             memory,
             state_base,
             layout,
-            grow_reported: false,
         });
         Ok(Prepared {
             version,

@@ -331,10 +331,11 @@ impl Slot {
         let result = v.process(ctx.frames, ctx.clock, ctx.budget_ticks);
         let took = started.elapsed().as_nanos() as u64;
         self.busy_nanos += took;
-        if v.take_grow_refusal() {
+        if let Some(kind) = v.take_grow_refusal() {
             out.event(Event::GrowRefused {
                 slot: self.id,
                 version: v.id,
+                kind,
             });
         }
         let ptr = match result {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::{Memory, Store, TypedFunc};
 
-use super::guest::HostState;
+use super::guest::{GrowKind, HostState};
 use super::layout::Layout;
 use super::messages::Fault;
 
@@ -28,8 +28,6 @@ pub struct Version {
     pub(crate) state_base: u32,
     /// The claimed blocks, in claim order.
     pub(crate) layout: Layout,
-    /// The limiter's refusal was reported already.
-    pub(crate) grow_reported: bool,
 }
 
 impl Version {
@@ -118,13 +116,9 @@ impl Version {
         copied
     }
 
-    /// Whether the limiter refused a grow since the last call (reported once).
-    pub fn take_grow_refusal(&mut self) -> bool {
-        if self.store.data().limits.refused && !self.grow_reported {
-            self.grow_reported = true;
-            return true;
-        }
-        false
+    /// A limit that refused a grow and was not reported yet (each once).
+    pub fn take_grow_refusal(&mut self) -> Option<GrowKind> {
+        self.store.data_mut().limits.refused.take()
     }
 }
 
