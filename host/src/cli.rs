@@ -269,6 +269,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
     // Signals may be added while playing: by default a worker per core
     // (parked while unused); a block never uses more threads than signals.
     settings.threads = threads(a.threads, usize::MAX)?;
+    settings.realtime = true;
     Ok(crate::live::RunOptions {
         paths: a.paths,
         output: crate::live::output::OutputRequest {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::guard::{self, Stats};
+use super::guest::CallLimits;
 use super::master::Master;
 use super::messages::{Command, ControlEvent, Event, Garbage};
 use super::outbox::Outbox;
@@ -25,8 +26,8 @@ pub struct MixerConfig {
     /// Largest block a guest is asked for (`max_frames` of `init`).
     pub block: u32,
     pub slots: usize,
-    /// Epoch ticks a guest call may take.
-    pub budget_ticks: u64,
+    /// The limits of one guest call.
+    pub call: CallLimits,
     pub fade_frames: u32,
     pub xfade_frames: u32,
     pub rollback_frames: u64,
@@ -37,6 +38,8 @@ pub struct MixerConfig {
     /// Guest time of a block (measured on the block before) from which the
     /// workers are woken to share it; below it the audio thread renders alone.
     pub parallel_min: Duration,
+    /// The workers ask for real-time priority (playing live).
+    pub realtime: bool,
 }
 
 impl MixerConfig {
@@ -102,6 +105,7 @@ impl Mixer {
             config.threads,
             engine,
             config.check_alloc,
+            config.realtime,
             stats.clone(),
             ctx,
         )?;
@@ -187,7 +191,7 @@ impl Mixer {
             frames,
             clock,
             out_channels: c.channels,
-            budget_ticks: c.budget_ticks,
+            call: c.call,
             fade_frames: c.fade_frames,
             xfade_frames: c.xfade_frames,
             rollback_frames: c.rollback_frames,

@@ -10,6 +10,7 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod cpu;
 pub mod guard;
 pub mod guest;
 pub mod layout;
@@ -19,6 +20,7 @@ pub mod messages;
 pub mod mixer;
 pub mod outbox;
 pub mod pool;
+pub mod priority;
 pub mod slot;
 pub mod strip;
 pub mod version;

@@ -22,6 +22,12 @@
 //! case then costs nothing but a sum of the slots' timings). Unparking a
 //! thread that is still spinning is a single atomic swap.
 //!
+//! Every worker runs its blocks under the audio thread's guard (flush to
+//! zero, allocation counting, the audio-thread mark), is registered for CPU
+//! sampling so its guest calls are judged by its own CPU time, warms wasmtime
+//! up before its first block and, when playing live, gets the audio thread's
+//! real-time priority.
+//!
 //! Output and events do not depend on the thread count: a slot's block is
 //! computed the same way on any thread, the mixer sums the slot buffers in
 //! slot order and drains the per-slot outboxes in slot order.
@@ -64,6 +70,8 @@ struct Shared {
     done: AtomicUsize,
     stop: AtomicBool,
     check_alloc: bool,
+    /// Workers ask for the audio thread's real-time priority.
+    realtime: bool,
     stats: Arc<Stats>,
 }
 
@@ -121,7 +129,8 @@ pub struct Pool {
 
 impl Pool {
     /// `slots` empty slots and `threads - 1` workers, each warmed up with a
-    /// first call into wasm (on `engine`) before its first block.
+    /// first call into wasm (on `engine`) before its first block, and given
+    /// real-time priority when `realtime`.
     ///
     /// # Errors
     /// When a worker thread cannot be spawned.
@@ -130,6 +139,7 @@ impl Pool {
         threads: usize,
         engine: Option<&wasmtime::Engine>,
         check_alloc: bool,
+        realtime: bool,
         stats: Arc<Stats>,
         ctx: BlockCtx,
     ) -> std::io::Result<Pool> {
@@ -150,6 +160,7 @@ impl Pool {
             done: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             check_alloc,
+            realtime,
             stats,
         });
         let mut pool = Pool {
@@ -285,10 +296,14 @@ impl Drop for Pool {
 
 /// A worker: warm up, then render its share of every block it is woken for.
 fn worker(shared: &Shared, warm_up: Option<WarmUp>) {
-    // REAL-TIME PRIORITY: give this thread the audio thread's priority here
-    // once `rt/` has the function for it (issue 10, engineer "time").
-    // EPOCH TICKER: register this thread with the ticker here, so that its
-    // guest calls are judged by its own CPU time (issue 10).
+    // Once, before the first block (system calls and a lock are fine here):
+    // the audio thread's real-time priority when playing live, and the CPU
+    // clock registration so that guest calls here are judged by this
+    // thread's own CPU time.
+    if shared.realtime {
+        super::priority::promote(super::priority::Role::Audio);
+    }
+    let _cpu = super::cpu::register_guest_thread();
     if let Some(mut w) = warm_up {
         // Outside the guard: wasmtime's per-thread setup allocates, once.
         w.call();
