@@ -9,8 +9,10 @@
 //! - `live`:   `lel-host run` watching files, on the silent clock
 //! - `device`: the real cpal path through an ALSA device
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
+//! - `constants`: the SDKs' constants agree with the host's (one table)
 
 mod architecture;
+mod constants;
 mod device;
 mod errors;
 mod fixtures;

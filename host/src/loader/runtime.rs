@@ -168,11 +168,12 @@ fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
 
 /// Route a guest's log line to `tracing`, tagged with the signal's name.
 pub fn emit_guest_log(signal: &str, level: i32, text: &str) {
+    use crate::rt::consts::{LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN};
     match level {
-        i32::MIN..=0 => tracing::error!("{signal}: {text}"),
-        1 => tracing::warn!("{signal}: {text}"),
-        2 => tracing::info!("{signal}: {text}"),
-        3 => tracing::debug!("{signal}: {text}"),
+        i32::MIN..=LOG_ERROR => tracing::error!("{signal}: {text}"),
+        LOG_WARN => tracing::warn!("{signal}: {text}"),
+        LOG_INFO => tracing::info!("{signal}: {text}"),
+        LOG_DEBUG => tracing::debug!("{signal}: {text}"),
         _ => tracing::trace!("{signal}: {text}"),
     }
 }
