@@ -13,7 +13,7 @@ use crate::contract;
 use crate::loader::runtime::{Runtime, emit_guest_log};
 use crate::loader::{LoadError, LoadReport, Loader, LoaderConfig, trap_text};
 use crate::rt::guard::Stats;
-use crate::rt::guest::GuestLimits;
+use crate::rt::guest::{GrowKind, GuestLimits};
 use crate::rt::layout::Layout;
 use crate::rt::log_ring::LogConsumer;
 use crate::rt::messages::{Command, Event, Fault, Garbage, SlotId};
@@ -118,6 +118,7 @@ pub enum Notice {
     },
     GrowRefused {
         signal: String,
+        message: String,
     },
     Slow {
         signal: String,
@@ -182,7 +183,7 @@ impl Control {
     /// # Errors
     /// When the WebAssembly runtime cannot be set up.
     pub fn new(settings: Settings) -> anyhow::Result<(Control, Mixer)> {
-        let runtime = Runtime::new()?;
+        let runtime = Runtime::with_limits(&settings.limits)?;
         Self::with_runtime(settings, runtime)
     }
 
@@ -593,13 +594,21 @@ impl Control {
                 );
                 Some(Notice::RolledBack { signal, to, clock })
             }
-            Event::GrowRefused { slot, .. } => {
+            Event::GrowRefused { slot, kind, .. } => {
                 let (signal, file) = self.label(slot);
-                tracing::warn!(
-                    "{signal}: a memory grow was refused: the module is over its {} MiB limit ({file})",
-                    self.settings.limits.max_memory_bytes >> 20
-                );
-                Some(Notice::GrowRefused { signal })
+                let limits = &self.settings.limits;
+                let message = match kind {
+                    GrowKind::Memory => format!(
+                        "{signal}: a memory grow was refused: the module is over its {} MiB memory limit ({file})",
+                        limits.max_memory_bytes >> 20
+                    ),
+                    GrowKind::Table => format!(
+                        "{signal}: a table grow was refused: the module is over its {}-element table limit ({file})",
+                        limits.max_table_elements
+                    ),
+                };
+                tracing::warn!("{message}");
+                Some(Notice::GrowRefused { signal, message })
             }
             Event::Slow {
                 slot,

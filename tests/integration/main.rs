@@ -19,6 +19,7 @@ mod fixtures;
 mod fuzz;
 mod isolation;
 mod languages;
+mod limits;
 mod live;
 mod render;
 mod sdk;

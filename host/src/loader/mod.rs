@@ -232,7 +232,11 @@ impl Loader {
         {
             let data = store.data_mut();
             data.state_base = state_base;
-            data.claims = Some(Claims::new(previous.clone(), state_len));
+            data.claims = Some(if shape.has_state_region {
+                Claims::new(previous.clone(), state_len)
+            } else {
+                Claims::without_region()
+            });
         }
         let init = instance
             .get_typed_func::<(i32, i32), i32>(&mut store, "init")
@@ -282,7 +286,6 @@ impl Loader {
             memory,
             state_base,
             layout,
-            grow_reported: false,
         });
         Ok(Prepared {
             version,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::{Caller, Config, Engine, Linker, OptLevel};
 
 use crate::contract;
-use crate::rt::guest::HostState;
+use crate::rt::guest::{GuestLimits, HostState};
 use crate::rt::layout::ClaimCode;
 use crate::rt::log_ring::LogLine;
 
@@ -32,7 +32,17 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn new() -> anyhow::Result<Arc<Self>> {
+        Self::with_limits(&GuestLimits::default())
+    }
+
+    /// [`Runtime::new`], with instances pooled for the given per-module
+    /// limits (see [`pooling`]).
+    ///
+    /// # Errors
+    /// When wasmtime cannot be set up on this machine.
+    pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
+        config.allocation_strategy(pooling(limits));
         config
             .epoch_interruption(true)
             // Traps on the audio thread should allocate as little as
@@ -70,6 +80,33 @@ impl Runtime {
     pub fn ticks_for(budget: Duration) -> u64 {
         (budget.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
     }
+}
+
+/// Versions (instances) alive at once in one engine: 1,000 signals, each
+/// with its playing version, the previous one kept for rollback and a new one
+/// being loaded.
+pub const POOLED_INSTANCES: u32 = 3_000;
+/// Tables one module may define.
+pub const MAX_TABLES: u32 = 4;
+
+/// Instances come from a pool whose slots are reserved up front: each table
+/// already spans its limit ([`GuestLimits::max_table_elements`]) and each
+/// memory its reservation, so `table.grow` and `memory.grow` on the audio
+/// thread only move a bound, never reallocate. Memory slots are 4 GiB of
+/// address space each (bounds checks elided, as without a pool); only the
+/// pages a module touches are real memory.
+fn pooling(limits: &GuestLimits) -> wasmtime::InstanceAllocationStrategy {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(POOLED_INSTANCES)
+        .total_memories(POOLED_INSTANCES)
+        .total_tables(POOLED_INSTANCES * MAX_TABLES)
+        .max_memories_per_module(1)
+        .max_tables_per_module(MAX_TABLES)
+        .max_memory_size(limits.max_memory_bytes)
+        .table_elements(limits.max_table_elements)
+        // Room for the per-instance metadata of modules with many functions.
+        .max_core_instance_size(16 << 20);
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
 }
 
 impl Drop for Runtime {

@@ -18,5 +18,6 @@ pub mod log_ring;
 pub mod master;
 pub mod messages;
 pub mod mixer;
+pub mod outbox;
 pub mod slot;
 pub mod version;
