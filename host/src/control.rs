@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract;
-use crate::loader::runtime::{Runtime, emit_guest_log};
+use crate::loader::runtime::Runtime;
 use crate::loader::{LoadError, LoadReport, Loader, LoaderConfig, trap_text};
 use crate::rt::guard::Stats;
 use crate::rt::guest::{GrowKind, GuestLimits};
@@ -468,12 +468,15 @@ impl Control {
                 Garbage::Error(e) => drop(e),
             }
         }
+        let guest_log = &self.loader.runtime().guest_log;
         self.logs.retain_mut(|(signal, ring)| {
-            while let Ok(line) = ring.pop() {
-                emit_guest_log(signal, line.level, &line.text());
+            while let Some(line) = ring.pop() {
+                guest_log.line(signal, line.level, &line.text());
             }
+            guest_log.dropped(signal, ring.take_dropped());
             !ring.is_abandoned()
         });
+        guest_log.flush();
         self.report_overflows();
         let mut notices = Vec::new();
         while let Ok(event) = self.link.events.pop() {
@@ -649,6 +652,20 @@ impl Control {
                 20.0 * peak.log10()
             ),
         }
+    }
+}
+
+impl Drop for Control {
+    /// Say what the guest log dropped in its last, unfinished windows.
+    fn drop(&mut self) {
+        let guest_log = &self.loader.runtime().guest_log;
+        for (signal, ring) in &mut self.logs {
+            while let Some(line) = ring.pop() {
+                guest_log.line(signal, line.level, &line.text());
+            }
+            guest_log.dropped(signal, ring.take_dropped());
+        }
+        guest_log.finish();
     }
 }
 

@@ -242,3 +242,193 @@ fn a_refused_table_grow_names_the_table_limit() {
     );
     assert_eq!(audio_thread_allocations(&mut r), 0);
 }
+
+/// A mono module that logs `per_block` lines ("line") from every `process`
+/// call and outputs silence.
+fn flood(per_block: u32) -> String {
+    fixtures::module(
+        r#"(import "lel:signal/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+  (data (i32.const 16) "line")"#,
+        "(i32.const 1)",
+        &format!(
+            "(local $i i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const {per_block})))
+      (call $log (i32.const 2) (i32.const 16) (i32.const 4))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 1024)"
+        ),
+    )
+}
+
+/// The guest's lines printed, and the drops summarised, in a log.
+fn flood_lines(stderr: &str) -> (u64, Vec<u64>) {
+    let printed = stderr
+        .lines()
+        .filter(|l| l.ends_with("flood: line"))
+        .count() as u64;
+    let summaries = stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("WARN flood: ")?;
+            let n = rest
+                .strip_suffix(" log lines dropped in the last second")
+                .or_else(|| rest.strip_suffix(" log line dropped in the last second"))?;
+            Some(n.replace(',', "").parse::<u64>().expect("a count"))
+        })
+        .collect();
+    (printed, summaries)
+}
+
+#[test]
+fn a_log_flood_in_render_is_rate_limited_and_every_dropped_line_is_counted() {
+    // 20 lines per block for 3 s: 22,500 lines (7,500 a second). At most 20
+    // a second are printed; every other one is counted in a summary. The
+    // budget is raised so that the loaded test machine cannot make a
+    // `process` call of 20 host calls look like a runaway.
+    let dir = tempdir();
+    std::fs::copy(
+        repo_root().join("examples/wat/sine.wat"),
+        dir.path().join("sine.wat"),
+    )
+    .unwrap();
+    write(dir.path(), "flood.wat", &flood(20));
+    let wav = dir.path().join("out.wav");
+    let started = std::time::Instant::now();
+    let out = run_ok(
+        std::process::Command::new(lel_host_bin())
+            .args([
+                "render",
+                "--seconds",
+                "3",
+                "--channels",
+                "1",
+                "--budget",
+                "400",
+                "-o",
+            ])
+            .arg(&wav)
+            .arg(dir.path())
+            .env("NO_COLOR", "1"),
+        "lel-host render",
+        "",
+    );
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (printed, summaries) = flood_lines(&stderr);
+    assert!(!summaries.is_empty(), "{stderr}");
+    // printed + dropped = logged: 20 lines per `process` call, 1,125 calls
+    // of 128 frames (a few more: `render` renders in 0.1 s chunks, each
+    // ending with one shorter block).
+    assert!(!stderr.contains("muted"), "{stderr}");
+    let logged = printed + summaries.iter().sum::<u64>();
+    assert_eq!(logged % 20, 0, "whole calls: {logged}");
+    let calls = logged / 20;
+    assert!((1_125..=1_125 + 30).contains(&calls), "{calls} calls");
+    assert!(
+        printed as f64 <= 20.0 * (wall + 1.0),
+        "{printed} lines printed in {wall:.1} s"
+    );
+    let (_, _, x) = read_wav(&wav);
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}"
+        );
+    }
+}
+
+#[test]
+fn a_log_flood_in_run_is_rate_limited_per_second() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    write(&music, "flood.wat", &flood(20));
+    std::fs::copy(
+        repo_root().join("examples/wat/sine.wat"),
+        music.join("sine.wat"),
+    )
+    .unwrap();
+    let wav = dir.path().join("played.wav");
+    let out = run_ok(
+        std::process::Command::new(lel_host_bin())
+            .args([
+                "run",
+                "--device",
+                "none",
+                "--seconds",
+                "3",
+                "--budget",
+                "400",
+                "--record",
+            ])
+            .arg(&wav)
+            .arg(&music)
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (printed, summaries) = flood_lines(&stderr);
+    // 3 s of real time: at most 20 lines in each of (at most) 4 windows.
+    assert!(printed <= 80, "{printed} lines printed:\n{stderr}");
+    assert!(printed >= 20, "the first lines are printed:\n{stderr}");
+    assert!(summaries.len() >= 2, "a summary per second:\n{stderr}");
+    // About 375 blocks of 20 lines a second, less the 20 printed.
+    assert!(
+        summaries.iter().take(2).all(|&n| n > 1_000),
+        "{summaries:?}"
+    );
+    let (channels, _, samples) = read_wav(&wav);
+    let left = channel(&samples, channels as usize, 0);
+    let first = left.iter().position(|s| s.abs() > 1e-6).unwrap();
+    assert!(first < SR as usize / 10);
+    let bound = sine_step_bound(0.5, 440.0, SR);
+    assert!(max_step(&left) < bound, "the sine plays on, unbroken");
+}
+
+#[test]
+fn traps_under_stats_are_counted_without_a_line_from_the_audio_thread() {
+    // `--stats` counts audio-thread allocations; a trap allocates (wasmtime's
+    // error value). That is counted as a fault-path allocation, silently.
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    write(
+        &music,
+        "bad.wat",
+        &fixtures::faulty(20, "(unreachable)", ""),
+    );
+    let out = run_ok(
+        std::process::Command::new(lel_host_bin())
+            .args(["run", "--device", "none", "--seconds", "1", "--stats"])
+            .arg(&music)
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad: trap: wasm `unreachable` instruction executed in process"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stats = stdout
+        .lines()
+        .find(|l| l.starts_with("stats: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(stats.contains(" 0 audio-thread allocations ("), "{stats}");
+    assert!(
+        !stats.contains("(0 on fault paths)"),
+        "the trap's allocations are counted: {stats}"
+    );
+    // Every line on stderr is lel-host's own log or the stats: nothing else.
+    for line in stderr.lines() {
+        let l = line.trim_start();
+        assert!(
+            l.starts_with("INFO ") || l.starts_with("WARN ") || l.starts_with("ERROR "),
+            "a stray line on stderr: {line:?}\n{stderr}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! never on the audio thread.
 
 pub mod cache;
+pub mod guest_log;
 pub mod runtime;
 
 use std::sync::Arc;

@@ -15,6 +15,8 @@ use crate::rt::guest::{GuestLimits, HostState};
 use crate::rt::layout::ClaimCode;
 use crate::rt::log_ring::LogLine;
 
+use super::guest_log::GuestLog;
+
 /// How often the epoch advances. Call budgets are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_micros(500);
 
@@ -22,6 +24,9 @@ pub const EPOCH_TICK: Duration = Duration::from_micros(500);
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
+    /// Guest log lines, rate-limited per signal (from `init` and, drained
+    /// by the control side, from `process`).
+    pub guest_log: Arc<GuestLog>,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -54,7 +59,17 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let host = contract::host_module();
         linker.func_wrap(host, "claim", claim)?;
-        linker.func_wrap(host, "log", log)?;
+        let guest_log = Arc::new(GuestLog::new());
+        {
+            let guest_log = guest_log.clone();
+            linker.func_wrap(
+                host,
+                "log",
+                move |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                    log(&guest_log, caller, level, ptr, len)
+                },
+            )?;
+        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -71,6 +86,7 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             engine,
             linker,
+            guest_log,
             ticker: Some((stop, ticker)),
         }))
     }
@@ -175,9 +191,9 @@ fn claim(
     }
 }
 
-/// `log(level, ptr, len)`: straight to `tracing` while loading; through the
-/// bounded ring (no allocation, no I/O) while playing.
-fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
+/// `log(level, ptr, len)`: to the rate-limited guest log while loading;
+/// through the bounded ring (no allocation, no I/O) while playing.
+fn log(guest_log: &GuestLog, mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
     if caller.data().log_ring.is_some() {
         let Some(memory) = caller
             .get_export(contract::MEMORY_EXPORT)
@@ -191,26 +207,14 @@ fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
             .get(ptr..ptr.saturating_add(len))
             .map(|bytes| LogLine::new(level, bytes));
         if let (Some(line), Some(ring)) = (line, caller.data_mut().log_ring.as_mut()) {
-            let _ = ring.push(line);
+            ring.push(line);
         }
         return;
     }
     let text = guest_bytes(&mut caller, ptr, len).unwrap_or_default();
-    emit_guest_log(
+    guest_log.line(
         &caller.data().signal,
         level,
         &String::from_utf8_lossy(&text),
     );
-}
-
-/// Route a guest's log line to `tracing`, tagged with the signal's name.
-pub fn emit_guest_log(signal: &str, level: i32, text: &str) {
-    use crate::rt::consts::{LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN};
-    match level {
-        i32::MIN..=LOG_ERROR => tracing::error!("{signal}: {text}"),
-        LOG_WARN => tracing::warn!("{signal}: {text}"),
-        LOG_INFO => tracing::info!("{signal}: {text}"),
-        LOG_DEBUG => tracing::debug!("{signal}: {text}"),
-        _ => tracing::trace!("{signal}: {text}"),
-    }
 }
