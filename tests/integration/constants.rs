@@ -234,8 +234,13 @@ fn the_c_sdk_agrees_with_the_host() {
         src += &format!("LEL_EXPORT(\"k{i}\") int32_t k{i}(void) {{ return (int32_t)({e}); }}\n");
     }
     src += "LEL_EXPORT(\"imports\") int32_t imports(void) {\n  lel_log(LEL_INFO, \"x\");\n  return lel_host_claim(\"k\", 1, 8, LEL_CLAIM_ALIGN);\n}\n";
+    check_module("C", &clang(&src), &probes);
+}
+
+/// `src` built with lel.h for wasm32 by clang.
+fn clang(src: &str) -> Vec<u8> {
     let dir = tempdir();
-    let c = write(dir.path(), "probe.c", &src);
+    let c = write(dir.path(), "probe.c", src);
     let wasm = dir.path().join("probe.wasm");
     run_ok(
         Command::new("clang")
@@ -258,7 +263,31 @@ fn the_c_sdk_agrees_with_the_host() {
         "clang (the C SDK's probe)",
         INSTALL,
     );
-    check_module("C", &std::fs::read(&wasm).unwrap(), &probes);
+    std::fs::read(&wasm).unwrap()
+}
+
+#[test]
+fn the_host_names_an_sdk_code_that_init_returns() {
+    // A C signal asking for one channel too many: lel.h's `init` refuses
+    // with the SDKs' `bad-channels`, and the host's message names it.
+    let src = format!(
+        "#include \"lel.h\"\n\
+         int lel_setup(const lel_setup_ctx *s) {{ (void)s; return {}; }}\n\
+         void lel_frame(const lel_ctx *cx, double *out) {{ (void)cx; out[0] = 0.0; }}\n",
+        host("max-channels") + 1
+    );
+    let wasm = clang(&src);
+    let mut r = lel_host::offline::Renderer::new(Default::default()).unwrap();
+    let err = r
+        .load_bytes("wide", &wasm)
+        .expect_err("65 channels are refused");
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "wide: `init` returned {} (`bad-channels`, a lel SDK's code): the module rejected this version (see its log for why)",
+            host("bad-channels")
+        )
+    );
 }
 
 #[test]
