@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{Settings, collect_modules, signal_name};
+use crate::control::Settings;
+use crate::files::{collect_modules, signal_name};
 use crate::offline::Renderer;
 
 #[derive(Parser, Debug)]
@@ -270,14 +271,9 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     let mut renderer = Renderer::with_settings(settings.clone())?;
     let mut all_ok = true;
     let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
-    for ((name, path), result) in items.iter().zip(renderer.control().load_files(&items)) {
-        match result {
-            Ok(_) => tracing::info!("{name}: loaded ({})", path.display()),
-            Err(e) => {
-                all_ok = false;
-                tracing::error!("{name}: rejected: {}: {e}", path.display());
-            }
-        }
+    for loaded in renderer.control().load_all(&items) {
+        all_ok &= loaded.result.is_ok();
+        loaded.log();
     }
     let total = (a.seconds * settings.sample_rate as f64).round() as u64;
     let mut writer = crate::wav::create(&a.output, a.channels, a.sample_rate)?;

@@ -11,6 +11,7 @@
 
 pub mod callback;
 pub mod consts;
+pub mod cpu;
 pub mod guard;
 pub mod guest;
 pub mod layout;
@@ -19,5 +20,6 @@ pub mod master;
 pub mod messages;
 pub mod mixer;
 pub mod outbox;
+pub mod priority;
 pub mod slot;
 pub mod version;
