@@ -11,8 +11,10 @@
 //! - `mixing`: per-signal gain, mute and solo at exact frames
 //! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
+//! - `constants`: the SDKs' constants agree with the host's (one table)
 
 mod architecture;
+mod constants;
 mod device;
 mod errors;
 mod fixtures;
