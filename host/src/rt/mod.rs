@@ -10,6 +10,7 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod consts;
 pub mod cpu;
 pub mod guard;
 pub mod guest;
@@ -20,6 +21,8 @@ pub mod messages;
 pub mod meter;
 pub mod mixer;
 pub mod outbox;
+pub mod pool;
 pub mod priority;
 pub mod slot;
+pub mod strip;
 pub mod version;
