@@ -7,6 +7,8 @@
 //! - `swap`:   hot swaps between blocks, state carried or fresh, claims
 //! - `errors`: every rejection, with the message the musician sees
 //! - `live`:   `lel-host run` watching files, on the silent clock
+//! - `loading`: what is read and loaded from a folder, and when (special
+//!   files, hidden files, slow and oversized modules)
 //! - `device`: the real cpal path through an ALSA device
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 
@@ -19,6 +21,7 @@ mod isolation;
 mod languages;
 mod limits;
 mod live;
+mod loading;
 mod render;
 mod sdk;
 mod swap;
