@@ -11,8 +11,10 @@
 //!   files, hidden files, slow and oversized modules)
 //! - `device`: the real cpal path through an ALSA device
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
+//! - `constants`: the SDKs' constants agree with the host's (one table)
 
 mod architecture;
+mod constants;
 mod device;
 mod errors;
 mod fixtures;

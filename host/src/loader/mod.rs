@@ -22,8 +22,8 @@ use crate::rt::version::Version;
 use cache::{Hash, ModuleCache, Source};
 use runtime::Runtime;
 
-/// Most output channels a signal may have.
-pub const MAX_CHANNELS: i32 = 64;
+/// Most output channels a signal may have (`wit/constants.txt`).
+pub const MAX_CHANNELS: i32 = crate::rt::consts::MAX_CHANNELS as i32;
 
 /// The guest code a load runs, for messages: where a trap or a runaway
 /// happened.
@@ -59,7 +59,10 @@ pub enum LoadError {
     StateRegion(String),
     #[error("{0}")]
     Claim(String),
-    #[error("`init` returned {0}: the module rejected this version (see its log for why)")]
+    #[error(
+        "`init` returned {0}{name}: the module rejected this version (see its log for why)",
+        name = init_code_name(*.0)
+    )]
     InitFailed(i32),
     #[error("`init` returned {0} channels; a signal has 1 to {MAX_CHANNELS}")]
     Channels(i32),
@@ -79,6 +82,19 @@ pub enum LoadError {
     NotAFile(String),
     #[error("all {0} signal slots are in use; unload a signal first")]
     NoFreeSlot(usize),
+}
+
+/// ` (`output-too-small`, a lel SDK's code)` for a code of
+/// `wit/constants.txt`, else nothing (the module's own code).
+fn init_code_name(code: i32) -> String {
+    use crate::rt::consts;
+    if let Some(c) = consts::code("sdk-code", code) {
+        format!(" (`{}`, a lel SDK's code)", c.name)
+    } else if let Some(c) = consts::code("claim-code", code) {
+        format!(" (`{}`, a claim code)", c.name)
+    } else {
+        String::new()
+    }
 }
 
 impl LoadError {

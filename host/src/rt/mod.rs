@@ -10,6 +10,7 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod consts;
 pub mod cpu;
 pub mod guard;
 pub mod guest;
