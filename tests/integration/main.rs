@@ -10,6 +10,8 @@
 //! - `loading`: what is read and loaded from a folder, and when (special
 //!   files, hidden files, slow and oversized modules)
 //! - `device`: the real cpal path through an ALSA device
+//! - `mixing`: per-signal gain, mute and solo at exact frames
+//! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 //! - `constants`: the SDKs' constants agree with the host's (one table)
 
@@ -24,7 +26,9 @@ mod languages;
 mod limits;
 mod live;
 mod loading;
+mod mixing;
 mod render;
 mod sdk;
 mod swap;
+mod threads;
 mod util;
