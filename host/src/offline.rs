@@ -123,8 +123,41 @@ impl Renderer {
         &mut self.control
     }
 
+    /// Blocks rendered by more than one thread so far.
+    pub fn parallel_blocks(&self) -> u64 {
+        self.mixer.parallel_blocks()
+    }
+
+    /// Threads that render (the calling thread plus the pool's workers).
+    pub fn threads(&self) -> usize {
+        self.mixer.threads()
+    }
+
     /// Frames rendered so far.
     pub fn clock(&self) -> u64 {
         self.mixer.clock()
+    }
+}
+
+/// Mixing controls at exact frames (see [`Control::set_gain`]); `at` counts
+/// frames from the start of the render ([`Renderer::clock`] is the next
+/// block's first frame).
+impl Renderer {
+    /// # Errors
+    /// An unknown signal, a gain out of range or a full queue.
+    pub fn set_gain(&mut self, signal: &str, gain: f32, at: u64) -> anyhow::Result<()> {
+        self.control.set_gain(signal, gain, at)
+    }
+
+    /// # Errors
+    /// An unknown signal or a full queue.
+    pub fn mute(&mut self, signal: &str, on: bool, at: u64) -> anyhow::Result<()> {
+        self.control.mute(signal, on, at)
+    }
+
+    /// # Errors
+    /// An unknown signal or a full queue.
+    pub fn solo(&mut self, signal: &str, on: bool, at: u64) -> anyhow::Result<()> {
+        self.control.solo(signal, on, at)
     }
 }

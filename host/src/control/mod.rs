@@ -7,6 +7,7 @@
 //! `render`, `check`, or the live host's control loop), never on the audio
 //! thread.
 
+mod mixing;
 mod notice;
 mod pipeline;
 mod settings;
@@ -112,6 +113,7 @@ impl Control {
     ) -> anyhow::Result<(Control, Mixer)> {
         anyhow::ensure!(settings.channels >= 1, "at least one output channel");
         anyhow::ensure!(settings.block >= 1, "a block is at least one frame");
+        let engine = runtime.engine.clone();
         let loader = Loader::new(
             runtime,
             LoaderConfig {
@@ -122,7 +124,8 @@ impl Control {
             },
             settings.cache_dir.clone(),
         );
-        let (mixer, link) = Mixer::new(settings.mixer_config());
+        let (mixer, link) = Mixer::new(settings.mixer_config(), Some(&engine))
+            .map_err(|e| anyhow::anyhow!("cannot start the render threads: {e}"))?;
         let control = Control {
             loader: Arc::new(loader),
             link,

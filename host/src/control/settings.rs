@@ -32,6 +32,15 @@ pub struct Settings {
     pub limits: GuestLimits,
     pub cache_dir: Option<PathBuf>,
     pub check_alloc: bool,
+    /// Threads rendering signals in parallel (the audio thread plus workers);
+    /// 0: one per core.
+    pub threads: usize,
+    /// Guest time per block from which workers are woken to share a block
+    /// (zero: every block with two signals or more is shared).
+    pub parallel_min: Duration,
+    /// Render workers ask for real-time priority, like the audio thread
+    /// (`run`; an offline render stays at normal priority).
+    pub realtime: bool,
 }
 
 impl Default for Settings {
@@ -50,6 +59,9 @@ impl Default for Settings {
             limits: GuestLimits::default(),
             cache_dir: crate::loader::cache::default_dir(),
             check_alloc: false,
+            threads: 0,
+            parallel_min: MixerConfig::PARALLEL_MIN,
+            realtime: false,
         }
     }
 }
@@ -94,6 +106,17 @@ impl Settings {
             xfade_frames: self.frames(self.xfade) as u32,
             rollback_frames: self.frames(self.rollback),
             check_alloc: self.check_alloc,
+            threads: self.render_threads(),
+            parallel_min: self.parallel_min,
+            realtime: self.realtime,
+        }
+    }
+
+    /// The threads that render: `threads`, or one per core when it is 0.
+    pub fn render_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }

@@ -35,7 +35,7 @@ impl WarmUp {
         Ok(WarmUp { store, func })
     }
 
-    fn call(&mut self) {
+    pub fn call(&mut self) {
         let _ = self.func.call(&mut self.store, ());
     }
 }

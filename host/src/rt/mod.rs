@@ -20,6 +20,8 @@ pub mod master;
 pub mod messages;
 pub mod mixer;
 pub mod outbox;
+pub mod pool;
 pub mod priority;
 pub mod slot;
+pub mod strip;
 pub mod version;
