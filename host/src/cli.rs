@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// and report the overload).
     #[arg(long)]
     pub shed: bool,
+    /// Print log lines instead of the full-screen live console (the console
+    /// is shown only when standard input and output are a terminal).
+    #[arg(long = "no-console")]
+    pub no_console: bool,
     /// Threads rendering signals in parallel within each block: the audio
     /// thread plus N-1 workers (default: one per core, at most one per signal).
     #[arg(long, value_name = "N")]
@@ -296,6 +300,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
         seconds: a.seconds,
         stats: a.stats,
         shed: a.shed,
+        console: !a.no_console && crate::live::console::available(),
     })
 }
 

@@ -13,9 +13,11 @@
 //! - `mixing`: per-signal gain, mute and solo at exact frames
 //! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
+//! - `console`: the live console in a real terminal (tmux)
 //! - `constants`: the SDKs' constants agree with the host's (one table)
 
 mod architecture;
+mod console;
 mod constants;
 mod device;
 mod errors;

@@ -150,6 +150,24 @@ impl Control {
         &self.link.meters
     }
 
+    /// Per-slot and master peak/RMS levels (for the live console).
+    pub fn levels(&self) -> &Arc<crate::rt::level::Levels> {
+        &self.link.levels
+    }
+
+    /// The slot `signal` plays in, if it is playing.
+    pub fn slot_of(&self, signal: &str) -> Option<SlotId> {
+        self.signals
+            .get(signal)
+            .filter(|s| s.playing.is_some())
+            .map(|s| s.slot)
+    }
+
+    /// The file `signal` was loaded from, if any.
+    pub fn signal_path(&self, signal: &str) -> Option<PathBuf> {
+        self.signals.get(signal).and_then(|s| s.path.clone())
+    }
+
     /// The signal playing in `slot` and its file, if any.
     pub fn slot_signal(&self, slot: SlotId) -> Option<(String, Option<PathBuf>)> {
         self.signals

@@ -38,6 +38,8 @@ pub struct LoadWatch {
     late_seen: u64,
     overloaded_for: u32,
     totals: BTreeMap<String, Total>,
+    /// Each signal's share of the block in the last sample: (mean, peak).
+    latest: BTreeMap<String, (f64, f64)>,
 }
 
 impl LoadWatch {
@@ -48,6 +50,7 @@ impl LoadWatch {
             late_seen: 0,
             overloaded_for: 0,
             totals: BTreeMap::new(),
+            latest: BTreeMap::new(),
         }
     }
 
@@ -105,6 +108,7 @@ impl LoadWatch {
     fn sample(&mut self, control: &Control) -> Vec<(String, f64)> {
         let meters = control.meters().clone();
         let mut loads = Vec::new();
+        self.latest.clear();
         for slot in 0..meters.len() {
             let (Some(load), Some((name, _))) = (meters.take(slot), control.slot_signal(slot))
             else {
@@ -114,10 +118,17 @@ impl LoadWatch {
             t.share_sum += load.share;
             t.windows += 1;
             t.peak = t.peak.max(load.peak);
+            self.latest.insert(name.clone(), (load.share, load.peak));
             loads.push((name, load.share));
         }
         loads.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         loads
+    }
+
+    /// A signal's share of the block over the last second: (mean, peak),
+    /// for the live console.
+    pub fn latest(&self, signal: &str) -> Option<(f64, f64)> {
+        self.latest.get(signal).copied()
     }
 
     /// Per-signal CPU use over the run (for `--stats`), by name.

@@ -7,6 +7,7 @@
 //! fade signals out, retired versions are dropped here, events become log
 //! lines.
 
+pub mod console;
 pub mod load_watch;
 pub mod output;
 pub mod recorder;
@@ -48,6 +49,8 @@ pub struct RunOptions {
     pub stats: bool,
     /// After a sustained overload, mute the most expensive signal.
     pub shed: bool,
+    /// Show the full-screen live console (on a terminal) instead of log lines.
+    pub console: bool,
 }
 
 /// What a run saw, for `--stats` and tests.
@@ -70,6 +73,12 @@ pub struct Summary {
 /// When nothing can be watched or played at all.
 pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let watch = WatchSet::new(&opts.paths)?;
+    // The console takes over the terminal (and the log) from here on.
+    let mut console = if opts.console {
+        Some(console::Console::start()?)
+    } else {
+        None
+    };
     adapt_to_device(&mut opts);
     // Watch before listing the folders, so that no file added meanwhile is
     // missed.
@@ -89,6 +98,9 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     for loaded in control.load_all(&items) {
         all_ok &= loaded.result.is_ok();
         loaded.log();
+        if let Some(c) = &mut console {
+            c.loaded(&loaded);
+        }
     }
 
     let channels = opts.settings.channels as u16;
@@ -113,6 +125,17 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         show_paths(&opts.paths)
     );
     control.set_running();
+    if let Some(c) = &mut console {
+        c.set_header(console::Header {
+            device: output.describe(),
+            sample_rate: opts.settings.sample_rate,
+            channels: opts.settings.channels,
+            block: buffer,
+            threads: opts.settings.render_threads(),
+            fade: opts.settings.fade,
+            xfade: opts.settings.xfade,
+        });
+    }
 
     control.on_load_finished(move || {
         let _ = tx.send(Msg::LoadFinished);
@@ -134,9 +157,14 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         settler: Settler::default(),
         summary: Summary::default(),
         load: load_watch::LoadWatch::new(opts.shed),
+        console,
+        quit: false,
     };
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
-    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+    while !stop.load(Ordering::Relaxed)
+        && !live.quit
+        && deadline.is_none_or(|d| Instant::now() < d)
+    {
         live.step(&rx, deadline)?;
     }
 
@@ -145,8 +173,11 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         output,
         mut summary,
         mut load,
+        console,
         ..
     } = live;
+    // The terminal and the log go back to normal before the last lines.
+    drop(console);
     let callback = output.and_then(output::Output::stop);
     control.poll();
     if let Some(r) = recorder {
@@ -234,6 +265,9 @@ struct Live {
     settler: Settler,
     summary: Summary,
     load: load_watch::LoadWatch,
+    console: Option<console::Console>,
+    /// The console's `q`.
+    quit: bool,
 }
 
 impl Live {
@@ -265,9 +299,13 @@ impl Live {
         }
         for due in self.settler.due(Instant::now()) {
             match due {
-                Due::Load { path, first } => self
-                    .control
-                    .request(Request::file(signal_name(&path), path).noticed_at(first)),
+                Due::Load { path, first } => {
+                    if let Some(c) = &mut self.console {
+                        c.requested(&signal_name(&path), &path);
+                    }
+                    self.control
+                        .request(Request::file(signal_name(&path), path).noticed_at(first))
+                }
                 Due::Remove { path } => {
                     let name = signal_name(&path);
                     if self.control.unload(&name) {
@@ -278,6 +316,9 @@ impl Live {
         }
         self.device_errors()?;
         for n in self.control.poll() {
+            if let Some(c) = &mut self.console {
+                c.notice(&n, &self.control);
+            }
             if let Notice::Swapped {
                 latency: Some(l), ..
             } = n
@@ -286,6 +327,9 @@ impl Live {
             }
         }
         self.load.poll(&mut self.control);
+        if let Some(c) = &mut self.console {
+            self.quit = c.tick(&mut self.control, &self.load)?;
+        }
         Ok(())
     }
 
@@ -308,6 +352,9 @@ impl Live {
         };
         if report {
             loaded.log();
+            if let Some(c) = &mut self.console {
+                c.loaded(&loaded);
+            }
         }
     }
 

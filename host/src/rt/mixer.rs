@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::guard::{self, Stats};
 use super::guest::CallLimits;
+use super::level::Levels;
 use super::master::Master;
 use super::messages::{Command, ControlEvent, Event, Garbage};
 use super::meter::Meters;
@@ -64,6 +65,7 @@ pub struct Mixer {
     clock: u64,
     stats: Arc<Stats>,
     meters: Arc<Meters>,
+    levels: Arc<Levels>,
     /// Allocator calls on this thread while guests faulted (this render call).
     own_faults: u64,
 }
@@ -76,6 +78,8 @@ pub struct MixerLink {
     pub stats: Arc<Stats>,
     /// Per-signal CPU use, by slot.
     pub meters: Arc<Meters>,
+    /// Per-slot and master peak/RMS levels, by slot.
+    pub levels: Arc<Levels>,
     /// Frame-timestamped control events (gain, mute, solo) in: a queue of
     /// its own, independent of the load queue.
     pub controls: rtrb::Producer<ControlEvent>,
@@ -101,6 +105,7 @@ impl Mixer {
         let clock = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(Stats::default());
         let meters = Arc::new(Meters::new(config.slots));
+        let levels = Arc::new(Levels::new(config.slots));
         let slots = (0..config.slots)
             .map(|i| Slot::new(i, config.block, config.channels))
             .collect();
@@ -131,6 +136,7 @@ impl Mixer {
             clock: 0,
             stats: stats.clone(),
             meters: meters.clone(),
+            levels: levels.clone(),
             own_faults: 0,
         };
         let link = MixerLink {
@@ -139,6 +145,7 @@ impl Mixer {
             events: event_rx,
             stats,
             meters,
+            levels,
             controls: control_tx,
             clock,
         };
@@ -234,19 +241,26 @@ impl Mixer {
         }
         self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
-        self.meter(ctx.block_nanos);
+        self.meter(ctx.block_nanos, frames);
         self.master.process(block);
+        self.levels.record_master(block);
         self.clock += frames as u64;
         self.shared_clock.store(self.clock, Ordering::Relaxed);
         self.stats.blocks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Publish each rendered slot's share of this block.
-    fn meter(&self, block_nanos: u64) {
+    /// Publish each rendered slot's share of this block and its level.
+    fn meter(&self, block_nanos: u64, frames: u32) {
         for k in 0..self.pool.active_count() {
             let i = self.pool.active_slot(k);
-            self.meters
-                .record(i, self.pool.slot(i).busy_nanos(), block_nanos);
+            let slot = self.pool.slot(i);
+            self.meters.record(i, slot.busy_nanos(), block_nanos);
+            if slot.is_idle() {
+                self.levels.clear(i);
+            } else {
+                self.levels
+                    .record_slot(i, slot.output(frames, self.config.channels));
+            }
         }
     }
 

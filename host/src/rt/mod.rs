@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod guard;
 pub mod guest;
 pub mod layout;
+pub mod level;
 pub mod log_ring;
 pub mod master;
 pub mod messages;

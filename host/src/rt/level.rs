@@ -1,0 +1,137 @@
+//! Level meters: each slot's peak and RMS per block, and the master's,
+//! published through atomics (`f32` bits in `AtomicU32`: no allocation, no
+//! lock, no system call) for the live console. The audio thread measures
+//! each block ([`Levels::record_slot`], [`Levels::record_master`]); the
+//! control side takes the peak since its last look and the RMS of the
+//! latest block ([`Levels::take`]). Runs on the audio thread (recording) and
+//! the control thread (taking).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A sample at or above this magnitude counts as a clip (0 dBFS).
+pub const CLIP: f32 = 1.0;
+
+#[derive(Default)]
+struct Meter {
+    /// Largest |sample| since the last take (f32 bits; non-negative floats
+    /// order like their bits, so `fetch_max` works on them).
+    peak: AtomicU32,
+    /// RMS of the latest block (f32 bits).
+    rms: AtomicU32,
+    /// Blocks with a clip since the last take.
+    clips: AtomicU32,
+}
+
+/// A meter's reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Level {
+    /// Largest |sample| since the last reading.
+    pub peak: f32,
+    /// RMS of the latest block (all channels).
+    pub rms: f32,
+    /// Did any block clip since the last reading?
+    pub clipped: bool,
+}
+
+/// One meter per slot and one for the master output.
+pub struct Levels {
+    slots: Box<[Meter]>,
+    master: Meter,
+}
+
+/// Peak and RMS of an interleaved block (non-finite samples count as 0;
+/// the slots drop them anyway).
+fn measure(block: &[f32]) -> (f32, f32) {
+    let mut peak = 0.0f32;
+    let mut sum = 0.0f32;
+    for s in block {
+        let s = if s.is_finite() { *s } else { 0.0 };
+        peak = peak.max(s.abs());
+        sum += s * s;
+    }
+    let rms = if block.is_empty() {
+        0.0
+    } else {
+        (sum / block.len() as f32).sqrt()
+    };
+    (peak, rms)
+}
+
+impl Meter {
+    fn record(&self, block: &[f32]) {
+        let (peak, rms) = measure(block);
+        self.peak.fetch_max(peak.to_bits(), Ordering::Relaxed);
+        self.rms.store(rms.to_bits(), Ordering::Relaxed);
+        if peak >= CLIP {
+            self.clips.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self) -> Level {
+        Level {
+            peak: f32::from_bits(self.peak.swap(0, Ordering::Relaxed)),
+            rms: f32::from_bits(self.rms.load(Ordering::Relaxed)),
+            clipped: self.clips.swap(0, Ordering::Relaxed) > 0,
+        }
+    }
+}
+
+impl Levels {
+    pub fn new(slots: usize) -> Self {
+        Levels {
+            slots: (0..slots).map(|_| Meter::default()).collect(),
+            master: Meter::default(),
+        }
+    }
+
+    /// Audio thread: `slot` rendered `block` (interleaved, before its
+    /// gain/mute/solo strip).
+    pub fn record_slot(&self, slot: usize, block: &[f32]) {
+        if let Some(m) = self.slots.get(slot) {
+            m.record(block);
+        }
+    }
+
+    /// Audio thread: the master stage's output for this block.
+    pub fn record_master(&self, block: &[f32]) {
+        self.master.record(block);
+    }
+
+    /// Control side: `slot`'s level (peak since the last call).
+    pub fn take(&self, slot: usize) -> Level {
+        self.slots.get(slot).map(Meter::take).unwrap_or_default()
+    }
+
+    /// Control side: the master's level (peak since the last call).
+    pub fn take_master(&self) -> Level {
+        self.master.take()
+    }
+
+    /// A slot was emptied: its meter reads silence until it plays again.
+    pub fn clear(&self, slot: usize) {
+        if let Some(m) = self.slots.get(slot) {
+            m.rms.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_holds_until_taken_rms_is_the_latest_block() {
+        let l = Levels::new(2);
+        l.record_slot(1, &[0.5, -0.9, 0.0, 0.0]);
+        l.record_slot(1, &[0.25, -0.25, 0.25, -0.25]);
+        let r = l.take(1);
+        assert_eq!(r.peak, 0.9);
+        assert_eq!(r.rms, 0.25);
+        assert!(!r.clipped);
+        assert_eq!(l.take(1).peak, 0.0, "peak restarts");
+        assert_eq!(l.take(0), Level::default(), "never played");
+        l.record_master(&[1.0, 0.0]);
+        assert!(l.take_master().clipped);
+        assert!(!l.take_master().clipped, "clip mark restarts");
+    }
+}

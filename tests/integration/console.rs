@@ -1,0 +1,214 @@
+//! The live console in a real terminal: `lel-host run` inside a detached
+//! `tmux` session of a fixed size, its screen read with `capture-pane`, keys
+//! pressed with `send-keys`. Checks every signal's row (CPU figure, a level
+//! meter that reads the signal's level and moves), a faulty module's row
+//! saying why it is muted, `m` muting one signal in the recording without a
+//! click while the other plays on, and `q` finalising the recording.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::fixtures::{faulty, sine};
+use crate::util::*;
+
+const SR: u32 = 48_000;
+const INSTALL: &str = "install tmux: `apt-get install tmux` (scripts/setup does)";
+
+/// A detached tmux session, killed when dropped.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(name: &str, dir: &Path, command: &str) -> Tmux {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", name])
+            .output();
+        run_ok(
+            Command::new("tmux")
+                .args(["new-session", "-d", "-s", name, "-x", "200", "-y", "45", "-c"])
+                .arg(dir)
+                .arg(command)
+                .env("LEL_LOG", "info"),
+            "tmux new-session",
+            INSTALL,
+        );
+        Tmux {
+            name: name.to_string(),
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = run_ok(
+            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]),
+            "tmux capture-pane",
+            INSTALL,
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        run_ok(
+            Command::new("tmux").args(["send-keys", "-t", &self.name, keys]),
+            "tmux send-keys",
+            INSTALL,
+        );
+    }
+
+    /// Wait until `ok` holds for the screen; panic with the screen if not.
+    fn wait(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+/// The table row of `signal` (its name, then a space, in a line with a meter).
+fn row<'a>(screen: &'a str, signal: &str) -> Option<&'a str> {
+    let name = format!(" {signal} ");
+    screen
+        .lines()
+        .find(|l| l.contains(&name) && l.contains("] "))
+}
+
+/// A row's CPU share now, in percent (`  0.3 % pk   1.2 %`).
+fn cpu(row: &str) -> Option<f64> {
+    let at = row.find(" % pk ")?;
+    row[..at].split_whitespace().last()?.parse().ok()
+}
+
+/// A row's meter reading: (RMS dBFS, peak dBFS) after `[....]`.
+fn level(row: &str) -> Option<(f64, f64)> {
+    let after = &row[row.find("] ")? + 2..];
+    let mut it = after.split_whitespace();
+    let rms = it.next()?.parse().ok()?;
+    let peak = it.next()?.parse().ok()?;
+    Some((rms, peak))
+}
+
+#[test]
+fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is missing: {INSTALL}"
+    );
+    let dir = tempdir();
+    let mods = dir.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    write(&mods, "alpha.wat", &sine(440.0, 0.25));
+    write(&mods, "beta.wat", &sine(1000.0, 0.25));
+    // Traps in its first call: muted from the start, so it adds no click.
+    write(&mods, "bad.wat", &faulty(0, "unreachable", ""));
+    let record = dir.path().join("out.wav");
+    let command = format!(
+        "{} run {} --device none --sample-rate {SR} --channels 1 --record {}; echo \"exit status $?\"; sleep 60",
+        lel_host_bin().display(),
+        mods.display(),
+        record.display()
+    );
+    let t = Tmux::start(
+        &format!("lel-console-{}", std::process::id()),
+        dir.path(),
+        &command,
+    );
+
+    // Every signal is listed with a CPU figure (published once a second).
+    let screen = t.wait(
+        "both sines listed with a CPU figure",
+        Duration::from_secs(60),
+        |s| {
+            ["alpha", "beta"]
+                .iter()
+                .all(|n| row(s, n).and_then(cpu).is_some())
+        },
+    );
+    assert!(screen.contains("silent clock"), "header names the output:\n{screen}");
+    assert!(screen.contains("q quit"), "keys documented:\n{screen}");
+    // The faulty module's row says why it is muted.
+    let bad = row(&screen, "bad").unwrap_or_else(|| panic!("a row for bad:\n{screen}"));
+    assert!(bad.contains("muted: trap"), "bad's row says why: {bad}");
+
+    // The meters read each sine's level (amplitude 0.25: peak -12.0 dBFS,
+    // RMS -15.1 dBFS, the RMS of one block wobbling with its phase) and move.
+    let mut readings = Vec::new();
+    for _ in 0..10 {
+        let s = t.screen();
+        for n in ["alpha", "beta"] {
+            let r = row(&s, n).unwrap_or_else(|| panic!("row {n}:\n{s}"));
+            let (rms, peak) = level(r).unwrap_or_else(|| panic!("meter of {n}: {r}"));
+            assert!((peak + 12.04).abs() < 0.3, "{n} peak {peak} dBFS: {r}");
+            assert!((rms + 15.05).abs() < 1.5, "{n} RMS {rms} dBFS: {r}");
+            readings.push((n, rms));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let distinct = |n: &str| {
+        let mut v: Vec<String> = readings
+            .iter()
+            .filter(|(m, _)| *m == n)
+            .map(|(_, r)| format!("{r}"))
+            .collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    assert!(
+        distinct("alpha") > 1 && distinct("beta") > 1,
+        "the meters move: {readings:?}"
+    );
+
+    // `m` on the first row (alpha, selected) mutes it.
+    t.keys("m");
+    t.wait("alpha muted", Duration::from_secs(10), |s| {
+        row(s, "alpha").is_some_and(|r| r.contains("muted (m)"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    t.keys("q");
+    let end = t.wait("lel-host to exit", Duration::from_secs(30), |s| {
+        s.contains("exit status")
+    });
+    assert!(end.contains("exit status 0"), "exit status 0:\n{end}");
+    assert!(
+        end.contains("recorded"),
+        "the log is back on the terminal after the console:\n{end}"
+    );
+
+    let (channels, rate, x) = read_wav(&record);
+    assert_eq!((channels, rate), (1, SR));
+    assert!(x.len() > 3 * SR as usize, "at least 3 s recorded: {}", x.len());
+    let bound = sine_step_bound(0.25, 440.0, SR) + sine_step_bound(0.25, 1000.0, SR);
+    let step = max_step(&x);
+    assert!(step <= bound, "no click: max step {step} > {bound}");
+    // The last second: beta alone; a second from the start: both.
+    let tail = &x[x.len() - SR as usize..];
+    let early = &x[SR as usize / 2..SR as usize * 3 / 2];
+    for (part, what, alpha_on) in [(early, "before the mute", true), (tail, "after", false)] {
+        let a = band_energy_db(part, SR, 440.0, 20.0);
+        let b = band_energy_db(part, SR, 1000.0, 20.0);
+        assert!(b > -10.0, "{what}: beta plays ({b:.1} dB)");
+        if alpha_on {
+            assert!(a > -10.0, "{what}: alpha plays ({a:.1} dB)");
+        } else {
+            assert!(a < -60.0, "{what}: alpha is silent ({a:.1} dB)");
+        }
+    }
+}
