@@ -6,7 +6,7 @@
 //!    control side), against the same chain compiled natively and run by the
 //!    SDK's native harness.
 //! 2. the engine's cost per signal: 1 vs 32 copies of `examples/wat/sine.wat`.
-//! 3. the pool: 8 and 64 copies of `examples/wat/heavy.wat` rendered with
+//! 3. the pool: 8 and 64 copies of `host/benches/heavy.wat` rendered with
 //!    `--threads 1` and `--threads 2` (the speed-up), and what the pool costs
 //!    per block when there is nothing to share (1 light signal) and when a
 //!    light block is shared anyway (2 light signals, sharing forced).
@@ -193,9 +193,9 @@ fn pool() {
             "normal (real-time refused)"
         }
     );
-    let heavy = std::fs::read_to_string(repo().join("examples/wat/heavy.wat")).unwrap();
+    let heavy = std::fs::read_to_string(repo().join("host/benches/heavy.wat")).unwrap();
     let block_us = 128.0 / SR as f64 * 1e6;
-    println!("pool, examples/wat/heavy.wat signals, 128-frame blocks (best of 5):");
+    println!("pool, host/benches/heavy.wat signals, 128-frame blocks (best of 5):");
     for (n, seconds) in [(8usize, 2usize), (64, 1)] {
         let mut one = engine_on(1, Settings::default().parallel_min);
         let mut two = engine_on(2, Settings::default().parallel_min);

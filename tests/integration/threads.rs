@@ -56,7 +56,7 @@ fn session(threads: usize) -> (Vec<f32>, Vec<Notice>, u64) {
     load(
         &mut r,
         "heavy",
-        &fixtures::example("examples/wat/heavy.wat").replace("256", "16"),
+        &fixtures::example("host/benches/heavy.wat").replace("256", "16"),
     );
     // Faults on its 30th block with no version to go back to: silenced.
     load(&mut r, "lonely", &faulty(30, "unreachable", ""));
@@ -152,7 +152,7 @@ fn two_threads_render_bit_identical_audio_and_events_through_swaps_faults_and_ro
 #[test]
 fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     let dir = tempdir();
-    let heavy = fixtures::example("examples/wat/heavy.wat").replace("256", "64");
+    let heavy = fixtures::example("host/benches/heavy.wat").replace("256", "64");
     for i in 0..3 {
         write(
             dir.path(),
