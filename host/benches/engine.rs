@@ -6,6 +6,10 @@
 //!    control side), against the same chain compiled natively and run by the
 //!    SDK's native harness.
 //! 2. the engine's cost per signal: 1 vs 32 copies of `examples/wat/sine.wat`.
+//! 3. the pool: 8 and 64 copies of `examples/wat/heavy.wat` rendered with
+//!    `--threads 1` and `--threads 2` (the speed-up), and what the pool costs
+//!    per block when there is nothing to share (1 light signal) and when a
+//!    light block is shared anyway (2 light signals, sharing forced).
 //!
 //! Run with `cargo bench -p lel-host` (builds the guest for wasm32 first).
 
@@ -50,13 +54,37 @@ fn build_chain_wasm() -> PathBuf {
 }
 
 fn engine() -> Renderer {
+    engine_on(1, Settings::default().parallel_min)
+}
+
+fn engine_on(threads: usize, parallel_min: Duration) -> Renderer {
     Renderer::with_settings(Settings {
         sample_rate: SR,
         channels: 1,
         block: 128,
+        threads,
+        parallel_min,
+        // Offline: no call is ever stopped for taking long.
+        call_budget: 4.0,
         ..Settings::default()
     })
     .unwrap()
+}
+
+/// `n` copies of `text` (each at another level, so none is a duplicate).
+fn load_copies(r: &mut Renderer, text: &str, n: usize) {
+    for i in 0..n {
+        let t = format!("{text}\n;; copy {i}\n");
+        r.load_bytes(&format!("s{i}"), t.as_bytes()).unwrap();
+    }
+}
+
+/// Per-block time of `frames` frames on `r`, best of `runs`.
+fn per_block(r: &mut Renderer, frames: usize, runs: usize) -> f64 {
+    let mut out = vec![0.0f32; frames];
+    r.render_into(&mut out); // first calls, out of the timing
+    let t = best(runs, || r.render_into(&mut out));
+    t.as_nanos() as f64 / (frames / 128) as f64 / 1e3
 }
 
 /// Best of `runs` timings of `f` (the least disturbed by other processes).
@@ -136,5 +164,58 @@ fn main() {
         many.as_nanos() as f64 / blocks / 1e3,
         many.as_nanos() as f64 / blocks / block_budget * 100.0,
         (many.as_nanos() as f64 - one.as_nanos() as f64) / blocks / 31.0 / 1e3
+    );
+
+    // 3. The pool, both thread counts in one run, interleaved.
+    let heavy = std::fs::read_to_string(repo().join("examples/wat/heavy.wat")).unwrap();
+    let block_us = 128.0 / SR as f64 * 1e6;
+    println!("pool, examples/wat/heavy.wat signals, 128-frame blocks (best of 5):");
+    for (n, seconds) in [(8usize, 2usize), (64, 1)] {
+        let mut one = engine_on(1, Settings::default().parallel_min);
+        let mut two = engine_on(2, Settings::default().parallel_min);
+        load_copies(&mut one, &heavy, n);
+        load_copies(&mut two, &heavy, n);
+        let frames = SR as usize * seconds;
+        let (mut t1, mut t2) = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            t1 = t1.min(per_block(&mut one, frames, 1));
+            t2 = t2.min(per_block(&mut two, frames, 1));
+        }
+        println!(
+            "  {n:2} heavy signals: --threads 1 {t1:8.1} us per block ({:5.1} % of the period), \
+             --threads 2 {t2:8.1} us: speed-up {:.2}x ({} of the 2-thread blocks shared)",
+            t1 / block_us * 100.0,
+            t1 / t2,
+            two.parallel_blocks()
+        );
+    }
+    let light = std::fs::read_to_string(repo().join("examples/wat/sine.wat")).unwrap();
+    let frames = SR as usize * 5;
+    let mut one = engine_on(1, Settings::default().parallel_min);
+    let mut two = engine_on(2, Settings::default().parallel_min);
+    load_copies(&mut one, &light, 1);
+    load_copies(&mut two, &light, 1);
+    let mut forced1 = engine_on(1, Duration::ZERO);
+    let mut forced2 = engine_on(2, Duration::ZERO);
+    load_copies(&mut forced1, &light, 2);
+    load_copies(&mut forced2, &light, 2);
+    let (mut a, mut b, mut c, mut d) = (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        a = a.min(per_block(&mut one, frames, 1));
+        b = b.min(per_block(&mut two, frames, 1));
+        c = c.min(per_block(&mut forced1, frames, 1));
+        d = d.min(per_block(&mut forced2, frames, 1));
+    }
+    println!(
+        "  1 light signal (sine.wat): --threads 1 {a:.2} us per block, --threads 2 {b:.2} us: \
+         pool overhead {:+.2} us per block ({} blocks shared)",
+        b - a,
+        two.parallel_blocks()
+    );
+    println!(
+        "  2 light signals, every block shared (forced): --threads 1 {c:.2} us, --threads 2 {d:.2} us: \
+         {:+.2} us per block to hand out, join and wait ({} blocks shared)",
+        d - c,
+        forced2.parallel_blocks()
     );
 }

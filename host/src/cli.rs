@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{Settings, collect_modules, signal_name};
+use crate::control::Settings;
+use crate::files::{collect_modules, signal_name};
 use crate::offline::Renderer;
 
 #[derive(Parser, Debug)]
@@ -98,6 +99,10 @@ pub struct RunArgs {
     /// At the end, print swap latencies, late blocks and audio-thread allocations.
     #[arg(long)]
     pub stats: bool,
+    /// Threads rendering signals in parallel within each block: the audio
+    /// thread plus N-1 workers (default: one per core, at most one per signal).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +128,10 @@ pub struct RenderArgs {
     /// stopped as a runaway, in percent.
     #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
     pub budget: f64,
+    /// Threads rendering signals in parallel within each block: the audio
+    /// thread plus N-1 workers (default: one per core, at most one per signal).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +152,24 @@ fn budget(percent: f64) -> anyhow::Result<f64> {
         "--budget {percent} is out of range (1 to 400 percent of the block period)"
     );
     Ok(percent / 100.0)
+}
+
+/// `--threads`, validated; the default is one per core, at most `signals`
+/// (at least one).
+fn threads(given: Option<usize>, signals: usize) -> anyhow::Result<usize> {
+    match given {
+        Some(n) => {
+            anyhow::ensure!(
+                (1..=256).contains(&n),
+                "--threads {n} is out of range (1 to 256 threads)"
+            );
+            Ok(n)
+        }
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Ok(cores.min(signals).max(1))
+        }
+    }
 }
 
 /// Shape settings shared by every subcommand, validated.
@@ -240,6 +267,10 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
     settings.xfade = Duration::from_secs_f64(a.xfade / 1e3);
     settings.call_budget = budget(a.budget)?;
     settings.check_alloc = a.stats;
+    // Signals may be added while playing: by default a worker per core
+    // (parked while unused); a block never uses more threads than signals.
+    settings.threads = threads(a.threads, usize::MAX)?;
+    settings.realtime = true;
     Ok(crate::live::RunOptions {
         paths: a.paths,
         output: crate::live::output::OutputRequest {
@@ -267,17 +298,13 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     );
     let files = collect_modules(&a.paths)?;
     anyhow::ensure!(!files.is_empty(), "no `.wasm` or `.wat` files to render");
+    settings.threads = threads(a.threads, files.len())?;
     let mut renderer = Renderer::with_settings(settings.clone())?;
     let mut all_ok = true;
     let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
-    for ((name, path), result) in items.iter().zip(renderer.control().load_files(&items)) {
-        match result {
-            Ok(_) => tracing::info!("{name}: loaded ({})", path.display()),
-            Err(e) => {
-                all_ok = false;
-                tracing::error!("{name}: rejected: {}: {e}", path.display());
-            }
-        }
+    for loaded in renderer.control().load_all(&items) {
+        all_ok &= loaded.result.is_ok();
+        loaded.log();
     }
     let total = (a.seconds * settings.sample_rate as f64).round() as u64;
     let mut writer = crate::wav::create(&a.output, a.channels, a.sample_rate)?;
@@ -308,11 +335,13 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     progress.finish_and_clear();
     let took = started.elapsed().max(Duration::from_micros(1));
     tracing::info!(
-        "rendered {:.1} s to {} in {:.2} s ({:.0}x real time)",
+        "rendered {:.1} s to {} in {:.2} s ({:.0}x real time) on {} threads ({} blocks shared)",
         a.seconds,
         a.output.display(),
         took.as_secs_f64(),
-        a.seconds / took.as_secs_f64()
+        a.seconds / took.as_secs_f64(),
+        renderer.threads(),
+        renderer.parallel_blocks()
     );
     Ok(all_ok)
 }

@@ -31,8 +31,11 @@ pub enum Garbage {
 /// thread.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fault {
-    /// `process` ran past its time budget (epoch deadline).
+    /// `process` used its CPU-time budget without returning (runaway).
     Timeout,
+    /// `process` did not return within the wall-time last resort, although
+    /// it had not used its CPU budget: the thread was starved of the CPU.
+    Starved,
     /// `process` trapped.
     Trap(wasmtime::Trap),
     /// `process` failed in another way (e.g. a host function error).
@@ -94,4 +97,29 @@ pub enum Event {
         micros: u32,
         percent: u32,
     },
+}
+
+/// Control side -> audio thread, through the control-event queue (apart from
+/// the load queue): a change that applies at an exact frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ControlEvent {
+    /// The frame (on the mixer's clock, counted from the engine's start) it
+    /// applies at. A frame already past applies at the start of the next block.
+    pub at: u64,
+    pub slot: SlotId,
+    pub kind: ControlKind,
+}
+
+/// What a [`ControlEvent`] changes. Gain, mute and solo ramp over the fade
+/// time (10 ms by default) from their frame on, so no change clicks.
+/// Parameter and note events will join these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ControlKind {
+    /// Linear gain of the signal (1: unchanged).
+    Gain(f32),
+    /// Silence the signal (it keeps running) or bring it back.
+    Mute(bool),
+    /// While any signal is soloed, only soloed signals are heard.
+    Solo(bool),
 }

@@ -10,6 +10,8 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod consts;
+pub mod cpu;
 pub mod guard;
 pub mod guest;
 pub mod layout;
@@ -18,5 +20,8 @@ pub mod master;
 pub mod messages;
 pub mod mixer;
 pub mod outbox;
+pub mod pool;
+pub mod priority;
 pub mod slot;
+pub mod strip;
 pub mod version;
