@@ -390,6 +390,7 @@ static inline void *lel_claim(const char *key, uint32_t size, uint32_t align) {
       msg[n++] = ':';
       msg[n++] = ' ';
       msg[n++] = '-';
+      if (r <= -10) msg[n++] = (char)('0' + (-r / 10) % 10);
       msg[n++] = (char)('0' + (-r) % 10);
       lel_host_log(LEL_ERROR, msg, (int32_t)n);
       lel__rt.error = r;

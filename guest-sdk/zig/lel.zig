@@ -219,6 +219,10 @@ pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(con
             msg[n] = c;
             n += 1;
         }
+        if (r <= -10) {
+            msg[n] = '0' + @as(u8, @intCast(@mod(@divTrunc(-r, 10), 10)));
+            n += 1;
+        }
         msg[n] = '0' + @as(u8, @intCast(@mod(-r, 10)));
         n += 1;
         log(.err, msg[0..n]);

@@ -15,21 +15,71 @@ pub fn signal_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Read a `.wasm` or `.wat` file into binary module bytes.
+/// Read a `.wasm` or `.wat` file into binary module bytes. Only a regular
+/// file is read: the type is checked on what was opened (so a symbolic link
+/// to a device or a FIFO is refused, and opening a FIFO does not wait for a
+/// writer), and the read stops at the size cap whatever the file claims.
 ///
 /// # Errors
-/// When the file cannot be read or is not a module.
+/// When the file cannot be read, is not a regular file, is over the cap, or
+/// is not a module.
 pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let meta = std::fs::metadata(path)?;
-    if meta.len() as usize > contract::MAX_MODULE_BYTES {
-        return Err(contract::ContractError::TooLarge {
-            size: meta.len() as usize,
-            max: contract::MAX_MODULE_BYTES,
-        }
-        .into());
-    }
-    let bytes = std::fs::read(path)?;
+    let bytes = read_capped(path, contract::MAX_MODULE_BYTES)?;
     Ok(contract::to_binary(&bytes, is_text(path))?)
+}
+
+/// The bytes of the regular file at `path`, at most `cap` of them.
+fn read_capped(path: &Path, cap: usize) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => LoadError::NotAFile(
+                "a loop of symbolic links (or a chain too long to follow); only regular files are loaded".into(),
+            ),
+            _ => LoadError::Io(e),
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(LoadError::NotAFile(format!(
+            "not a regular file but {}; only regular files are loaded",
+            kind(&meta.file_type())
+        )));
+    }
+    let too_large = |size: u64| contract::ContractError::TooLarge {
+        size: size as usize,
+        max: cap,
+    };
+    if meta.len() > cap as u64 {
+        return Err(too_large(meta.len()).into());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > cap {
+        return Err(too_large(bytes.len() as u64).into());
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular one is, for messages.
+fn kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
 }
 
 /// A `.wat` file (text) rather than a `.wasm` one.
@@ -38,7 +88,8 @@ pub fn is_text(path: &Path) -> bool {
 }
 
 /// Expand files and folders into module files (folders: every `.wasm` and
-/// `.wat` directly inside, sorted).
+/// `.wat` name directly inside, sorted, except hidden ones; what is not a
+/// regular file is refused when it is read, with a message).
 ///
 /// # Errors
 /// A path that does not exist, a file with another extension, or two files
@@ -50,7 +101,7 @@ pub fn collect_modules(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && is_module_file(f))
+                .filter(|f| is_folder_module(f))
                 .collect();
             found.sort();
             out.extend(found);
@@ -91,4 +142,14 @@ pub fn show_paths(paths: &[PathBuf]) -> String {
 /// A `.wasm` or `.wat` file.
 pub fn is_module_file(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "wasm" || e == "wat")
+}
+
+/// A name in a watched folder that is a signal: a module file that is not
+/// hidden (a leading `.`: editors' temp files such as `.tmp.wat`, and Emacs
+/// lock files `.#name.wat`).
+pub fn is_folder_module(p: &Path) -> bool {
+    is_module_file(p)
+        && !p
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
 }

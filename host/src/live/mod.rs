@@ -64,6 +64,15 @@ pub struct Summary {
 pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let watch = WatchSet::new(&opts.paths)?;
     adapt_to_device(&mut opts);
+    // Watch before listing the folders, so that no file added meanwhile is
+    // missed.
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let _watcher = {
+        let tx = tx.clone();
+        watcher::start(&watch, move |c| {
+            let _ = tx.send(Msg::Change(c));
+        })?
+    };
     let files = collect_modules(&opts.paths)?;
     let (mut control, mixer) = Control::new(opts.settings.clone())?;
 
@@ -98,13 +107,6 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     );
     control.set_running();
 
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let _watcher = {
-        let tx = tx.clone();
-        watcher::start(&watch, move |c| {
-            let _ = tx.send(Msg::Change(c));
-        })?
-    };
     control.on_load_finished(move || {
         let _ = tx.send(Msg::LoadFinished);
     });

@@ -6,7 +6,8 @@
 //!   removal is only acted on if the file is still missing after a grace
 //!   period, so a quick re-create is a reload, not an unload;
 //! - editors write a temp file and rename it into place: the rename's target
-//!   is what counts, temp names are ignored by their extension;
+//!   is what counts; temp names are ignored by their extension, and hidden
+//!   names (a leading `.`: temp files, Emacs lock files `.#name.wat`) too;
 //! - slow writers leave a partial file for a moment: a file is read only once
 //!   it has been quiet for a short settle time, and a version that fails to
 //!   load is retried a few times before the failure is reported.
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::files::is_module_file;
+use crate::files::is_folder_module;
 
 /// Quiet time before a touched file is read.
 pub const SETTLE: Duration = Duration::from_millis(15);
@@ -82,7 +83,7 @@ impl WatchSet {
         if self.files.iter().any(|f| f == p) {
             return true;
         }
-        is_module_file(p)
+        is_folder_module(p)
             && p.parent()
                 .is_some_and(|d| self.folders.iter().any(|f| f == d))
     }
@@ -225,7 +226,9 @@ impl Settler {
             if p.after > now {
                 return true;
             }
-            if path.exists() {
+            // The name is there (a link loop or a dangling link too: the
+            // load says what is wrong with it).
+            if path.symlink_metadata().is_ok() {
                 out.push(Due::Load {
                     path: path.clone(),
                     first: p.first,
