@@ -432,3 +432,117 @@ fn traps_under_stats_are_counted_without_a_line_from_the_audio_thread() {
         );
     }
 }
+
+/// Versions of the sine that differ only in frequency: same compiled size.
+fn versions(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let bytes = wat::parse_str(fixtures::sine(300.0 + i as f64, 0.5)).unwrap();
+            (lel_host::loader::cache::hash(&bytes), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn the_memory_cache_keeps_the_most_recently_used_modules_within_its_bytes() {
+    use lel_host::loader::cache::{CacheLimits, ModuleCache, Source};
+    let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+    let engine = &runtime.engine;
+    let v = versions(6);
+    // One module's size sets the limit: room for three.
+    let probe = ModuleCache::with_limits(None, CacheLimits::default());
+    probe.get(engine, &v[0].0, &v[0].1).unwrap();
+    let one = probe.memory_usage().0;
+    assert!(one > 1_000, "a compiled module holds memory: {one} bytes");
+    let limit = 3 * one + one / 2;
+    let cache = ModuleCache::with_limits(
+        None,
+        CacheLimits {
+            memory_bytes: limit,
+            disk_bytes: 0,
+        },
+    );
+    for (h, b) in &v[..3] {
+        assert_eq!(cache.get(engine, h, b).unwrap().1, Source::Compiled);
+    }
+    // Use the oldest again: it becomes the most recent.
+    assert_eq!(
+        cache.get(engine, &v[0].0, &v[0].1).unwrap().1,
+        Source::Memory
+    );
+    for (h, b) in &v[3..5] {
+        cache.get(engine, h, b).unwrap();
+        let (bytes, count) = cache.memory_usage();
+        assert!(bytes <= limit, "{bytes} > {limit}");
+        assert_eq!(count, 3);
+    }
+    // v1 and v2 (least recently used) went; v0 (used again), v3, v4 stay.
+    let kept: Vec<bool> = v[..5].iter().map(|(h, _)| cache.in_memory(h)).collect();
+    assert_eq!(kept, [true, false, false, true, true]);
+    assert_eq!(
+        cache.get(engine, &v[1].0, &v[1].1).unwrap().1,
+        Source::Compiled
+    );
+}
+
+#[test]
+fn the_disk_cache_keeps_the_most_recently_used_files_within_its_bytes() {
+    use lel_host::loader::cache::{CacheLimits, ModuleCache, Source};
+    let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+    let engine = &runtime.engine;
+    let dir = tempdir();
+    let v = versions(6);
+    let cwasm = |h: &str| dir.path().join(format!("{h}.cwasm"));
+    let disk_bytes = || -> u64 {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    // One serialized module sets the limit: room for three.
+    let probe = ModuleCache::with_limits(Some(dir.path().to_path_buf()), CacheLimits::default());
+    probe.get(engine, &v[0].0, &v[0].1).unwrap();
+    probe.wait_for_disk();
+    let one = disk_bytes();
+    assert!(one > 1_000, "{one} bytes on disk");
+    let limits = CacheLimits {
+        memory_bytes: 0, // nothing kept in memory: every lookup goes to disk
+        disk_bytes: 3 * one + one / 2,
+    };
+    let cache = || ModuleCache::with_limits(Some(dir.path().to_path_buf()), limits);
+    let c = cache();
+    for (h, b) in &v[1..3] {
+        assert_eq!(c.get(engine, h, b).unwrap().1, Source::Compiled);
+        c.wait_for_disk();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A new process (a fresh cache) loads v0 from disk: a use.
+    let c = cache();
+    assert_eq!(c.get(engine, &v[0].0, &v[0].1).unwrap().1, Source::Disk);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for (h, b) in &v[3..5] {
+        assert_eq!(c.get(engine, h, b).unwrap().1, Source::Compiled);
+        c.wait_for_disk();
+        assert!(
+            disk_bytes() <= limits.disk_bytes,
+            "{} > {}",
+            disk_bytes(),
+            limits.disk_bytes
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kept: Vec<bool> = v[..5].iter().map(|(h, _)| cwasm(h).exists()).collect();
+    assert_eq!(
+        kept,
+        [true, false, false, true, true],
+        "least recently used went first"
+    );
+    // Each evicted module went with its checksum file.
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, 6, "three modules and their checksums");
+    let c = cache();
+    assert_eq!(c.get(engine, &v[4].0, &v[4].1).unwrap().1, Source::Disk);
+    assert_eq!(c.get(engine, &v[1].0, &v[1].1).unwrap().1, Source::Compiled);
+}

@@ -194,22 +194,24 @@ fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     write(dir.path(), "bad.wat", &faulty(20, "unreachable", ""));
     let render = |threads: &str| {
         let wav = dir.path().join(format!("out{threads}.wav"));
-        let out = run_ok(
-            std::process::Command::new(lel_host_bin())
-                .arg("render")
-                .arg(dir.path())
-                // Long blocks and the largest budget: a slow first call on a
-                // loaded machine must not time out in one run only.
-                .args(["--seconds", "1", "--block", "1024", "--budget", "400"])
-                .args(["--threads", threads, "-o"])
-                .arg(&wav),
-            "lel-host render",
-            "",
+        let out = std::process::Command::new(lel_host_bin())
+            .arg("render")
+            .arg(dir.path())
+            .args(["--seconds", "1", "--block", "1024"])
+            .args(["--threads", threads, "-o"])
+            .arg(&wav)
+            .output()
+            .expect("lel-host render");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        // `bad` traps and is muted: the render says so and fails.
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(
+            log.lines()
+                .last()
+                .is_some_and(|l| l.contains("but 1 signal muted (bad)")),
+            "{log}"
         );
-        (
-            std::fs::read(&wav).expect("the WAV file"),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (std::fs::read(&wav).expect("the WAV file"), log)
     };
     let (one, log_one) = render("1");
     let (two, log_two) = render("2");

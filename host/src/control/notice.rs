@@ -119,9 +119,11 @@ impl Control {
                 ..
             } => {
                 let (signal, _) = self.label(slot);
-                tracing::warn!(
-                    "{signal}: process took {micros} us, {percent}% of the block period"
-                );
+                if self.settings.runaway.is_none() {
+                    tracing::warn!(
+                        "{signal}: process used {micros} us of CPU, {percent}% of the block period"
+                    );
+                }
                 Notice::Slow {
                     signal,
                     micros,
@@ -217,10 +219,17 @@ impl Control {
     /// Why a version was silenced, in words.
     fn describe(&self, fault: Fault) -> String {
         match fault {
-            Fault::Timeout if self.settings.runaway.is_some() => format!(
-                "process used {:.1} s of CPU time in one call without returning (runaway loop?)",
-                self.settings.call_budget_time().as_secs_f64()
-            ),
+            Fault::Timeout if self.settings.runaway.is_some() => {
+                let d = self.settings.call_budget_time().as_secs_f64();
+                let amount = if d < 1.0 {
+                    format!("{:.0} ms", d * 1e3)
+                } else {
+                    format!("{d:.1} s")
+                };
+                format!(
+                    "process used {amount} of CPU time in one call without returning (runaway loop?)"
+                )
+            }
             Fault::Timeout => format!(
                 "process exceeded its {:.2} ms budget (runaway loop?)",
                 self.settings.call_budget_time().as_secs_f64() * 1e3

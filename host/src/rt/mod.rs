@@ -18,6 +18,7 @@ pub mod layout;
 pub mod log_ring;
 pub mod master;
 pub mod messages;
+pub mod meter;
 pub mod mixer;
 pub mod outbox;
 pub mod pool;

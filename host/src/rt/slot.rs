@@ -349,19 +349,24 @@ impl Slot {
                 return Err(fault);
             }
         };
-        // Most of the block's time in one signal: say so (once in a while).
+        // Most of the block's time in one signal: say so (once in a while),
+        // if the call itself used that CPU time, not the OS preempting it.
+        // The CPU clock is read only on this slow path.
         if took * 2 > ctx.block_nanos
             && self
                 .slow_reported_at
                 .is_none_or(|at| ctx.clock > at + 5 * ctx.sample_rate as u64)
         {
-            self.slow_reported_at = Some(ctx.clock);
-            out.event(Event::Slow {
-                slot: self.id,
-                version: v.id,
-                micros: (took / 1000) as u32,
-                percent: (took * 100 / ctx.block_nanos.max(1)) as u32,
-            });
+            let cpu = (v.last_call_cpu().as_nanos() as u64).min(took);
+            if cpu * 2 > ctx.block_nanos {
+                self.slow_reported_at = Some(ctx.clock);
+                out.event(Event::Slow {
+                    slot: self.id,
+                    version: v.id,
+                    micros: (cpu / 1000) as u32,
+                    percent: (cpu * 100 / ctx.block_nanos.max(1)) as u32,
+                });
+            }
         }
         let samples = v.output(ptr, ctx.frames);
         let mut peak = 0.0f32;
