@@ -14,7 +14,7 @@ use super::version::Version;
 
 /// A fault within this many blocks of a swap that carried state is reported
 /// as possibly caused by that state.
-pub const CARRY_SUSPECT_BLOCKS: u64 = 8;
+pub const CARRY_SUSPECT_BLOCKS: u64 = 4;
 
 /// A level above +24 dBFS for more than one block is a fault.
 pub const ABSURD_PEAK: f32 = 15.85;
