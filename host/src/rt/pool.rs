@@ -46,9 +46,12 @@ use super::slot::{BlockCtx, Slot};
 /// How long a worker spins for the next block before it parks.
 pub const WORKER_SPIN: Duration = Duration::from_micros(50);
 /// How long the audio thread spins for a slot still being rendered by a
-/// worker before it yields its core between checks (only when a worker was
-/// preempted mid-slot: the audio thread cannot take over a slot in progress).
+/// worker before it naps between checks (only when a worker was preempted
+/// mid-slot or runs a long call: the audio thread cannot take over a slot in
+/// progress).
 const JOIN_SPIN: Duration = Duration::from_micros(500);
+/// The nap between those checks.
+const JOIN_NAP: Duration = Duration::from_micros(50);
 
 /// One slot with its outbox, on a cache line of its own.
 #[repr(align(128))]
@@ -264,8 +267,10 @@ impl Pool {
             if started.elapsed() < JOIN_SPIN {
                 std::hint::spin_loop();
             } else {
-                // A worker was preempted in the middle of a slot.
-                std::thread::yield_now();
+                // A worker was preempted in the middle of a slot (or its
+                // guest runs away until its budget stops it): sleep in short
+                // steps, leaving the CPU to it rather than spinning it away.
+                std::thread::park_timeout(JOIN_NAP);
             }
         }
         faults
