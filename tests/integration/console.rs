@@ -27,7 +27,17 @@ impl Tmux {
             .output();
         run_ok(
             Command::new("tmux")
-                .args(["new-session", "-d", "-s", name, "-x", "200", "-y", "45", "-c"])
+                .args([
+                    "new-session",
+                    "-d",
+                    "-s",
+                    name,
+                    "-x",
+                    "200",
+                    "-y",
+                    "45",
+                    "-c",
+                ])
                 .arg(dir)
                 .arg(command)
                 .env("LEL_LOG", "info"),
@@ -141,7 +151,10 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
                 .all(|n| row(s, n).and_then(cpu).is_some())
         },
     );
-    assert!(screen.contains("silent clock"), "header names the output:\n{screen}");
+    assert!(
+        screen.contains("silent clock"),
+        "header names the output:\n{screen}"
+    );
     assert!(screen.contains("q quit"), "keys documented:\n{screen}");
     // The faulty module's row says why it is muted.
     let bad = row(&screen, "bad").unwrap_or_else(|| panic!("a row for bad:\n{screen}"));
@@ -194,7 +207,11 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
 
     let (channels, rate, x) = read_wav(&record);
     assert_eq!((channels, rate), (1, SR));
-    assert!(x.len() > 3 * SR as usize, "at least 3 s recorded: {}", x.len());
+    assert!(
+        x.len() > 3 * SR as usize,
+        "at least 3 s recorded: {}",
+        x.len()
+    );
     let bound = sine_step_bound(0.25, 440.0, SR) + sine_step_bound(0.25, 1000.0, SR);
     let step = max_step(&x);
     assert!(step <= bound, "no click: max step {step} > {bound}");

@@ -67,20 +67,20 @@ pub struct LogWriter;
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut guard = capture();
-        let Some((lines, partial)) = guard.as_mut() else {
-            drop(guard);
-            return std::io::stderr().write(buf);
-        };
-        partial.push_str(&String::from_utf8_lossy(buf));
-        while let Some(end) = partial.find('\n') {
-            let line = strip_ansi(&partial[..end]);
-            partial.drain(..=end);
-            if lines.len() == LOG_LINES {
-                lines.pop_front();
+        if let Some((lines, partial)) = guard.as_mut() {
+            partial.push_str(&String::from_utf8_lossy(buf));
+            while let Some(end) = partial.find('\n') {
+                let line = strip_ansi(&partial[..end]);
+                partial.replace_range(..=end, "");
+                if lines.len() == LOG_LINES {
+                    lines.pop_front();
+                }
+                lines.push_back(line);
             }
-            lines.push_back(line);
+            return Ok(buf.len());
         }
-        Ok(buf.len())
+        drop(guard);
+        std::io::stderr().write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -295,7 +295,8 @@ impl Console {
                     r.version = *version;
                     r.since = now;
                     r.cpu_peak = 0.0;
-                    r.fading_until = (!self.header.xfade.is_zero()).then(|| now + self.header.xfade);
+                    r.fading_until =
+                        (!self.header.xfade.is_zero()).then(|| now + self.header.xfade);
                 }
             }
             Notice::Faulted {
@@ -371,7 +372,9 @@ impl Console {
                 return;
             }
             KeyCode::Down | KeyCode::Char('j') => {
-                self.selected = names.get((at + 1).min(names.len().saturating_sub(1))).cloned();
+                self.selected = names
+                    .get((at + 1).min(names.len().saturating_sub(1)))
+                    .cloned();
                 return;
             }
             _ => {}
@@ -395,7 +398,10 @@ impl Console {
                 let on = !row.solo;
                 control.solo(&name, on, clock).map(|()| {
                     row.solo = on;
-                    format!("{name}: {} (console)", if on { "soloed" } else { "unsoloed" })
+                    format!(
+                        "{name}: {} (console)",
+                        if on { "soloed" } else { "unsoloed" }
+                    )
                 })
             }
             KeyCode::Char('+') | KeyCode::Char('=') | KeyCode::Char('-') => {
@@ -581,8 +587,16 @@ impl Console {
             ];
             let t = Table::new(rows, widths)
                 .header(
-                    Row::new(vec!["  signal", "state", "version", "CPU now/peak", "level (RMS, peak)", "gain", "file"])
-                        .style(Style::default().add_modifier(Modifier::BOLD)),
+                    Row::new(vec![
+                        "  signal",
+                        "state",
+                        "version",
+                        "CPU now/peak",
+                        "level (RMS, peak)",
+                        "gain",
+                        "file",
+                    ])
+                    .style(Style::default().add_modifier(Modifier::BOLD)),
                 )
                 .block(Block::bordered().title(" signals "));
             f.render_widget(t, table);
@@ -612,7 +626,11 @@ impl Drop for Console {
 /// Leave raw mode and the alternate screen (also from the panic hook).
 fn restore() {
     let _ = terminal::disable_raw_mode();
-    let _ = execute!(std::io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    let _ = execute!(
+        std::io::stdout(),
+        terminal::LeaveAlternateScreen,
+        cursor::Show
+    );
 }
 
 /// A fault message without the signal's name and file: the reason alone.
@@ -687,7 +705,9 @@ fn gain_text(d: f32) -> String {
 fn meter(l: Level) -> String {
     let pos = |x: f32| -> usize {
         let d = db(x).max(-60.0);
-        (((d + 60.0) / 60.0) * METER as f32).round().clamp(0.0, METER as f32) as usize
+        (((d + 60.0) / 60.0) * METER as f32)
+            .round()
+            .clamp(0.0, METER as f32) as usize
     };
     let (rms, peak) = (pos(l.rms), pos(l.peak));
     let bar: String = (0..METER)

@@ -161,9 +161,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         quit: false,
     };
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
-    while !stop.load(Ordering::Relaxed)
-        && !live.quit
-        && deadline.is_none_or(|d| Instant::now() < d)
+    while !stop.load(Ordering::Relaxed) && !live.quit && deadline.is_none_or(|d| Instant::now() < d)
     {
         live.step(&rx, deadline)?;
     }
