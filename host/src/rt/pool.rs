@@ -252,6 +252,7 @@ impl Pool {
             return faults;
         }
         self.parallel_blocks += 1;
+        shared.stats.shared_blocks.fetch_add(1, Ordering::Relaxed);
         // Generation 0 is the workers' starting point: never published.
         self.generation = (self.generation % 0xffff_ffff) + 1;
         shared.done.store(0, Ordering::Relaxed);
