@@ -82,9 +82,13 @@ impl Control {
                 version,
                 fault,
                 clock,
+                after_carry,
             } => {
                 let (signal, file) = self.label(slot);
-                let message = format!("{signal}: {} ({file}); muted", self.describe(fault));
+                let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
+                if after_carry {
+                    message.push_str(&self.restart_fresh(&signal, version));
+                }
                 tracing::error!("{message}");
                 Notice::Faulted {
                     signal,
@@ -131,6 +135,27 @@ impl Control {
                 }
             }
         })
+    }
+
+    /// `version` of `signal` faulted in its first blocks after a swap that
+    /// carried state into it: the state may be the cause (a NaN in a filter
+    /// memory, say). Ask once for the same file again with fresh state; the
+    /// words to add to the fault's message.
+    fn restart_fresh(&mut self, signal: &str, version: u64) -> String {
+        const CAUSE: &str =
+            "; the state carried over from the previous version may have caused this";
+        let path = self.signals.get(signal).and_then(|rec| {
+            let latest = rec.playing.as_ref().is_some_and(|p| p.current == version);
+            let idle = matches!(rec.load, super::pipeline::Status::Idle);
+            rec.path.clone().filter(|_| latest && idle)
+        });
+        match path {
+            Some(path) => {
+                self.request(super::Request::file(signal, path).with_fresh_state());
+                format!("{CAUSE}: restarting this version once with fresh state")
+            }
+            None => CAUSE.to_string(),
+        }
     }
 
     /// The signal's name and file (or name again) for messages.
