@@ -62,14 +62,21 @@ const OUTPUT_SAMPLES: i32 = DEFAULT_OUTPUT_SAMPLES;
 
 const STATE: usize = memory.data(STATE_BYTES, MAX_ALIGN);
 const OUT_STATIC: usize = memory.data(OUTPUT_SAMPLES * 4, MAX_ALIGN);
-const SCRATCH: usize = memory.data(1024, 16);
+const SCRATCH_BYTES: i32 = 1024;
+const SCRATCH: usize = memory.data(SCRATCH_BYTES, 16);
+
+/// Encodes `s` as UTF-8 into the scratch buffer: all of it if it fits, else
+/// as many of its first UTF-16 units as surely fit (one unit is at most 3
+/// bytes); returns the bytes written.
+function toScratch(s: string): i32 {
+  const max = SCRATCH_BYTES / 3;
+  const units = String.UTF8.byteLength(s) <= SCRATCH_BYTES ? s.length : (s.length < max ? s.length : max);
+  return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), units, SCRATCH);
+}
 
 /// Sends `msg` to the host's log.
 export function log(level: Level, msg: string): void {
-  const n = String.UTF8.byteLength(msg);
-  const len = n < 1024 ? n : 1024;
-  String.UTF8.encodeUnsafe(changetype<usize>(msg), msg.length < 1024 ? msg.length : 1024, SCRATCH);
-  hostLog(level, SCRATCH, len);
+  hostLog(level, SCRATCH, toScratch(msg));
 }
 
 // ---- what a signal gets ------------------------------------------------------
@@ -188,10 +195,7 @@ export function sampleRate(): f64 { return sampleRate_; }
 /// Claims `size` bytes aligned to `align` under `key`: the block's address,
 /// or 0 after logging the failure (`init` then returns the error code).
 export function claim(key: string, size: u32, align: u32): usize {
-  const n = String.UTF8.byteLength(key);
-  const len = n < 512 ? n : 512;
-  String.UTF8.encodeUnsafe(changetype<usize>(key), key.length < 512 ? key.length : 512, SCRATCH);
-  const r = hostClaim(SCRATCH, len, <i32>size, <i32>align);
+  const r = hostClaim(SCRATCH, toScratch(key), <i32>size, <i32>align);
   if (r < 0) {
     if (claimError == 0) {
       claimError = r;

@@ -111,6 +111,11 @@ impl Renderer {
             self.control.set_running();
             let n = self.control.poll();
             self.notices.extend(n);
+            // Versions the control side asked for itself (a restart with
+            // fresh state) are handed over as soon as they are ready.
+            for loaded in self.control.take_loaded(std::time::Duration::ZERO) {
+                loaded.log();
+            }
         }
     }
 

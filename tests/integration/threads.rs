@@ -56,7 +56,7 @@ fn session(threads: usize) -> (Vec<f32>, Vec<Notice>, u64) {
     load(
         &mut r,
         "heavy",
-        &fixtures::example("examples/wat/heavy.wat").replace("256", "16"),
+        &fixtures::example("host/benches/heavy.wat").replace("256", "16"),
     );
     // Faults on its 30th block with no version to go back to: silenced.
     load(&mut r, "lonely", &faulty(30, "unreachable", ""));
@@ -94,6 +94,24 @@ fn session(threads: usize) -> (Vec<f32>, Vec<Notice>, u64) {
         .take_notices()
         .into_iter()
         .filter(|n| !matches!(n, Notice::Slow { .. }))
+        .map(|n| match n {
+            // How a runaway was judged (by CPU time, or by wall time when
+            // the machine was too busy to give it the CPU) depends on the
+            // machine's load, not on the thread count: the event itself
+            // (signal, version, clock) must match, not its diagnosis.
+            Notice::Faulted {
+                signal,
+                version,
+                clock,
+                message,
+            } if signal == "c" && message.contains("budget") => Notice::Faulted {
+                signal,
+                version,
+                clock,
+                message: "runaway stopped".into(),
+            },
+            n => n,
+        })
         .collect();
     assert_eq!(audio_thread_allocations(&mut r), 0, "threads {threads}");
     (out, notices, r.parallel_blocks())
@@ -144,7 +162,15 @@ fn two_threads_render_bit_identical_audio_and_events_through_swaps_faults_and_ro
         first_difference, None,
         "the outputs differ from sample {first_difference:?} on"
     );
-    assert_eq!(one_notices, two_notices, "same events in the same order");
+    let differing: Vec<_> = one_notices
+        .iter()
+        .zip(&two_notices)
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(
+        differing.is_empty() && one_notices.len() == two_notices.len(),
+        "the events differ (one thread, two threads): {differing:#?}\n{one_notices:#?}\n{two_notices:#?}"
+    );
 }
 
 /// `render --threads 1` and `--threads 2` write the same bytes, with
@@ -152,7 +178,7 @@ fn two_threads_render_bit_identical_audio_and_events_through_swaps_faults_and_ro
 #[test]
 fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     let dir = tempdir();
-    let heavy = fixtures::example("examples/wat/heavy.wat").replace("256", "64");
+    let heavy = fixtures::example("host/benches/heavy.wat").replace("256", "64");
     for i in 0..3 {
         write(
             dir.path(),
@@ -168,22 +194,24 @@ fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     write(dir.path(), "bad.wat", &faulty(20, "unreachable", ""));
     let render = |threads: &str| {
         let wav = dir.path().join(format!("out{threads}.wav"));
-        let out = run_ok(
-            std::process::Command::new(lel_host_bin())
-                .arg("render")
-                .arg(dir.path())
-                // Long blocks and the largest budget: a slow first call on a
-                // loaded machine must not time out in one run only.
-                .args(["--seconds", "1", "--block", "1024", "--budget", "400"])
-                .args(["--threads", threads, "-o"])
-                .arg(&wav),
-            "lel-host render",
-            "",
+        let out = std::process::Command::new(lel_host_bin())
+            .arg("render")
+            .arg(dir.path())
+            .args(["--seconds", "1", "--block", "1024"])
+            .args(["--threads", threads, "-o"])
+            .arg(&wav)
+            .output()
+            .expect("lel-host render");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        // `bad` traps and is muted: the render says so and fails.
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(
+            log.lines()
+                .last()
+                .is_some_and(|l| l.contains("but 1 signal muted (bad)")),
+            "{log}"
         );
-        (
-            std::fs::read(&wav).expect("the WAV file"),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (std::fs::read(&wav).expect("the WAV file"), log)
     };
     let (one, log_one) = render("1");
     let (two, log_two) = render("2");
@@ -223,4 +251,63 @@ fn threads_out_of_range_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--threads 0 is out of range"), "{err}");
+}
+
+/// `run --threads 2` on the silent clock: heavy signals are shared with the
+/// worker block after block, nothing allocates on either thread, and what
+/// was played is the music.
+#[test]
+fn run_with_two_threads_shares_heavy_blocks_without_allocating() {
+    use crate::live::LiveRun;
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), sine(440.0, 0.3)).unwrap();
+    let heavy = fixtures::example("host/benches/heavy.wat").replace("256", "64");
+    for i in 0..3 {
+        std::fs::write(
+            music.join(format!("heavy{i}.wat")),
+            heavy.replace("0.25", "0.02"),
+        )
+        .unwrap();
+    }
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(
+        dir.path(),
+        &[
+            m,
+            "--device",
+            "none",
+            "--seconds",
+            "2",
+            "--stats",
+            "--threads",
+            "2",
+        ],
+        &[],
+    );
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    let (log, x) = run.finish();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("stats: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(" 0 audio-thread allocations (0 on fault paths)"),
+        "{line}"
+    );
+    assert!(line.contains("; 2 render threads, "), "{line}");
+    let shared: u64 = line
+        .split("2 render threads, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(shared > 50, "only {shared} blocks shared: {line}");
+    let tail = &x[x.len() / 2..];
+    assert!(
+        (dominant_frequency(tail, SR) - 440.0).abs() < 1.0,
+        "the sine is what was played: {} Hz",
+        dominant_frequency(tail, SR)
+    );
 }

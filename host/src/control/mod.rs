@@ -148,6 +148,19 @@ impl Control {
         &self.link.stats
     }
 
+    /// Per-signal CPU use, by slot (see [`Control::slot_signal`]).
+    pub fn meters(&self) -> &Arc<crate::rt::meter::Meters> {
+        &self.link.meters
+    }
+
+    /// The signal playing in `slot` and its file, if any.
+    pub fn slot_signal(&self, slot: SlotId) -> Option<(String, Option<PathBuf>)> {
+        self.signals
+            .iter()
+            .find(|(_, s)| s.slot == slot && s.playing.is_some())
+            .map(|(n, s)| (n.clone(), s.path.clone()))
+    }
+
     pub fn loader(&self) -> &Arc<Loader> {
         &self.loader
     }

@@ -82,9 +82,13 @@ impl Control {
                 version,
                 fault,
                 clock,
+                after_carry,
             } => {
                 let (signal, file) = self.label(slot);
-                let message = format!("{signal}: {} ({file}); muted", self.describe(fault));
+                let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
+                if after_carry {
+                    message.push_str(&self.restart_fresh(&signal, version));
+                }
                 tracing::error!("{message}");
                 Notice::Faulted {
                     signal,
@@ -119,9 +123,11 @@ impl Control {
                 ..
             } => {
                 let (signal, _) = self.label(slot);
-                tracing::warn!(
-                    "{signal}: process took {micros} us, {percent}% of the block period"
-                );
+                if self.settings.runaway.is_none() {
+                    tracing::warn!(
+                        "{signal}: process used {micros} us of CPU, {percent}% of the block period"
+                    );
+                }
                 Notice::Slow {
                     signal,
                     micros,
@@ -129,6 +135,27 @@ impl Control {
                 }
             }
         })
+    }
+
+    /// `version` of `signal` faulted in its first blocks after a swap that
+    /// carried state into it: the state may be the cause (a NaN in a filter
+    /// memory, say). Ask once for the same file again with fresh state; the
+    /// words to add to the fault's message.
+    fn restart_fresh(&mut self, signal: &str, version: u64) -> String {
+        const CAUSE: &str =
+            "; the state carried over from the previous version may have caused this";
+        let path = self.signals.get(signal).and_then(|rec| {
+            let latest = rec.playing.as_ref().is_some_and(|p| p.current == version);
+            let idle = matches!(rec.load, super::pipeline::Status::Idle);
+            rec.path.clone().filter(|_| latest && idle)
+        });
+        match path {
+            Some(path) => {
+                self.request(super::Request::file(signal, path).with_fresh_state());
+                format!("{CAUSE}: restarting this version once with fresh state")
+            }
+            None => CAUSE.to_string(),
+        }
     }
 
     /// The signal's name and file (or name again) for messages.
@@ -218,10 +245,17 @@ impl Control {
     /// Why a version was silenced, in words.
     fn describe(&self, fault: Fault) -> String {
         match fault {
-            Fault::Timeout if self.settings.runaway.is_some() => format!(
-                "process used {:.1} s of CPU time in one call without returning (runaway loop?)",
-                self.settings.call_budget_time().as_secs_f64()
-            ),
+            Fault::Timeout if self.settings.runaway.is_some() => {
+                let d = self.settings.call_budget_time().as_secs_f64();
+                let amount = if d < 1.0 {
+                    format!("{:.0} ms", d * 1e3)
+                } else {
+                    format!("{d:.1} s")
+                };
+                format!(
+                    "process used {amount} of CPU time in one call without returning (runaway loop?)"
+                )
+            }
             Fault::Timeout => format!(
                 "process exceeded its {:.2} ms budget (runaway loop?)",
                 self.settings.call_budget_time().as_secs_f64() * 1e3

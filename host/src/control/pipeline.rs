@@ -32,6 +32,9 @@ pub struct Request {
     bytes: Option<Vec<u8>>,
     /// When the change that asked for it was noticed (for latency figures).
     pub noticed: Option<Instant>,
+    /// Start with fresh state: carry nothing, even if the bytes are those
+    /// playing (a restart after a fault the carried state may have caused).
+    fresh_state: bool,
 }
 
 impl Request {
@@ -42,6 +45,7 @@ impl Request {
             path: Some(path),
             bytes: None,
             noticed: None,
+            fresh_state: false,
         }
     }
 
@@ -52,7 +56,15 @@ impl Request {
             path,
             bytes: Some(bytes),
             noticed: None,
+            fresh_state: false,
         }
+    }
+
+    /// Carry no state into this version: it starts as if loaded for the
+    /// first time (and loads even if its bytes are those playing).
+    pub fn with_fresh_state(mut self) -> Self {
+        self.fresh_state = true;
+        self
     }
 
     /// The change behind this request was noticed at `at`.
@@ -315,6 +327,7 @@ impl Control {
             .get_mut(&req.signal)
             .expect("a requested signal has a record");
         let (current, previous) = match &rec.playing {
+            _ if req.fresh_state => (None, Layout::default()),
             Some(p) => (
                 Some((p.raw.clone(), p.hash.clone())),
                 p.layouts
@@ -336,6 +349,7 @@ impl Control {
             path,
             bytes,
             noticed,
+            ..
         } = req;
         self.pipeline
             .in_flight

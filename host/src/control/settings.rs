@@ -82,15 +82,15 @@ impl Settings {
     }
 
     /// The limits of one `process` call: its CPU budget, and a wall-time
-    /// last resort far above it (32 block periods and at least 100 ms when
-    /// playing; ten times the budget offline).
+    /// last resort far above it: at least 2 s and 50 times the budget when
+    /// playing (a real-time thread always gets the CPU; one that does not is
+    /// starved so long only on a machine far too busy to play), ten times
+    /// the budget offline.
     pub fn call_limits(&self) -> CallLimits {
         let cpu = self.call_budget_time();
         let wall = match self.runaway {
             Some(d) => d * 10,
-            None => Duration::from_secs_f64(32.0 * self.block as f64 / self.sample_rate as f64)
-                .max(Duration::from_millis(100))
-                .max(cpu * 4),
+            None => (cpu * 50).max(Duration::from_secs(2)),
         };
         CallLimits { cpu, wall }
     }

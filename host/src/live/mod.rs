@@ -7,6 +7,7 @@
 //! fade signals out, retired versions are dropped here, events become log
 //! lines.
 
+pub mod load_watch;
 pub mod output;
 pub mod recorder;
 pub mod watcher;
@@ -45,6 +46,8 @@ pub struct RunOptions {
     /// Print a summary (swap latencies, late blocks, audio-thread
     /// allocations) at the end.
     pub stats: bool,
+    /// After a sustained overload, mute the most expensive signal.
+    pub shed: bool,
 }
 
 /// What a run saw, for `--stats` and tests.
@@ -52,9 +55,16 @@ pub struct RunOptions {
 pub struct Summary {
     pub swap_latencies: Vec<Duration>,
     pub late_callbacks: u64,
+    /// Audio time lost to late blocks.
+    pub lost: Duration,
+    /// Each signal's CPU use (share of the block period).
+    pub cpu: Vec<load_watch::SignalCpu>,
     pub audio_thread_allocations: u64,
     pub fault_path_allocations: u64,
     pub recorded_samples: u64,
+    /// Threads rendering signals, and the blocks more than one of them shared.
+    pub render_threads: usize,
+    pub shared_blocks: u64,
 }
 
 /// Run until `--seconds` pass or Ctrl-C.
@@ -126,7 +136,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         err_rx,
         settler: Settler::default(),
         summary: Summary::default(),
-        late_seen: 0,
+        load: load_watch::LoadWatch::new(opts.shed),
     };
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
@@ -137,6 +147,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         mut control,
         output,
         mut summary,
+        mut load,
         ..
     } = live;
     let callback = output.and_then(output::Output::stop);
@@ -152,8 +163,11 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     }
     let stats = control.stats();
     summary.late_callbacks = stats.late_callbacks.load(Ordering::Relaxed);
+    summary.lost = Duration::from_nanos(stats.lost_nanos.load(Ordering::Relaxed));
     summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
     summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
+    summary.render_threads = opts.settings.render_threads();
+    summary.shared_blocks = stats.shared_blocks.load(Ordering::Relaxed);
     if let Some(cb) = callback
         && cb.record_overruns > 0
     {
@@ -162,6 +176,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
             cb.record_overruns
         );
     }
+    summary.cpu = load.finish(&control);
     if opts.stats {
         println!("{}", format_summary(&summary, started.elapsed()));
     }
@@ -223,7 +238,7 @@ struct Live {
     err_rx: mpsc::Receiver<output::DeviceError>,
     settler: Settler,
     summary: Summary,
-    late_seen: u64,
+    load: load_watch::LoadWatch,
 }
 
 impl Live {
@@ -275,14 +290,7 @@ impl Live {
                 self.summary.swap_latencies.push(l);
             }
         }
-        let late = self.control.stats().late_callbacks.load(Ordering::Relaxed);
-        if late > self.late_seen {
-            tracing::warn!(
-                "{} audio block(s) came late (xrun): the device ran dry",
-                late - self.late_seen
-            );
-            self.late_seen = late;
-        }
+        self.load.poll(&mut self.control);
         Ok(())
     }
 
@@ -358,7 +366,8 @@ fn reopen(
     Ok(output::start_silent(callback, buffer)?)
 }
 
-/// One line: swaps and their latency, late blocks, audio-thread allocations.
+/// One line: swaps and their latency, late blocks and lost audio time,
+/// audio-thread allocations, each signal's CPU use.
 pub fn format_summary(s: &Summary, ran: Duration) -> String {
     let mut l = s.swap_latencies.clone();
     l.sort();
@@ -373,11 +382,15 @@ pub fn format_summary(s: &Summary, ran: Duration) -> String {
         _ => "no file-change-to-swap latency measured".to_string(),
     };
     format!(
-        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks; {} audio-thread allocations ({} on fault paths)",
+        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); {} render threads, {} blocks shared; CPU per signal: {}",
         ran.as_secs_f64(),
         s.swap_latencies.len(),
         s.late_callbacks,
+        s.lost.as_secs_f64(),
         s.audio_thread_allocations,
-        s.fault_path_allocations
+        s.fault_path_allocations,
+        s.render_threads,
+        s.shared_blocks,
+        load_watch::format_cpu(&s.cpu)
     )
 }

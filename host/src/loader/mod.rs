@@ -201,6 +201,9 @@ impl Loader {
         previous: &Layout,
     ) -> Result<Prepared, LoadError> {
         let shape = contract::validate(bytes)?;
+        if let Some(why) = runtime::over_limits(bytes, &self.config.limits) {
+            return Err(LoadError::Instantiate(why));
+        }
         let hash = cache::hash(bytes);
         let t0 = Instant::now();
         let (module, source) = self

@@ -75,6 +75,9 @@ pub enum Event {
         version: u64,
         fault: Fault,
         clock: u64,
+        /// Within the first blocks after a swap that carried state into
+        /// this version (the state may be the cause).
+        after_carry: bool,
     },
     /// After a fault, the slot went back to the last good version.
     RolledBack {

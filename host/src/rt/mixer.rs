@@ -13,6 +13,7 @@ use super::guard::{self, Stats};
 use super::guest::CallLimits;
 use super::master::Master;
 use super::messages::{Command, ControlEvent, Event, Garbage};
+use super::meter::Meters;
 use super::outbox::Outbox;
 use super::pool::Pool;
 use super::slot::{BlockCtx, Slot};
@@ -62,6 +63,7 @@ pub struct Mixer {
     master: Master,
     clock: u64,
     stats: Arc<Stats>,
+    meters: Arc<Meters>,
     /// Allocator calls on this thread while guests faulted (this render call).
     own_faults: u64,
 }
@@ -72,6 +74,8 @@ pub struct MixerLink {
     pub garbage: rtrb::Consumer<Garbage>,
     pub events: rtrb::Consumer<Event>,
     pub stats: Arc<Stats>,
+    /// Per-signal CPU use, by slot.
+    pub meters: Arc<Meters>,
     /// Frame-timestamped control events (gain, mute, solo) in: a queue of
     /// its own, independent of the load queue.
     pub controls: rtrb::Producer<ControlEvent>,
@@ -98,6 +102,7 @@ impl Mixer {
         let (control_tx, control_rx) = rtrb::RingBuffer::new(1024);
         let clock = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(Stats::default());
+        let meters = Arc::new(Meters::new(config.slots));
         let slots = (0..config.slots)
             .map(|i| Slot::new(i, config.block, config.channels))
             .collect();
@@ -127,6 +132,7 @@ impl Mixer {
             master: Master::new(config.channels, config.sample_rate),
             clock: 0,
             stats: stats.clone(),
+            meters: meters.clone(),
             own_faults: 0,
         };
         let link = MixerLink {
@@ -134,6 +140,7 @@ impl Mixer {
             garbage: garbage_rx,
             events: event_rx,
             stats,
+            meters,
             controls: control_tx,
             clock,
         };
@@ -229,10 +236,20 @@ impl Mixer {
         }
         self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
+        self.meter(ctx.block_nanos);
         self.master.process(block);
         self.clock += frames as u64;
         self.shared_clock.store(self.clock, Ordering::Relaxed);
         self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Publish each rendered slot's share of this block.
+    fn meter(&self, block_nanos: u64) {
+        for k in 0..self.pool.active_count() {
+            let i = self.pool.active_slot(k);
+            self.meters
+                .record(i, self.pool.slot(i).busy_nanos(), block_nanos);
+        }
     }
 
     /// Sum the slots' buffers into `block` in slot order through their
