@@ -28,6 +28,15 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(contract::to_binary(&bytes, is_text(path))?)
 }
 
+/// The raw bytes of the module file at `path` (text or binary), read as
+/// [`read_module`] reads them.
+///
+/// # Errors
+/// As [`read_module`], except that the bytes are not parsed.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    read_capped(path, contract::MAX_MODULE_BYTES)
+}
+
 /// The bytes of the regular file at `path`, at most `cap` of them.
 fn read_capped(path: &Path, cap: usize) -> Result<Vec<u8>, LoadError> {
     use std::io::Read as _;
