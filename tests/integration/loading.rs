@@ -226,3 +226,42 @@ fn max_signals_leaves_out_the_last_files_by_name_and_names_each() {
         }
     }
 }
+
+#[test]
+fn the_stream_starts_at_once_and_a_slow_init_or_a_compile_bomb_delays_no_one() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    // An `init` that counts for about 0.9 s of CPU time here (a slower
+    // machine may stop it at the 1 s limit: either way it is late), then
+    // plays silence.
+    let slow = fixtures::module(
+        "",
+        "(local $i i32) (local.set $i (i32.const 0x50000000)) (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i))) (i32.const 1)",
+        "(i32.const 0)",
+    );
+    std::fs::write(music.join("slow.wat"), slow).unwrap();
+    let bomb = fixtures::module(&"(func)".repeat(50_000), "(i32.const 1)", "(i32.const 0)");
+    std::fs::write(music.join("bomb.wat"), bomb).unwrap();
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(dir.path(), &[m, "--device", "none", "--seconds", "3"], &[])
+        .expect_rejections();
+    run.wait_for("slow: ", Duration::from_secs(20));
+    let (log, x) = run.finish();
+    let line = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+    };
+    assert!(
+        line("playing on the silent clock") < line("slow: "),
+        "the stream did not wait for the slow init:\n{log}"
+    );
+    assert!(line("bomb: rejected") < line("slow: "), "{log}");
+    let onset = assert_sine_from_onset(&x, 0.5);
+    assert!(
+        onset < SR as usize / 10,
+        "the sine is heard {onset} frames after the stream's start (want < 100 ms)"
+    );
+}
