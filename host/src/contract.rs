@@ -325,8 +325,6 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
     let mut func_types: Vec<u32> = Vec::new(); // type index of every function, imports first
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
     let mut shape = Shape::default();
-    let host = host_module();
-    let package_prefix = host.split('@').next().unwrap_or(host);
 
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(parse_err)? {
@@ -346,35 +344,7 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     let import = import.map_err(parse_err)?;
-                    if import.module != host {
-                        if import.module.starts_with(package_prefix) && import.module.contains('@')
-                        {
-                            return Err(ContractError::WrongVersion {
-                                module: import.module.to_string(),
-                                speaks: VERSION,
-                            });
-                        }
-                        return Err(unknown_import(import.module, import.name));
-                    }
-                    let Some(spec) = IMPORTS.iter().find(|f| f.name == import.name) else {
-                        return Err(unknown_import(import.module, import.name));
-                    };
-                    let TypeRef::Func(ty) = import.ty else {
-                        return Err(unknown_import(import.module, import.name));
-                    };
-                    let expected = Signature::of(spec);
-                    let got = types.get(ty as usize).cloned().flatten();
-                    if got.as_ref() != Some(&expected) {
-                        return Err(ContractError::ImportType {
-                            name: import.name.to_string(),
-                            got: got.unwrap_or(Signature {
-                                params: vec![],
-                                results: vec![],
-                            }),
-                            expected,
-                        });
-                    }
-                    func_types.push(ty);
+                    func_types.push(check_import(&import, &types)?);
                     shape.imports.push(import.name.to_string());
                 }
             }
@@ -393,6 +363,17 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
         }
     }
 
+    shape.has_state_region = check_exports(&exports, &func_types, &types)?;
+    Ok(shape)
+}
+
+/// The exports the contract asks for, with their kinds and types; whether
+/// the module has a state region (both optional exports, or neither).
+fn check_exports(
+    exports: &[(String, ExternalKind, u32)],
+    func_types: &[u32],
+    types: &[Option<Signature>],
+) -> Result<bool, ContractError> {
     let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
     match find(MEMORY_EXPORT) {
         None => {
@@ -456,8 +437,45 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
             missing: optional[j],
         });
     }
-    shape.has_state_region = !optional.is_empty() && present.iter().all(|&p| p);
-    Ok(shape)
+    Ok(!optional.is_empty() && present.iter().all(|&p| p))
+}
+
+/// One import: from the host module of this contract version, a known
+/// function with the contract's type. Returns its type index.
+fn check_import(
+    import: &wasmparser::Import<'_>,
+    types: &[Option<Signature>],
+) -> Result<u32, ContractError> {
+    let host = host_module();
+    let package_prefix = host.split('@').next().unwrap_or(host);
+    if import.module != host {
+        if import.module.starts_with(package_prefix) && import.module.contains('@') {
+            return Err(ContractError::WrongVersion {
+                module: import.module.to_string(),
+                speaks: VERSION,
+            });
+        }
+        return Err(unknown_import(import.module, import.name));
+    }
+    let Some(spec) = IMPORTS.iter().find(|f| f.name == import.name) else {
+        return Err(unknown_import(import.module, import.name));
+    };
+    let TypeRef::Func(ty) = import.ty else {
+        return Err(unknown_import(import.module, import.name));
+    };
+    let expected = Signature::of(spec);
+    let got = types.get(ty as usize).cloned().flatten();
+    if got.as_ref() != Some(&expected) {
+        return Err(ContractError::ImportType {
+            name: import.name.to_string(),
+            got: got.unwrap_or(Signature {
+                params: vec![],
+                results: vec![],
+            }),
+            expected,
+        });
+    }
+    Ok(ty)
 }
 
 fn unknown_import(module: &str, name: &str) -> ContractError {
