@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract;
-use crate::loader::runtime::{Runtime, emit_guest_log};
+use crate::loader::runtime::Runtime;
 use crate::loader::{LoadError, LoadReport, Loader, LoaderConfig, trap_text};
 use crate::rt::guard::Stats;
-use crate::rt::guest::GuestLimits;
+use crate::rt::guest::{GrowKind, GuestLimits};
 use crate::rt::layout::Layout;
 use crate::rt::log_ring::LogConsumer;
 use crate::rt::messages::{Command, Event, Fault, Garbage, SlotId};
@@ -118,6 +118,7 @@ pub enum Notice {
     },
     GrowRefused {
         signal: String,
+        message: String,
     },
     Slow {
         signal: String,
@@ -182,7 +183,7 @@ impl Control {
     /// # Errors
     /// When the WebAssembly runtime cannot be set up.
     pub fn new(settings: Settings) -> anyhow::Result<(Control, Mixer)> {
-        let runtime = Runtime::new()?;
+        let runtime = Runtime::with_limits(&settings.limits)?;
         Self::with_runtime(settings, runtime)
     }
 
@@ -467,12 +468,15 @@ impl Control {
                 Garbage::Error(e) => drop(e),
             }
         }
+        let guest_log = &self.loader.runtime().guest_log;
         self.logs.retain_mut(|(signal, ring)| {
-            while let Ok(line) = ring.pop() {
-                emit_guest_log(signal, line.level, &line.text());
+            while let Some(line) = ring.pop() {
+                guest_log.line(signal, line.level, &line.text());
             }
+            guest_log.dropped(signal, ring.take_dropped());
             !ring.is_abandoned()
         });
+        guest_log.flush();
         self.report_overflows();
         let mut notices = Vec::new();
         while let Ok(event) = self.link.events.pop() {
@@ -593,13 +597,21 @@ impl Control {
                 );
                 Some(Notice::RolledBack { signal, to, clock })
             }
-            Event::GrowRefused { slot, .. } => {
+            Event::GrowRefused { slot, kind, .. } => {
                 let (signal, file) = self.label(slot);
-                tracing::warn!(
-                    "{signal}: a memory grow was refused: the module is over its {} MiB limit ({file})",
-                    self.settings.limits.max_memory_bytes >> 20
-                );
-                Some(Notice::GrowRefused { signal })
+                let limits = &self.settings.limits;
+                let message = match kind {
+                    GrowKind::Memory => format!(
+                        "{signal}: a memory grow was refused: the module is over its {} MiB memory limit ({file})",
+                        limits.max_memory_bytes >> 20
+                    ),
+                    GrowKind::Table => format!(
+                        "{signal}: a table grow was refused: the module is over its {}-element table limit ({file})",
+                        limits.max_table_elements
+                    ),
+                };
+                tracing::warn!("{message}");
+                Some(Notice::GrowRefused { signal, message })
             }
             Event::Slow {
                 slot,
@@ -640,6 +652,20 @@ impl Control {
                 20.0 * peak.log10()
             ),
         }
+    }
+}
+
+impl Drop for Control {
+    /// Say what the guest log dropped in its last, unfinished windows.
+    fn drop(&mut self) {
+        let guest_log = &self.loader.runtime().guest_log;
+        for (signal, ring) in &mut self.logs {
+            while let Some(line) = ring.pop() {
+                guest_log.line(signal, line.level, &line.text());
+            }
+            guest_log.dropped(signal, ring.take_dropped());
+        }
+        guest_log.finish();
     }
 }
 

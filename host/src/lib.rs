@@ -27,9 +27,8 @@ pub mod rt;
 pub mod scaffold;
 pub mod wav;
 
-/// Every allocation in the process goes through `assert_no_alloc`'s
-/// allocator, so that audio-thread code run under [`rt::guard::run`] with
-/// the check on counts any allocation it makes. Outside such scopes it is
-/// the system allocator.
+/// Every allocation in the process goes through a counting wrapper of the
+/// system allocator, so that audio-thread code run under [`rt::guard::run`]
+/// with the check on counts any allocation it makes (silently).
 #[global_allocator]
-static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
+static ALLOCATOR: rt::guard::CountingAllocator = rt::guard::CountingAllocator;

@@ -291,3 +291,60 @@ fn a_device_that_cannot_play_48_khz_is_played_at_its_own_rate_unless_one_is_aske
     assert!(log.contains("cannot play 2 channels at 48000 Hz"), "{log}");
     assert!(log.contains("playing on a silent real-time clock"), "{log}");
 }
+
+#[test]
+fn probing_a_missing_device_prints_lel_hosts_one_line_and_no_raw_alsa_errors() {
+    // An ALSA configuration whose default device does not exist: alsa-lib
+    // reports `Unknown PCM ...` through its own error printer on every
+    // probe. lel-host silences that printer while it probes and says what
+    // happened in one line of its own.
+    let dir = tempdir();
+    let conf = dir.path().join("asound.conf");
+    std::fs::write(
+        &conf,
+        "pcm.!default \"lel_no_such_device\"\nctl.!default \"lel_no_such_device\"\n",
+    )
+    .unwrap();
+    let wav = dir.path().join("played.wav");
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .args(["run", "--seconds", "1", "--record"])
+            .arg(&wav)
+            .arg(repo_root().join("examples/wat/sine.wat"))
+            .env("ALSA_CONFIG_PATH", &conf)
+            .env("HOME", dir.path())
+            .env("NO_COLOR", "1"),
+        "lel-host run",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ALSA lib"),
+        "raw alsa-lib lines on stderr:\n{stderr}"
+    );
+    let device_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("output device"))
+        .collect();
+    assert_eq!(
+        device_lines.len(),
+        1,
+        "one line about the device:\n{stderr}"
+    );
+    assert!(
+        device_lines[0]
+            .contains("no usable output device (device `default`: cannot read its configurations")
+            && device_lines[0].ends_with("playing on a silent real-time clock"),
+        "{stderr}"
+    );
+    // The sine played on the silent clock, sample-exact.
+    let (channels, _, samples) = read_wav(&wav);
+    let left = channel(&samples, channels as usize, 0);
+    assert!(left.len() > 40_000, "{} frames", left.len());
+    for (n, &s) in left.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, 48_000)).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
+}

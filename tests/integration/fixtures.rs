@@ -117,3 +117,14 @@ pub fn faulty(after: u32, bad: &str, extra: &str) -> String {
 "#
     )
 }
+
+/// `text` saved again with a change that alters the module's bytes but not
+/// its sound (an unused global), so it loads as a new version.
+pub fn resaved(text: &str, n: u32) -> String {
+    let end = text.rfind(')').expect("a module ends with `)`");
+    format!(
+        "{}\n  (global $resaved{n} i32 (i32.const {n})){}",
+        &text[..end],
+        &text[end..]
+    )
+}

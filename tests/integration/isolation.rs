@@ -217,9 +217,19 @@ fn a_memory_bomb_gets_a_failed_grow_reported_once() {
     let notices = r.take_notices();
     let refusals: Vec<_> = notices
         .iter()
-        .filter(|n| matches!(n, Notice::GrowRefused { signal } if signal == "bomb"))
+        .filter_map(|n| match n {
+            Notice::GrowRefused { signal, message } if signal == "bomb" => Some(message),
+            _ => None,
+        })
         .collect();
     assert_eq!(refusals.len(), 1, "reported once: {notices:?}");
+    assert_eq!(
+        refusals[0],
+        &format!(
+            "bomb: a memory grow was refused: the module is over its 256 MiB memory limit ({})",
+            dir.path().join("bomb.wat").display()
+        )
+    );
     assert!(
         !notices.iter().any(|n| matches!(n, Notice::Faulted { .. })),
         "a refused grow is the module's problem, not a fault"

@@ -17,6 +17,7 @@ mod fixtures;
 mod fuzz;
 mod isolation;
 mod languages;
+mod limits;
 mod live;
 mod render;
 mod sdk;

@@ -205,10 +205,10 @@ fn crossfading_to_a_quieter_sine() -> (Renderer, Vec<f32>) {
 }
 
 #[test]
-fn a_crossfade_follows_the_equal_power_law_with_both_versions_running() {
+fn a_crossfade_with_carried_state_is_linear_with_both_versions_running() {
     // Old and new version play the same phase (state carried) at 0.5 and
-    // 0.25: during the crossfade the output is exactly
-    // (0.5 cos(a) + 0.25 sin(a)) * sin(phase), a = pi/2 * progress.
+    // 0.25: they are correlated, so the gains sum to one and the output is
+    // exactly (0.5 (1 - t) + 0.25 t) * sin(phase), t = progress.
     let (mut r, mut x) = crossfading_to_a_quieter_sine();
     x.extend(r.render(4_096));
     let len = 960; // 20 ms
@@ -217,11 +217,81 @@ fn a_crossfade_follows_the_equal_power_law_with_both_versions_running() {
         let want = if n < 4_096 {
             0.5 * phase
         } else if n < 4_096 + len {
-            let a = std::f64::consts::FRAC_PI_2 * (n - 4_096) as f64 / len as f64;
-            (0.5 * a.cos() + 0.25 * a.sin()) * phase
+            let t = (n - 4_096) as f64 / len as f64;
+            (0.5 * (1.0 - t) + 0.25 * t) * phase
         } else {
             0.25 * phase
         };
+        assert!(
+            (s as f64 - want).abs() < 1e-5,
+            "frame {n}: {s}, expected {want:.6}"
+        );
+    }
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}
+
+#[test]
+fn a_crossfade_between_identical_versions_keeps_the_level_within_a_tenth_of_a_db() {
+    // A save that changes nothing audible (an unused global) carries the
+    // phase: the crossfade must not swell (equal power would add +3.01 dB
+    // at its middle).
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        xfade: std::time::Duration::from_millis(50),
+        check_alloc: true,
+        ..Settings::default()
+    })
+    .unwrap();
+    let text = fixtures::sine(440.0, 0.5);
+    r.load_bytes("lead", text.as_bytes()).unwrap();
+    let mut x = r.render(4_096);
+    let again = fixtures::resaved(&text, 1);
+    let report = r.load_bytes("lead", again.as_bytes()).unwrap().unwrap();
+    assert!(report.layout.blocks.iter().all(|b| b.carried));
+    x.extend(r.render(SR as usize / 10));
+    // 25 ms windows (11 periods of 440 Hz): each one's level against the sine's.
+    let reference = 0.5 / 2f64.sqrt();
+    for (i, w) in x.chunks_exact(1_200).enumerate() {
+        let level = db(rms(w) / reference);
+        assert!(
+            level.abs() < 0.1,
+            "window {i}: {level:+.3} dB against the sine's level"
+        );
+    }
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}
+
+#[test]
+fn a_crossfade_without_carried_state_is_equal_power() {
+    // The new version claims another key: it starts from its own (zero)
+    // phase, uncorrelated with the old one, and the gains are cos and sin.
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        xfade: std::time::Duration::from_millis(20),
+        check_alloc: true,
+        ..Settings::default()
+    })
+    .unwrap();
+    r.load_bytes("lead", fixtures::sine(440.0, 0.5).as_bytes())
+        .unwrap();
+    let mut x = r.render(4_096);
+    let fresh = fixtures::sine(440.0, 0.25).replace("\"osc#0\"", "\"osc#1\"");
+    let report = r.load_bytes("lead", fresh.as_bytes()).unwrap().unwrap();
+    assert!(report.layout.blocks.iter().all(|b| !b.carried));
+    x.extend(r.render(2_048));
+    let len = 960;
+    for (n, &s) in x.iter().enumerate().skip(4_096) {
+        let a = std::f64::consts::FRAC_PI_2 * ((n - 4_096).min(len) as f64 / len as f64);
+        let want = 0.5 * a.cos() * sine_at(440.0, 1.0, n, SR)
+            + 0.25 * a.sin() * sine_at(440.0, 1.0, n - 4_096, SR);
         assert!(
             (s as f64 - want).abs() < 1e-5,
             "frame {n}: {s}, expected {want:.6}"
@@ -352,9 +422,9 @@ fn unloading_during_a_crossfade_fades_both_versions_together() {
     for (i, &s) in x.iter().enumerate() {
         let n = 4_096 + i;
         let phase = sine_at(440.0, 1.0, n, SR);
-        let a = std::f64::consts::FRAC_PI_2 * i as f64 / 960.0;
+        let t = i as f64 / 960.0;
         let fade = (1.0 - i as f64 / 480.0).max(0.0);
-        let want = (0.5 * a.cos() + 0.25 * a.sin()) * phase * fade;
+        let want = (0.5 * (1.0 - t) + 0.25 * t) * phase * fade;
         assert!(
             (s as f64 - want).abs() < 1e-5,
             "frame {i}: {s}, expected {want:.6}"

@@ -157,7 +157,7 @@ pub fn lel_host_bin() -> PathBuf {
 }
 
 /// Allocator calls the engine's audio-thread code made outside fault paths
-/// (counted by `assert_no_alloc` when `Settings::check_alloc` is on).
+/// (counted by lel-host's allocator when `Settings::check_alloc` is on).
 pub fn audio_thread_allocations(r: &mut lel_host::offline::Renderer) -> u64 {
     r.control()
         .stats()

@@ -56,6 +56,74 @@ impl DeviceError {
     }
 }
 
+/// While alive, alsa-lib's own error messages on this thread (two dozen
+/// `ALSA lib ...` lines on stderr when there is no sound card) go to the
+/// debug log instead: lel-host says what went wrong in its own one line.
+/// Every function here that probes or opens a device holds one.
+pub struct QuietAlsa {
+    #[cfg(target_os = "linux")]
+    previous: alsa_sys::snd_local_error_handler_t,
+}
+
+impl QuietAlsa {
+    pub fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sets alsa-lib's thread-local error handler (it only
+            // ever reads it on this thread) to a function of the exact type
+            // it expects; the previous handler is restored on drop.
+            let previous = unsafe { alsa_sys::snd_lib_error_set_local(Some(alsa_error_to_debug)) };
+            QuietAlsa { previous }
+        }
+        #[cfg(not(target_os = "linux"))]
+        QuietAlsa {}
+    }
+}
+
+impl Default for QuietAlsa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for QuietAlsa {
+    fn drop(&mut self) {
+        // SAFETY: restores the handler that was set when this guard was made.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            alsa_sys::snd_lib_error_set_local(self.previous);
+        }
+    }
+}
+
+/// alsa-lib's error callback while a [`QuietAlsa`] lives: the location and
+/// the unformatted message, at debug level (`LEL_LOG=debug`).
+#[cfg(target_os = "linux")]
+unsafe extern "C" fn alsa_error_to_debug(
+    file: *const std::ffi::c_char,
+    line: std::ffi::c_int,
+    function: *const std::ffi::c_char,
+    err: std::ffi::c_int,
+    fmt: *const std::ffi::c_char,
+    _args: *mut alsa_sys::__va_list_tag,
+) {
+    let text = |p: *const std::ffi::c_char| {
+        if p.is_null() {
+            std::borrow::Cow::Borrowed("?")
+        } else {
+            // SAFETY: alsa-lib passes NUL-terminated static strings
+            // (`__FILE__`, `__func__`, the format literal).
+            unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy()
+        }
+    };
+    tracing::debug!(
+        "alsa-lib {}:{line} ({}): {} (error {err})",
+        text(file),
+        text(function),
+        text(fmt).trim_end()
+    );
+}
+
 /// The device config lel-host will ask for, if the device can do it.
 ///
 /// # Errors
@@ -63,6 +131,7 @@ impl DeviceError {
 pub fn open_device(
     req: &OutputRequest,
 ) -> anyhow::Result<(cpal::Device, cpal::StreamConfig, cpal::SampleFormat, String)> {
+    let _quiet = QuietAlsa::new();
     let host = cpal::host_from_id(cpal::default_host().id()).context("no audio host")?;
     let device = match req.device.as_deref() {
         None | Some("default") => host
@@ -116,6 +185,7 @@ pub fn open_device(
 /// device's default. `None` when the device cannot be opened at all (the
 /// caller then reports it and uses the silent clock).
 pub fn fit(req: &OutputRequest, adapt_rate: bool, adapt_channels: bool) -> Option<(u32, u16)> {
+    let _quiet = QuietAlsa::new();
     if open_device(req).is_ok() {
         return Some((req.sample_rate, req.channels));
     }
@@ -191,6 +261,7 @@ pub fn start_device(
     callback: AudioCallback,
     errors: mpsc::Sender<DeviceError>,
 ) -> Result<Output, Box<StartFailure>> {
+    let _quiet = QuietAlsa::new();
     let (device, config, format, label) = match open_device(req) {
         Ok(x) => x,
         Err(error) => return Err(Box::new(StartFailure { callback, error })),
@@ -320,6 +391,7 @@ impl Output {
 /// # Errors
 /// When the audio host cannot list devices.
 pub fn list_devices() -> anyhow::Result<String> {
+    let _quiet = QuietAlsa::new();
     let host = cpal::host_from_id(cpal::default_host().id()).context("no audio host")?;
     let mut out = String::new();
     let default = host

@@ -5,6 +5,7 @@
 //! never on the audio thread.
 
 pub mod cache;
+pub mod guest_log;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -216,7 +217,11 @@ impl Loader {
         {
             let data = store.data_mut();
             data.state_base = state_base;
-            data.claims = Some(Claims::new(previous.clone(), state_len));
+            data.claims = Some(if shape.has_state_region {
+                Claims::new(previous.clone(), state_len)
+            } else {
+                Claims::without_region()
+            });
         }
         let init = instance
             .get_typed_func::<(i32, i32), i32>(&mut store, "init")
@@ -266,7 +271,6 @@ impl Loader {
             memory,
             state_base,
             layout,
-            grow_reported: false,
         });
         Ok(Prepared {
             version,

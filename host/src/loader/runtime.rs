@@ -11,9 +11,11 @@ use std::time::Duration;
 use wasmtime::{Caller, Config, Engine, Linker, OptLevel};
 
 use crate::contract;
-use crate::rt::guest::HostState;
+use crate::rt::guest::{GuestLimits, HostState};
 use crate::rt::layout::ClaimCode;
 use crate::rt::log_ring::LogLine;
+
+use super::guest_log::GuestLog;
 
 /// How often the epoch advances. Call budgets are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_micros(500);
@@ -22,6 +24,9 @@ pub const EPOCH_TICK: Duration = Duration::from_micros(500);
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
+    /// Guest log lines, rate-limited per signal (from `init` and, drained
+    /// by the control side, from `process`).
+    pub guest_log: Arc<GuestLog>,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -32,7 +37,17 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn new() -> anyhow::Result<Arc<Self>> {
+        Self::with_limits(&GuestLimits::default())
+    }
+
+    /// [`Runtime::new`], with instances pooled for the given per-module
+    /// limits (see [`pooling`]).
+    ///
+    /// # Errors
+    /// When wasmtime cannot be set up on this machine.
+    pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
+        config.allocation_strategy(pooling(limits));
         config
             .epoch_interruption(true)
             // Traps on the audio thread should allocate as little as
@@ -44,7 +59,17 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let host = contract::host_module();
         linker.func_wrap(host, "claim", claim)?;
-        linker.func_wrap(host, "log", log)?;
+        let guest_log = Arc::new(GuestLog::new());
+        {
+            let guest_log = guest_log.clone();
+            linker.func_wrap(
+                host,
+                "log",
+                move |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                    log(&guest_log, caller, level, ptr, len)
+                },
+            )?;
+        }
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -61,6 +86,7 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             engine,
             linker,
+            guest_log,
             ticker: Some((stop, ticker)),
         }))
     }
@@ -70,6 +96,33 @@ impl Runtime {
     pub fn ticks_for(budget: Duration) -> u64 {
         (budget.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
     }
+}
+
+/// Versions (instances) alive at once in one engine: 1,000 signals, each
+/// with its playing version, the previous one kept for rollback and a new one
+/// being loaded.
+pub const POOLED_INSTANCES: u32 = 3_000;
+/// Tables one module may define.
+pub const MAX_TABLES: u32 = 4;
+
+/// Instances come from a pool whose slots are reserved up front: each table
+/// already spans its limit ([`GuestLimits::max_table_elements`]) and each
+/// memory its reservation, so `table.grow` and `memory.grow` on the audio
+/// thread only move a bound, never reallocate. Memory slots are 4 GiB of
+/// address space each (bounds checks elided, as without a pool); only the
+/// pages a module touches are real memory.
+fn pooling(limits: &GuestLimits) -> wasmtime::InstanceAllocationStrategy {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(POOLED_INSTANCES)
+        .total_memories(POOLED_INSTANCES)
+        .total_tables(POOLED_INSTANCES * MAX_TABLES)
+        .max_memories_per_module(1)
+        .max_tables_per_module(MAX_TABLES)
+        .max_memory_size(limits.max_memory_bytes)
+        .table_elements(limits.max_table_elements)
+        // Room for the per-instance metadata of modules with many functions.
+        .max_core_instance_size(16 << 20);
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
 }
 
 impl Drop for Runtime {
@@ -138,9 +191,9 @@ fn claim(
     }
 }
 
-/// `log(level, ptr, len)`: straight to `tracing` while loading; through the
-/// bounded ring (no allocation, no I/O) while playing.
-fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
+/// `log(level, ptr, len)`: to the rate-limited guest log while loading;
+/// through the bounded ring (no allocation, no I/O) while playing.
+fn log(guest_log: &GuestLog, mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
     if caller.data().log_ring.is_some() {
         let Some(memory) = caller
             .get_export(contract::MEMORY_EXPORT)
@@ -154,25 +207,14 @@ fn log(mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32) {
             .get(ptr..ptr.saturating_add(len))
             .map(|bytes| LogLine::new(level, bytes));
         if let (Some(line), Some(ring)) = (line, caller.data_mut().log_ring.as_mut()) {
-            let _ = ring.push(line);
+            ring.push(line);
         }
         return;
     }
     let text = guest_bytes(&mut caller, ptr, len).unwrap_or_default();
-    emit_guest_log(
+    guest_log.line(
         &caller.data().signal,
         level,
         &String::from_utf8_lossy(&text),
     );
-}
-
-/// Route a guest's log line to `tracing`, tagged with the signal's name.
-pub fn emit_guest_log(signal: &str, level: i32, text: &str) {
-    match level {
-        i32::MIN..=0 => tracing::error!("{signal}: {text}"),
-        1 => tracing::warn!("{signal}: {text}"),
-        2 => tracing::info!("{signal}: {text}"),
-        3 => tracing::debug!("{signal}: {text}"),
-        _ => tracing::trace!("{signal}: {text}"),
-    }
 }

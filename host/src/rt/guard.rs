@@ -1,13 +1,18 @@
 //! The one guard around every audio callback: flush-to-zero for denormals and
-//! the `assert_no_alloc` check that the callback neither allocates nor frees.
+//! the check that the callback neither allocates nor frees.
 //!
-//! `assert_no_alloc` runs here in counting mode in every build (debug and
-//! release): a violation on the audio thread increments a thread-local
-//! counter instead of aborting the show, and the mixer publishes it to the
-//! control side ([`Stats::violations`]), where the tests assert it is zero.
-//! Allocations made while a guest traps (wasmtime builds an error value) are
-//! counted apart, as fault-path allocations: expected, and measured.
+//! The process's allocator is [`CountingAllocator`]: the system allocator,
+//! which also counts the allocator calls a thread makes inside a checked
+//! scope ([`run`] with `check_alloc`). Counting is all it does there: it
+//! never prints or aborts (the audio thread never writes to stderr), and the
+//! mixer publishes the count to the control side ([`Stats::violations`]),
+//! where the tests and `--stats` read it. Allocations made while a guest
+//! traps (wasmtime builds an error value) are counted apart, as fault-path
+//! allocations: expected, and measured.
+//! Runs on the audio thread (the allocator: on every thread).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::AtomicU64;
 
 /// Counters shared with the control side (plain atomics, wait-free).
@@ -28,28 +33,88 @@ pub struct Stats {
     pub lost_events: AtomicU64,
 }
 
-/// Allocator calls seen on this thread inside `assert_no_alloc` scopes.
+/// Allocator calls seen on this thread inside checked scopes.
 pub fn violation_count() -> u64 {
-    assert_no_alloc::violation_count() as u64
+    VIOLATIONS.with(|c| c.get())
 }
 
 /// Run `f` as audio-thread code: denormals flushed to zero and, when
-/// `check_alloc` is set, every allocator call counted (see
-/// [`violation_count`]). The check is off by default in the binary: the
-/// counting mode prints a line to stderr when it fires, which only tests and
-/// `--check-alloc` runs want.
+/// `check_alloc` is set (tests, `--stats`), every allocator call counted (see
+/// [`violation_count`]), silently.
 pub fn run<T>(check_alloc: bool, f: impl FnOnce() -> T) -> T {
     let _ftz = ScopedFtz::enable();
     let _mark = AudioThreadMark::set();
-    if check_alloc {
-        assert_no_alloc::assert_no_alloc(f)
-    } else {
-        f()
-    }
+    let _check = check_alloc.then(CheckScope::enter);
+    f()
 }
 
 thread_local! {
-    static ON_AUDIO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ON_AUDIO_THREAD: Cell<bool> = const { Cell::new(false) };
+    // Plain `const` cells without destructors: reading them from inside the
+    // allocator never allocates and never fails.
+    static CHECKING: Cell<u32> = const { Cell::new(0) };
+    static VIOLATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Allocator calls on this thread are counted while one of these lives.
+struct CheckScope;
+
+impl CheckScope {
+    fn enter() -> Self {
+        CHECKING.with(|c| c.set(c.get() + 1));
+        CheckScope
+    }
+}
+
+impl Drop for CheckScope {
+    fn drop(&mut self) {
+        CHECKING.with(|c| c.set(c.get() - 1));
+    }
+}
+
+#[inline]
+fn note_allocator_call() {
+    // `try_with`: during thread teardown the cells may be gone; then there
+    // is nothing to count.
+    let _ = CHECKING.try_with(|checking| {
+        if checking.get() > 0 {
+            let _ = VIOLATIONS.try_with(|v| v.set(v.get() + 1));
+        }
+    });
+}
+
+/// The process's global allocator (set in `lib.rs`): the system allocator,
+/// counting calls made inside checked scopes (see [`run`]).
+pub struct CountingAllocator;
+
+// SAFETY: every method forwards to `System` with the same arguments; the
+// only addition is a thread-local counter update, which neither allocates
+// nor unwinds.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocator_call();
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocator_call();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_allocator_call();
+        // SAFETY: `ptr` came from `System` (every allocation here does) with
+        // this `layout`, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocator_call();
+        // SAFETY: as for `dealloc`, and the caller's contract for `new_size`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
 }
 
 /// Is the calling code running inside [`run`] (audio-thread code)?

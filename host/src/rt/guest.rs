@@ -108,8 +108,39 @@ pub fn install_deadline_policy(store: &mut wasmtime::Store<HostState>) {
 pub struct GuestLimits {
     pub max_memory_bytes: usize,
     pub max_table_elements: usize,
-    /// Set when a grow was refused; reported once by the control side.
-    pub refused: bool,
+    /// Which limits refused a grow (each reported once by the control side).
+    pub refused: Refused,
+}
+
+/// The limits that refused a grow, and those already reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refused {
+    memory: bool,
+    table: bool,
+    reported_memory: bool,
+    reported_table: bool,
+}
+
+/// What a refused grow was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrowKind {
+    Memory,
+    Table,
+}
+
+impl Refused {
+    /// A refusal not reported yet (each kind once).
+    pub fn take(&mut self) -> Option<GrowKind> {
+        if self.memory && !self.reported_memory {
+            self.reported_memory = true;
+            Some(GrowKind::Memory)
+        } else if self.table && !self.reported_table {
+            self.reported_table = true;
+            Some(GrowKind::Table)
+        } else {
+            None
+        }
+    }
 }
 
 impl GuestLimits {
@@ -122,7 +153,7 @@ impl Default for GuestLimits {
         GuestLimits {
             max_memory_bytes: Self::DEFAULT_MEMORY,
             max_table_elements: Self::DEFAULT_TABLE,
-            refused: false,
+            refused: Refused::default(),
         }
     }
 }
@@ -135,7 +166,7 @@ impl ResourceLimiter for GuestLimits {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_memory_bytes;
-        self.refused |= !ok;
+        self.refused.memory |= !ok;
         Ok(ok)
     }
 
@@ -146,7 +177,7 @@ impl ResourceLimiter for GuestLimits {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_table_elements;
-        self.refused |= !ok;
+        self.refused.table |= !ok;
         Ok(ok)
     }
 

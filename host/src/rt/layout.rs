@@ -17,6 +17,7 @@
 //! The layout of a version is therefore always a set of disjoint blocks of
 //! its own claims: churn over thousands of reloads cannot exhaust the region.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// Largest alignment a claim may ask for; `state-ptr` must be aligned to it so
@@ -46,6 +47,9 @@ pub struct Block {
     pub size: u32,
     /// Copied from the playing version at the swap (else fresh).
     pub carried: bool,
+    /// For a carried block: its index in the layout it was carried from (the
+    /// swap looks there first).
+    pub source: u32,
 }
 
 /// The blocks of one version, in claim order.
@@ -79,32 +83,99 @@ impl fmt::Display for ClaimError {
 }
 
 /// Places the claims of one `init` call against the playing version's layout.
+///
+/// Each claim costs O(log n) (n: blocks of both versions): keys are hashed,
+/// and the lowest aligned fit is found in two [`FreeSpace`] indexes, one
+/// around every live block and one around this version's blocks only.
 #[derive(Debug)]
 pub struct Claims {
     previous: Layout,
-    /// Previous blocks whose space a fresh block took.
+    /// Key -> index in `previous`.
+    previous_keys: HashMap<Box<str>, usize>,
+    /// Previous blocks whose space a fresh block took (or that overlap an
+    /// earlier previous block, which a well-formed layout never has).
     evicted: Vec<bool>,
+    /// Previous blocks still holding their space: neither evicted nor
+    /// claimed again. Keyed by offset; empty blocks are left out.
+    previous_live: BTreeSet<(u32, usize)>,
     region_len: u32,
+    /// False for a module without `state-ptr`/`state-len`.
+    has_region: bool,
     layout: Layout,
+    /// Key -> index in `layout`.
+    keys: HashMap<Box<str>, usize>,
+    claimed: u64,
+    /// Space free of this version's blocks and of `previous_live`.
+    around_all: FreeSpace,
+    /// Space free of this version's blocks.
+    around_mine: FreeSpace,
 }
 
 impl Claims {
     /// Start placing claims in a region of `region_len` bytes, given the layout
     /// of the version now playing (empty for a first load).
     pub fn new(previous: Layout, region_len: u32) -> Self {
-        let evicted = vec![false; previous.blocks.len()];
+        let mut evicted = vec![false; previous.blocks.len()];
+        let mut order: Vec<usize> = (0..previous.blocks.len()).collect();
+        order.sort_unstable_by_key(|&i| previous.blocks[i].offset);
+        let mut previous_live = BTreeSet::new();
+        let mut around_all = FreeSpace::new(region_len);
+        let mut end = 0u64;
+        for i in order {
+            let b = &previous.blocks[i];
+            if b.size == 0 {
+                continue;
+            }
+            if (b.offset as u64) < end {
+                evicted[i] = true;
+                continue;
+            }
+            end = b.offset as u64 + b.size as u64;
+            previous_live.insert((b.offset, i));
+            around_all.occupy(b.offset as u64, end);
+        }
+        let previous_keys = previous
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.key.clone(), i))
+            .collect();
         Claims {
             previous,
+            previous_keys,
             evicted,
+            previous_live,
             region_len,
+            has_region: true,
             layout: Layout::default(),
+            keys: HashMap::new(),
+            claimed: 0,
+            around_all,
+            around_mine: FreeSpace::new(region_len),
         }
+    }
+
+    /// Claims for a module that exports no state region: every claim fails
+    /// with [`ClaimCode::NoStateRegion`].
+    pub fn without_region() -> Self {
+        let mut c = Claims::new(Layout::default(), 0);
+        c.has_region = false;
+        c
     }
 
     /// Claim `size` bytes under `key`; returns the offset in the region.
     pub fn claim(&mut self, key: &[u8], size: u32, align: u32) -> Result<u32, ClaimError> {
-        let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
+        let shown = || String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
         let err = |code, message: String| Err(ClaimError { code, message });
+        if !self.has_region {
+            return err(
+                ClaimCode::NoStateRegion,
+                format!(
+                    "claim \"{}\" made by a module with no state region (export `state-ptr` and `state-len`, or claim nothing)",
+                    shown()
+                ),
+            );
+        }
         let key = match std::str::from_utf8(key) {
             Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN => k,
             Ok("") => return err(ClaimCode::BadKey, "claim with an empty key".into()),
@@ -112,7 +183,8 @@ impl Claims {
                 return err(
                     ClaimCode::BadKey,
                     format!(
-                        "claim key \"{shown}...\" is {} bytes, the limit is {MAX_KEY_LEN}",
+                        "claim key \"{}...\" is {} bytes, the limit is {MAX_KEY_LEN}",
+                        shown(),
                         key.len()
                     ),
                 );
@@ -120,7 +192,7 @@ impl Claims {
             Err(_) => {
                 return err(
                     ClaimCode::BadKey,
-                    format!("claim key {shown:?} is not valid UTF-8"),
+                    format!("claim key {:?} is not valid UTF-8", shown()),
                 );
             }
         };
@@ -132,7 +204,7 @@ impl Claims {
                 ),
             );
         }
-        if self.layout.get(key).is_some() {
+        if self.keys.contains_key(key) {
             return err(
                 ClaimCode::DuplicateKey,
                 format!("claim \"{key}\" is made twice in one init (give each helper its own key)"),
@@ -147,8 +219,9 @@ impl Claims {
                 ),
             );
         }
+        let previous = self.previous_keys.get(key).copied();
         // Carry: same key, same size, still in place and suitably aligned.
-        if let Some(i) = self.previous.blocks.iter().position(|b| &*b.key == key) {
+        if let Some(i) = previous {
             let b = &self.previous.blocks[i];
             if !self.evicted[i]
                 && b.size == size
@@ -156,29 +229,20 @@ impl Claims {
                 && b.offset as u64 + size as u64 <= self.region_len as u64
             {
                 let offset = b.offset;
-                self.push(key, offset, size, true);
+                // Its space passes from the playing version to this one.
+                self.previous_live.remove(&(offset, i));
+                self.around_mine
+                    .occupy(offset as u64, offset as u64 + size as u64);
+                self.push(key, offset, size, Some(i));
                 return Ok(offset);
             }
         }
         // Fresh: avoid every block still live; failing that, take the space
         // of playing blocks not claimed so far.
-        let mine: Vec<(u32, u32)> = self
-            .layout
-            .blocks
-            .iter()
-            .map(|b| (b.offset, b.size))
-            .collect();
-        let mut busy = mine.clone();
-        busy.extend(
-            self.previous
-                .blocks
-                .iter()
-                .zip(&self.evicted)
-                .filter(|(b, evicted)| !**evicted && self.layout.get(&b.key).is_none())
-                .map(|(b, _)| (b.offset, b.size)),
-        );
-        let offset = match first_fit(&busy, self.region_len, size, align)
-            .or_else(|| first_fit(&mine, self.region_len, size, align))
+        let offset = match self
+            .around_all
+            .first_fit(size, align)
+            .or_else(|| self.around_mine.first_fit(size, align))
         {
             Some(o) => o,
             None => {
@@ -186,27 +250,56 @@ impl Claims {
                     ClaimCode::RegionFull,
                     format!(
                         "state region of {} bytes is full: claim \"{key}\" of {size} bytes does not fit beside the {} bytes already claimed (enlarge the module's state region)",
-                        self.region_len,
-                        self.layout.claimed_bytes()
+                        self.region_len, self.claimed
                     ),
                 );
             }
         };
-        for (i, b) in self.previous.blocks.iter().enumerate() {
-            if overlaps((b.offset, b.size), (offset, size)) && self.layout.get(&b.key).is_none() {
+        let (start, end) = (offset as u64, offset as u64 + size as u64);
+        if size > 0 {
+            // Evict the playing blocks whose space this one takes.
+            let first = self
+                .previous_live
+                .range(..(offset, 0))
+                .next_back()
+                .filter(|&&(o, i)| o as u64 + self.previous.blocks[i].size as u64 > start)
+                .copied();
+            let rest: Vec<(u32, usize)> = self
+                .previous_live
+                .range((offset, 0)..)
+                .take_while(|&&(o, _)| (o as u64) < end)
+                .copied()
+                .collect();
+            for (o, i) in first.into_iter().chain(rest) {
+                self.previous_live.remove(&(o, i));
                 self.evicted[i] = true;
+                self.around_all
+                    .release(o as u64, o as u64 + self.previous.blocks[i].size as u64);
             }
         }
-        self.push(key, offset, size, false);
+        // The playing block of the same key (resized) is released with this claim.
+        if let Some(i) = previous {
+            let b = &self.previous.blocks[i];
+            if self.previous_live.remove(&(b.offset, i)) {
+                self.around_all
+                    .release(b.offset as u64, b.offset as u64 + b.size as u64);
+            }
+        }
+        self.around_all.occupy(start, end);
+        self.around_mine.occupy(start, end);
+        self.push(key, offset, size, None);
         Ok(offset)
     }
 
-    fn push(&mut self, key: &str, offset: u32, size: u32, carried: bool) {
+    fn push(&mut self, key: &str, offset: u32, size: u32, carried_from: Option<usize>) {
+        self.keys.insert(key.into(), self.layout.blocks.len());
+        self.claimed += size as u64;
         self.layout.blocks.push(Block {
             key: key.into(),
             offset,
             size,
-            carried,
+            carried: carried_from.is_some(),
+            source: carried_from.map_or(0, |i| i as u32),
         });
     }
 
@@ -216,28 +309,277 @@ impl Claims {
     }
 }
 
+#[cfg(test)]
 fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
     let (a0, a1) = (a.0 as u64, a.0 as u64 + a.1 as u64);
     let (b0, b1) = (b.0 as u64, b.0 as u64 + b.1 as u64);
     a0 < b1 && b0 < a1
 }
 
-/// Lowest aligned offset where `size` bytes fit in `len` without touching `busy`.
-fn first_fit(busy: &[(u32, u32)], len: u32, size: u32, align: u32) -> Option<u32> {
-    let mut sorted: Vec<(u64, u64)> = busy
-        .iter()
-        .map(|&(o, s)| (o as u64, o as u64 + s as u64))
-        .collect();
-    sorted.sort_unstable();
-    let align = align as u64;
-    let mut at = 0u64;
-    for (start, end) in sorted {
-        if at + size as u64 <= start {
-            break;
-        }
-        at = at.max(end.div_ceil(align) * align);
+/// The free space of a region: disjoint gaps, indexed so that the lowest
+/// aligned offset where `size` bytes fit is found in O(log n).
+///
+/// The gaps are kept twice: in a `BTreeMap` (start -> end) to find a gap's
+/// neighbours, and in a treap ordered by start whose nodes know, for each
+/// alignment 1..=16, the most bytes an aligned block could take in any gap
+/// of their subtree; the search walks down to the leftmost gap that fits.
+#[derive(Debug)]
+struct FreeSpace {
+    /// The region's length: nothing at or beyond it is ever free.
+    len: u64,
+    gaps: BTreeMap<u64, u64>,
+    nodes: Vec<Node>,
+    unused: Vec<u32>,
+    root: u32,
+    seed: u64,
+    /// Scratch for [`FreeSpace::reshape`].
+    path: Vec<u32>,
+}
+
+const NIL: u32 = u32::MAX;
+/// Alignments 1, 2, 4, 8, 16 (`MAX_ALIGN`).
+const ALIGNS: usize = 5;
+
+#[derive(Debug, Clone)]
+struct Node {
+    start: u64,
+    end: u64,
+    priority: u64,
+    left: u32,
+    right: u32,
+    /// Most bytes an aligned block fits in a gap of this subtree, per alignment.
+    best: [u64; ALIGNS],
+}
+
+fn usable(start: u64, end: u64, align_log: usize) -> u64 {
+    let a = 1u64 << align_log;
+    end.saturating_sub(start.div_ceil(a) * a)
+}
+
+impl FreeSpace {
+    fn new(len: u32) -> Self {
+        let mut f = FreeSpace {
+            len: len as u64,
+            gaps: BTreeMap::new(),
+            nodes: Vec::new(),
+            unused: Vec::new(),
+            root: NIL,
+            seed: 0x9e37_79b9_7f4a_7c15,
+            path: Vec::new(),
+        };
+        f.add_gap(0, len as u64);
+        f
     }
-    (at + size as u64 <= len as u64).then_some(at as u32)
+
+    /// Lowest `align`-aligned offset where `size` free bytes start.
+    fn first_fit(&self, size: u32, align: u32) -> Option<u32> {
+        if size == 0 {
+            return Some(0);
+        }
+        let k = align.trailing_zeros() as usize;
+        let size = size as u64;
+        let mut t = self.root;
+        if t == NIL || self.nodes[t as usize].best[k] < size {
+            return None;
+        }
+        loop {
+            let n = &self.nodes[t as usize];
+            if n.left != NIL && self.nodes[n.left as usize].best[k] >= size {
+                t = n.left;
+            } else if usable(n.start, n.end, k) >= size {
+                let a = 1u64 << k;
+                return Some((n.start.div_ceil(a) * a) as u32);
+            } else {
+                t = n.right;
+            }
+        }
+    }
+
+    /// Mark `start..end` as taken.
+    fn occupy(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        // Usually `start..end` lies in one gap: shrink it in place.
+        if let Some((&s, &e)) = self.gaps.range(..=start).next_back()
+            && e >= end
+        {
+            match (s < start, e > end) {
+                (false, false) => self.remove_gap(s),
+                (false, true) => self.reshape(s, end, e),
+                (true, false) => self.reshape(s, s, start),
+                (true, true) => {
+                    self.reshape(s, s, start);
+                    self.add_gap(end, e);
+                }
+            }
+            return;
+        }
+        let touching: Vec<(u64, u64)> = self
+            .gaps
+            .range(..end)
+            .rev()
+            .take_while(|&(_, &e)| e > start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            self.remove_gap(s);
+            if s < start {
+                self.add_gap(s, start);
+            }
+            if e > end {
+                self.add_gap(end, e);
+            }
+        }
+    }
+
+    /// Give the gap starting at `old` the bounds `start..end`, which keep it
+    /// between its neighbours (no rebalancing: one walk down and back up).
+    fn reshape(&mut self, old: u64, start: u64, end: u64) {
+        self.gaps.remove(&old);
+        self.gaps.insert(start, end);
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        let mut t = self.root;
+        while t != NIL {
+            path.push(t);
+            let n = &self.nodes[t as usize];
+            t = match old.cmp(&n.start) {
+                std::cmp::Ordering::Less => n.left,
+                std::cmp::Ordering::Greater => n.right,
+                std::cmp::Ordering::Equal => break,
+            };
+        }
+        if let Some(&found) = path.last() {
+            let n = &mut self.nodes[found as usize];
+            debug_assert_eq!(n.start, old);
+            n.start = start;
+            n.end = end;
+        }
+        for &t in path.iter().rev() {
+            self.update(t);
+        }
+        self.path = path;
+    }
+
+    /// Mark `start..end` as free, merging it with the gaps it touches.
+    fn release(&mut self, start: u64, end: u64) {
+        let end = end.min(self.len);
+        if start >= end {
+            return;
+        }
+        let touching: Vec<(u64, u64)> = self
+            .gaps
+            .range(..=end)
+            .rev()
+            .take_while(|&(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        let (mut s0, mut e0) = (start, end);
+        for (s, e) in touching {
+            self.remove_gap(s);
+            s0 = s0.min(s);
+            e0 = e0.max(e);
+        }
+        self.add_gap(s0, e0);
+    }
+
+    fn add_gap(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        self.gaps.insert(start, end);
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let node = Node {
+            start,
+            end,
+            priority: self.seed,
+            left: NIL,
+            right: NIL,
+            best: [0; ALIGNS],
+        };
+        let id = match self.unused.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.update(id);
+        let (l, r) = self.split(self.root, start);
+        let lm = self.merge(l, id);
+        self.root = self.merge(lm, r);
+    }
+
+    fn remove_gap(&mut self, start: u64) {
+        self.gaps.remove(&start);
+        let (l, r) = self.split(self.root, start);
+        let (mid, r) = self.split(r, start + 1);
+        if mid != NIL {
+            self.unused.push(mid);
+        }
+        self.root = self.merge(l, r);
+    }
+
+    /// Split `t` into gaps starting below `key` and the rest.
+    fn split(&mut self, t: u32, key: u64) -> (u32, u32) {
+        if t == NIL {
+            return (NIL, NIL);
+        }
+        if self.nodes[t as usize].start < key {
+            let (l, r) = self.split(self.nodes[t as usize].right, key);
+            self.nodes[t as usize].right = l;
+            self.update(t);
+            (t, r)
+        } else {
+            let (l, r) = self.split(self.nodes[t as usize].left, key);
+            self.nodes[t as usize].left = r;
+            self.update(t);
+            (l, t)
+        }
+    }
+
+    /// Join two treaps, every gap of `a` below every gap of `b`.
+    fn merge(&mut self, a: u32, b: u32) -> u32 {
+        if a == NIL {
+            return b;
+        }
+        if b == NIL {
+            return a;
+        }
+        if self.nodes[a as usize].priority > self.nodes[b as usize].priority {
+            let r = self.merge(self.nodes[a as usize].right, b);
+            self.nodes[a as usize].right = r;
+            self.update(a);
+            a
+        } else {
+            let l = self.merge(a, self.nodes[b as usize].left);
+            self.nodes[b as usize].left = l;
+            self.update(b);
+            b
+        }
+    }
+
+    fn update(&mut self, t: u32) {
+        let n = &self.nodes[t as usize];
+        let mut best = [0u64; ALIGNS];
+        for (k, b) in best.iter_mut().enumerate() {
+            *b = usable(n.start, n.end, k);
+        }
+        for child in [n.left, n.right] {
+            if child != NIL {
+                for (b, c) in best.iter_mut().zip(self.nodes[child as usize].best) {
+                    *b = (*b).max(c);
+                }
+            }
+        }
+        self.nodes[t as usize].best = best;
+    }
 }
 
 #[cfg(test)]
@@ -370,5 +712,150 @@ mod tests {
             }
             live = next;
         }
+    }
+
+    /// The placement rules written the plain quadratic way (the previous
+    /// implementation): the indexed one must give exactly the same layouts.
+    fn reference(
+        prev: &Layout,
+        len: u32,
+        claims: &[(String, u32, u32)],
+    ) -> Option<Vec<(u32, bool)>> {
+        let first_fit = |busy: &[(u32, u32)], size: u32, align: u32| {
+            let mut sorted: Vec<(u64, u64)> = busy
+                .iter()
+                .map(|&(o, s)| (o as u64, o as u64 + s as u64))
+                .collect();
+            sorted.sort_unstable();
+            let mut at = 0u64;
+            for (start, end) in sorted {
+                if at + size as u64 <= start {
+                    break;
+                }
+                at = at.max(end.div_ceil(align as u64) * align as u64);
+            }
+            (at + size as u64 <= len as u64).then_some(at as u32)
+        };
+        let mut evicted = vec![false; prev.blocks.len()];
+        let mut mine: Vec<(String, u32, u32)> = Vec::new();
+        let mut out = Vec::new();
+        for (key, size, align) in claims {
+            let (size, align) = (*size, *align);
+            if size > len {
+                return None;
+            }
+            let claimed = |k: &str, mine: &[(String, u32, u32)]| mine.iter().any(|m| m.0 == k);
+            if let Some(i) = prev.blocks.iter().position(|b| &*b.key == key) {
+                let b = &prev.blocks[i];
+                if !evicted[i]
+                    && b.size == size
+                    && b.offset.is_multiple_of(align)
+                    && b.offset as u64 + size as u64 <= len as u64
+                {
+                    mine.push((key.clone(), b.offset, size));
+                    out.push((b.offset, true));
+                    continue;
+                }
+            }
+            let own: Vec<(u32, u32)> = mine.iter().map(|m| (m.1, m.2)).collect();
+            let mut busy = own.clone();
+            busy.extend(
+                prev.blocks
+                    .iter()
+                    .zip(&evicted)
+                    .filter(|(b, e)| !**e && !claimed(&b.key, &mine))
+                    .map(|(b, _)| (b.offset, b.size)),
+            );
+            let offset = first_fit(&busy, size, align).or_else(|| first_fit(&own, size, align))?;
+            for (i, b) in prev.blocks.iter().enumerate() {
+                if overlaps((b.offset, b.size), (offset, size)) && !claimed(&b.key, &mine) {
+                    evicted[i] = true;
+                }
+            }
+            mine.push((key.clone(), offset, size));
+            out.push((offset, false));
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn indexed_placement_matches_the_plain_rules_on_random_reloads() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut live = Layout::default();
+        let mut compared = 0;
+        for version in 0..3_000 {
+            let len = 256 + rand(4) as u32 * 64;
+            let count = 1 + rand(12) as usize;
+            let claims: Vec<(String, u32, u32)> = (0..count)
+                .map(|_| (format!("k{}", rand(16)), rand(72) as u32, 1 << rand(5)))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            let claims: Vec<_> = claims
+                .into_iter()
+                .filter(|c| seen.insert(c.0.clone()))
+                .collect();
+            let want = reference(&live, len, &claims);
+            let mut c = Claims::new(live.clone(), len);
+            let got: Result<Vec<(u32, bool)>, ClaimError> = claims
+                .iter()
+                .map(|(k, s, a)| {
+                    let o = c.claim(k.as_bytes(), *s, *a)?;
+                    Ok((o, c.layout.blocks.last().unwrap().carried))
+                })
+                .collect();
+            match (want, got) {
+                (Some(w), Ok(g)) => {
+                    assert_eq!(g, w, "version {version}: {claims:?} against {live:?}");
+                    compared += 1;
+                    live = c.finish();
+                }
+                (None, Err(e)) => assert_eq!(e.code, ClaimCode::RegionFull, "version {version}"),
+                (w, g) => panic!("version {version}: reference {w:?}, indexed {g:?}"),
+            }
+        }
+        assert!(compared > 2_000, "mostly successful versions: {compared}");
+    }
+
+    #[test]
+    fn twenty_thousand_claims_place_and_carry_in_n_log_n() {
+        // A quadratic placement would take seconds here (and much longer in
+        // a debug build); the loader gives `init` one second in all.
+        let keys: Vec<String> = (0..20_000).map(|i| format!("voice#{i}")).collect();
+        let mut c = Claims::new(Layout::default(), 20_000 * 16);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.claim(k.as_bytes(), 16, 16).unwrap(), i as u32 * 16);
+        }
+        let v1 = c.finish();
+        // The next version carries every block and adds one fresh.
+        let mut c = Claims::new(v1.clone(), 20_000 * 16 + 64);
+        c.claim(b"new", 64, 16).unwrap();
+        for k in &keys {
+            c.claim(k.as_bytes(), 16, 16).unwrap();
+        }
+        let v2 = c.finish();
+        assert!(v2.blocks[1..].iter().all(|b| b.carried));
+        assert_eq!(v2.get("new").unwrap().offset, 20_000 * 16);
+        for (b, old) in v2.blocks[1..].iter().zip(&v1.blocks) {
+            assert_eq!(v1.blocks[b.source as usize].key, b.key);
+            assert_eq!(b.offset, old.offset);
+        }
+    }
+
+    #[test]
+    fn a_module_without_a_state_region_gets_the_no_region_code() {
+        let mut c = Claims::without_region();
+        let e = c.claim(b"osc#0", 8, 8).unwrap_err();
+        assert_eq!(e.code, ClaimCode::NoStateRegion);
+        assert_eq!(e.code as i32, -6);
+        assert_eq!(
+            e.message,
+            "claim \"osc#0\" made by a module with no state region (export `state-ptr` and `state-len`, or claim nothing)"
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! Fixed-size log lines a guest sends from `process`: pushed on the audio
-//! thread into a bounded wait-free ring (no allocation), drained and printed
-//! by a control thread.
+//! thread into a bounded wait-free ring (no allocation; a line that finds the
+//! ring full is counted and dropped), drained by a control thread, which
+//! rate-limits what it prints (`loader::guest_log`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Longest message kept; longer ones are cut.
 pub const LOG_LINE_BYTES: usize = 120;
@@ -29,10 +33,53 @@ impl LogLine {
     }
 }
 
-pub type LogProducer = rtrb::Producer<LogLine>;
-pub type LogConsumer = rtrb::Consumer<LogLine>;
+/// The audio thread's end: pushes lines, counts those the full ring refused.
+pub struct LogProducer {
+    ring: rtrb::Producer<LogLine>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogProducer {
+    /// Queue a line; when the ring is full the line is dropped and counted
+    /// (no allocation, no wait).
+    pub fn push(&mut self, line: LogLine) {
+        if self.ring.push(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The control side's end.
+pub struct LogConsumer {
+    ring: rtrb::Consumer<LogLine>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogConsumer {
+    pub fn pop(&mut self) -> Option<LogLine> {
+        self.ring.pop().ok()
+    }
+
+    /// Lines dropped because the ring was full, since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+
+    /// The version (the producer) is gone.
+    pub fn is_abandoned(&self) -> bool {
+        self.ring.is_abandoned()
+    }
+}
 
 /// A ring for one loaded version.
 pub fn ring() -> (LogProducer, LogConsumer) {
-    rtrb::RingBuffer::new(64)
+    let (tx, rx) = rtrb::RingBuffer::new(64);
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        LogProducer {
+            ring: tx,
+            dropped: dropped.clone(),
+        },
+        LogConsumer { ring: rx, dropped },
+    )
 }

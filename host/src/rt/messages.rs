@@ -80,8 +80,13 @@ pub enum Event {
         to: u64,
         clock: u64,
     },
-    /// A memory or table grow was refused by the limiter (once per version).
-    GrowRefused { slot: SlotId, version: u64 },
+    /// A memory or table grow was refused by the limiter (once per version
+    /// and kind).
+    GrowRefused {
+        slot: SlotId,
+        version: u64,
+        kind: super::guest::GrowKind,
+    },
     /// A call took more than `percent` of the block period.
     Slow {
         slot: SlotId,

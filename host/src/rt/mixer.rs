@@ -1,7 +1,7 @@
 //! The block loop: at each block boundary apply queued commands (loads,
-//! swaps, unloads), let every slot render and add into the mix, then run the
-//! master stage. The same code serves the live audio callback and offline
-//! rendering. Runs on the audio thread.
+//! swaps, unloads), let every slot render into its own buffer, sum the
+//! buffers in slot order, then run the master stage. The same code serves the
+//! live audio callback and offline rendering. Runs on the audio thread.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use super::guard::{self, Stats};
 use super::master::Master;
 use super::messages::{Command, Event, Garbage};
-use super::slot::{BlockCtx, Outbox, Slot};
+use super::outbox::{Outbox, SlotOutbox};
+use super::slot::{BlockCtx, Slot};
 
 /// Fixed facts of a mixer, chosen before the stream starts.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +33,11 @@ pub struct MixerConfig {
 pub struct Mixer {
     config: MixerConfig,
     slots: Box<[Slot]>,
+    /// One outbox per slot, drained in slot order.
+    slot_outs: Box<[SlotOutbox]>,
+    /// The slots rendered this block, in slot order.
+    active: Box<[usize]>,
+    active_len: usize,
     commands: rtrb::Consumer<Command>,
     outbox: Outbox,
     master: Master,
@@ -57,7 +63,12 @@ impl Mixer {
         let stats = Arc::new(Stats::default());
         let mixer = Mixer {
             config,
-            slots: (0..config.slots).map(Slot::new).collect(),
+            slots: (0..config.slots)
+                .map(|i| Slot::new(i, config.block, config.channels))
+                .collect(),
+            slot_outs: (0..config.slots).map(|_| SlotOutbox::default()).collect(),
+            active: vec![0; config.slots].into_boxed_slice(),
+            active_len: 0,
             commands: cmd_rx,
             outbox: Outbox {
                 garbage: garbage_tx,
@@ -137,7 +148,11 @@ impl Mixer {
                     version,
                     fade_in,
                 } => match self.slots.get_mut(slot) {
-                    Some(s) => s.load(version, fade_in, &ctx, &mut self.outbox),
+                    Some(s) => {
+                        let out = &mut self.slot_outs[slot];
+                        s.load(version, fade_in, &ctx, out);
+                        out.drain_into(&mut self.outbox);
+                    }
                     None => self.outbox.retire(version),
                 },
                 Command::Unload { slot } => {
@@ -147,12 +162,33 @@ impl Mixer {
                 }
             }
         }
-        block.fill(0.0);
-        for slot in self.slots.iter_mut().filter(|s| !s.is_idle()) {
-            slot.process(&ctx, block, &mut self.outbox);
+        self.active_len = 0;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if !slot.is_idle() {
+                self.active[self.active_len] = i;
+                self.active_len += 1;
+            }
         }
+        for &i in &self.active[..self.active_len] {
+            self.slots[i].process(&ctx, &mut self.slot_outs[i]);
+        }
+        self.mix(block, frames);
         self.master.process(block);
         self.clock += frames as u64;
         self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sum the slots' buffers into `block` in slot order and pass their
+    /// outboxes on, also in slot order: the result does not depend on which
+    /// thread rendered which slot.
+    fn mix(&mut self, block: &mut [f32], frames: u32) {
+        block.fill(0.0);
+        let ch = self.config.channels;
+        for &i in &self.active[..self.active_len] {
+            self.slot_outs[i].drain_into(&mut self.outbox);
+            for (d, s) in block.iter_mut().zip(self.slots[i].output(frames, ch)) {
+                *d += s;
+            }
+        }
     }
 }

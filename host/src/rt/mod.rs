@@ -1,8 +1,8 @@
 //! Real-time code: everything in this folder runs on the audio thread.
 //!
 //! Nothing here allocates, frees, locks, logs or touches a file on the
-//! fault-free path (checked by `assert_no_alloc` in the tests, see
-//! [`guard`]). Versions arrive ready-made from the loader through a
+//! fault-free path (allocator calls counted in the tests and under
+//! `--stats`, see [`guard`]). Versions arrive ready-made from the loader through a
 //! wait-free queue; retired ones leave through another to be dropped
 //! elsewhere; what happens is reported as plain [`messages::Event`]s.
 //!
@@ -17,5 +17,6 @@ pub mod log_ring;
 pub mod master;
 pub mod messages;
 pub mod mixer;
+pub mod outbox;
 pub mod slot;
 pub mod version;

@@ -1,11 +1,14 @@
 //! One signal on the audio thread: the version playing, the one being
 //! crossfaded out, the last good one kept for rollback, and the fades between
-//! them. Runs on the audio thread; allocation-free on the fault-free path.
+//! them. Each slot renders into its own buffer (the mixer sums the buffers in
+//! slot order), so slots can render on any thread of the pool. Runs on the
+//! audio thread or a pool worker; allocation-free on the fault-free path.
 
 use std::time::Instant;
 
 use super::guard::violation_count;
-use super::messages::{Event, Fault, Garbage, SlotId};
+use super::messages::{Event, Fault, SlotId};
+use super::outbox::SlotOutbox;
 use super::version::Version;
 
 /// A level above +24 dBFS for more than one block is a fault.
@@ -28,44 +31,6 @@ pub struct BlockCtx {
     /// Block period in nanoseconds (for the slow-call warning).
     pub block_nanos: u64,
     pub sample_rate: u32,
-}
-
-/// Where the audio thread sends what it must not drop or print itself.
-pub struct Outbox {
-    pub garbage: rtrb::Producer<Garbage>,
-    pub events: rtrb::Producer<Event>,
-    /// Versions that could not be queued (queue full) and were leaked rather
-    /// than dropped here.
-    pub leaked: u64,
-    pub lost_events: u64,
-    /// Allocator calls made while a guest faulted (this block).
-    pub fault_allocations: u64,
-}
-
-impl Outbox {
-    pub fn retire(&mut self, v: Box<Version>) {
-        if let Err(rtrb::PushError::Full(Garbage::Version(v))) =
-            self.garbage.push(Garbage::Version(v))
-        {
-            // Dropping here would free on the audio thread: leak instead.
-            std::mem::forget(v);
-            self.leaked += 1;
-        }
-    }
-
-    fn retire_error(&mut self, e: wasmtime::Error) {
-        if let Err(rtrb::PushError::Full(Garbage::Error(e))) = self.garbage.push(Garbage::Error(e))
-        {
-            std::mem::forget(e);
-            self.leaked += 1;
-        }
-    }
-
-    pub fn event(&mut self, e: Event) {
-        if self.events.push(e).is_err() {
-            self.lost_events += 1;
-        }
-    }
 }
 
 /// A linear gain ramp.
@@ -119,16 +84,25 @@ pub struct Slot {
     outgoing: Option<Box<Version>>,
     xfade_left: u32,
     xfade_len: u32,
+    /// The crossfade's law: linear when state was carried, else equal power.
+    xfade_law: Law,
     /// The last good version and the clock until which it may come back.
     previous: Option<Box<Version>>,
     rollback_until: u64,
     unloading: bool,
     loud_blocks: u32,
     slow_reported_at: Option<u64>,
+    /// This block's output (interleaved, the mixer's channel count),
+    /// allocated once for the largest block.
+    buf: Box<[f32]>,
+    /// Wall time the guest calls of the last block took (for the pool's
+    /// choice between one thread and several).
+    busy_nanos: u64,
 }
 
 impl Slot {
-    pub fn new(id: SlotId) -> Self {
+    /// A slot for blocks of up to `max_frames` frames of `channels` channels.
+    pub fn new(id: SlotId, max_frames: u32, channels: usize) -> Self {
         Slot {
             id,
             live: None,
@@ -136,12 +110,25 @@ impl Slot {
             outgoing: None,
             xfade_left: 0,
             xfade_len: 0,
+            xfade_law: Law::EqualPower,
             previous: None,
             rollback_until: 0,
             unloading: false,
             loud_blocks: 0,
             slow_reported_at: None,
+            buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
+            busy_nanos: 0,
         }
+    }
+
+    /// The block rendered by the last [`Slot::process`] (`frames` frames).
+    pub fn output(&self, frames: u32, channels: usize) -> &[f32] {
+        &self.buf[..frames as usize * channels]
+    }
+
+    /// Wall time the last block's guest calls took, in nanoseconds.
+    pub fn busy_nanos(&self) -> u64 {
+        self.busy_nanos
     }
 
     pub fn is_idle(&self) -> bool {
@@ -149,7 +136,13 @@ impl Slot {
     }
 
     /// Start or swap in `new` at this block boundary.
-    pub fn load(&mut self, mut new: Box<Version>, fade_in: bool, ctx: &BlockCtx, out: &mut Outbox) {
+    pub fn load(
+        &mut self,
+        mut new: Box<Version>,
+        fade_in: bool,
+        ctx: &BlockCtx,
+        out: &mut SlotOutbox,
+    ) {
         self.loud_blocks = 0;
         let Some(old) = self.live.take() else {
             self.fade = if fade_in {
@@ -187,13 +180,14 @@ impl Slot {
             self.outgoing = Some(old);
             self.xfade_left = ctx.xfade_frames;
             self.xfade_len = ctx.xfade_frames;
+            self.xfade_law = Law::for_swap(carried);
         } else {
             self.keep_previous(old, ctx, out);
         }
         self.live = Some(new);
     }
 
-    fn keep_previous(&mut self, old: Box<Version>, ctx: &BlockCtx, out: &mut Outbox) {
+    fn keep_previous(&mut self, old: Box<Version>, ctx: &BlockCtx, out: &mut SlotOutbox) {
         if let Some(v) = self.previous.replace(old) {
             out.retire(v);
         }
@@ -206,17 +200,26 @@ impl Slot {
         self.fade = Ramp::to(self.fade.value, 0.0, ctx.fade_frames);
     }
 
-    /// Render this slot's block and add it into `mix` (interleaved,
-    /// `ctx.out_channels` per frame).
-    pub fn process(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut Outbox) {
+    /// Render this slot's block into its own buffer (see [`Slot::output`]).
+    pub fn process(&mut self, ctx: &BlockCtx, out: &mut SlotOutbox) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let mix = &mut buf[..ctx.frames as usize * ctx.out_channels];
+        mix.fill(0.0);
+        self.busy_nanos = 0;
+        self.process_into(ctx, mix, out);
+        self.buf = buf;
+    }
+
+    fn process_into(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut SlotOutbox) {
         // Both versions of a crossfade follow the same fade ramp from here.
         let fade_at_start = self.fade;
         if let Some(mut v) = self.live.take() {
             let xfade = (self.xfade_left, self.xfade_len);
+            let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
             let result = self.render(&mut v, ctx, mix, out, |_| {
-                let x = crossfade_gain(xfade, n, true);
+                let x = crossfade_gain(xfade, law, n, true);
                 n += 1;
                 fade.next() * x
             });
@@ -230,10 +233,11 @@ impl Slot {
         }
         if let Some(mut v) = self.outgoing.take() {
             let xfade = (self.xfade_left, self.xfade_len);
+            let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
             let result = self.render(&mut v, ctx, mix, out, |_| {
-                let x = crossfade_gain(xfade, n, false);
+                let x = crossfade_gain(xfade, law, n, false);
                 n += 1;
                 fade.next() * x
             });
@@ -277,7 +281,7 @@ impl Slot {
     }
 
     /// A version failed: silence it and, if a good version is at hand, go back to it.
-    fn fault(&mut self, v: Box<Version>, fault: Fault, ctx: &BlockCtx, out: &mut Outbox) {
+    fn fault(&mut self, v: Box<Version>, fault: Fault, ctx: &BlockCtx, out: &mut SlotOutbox) {
         out.event(Event::Faulted {
             slot: self.id,
             version: v.id,
@@ -289,7 +293,7 @@ impl Slot {
         self.loud_blocks = 0;
         let back = if let Some(old) = self.outgoing.take() {
             // Mid-crossfade: the old version is still running; take it back.
-            let level = crossfade_gain((self.xfade_left, self.xfade_len), 0, false);
+            let level = crossfade_gain((self.xfade_left, self.xfade_len), self.xfade_law, 0, false);
             self.xfade_left = 0;
             Some((old, level))
         } else if ctx.clock <= self.rollback_until {
@@ -319,17 +323,19 @@ impl Slot {
         v: &mut Version,
         ctx: &BlockCtx,
         mix: &mut [f32],
-        out: &mut Outbox,
+        out: &mut SlotOutbox,
         mut gain: impl FnMut(usize) -> f32,
     ) -> Result<(), Fault> {
         let before = violation_count();
         let started = Instant::now();
         let result = v.process(ctx.frames, ctx.clock, ctx.budget_ticks);
         let took = started.elapsed().as_nanos() as u64;
-        if v.take_grow_refusal() {
+        self.busy_nanos += took;
+        if let Some(kind) = v.take_grow_refusal() {
             out.event(Event::GrowRefused {
                 slot: self.id,
                 version: v.id,
+                kind,
             });
         }
         let ptr = match result {
@@ -394,14 +400,41 @@ impl Slot {
     }
 }
 
-/// Equal-power crossfade gain at frame `n` of this block: rising for the new
-/// version, falling for the old. With no crossfade running: 1 for the new.
+/// How the two versions of a crossfade are weighed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Law {
+    /// Gains sum to 1 (`1 - t`, `t`): constant level for correlated versions.
+    /// With carried state the new version continues the old one's phases and
+    /// memories, so the two are (nearly) the same signal: equal power would
+    /// swell by up to +3 dB at the middle.
+    Linear,
+    /// Squared gains sum to 1 (`cos`, `sin`): constant level for
+    /// uncorrelated versions (nothing carried: each starts from its own state).
+    EqualPower,
+}
+
+impl Law {
+    fn for_swap(carried_blocks: u32) -> Law {
+        if carried_blocks > 0 {
+            Law::Linear
+        } else {
+            Law::EqualPower
+        }
+    }
+}
+
+/// Crossfade gain at frame `n` of this block: rising for the new version,
+/// falling for the old. With no crossfade running: 1 for the new.
 #[inline]
-fn crossfade_gain((left, len): (u32, u32), n: u32, rising: bool) -> f32 {
+fn crossfade_gain((left, len): (u32, u32), law: Law, n: u32, rising: bool) -> f32 {
     if len == 0 || left == 0 {
         return if rising { 1.0 } else { 0.0 };
     }
     let done = (len - left + n).min(len) as f32 / len as f32;
-    let angle = done * std::f32::consts::FRAC_PI_2;
-    if rising { angle.sin() } else { angle.cos() }
+    match (law, rising) {
+        (Law::Linear, true) => done,
+        (Law::Linear, false) => 1.0 - done,
+        (Law::EqualPower, true) => (done * std::f32::consts::FRAC_PI_2).sin(),
+        (Law::EqualPower, false) => (done * std::f32::consts::FRAC_PI_2).cos(),
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::{Memory, Store, TypedFunc};
 
-use super::guest::HostState;
+use super::guest::{GrowKind, HostState};
 use super::layout::Layout;
 use super::messages::Fault;
 
@@ -28,8 +28,6 @@ pub struct Version {
     pub(crate) state_base: u32,
     /// The claimed blocks, in claim order.
     pub(crate) layout: Layout,
-    /// The limiter's refusal was reported already.
-    pub(crate) grow_reported: bool,
 }
 
 impl Version {
@@ -91,7 +89,15 @@ impl Version {
         let src_mem = old.memory.data(&old.store);
         let dst_mem = self.memory.data_mut(&mut self.store);
         for block in self.layout.blocks.iter().filter(|b| b.carried) {
-            let Some(src) = old.layout.blocks.iter().find(|o| o.key == block.key) else {
+            // Where the claim found it, if `old` is the layout it was placed
+            // against (the usual case: O(1)); else look it up by key.
+            let src = old
+                .layout
+                .blocks
+                .get(block.source as usize)
+                .filter(|o| o.key == block.key)
+                .or_else(|| old.layout.blocks.iter().find(|o| o.key == block.key));
+            let Some(src) = src else {
                 continue;
             };
             if src.size != block.size || src.offset != block.offset {
@@ -110,13 +116,9 @@ impl Version {
         copied
     }
 
-    /// Whether the limiter refused a grow since the last call (reported once).
-    pub fn take_grow_refusal(&mut self) -> bool {
-        if self.store.data().limits.refused && !self.grow_reported {
-            self.grow_reported = true;
-            return true;
-        }
-        false
+    /// A limit that refused a grow and was not reported yet (each once).
+    pub fn take_grow_refusal(&mut self) -> Option<GrowKind> {
+        self.store.data_mut().limits.refused.take()
     }
 }
 
