@@ -12,6 +12,7 @@
 pub mod callback;
 pub mod guard;
 pub mod guest;
+pub mod kernels;
 pub mod layout;
 pub mod log_ring;
 pub mod master;
