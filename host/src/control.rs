@@ -13,7 +13,7 @@ use crate::contract;
 use crate::loader::runtime::Runtime;
 use crate::loader::{LoadError, LoadReport, Loader, LoaderConfig, trap_text};
 use crate::rt::guard::Stats;
-use crate::rt::guest::{GrowKind, GuestLimits};
+use crate::rt::guest::{CallLimits, GrowKind, GuestLimits};
 use crate::rt::layout::Layout;
 use crate::rt::log_ring::LogConsumer;
 use crate::rt::messages::{Command, Event, Fault, Garbage, SlotId};
@@ -28,9 +28,12 @@ pub struct Settings {
     pub block: u32,
     /// How many signals can play at once.
     pub slots: usize,
-    /// Share of the block period one `process` call may take before it is
-    /// stopped (epoch deadline).
+    /// Share of the block period of CPU time one `process` call may use
+    /// before it is stopped as a runaway (real-time playing).
     pub call_budget: f64,
+    /// Offline rendering: no real-time deadline; a `process` call is a
+    /// runaway only after using this much CPU time (replaces `call_budget`).
+    pub runaway: Option<Duration>,
     pub init_timeout: Duration,
     pub fade: Duration,
     /// Crossfade on swap (zero: instant swap).
@@ -50,6 +53,7 @@ impl Default for Settings {
             block: 128,
             slots: 64,
             call_budget: 0.5,
+            runaway: None,
             init_timeout: Duration::from_secs(1),
             fade: Duration::from_millis(10),
             xfade: Duration::ZERO,
@@ -66,9 +70,28 @@ impl Settings {
         (d.as_secs_f64() * self.sample_rate as f64).round() as u64
     }
 
-    /// The budget of one `process` call.
+    /// The CPU budget of one `process` call.
     pub fn call_budget_time(&self) -> Duration {
-        Duration::from_secs_f64(self.block as f64 / self.sample_rate as f64 * self.call_budget)
+        match self.runaway {
+            Some(d) => d,
+            None => Duration::from_secs_f64(
+                self.block as f64 / self.sample_rate as f64 * self.call_budget,
+            ),
+        }
+    }
+
+    /// The limits of one `process` call: its CPU budget, and a wall-time
+    /// last resort far above it (32 block periods and at least 100 ms when
+    /// playing; ten times the budget offline).
+    pub fn call_limits(&self) -> CallLimits {
+        let cpu = self.call_budget_time();
+        let wall = match self.runaway {
+            Some(d) => d * 10,
+            None => Duration::from_secs_f64(32.0 * self.block as f64 / self.sample_rate as f64)
+                .max(Duration::from_millis(100))
+                .max(cpu * 4),
+        };
+        CallLimits { cpu, wall }
     }
 
     fn mixer_config(&self) -> MixerConfig {
@@ -77,7 +100,7 @@ impl Settings {
             channels: self.channels,
             block: self.block,
             slots: self.slots,
-            budget_ticks: Runtime::ticks_for(self.call_budget_time()),
+            call: self.call_limits(),
             fade_frames: self.frames(self.fade).max(1) as u32,
             xfade_frames: self.frames(self.xfade) as u32,
             rollback_frames: self.frames(self.rollback),
@@ -634,8 +657,17 @@ impl Control {
 
     fn describe(&self, fault: Fault) -> String {
         match fault {
+            Fault::Timeout if self.settings.runaway.is_some() => format!(
+                "process used {:.1} s of CPU time in one call without returning (runaway loop?)",
+                self.settings.call_budget_time().as_secs_f64()
+            ),
             Fault::Timeout => format!(
                 "process exceeded its {:.2} ms budget (runaway loop?)",
+                self.settings.call_budget_time().as_secs_f64() * 1e3
+            ),
+            Fault::Starved => format!(
+                "process did not return within {:.0} ms although it had not used its {:.2} ms CPU budget: the machine is too busy to play in real time",
+                self.settings.call_limits().wall.as_secs_f64() * 1e3,
                 self.settings.call_budget_time().as_secs_f64() * 1e3
             ),
             Fault::Trap(t) => format!("trap: {} in process", trap_text(t)),

@@ -103,6 +103,8 @@ impl Renderer {
 
     /// Render into `out` (a whole number of interleaved frames).
     pub fn render_into(&mut self, out: &mut [f32]) {
+        // Guest calls on this thread are judged by its CPU time.
+        crate::rt::cpu::ensure_registered();
         let step = self.mixer.config().block as usize * self.mixer.config().channels;
         for chunk in out.chunks_mut(step) {
             self.mixer.render(chunk);

@@ -263,7 +263,10 @@ fn a_hanging_init_is_stopped_and_holds_back_no_one() {
         .as_ref()
         .expect_err("the hanging init is rejected")
         .to_string();
-    assert_eq!(err, "`init` did not return within 500ms (runaway loop?)");
+    assert_eq!(
+        err,
+        "`init` used 500ms of CPU time without returning (runaway loop?)"
+    );
     assert!(results[1].is_ok(), "the sine loads");
     let x = r.render(SR as usize / 4);
     for (n, &s) in x.iter().enumerate() {

@@ -529,10 +529,11 @@ codegen-units = 1
 #[test]
 fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
     let (dir, music) = folder_with_sine(0.5);
-    let run = run_folder(dir.path(), &music, "4");
+    let run = run_folder(dir.path(), &music, "60");
     std::thread::sleep(Duration::from_millis(500));
     // Both files change together; `hang`'s init never returns (stopped
-    // after the 1 s init timeout).
+    // once it used its 1 s of CPU time: later in wall time on a busy
+    // machine).
     std::fs::write(
         music.join("hang.wat"),
         fixtures::module("", "(loop $l (br $l)) (i32.const 1)", "(i32.const 0)"),
@@ -540,8 +541,8 @@ fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
     .unwrap();
     std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.25)).unwrap();
     run.wait_for("sine: swapped in version", Duration::from_secs(10));
-    run.wait_for("hang: rejected", Duration::from_secs(20));
-    let (log, x) = run.finish();
+    run.wait_for("hang: rejected", Duration::from_secs(30));
+    let (log, x) = run.interrupt();
     let line = log
         .lines()
         .find(|l| l.contains("sine: swapped in version"))
@@ -556,7 +557,7 @@ fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
         .unwrap_or_else(|| panic!("{line}"));
     assert!(ms < 700.0, "the sine waited for the hanging init: {line}");
     assert!(
-        log.contains("`init` did not return within 1s (runaway loop?)"),
+        log.contains("`init` used 1s of CPU time without returning (runaway loop?)"),
         "{log}"
     );
     assert_continuous_swap(&x, 440.0, 0.5, 0.25);

@@ -44,8 +44,12 @@ pub enum LoadError {
     Channels(i32),
     #[error("`init` trapped: {0}")]
     InitTrap(String),
-    #[error("`init` did not return within {0:?} (runaway loop?)")]
+    #[error("`init` used {0:?} of CPU time without returning (runaway loop?)")]
     InitTimeout(Duration),
+    #[error(
+        "`init` did not return within {0:?} of wall time, having had only {1:?} of CPU: the machine is too busy; save the file again to retry"
+    )]
+    InitStarved(Duration, Duration),
     #[error("cannot read the file: {0}")]
     Io(#[from] std::io::Error),
     #[error("all {0} signal slots are in use; unload a signal first")]
@@ -165,24 +169,37 @@ impl Loader {
         );
         store.limiter(|s| &mut s.limits);
         let timeout = self.config.init_timeout;
-        // A looping `init` is stopped about one tick after `timeout`.
-        let ticks = Runtime::ticks_for(timeout);
-        store.set_epoch_deadline(ticks);
-        store.data_mut().overrun.start(ticks);
-        guest::install_deadline_policy(&mut store);
-        let init_err = |e: wasmtime::Error| match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => LoadError::InitTimeout(timeout),
-            Some(t) => LoadError::InitTrap(trap_text(*t)),
-            None => LoadError::InitTrap(format!("{e:#}")),
+        // The start function, `state-ptr`/`len` and `init` share one CPU
+        // budget; a looping one is stopped about one tick after it.
+        let limits = guest::CallLimits {
+            cpu: timeout,
+            wall: timeout * 10,
         };
+        let ticks = store.data_mut().overrun.start(limits);
+        store.set_epoch_deadline(ticks);
+        guest::install_deadline_policy(&mut store);
+        let starved = |store: &Store<HostState>| {
+            let o = &store.data().overrun;
+            o.starved.then_some(o.used)
+        };
+        let init_err =
+            |e: wasmtime::Error, starved: Option<Duration>| match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => match starved {
+                    Some(used) => LoadError::InitStarved(limits.wall, used),
+                    None => LoadError::InitTimeout(timeout),
+                },
+                Some(t) => LoadError::InitTrap(trap_text(*t)),
+                None => LoadError::InitTrap(format!("{e:#}")),
+            };
         let instance = self
             .runtime
             .linker
             .instantiate(&mut store, &module)
             .map_err(|e| match e.downcast_ref::<Trap>() {
-                Some(_) => {
-                    LoadError::Instantiate(format!("its start function failed: {}", init_err(e)))
-                }
+                Some(_) => LoadError::Instantiate(format!(
+                    "its start function failed: {}",
+                    init_err(e, starved(&store))
+                )),
                 None => LoadError::Instantiate(format!("{e:#}")),
             })?;
         let memory = instance
@@ -193,11 +210,11 @@ impl Loader {
             let ptr = instance
                 .get_typed_func::<(), i32>(&mut store, "state-ptr")
                 .and_then(|f| f.call(&mut store, ()))
-                .map_err(init_err)? as u32;
+                .map_err(|e| init_err(e, starved(&store)))? as u32;
             let len = instance
                 .get_typed_func::<(), i32>(&mut store, "state-len")
                 .and_then(|f| f.call(&mut store, ()))
-                .map_err(init_err)? as u32;
+                .map_err(|e| init_err(e, starved(&store)))? as u32;
             let size = memory.data_size(&store) as u64;
             if !ptr.is_multiple_of(MAX_ALIGN) {
                 return Err(LoadError::StateRegion(format!(
@@ -234,7 +251,7 @@ impl Loader {
                     self.config.max_frames as i32,
                 ),
             )
-            .map_err(init_err)?;
+            .map_err(|e| init_err(e, starved(&store)))?;
         let claims = store.data_mut().claims.take().expect("set above");
         if let Some(msg) = store.data_mut().claim_error.take() {
             return Err(LoadError::Claim(msg));

@@ -18,7 +18,7 @@ use crate::rt::log_ring::LogLine;
 use super::guest_log::GuestLog;
 
 /// How often the epoch advances. Call budgets are whole ticks.
-pub const EPOCH_TICK: Duration = Duration::from_micros(500);
+pub const EPOCH_TICK: Duration = crate::rt::cpu::TICK;
 
 /// The engine and everything compiled modules share.
 pub struct Runtime {
@@ -77,6 +77,8 @@ impl Runtime {
             std::thread::Builder::new()
                 .name("lel-epoch".into())
                 .spawn(move || {
+                    // Above the audio threads, so that deadlines come on time.
+                    crate::rt::priority::promote(crate::rt::priority::Role::Ticker);
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
@@ -94,7 +96,7 @@ impl Runtime {
     /// Epoch ticks that cover `budget` (at least two, so that a call started
     /// just before a tick still gets one full tick).
     pub fn ticks_for(budget: Duration) -> u64 {
-        (budget.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
+        crate::rt::cpu::ticks_for(budget)
     }
 }
 

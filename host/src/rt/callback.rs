@@ -40,13 +40,17 @@ impl WarmUp {
     }
 }
 
+thread_local! {
+    /// This thread was prepared for audio (see [`AudioCallback::first_call`]).
+    static PREPARED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Everything the audio thread owns.
 pub struct AudioCallback {
     mixer: Mixer,
     record: Option<rtrb::Producer<f32>>,
     stats: Arc<Stats>,
     warm_up: Option<WarmUp>,
-    warmed: bool,
     scratch: Box<[f32]>,
     last: Option<Instant>,
     /// Samples the recorder's ring had no room for.
@@ -66,7 +70,6 @@ impl AudioCallback {
             record,
             stats,
             warm_up,
-            warmed: false,
             scratch: vec![0.0; SCRATCH_FRAMES * channels].into_boxed_slice(),
             last: None,
             record_overruns: 0,
@@ -81,9 +84,13 @@ impl AudioCallback {
         self.mixer.config().sample_rate
     }
 
+    /// Once per thread, before its first block (outside the real-time
+    /// guard): real-time priority, CPU-clock registration and wasmtime's
+    /// per-thread warm-up. A reopened device calls from a new thread.
     fn first_call(&mut self) {
-        if !self.warmed {
-            self.warmed = true;
+        if !PREPARED.with(|p| p.replace(true)) {
+            super::priority::promote(super::priority::Role::Audio);
+            super::cpu::ensure_registered();
             if let Some(w) = self.warm_up.as_mut() {
                 w.call();
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+use super::cpu;
 use super::layout::Claims;
 use super::log_ring::LogProducer;
 
@@ -30,71 +31,85 @@ pub struct HostState {
     pub overrun: Overrun,
 }
 
-/// How a call that ran past its epoch deadline is judged. The deadline is
-/// wall time (the epoch ticker); before a call is stopped, the thread's CPU
-/// time confirms the guest was actually running: an audio thread the OS
-/// preempted gets more time instead of a wrongly muted signal.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Overrun {
-    /// Ticks of the call's budget.
-    pub budget_ticks: u64,
-    /// Thread CPU time and wall time at the first deadline of this call.
-    first: Option<(Duration, std::time::Instant)>,
-    extensions: u32,
+/// The limits of one guest call: a CPU-time budget (what judges a runaway)
+/// and a wall-time bound far above it (the last resort for a call that never
+/// gets the CPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallLimits {
+    /// CPU time the call may use.
+    pub cpu: Duration,
+    /// Wall time after which the call is stopped even if it did not use its
+    /// CPU budget (it was starved, and waiting longer helps no one).
+    pub wall: Duration,
 }
 
-impl Overrun {
-    /// Most one-tick extensions granted to a call that is not getting the CPU.
-    const MAX_EXTENSIONS: u32 = 16;
-
-    /// Reset at the start of every call (no system call).
-    pub fn start(&mut self, budget_ticks: u64) {
-        self.budget_ticks = budget_ticks;
-        self.first = None;
-        self.extensions = 0;
+impl CallLimits {
+    /// Epoch ticks to the first deadline: the CPU budget in wall time (a
+    /// call cannot use more CPU than wall time passes).
+    pub fn first_deadline_ticks(&self) -> u64 {
+        cpu::ticks_for(self.cpu.min(self.wall))
     }
+}
 
-    /// Called by wasmtime when the deadline passes (on the calling thread,
-    /// only for calls past their budget): stop the call, or extend it. The
-    /// first deadline grants one more tick and notes the thread's CPU time;
-    /// at the next, a guest that had the CPU for at least half of that time
-    /// is stopped. So a runaway is stopped about one tick after its budget,
-    /// within its block.
-    fn on_deadline(&mut self) -> wasmtime::UpdateDeadline {
-        let cpu = thread_cpu_time();
-        let now = std::time::Instant::now();
-        match self.first {
-            None => {
-                self.first = Some((cpu, now));
-                wasmtime::UpdateDeadline::Continue(1)
-            }
-            Some((cpu0, wall0)) => {
-                let used = cpu.saturating_sub(cpu0);
-                let wall = now.duration_since(wall0);
-                if used * 2 >= wall || self.extensions >= Self::MAX_EXTENSIONS {
-                    wasmtime::UpdateDeadline::Interrupt
-                } else {
-                    // Preempted: measure again over a fresh tick.
-                    self.extensions += 1;
-                    self.first = Some((cpu, now));
-                    wasmtime::UpdateDeadline::Continue(1)
-                }
-            }
+/// How a call that ran past its epoch deadline is judged: by the CPU time
+/// the call itself used, never by the time it waited. At the call's start
+/// the thread's CPU time is taken as an upper bound without a system call
+/// ([`cpu::call_start`]); at each deadline the thread's CPU clock is read
+/// (the overrun path only) and the call is stopped once it used its budget,
+/// else extended by the ticks its remaining budget needs. A call preempted
+/// by the OS is never stopped for that, up to the wall-time last resort.
+#[derive(Clone, Copy, Debug)]
+pub struct Overrun {
+    limits: CallLimits,
+    start: cpu::CallStart,
+    /// The last stop was for wall time (the call was starved of the CPU),
+    /// not for using its CPU budget.
+    pub starved: bool,
+    /// CPU time the stopped call was found to have used.
+    pub used: Duration,
+}
+
+impl Default for Overrun {
+    fn default() -> Self {
+        Overrun {
+            limits: CallLimits {
+                cpu: Duration::from_secs(1),
+                wall: Duration::from_secs(10),
+            },
+            start: cpu::CallStart::default(),
+            starved: false,
+            used: Duration::ZERO,
         }
     }
 }
 
-/// CPU time consumed by the calling thread.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is
-    // supported on every Linux; on failure `ts` stays zero, which only makes
-    // the call look preempted (it is then stopped after MAX_EXTENSIONS).
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+impl Overrun {
+    /// Start judging a call (no system call on a registered thread). Returns
+    /// the epoch ticks to its first deadline.
+    pub fn start(&mut self, limits: CallLimits) -> u64 {
+        self.limits = limits;
+        self.start = cpu::call_start();
+        self.starved = false;
+        limits.first_deadline_ticks()
+    }
+
+    /// Called by wasmtime when the deadline passes (on the calling thread,
+    /// only for calls past their budget in wall time): stop the call, or
+    /// extend it.
+    fn on_deadline(&mut self) -> wasmtime::UpdateDeadline {
+        let used = Duration::from_nanos(cpu::thread_cpu_ns().saturating_sub(self.start.cpu_ns));
+        let wall = Duration::from_nanos(cpu::now_ns().saturating_sub(self.start.wall_ns));
+        self.used = used;
+        if used >= self.limits.cpu {
+            return wasmtime::UpdateDeadline::Interrupt;
+        }
+        if wall >= self.limits.wall {
+            self.starved = true;
+            return wasmtime::UpdateDeadline::Interrupt;
+        }
+        let left = (self.limits.cpu - used).min(self.limits.wall - wall);
+        wasmtime::UpdateDeadline::Continue(cpu::ticks_for(left).saturating_sub(1).max(1))
+    }
 }
 
 /// Install the deadline policy of [`Overrun`] on a store.

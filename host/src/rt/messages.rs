@@ -31,8 +31,11 @@ pub enum Garbage {
 /// thread.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fault {
-    /// `process` ran past its time budget (epoch deadline).
+    /// `process` used its CPU-time budget without returning (runaway).
     Timeout,
+    /// `process` did not return within the wall-time last resort, although
+    /// it had not used its CPU budget: the thread was starved of the CPU.
+    Starved,
     /// `process` trapped.
     Trap(wasmtime::Trap),
     /// `process` failed in another way (e.g. a host function error).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::guard::{self, Stats};
+use super::guest::CallLimits;
 use super::master::Master;
 use super::messages::{Command, Event, Garbage};
 use super::outbox::{Outbox, SlotOutbox};
@@ -20,8 +21,8 @@ pub struct MixerConfig {
     /// Largest block a guest is asked for (`max_frames` of `init`).
     pub block: u32,
     pub slots: usize,
-    /// Epoch ticks a guest call may take.
-    pub budget_ticks: u64,
+    /// The limits of one guest call.
+    pub call: CallLimits,
     pub fade_frames: u32,
     pub xfade_frames: u32,
     pub rollback_frames: u64,
@@ -134,7 +135,7 @@ impl Mixer {
             frames,
             clock: self.clock,
             out_channels: c.channels,
-            budget_ticks: c.budget_ticks,
+            call: c.call,
             fade_frames: c.fade_frames,
             xfade_frames: c.xfade_frames,
             rollback_frames: c.rollback_frames,

@@ -10,6 +10,7 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod cpu;
 pub mod guard;
 pub mod guest;
 pub mod kernels;
@@ -19,5 +20,6 @@ pub mod master;
 pub mod messages;
 pub mod mixer;
 pub mod outbox;
+pub mod priority;
 pub mod slot;
 pub mod version;

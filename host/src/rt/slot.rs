@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::guard::violation_count;
+use super::guest::CallLimits;
 use super::kernels;
 use super::messages::{Event, Fault, SlotId};
 use super::outbox::SlotOutbox;
@@ -21,8 +22,8 @@ pub struct BlockCtx {
     pub frames: u32,
     pub clock: u64,
     pub out_channels: usize,
-    /// Epoch ticks each guest call may take.
-    pub budget_ticks: u64,
+    /// The limits of each guest call (CPU budget, wall-time last resort).
+    pub call: CallLimits,
     /// Frames of a fade in / fade out / rollback ramp.
     pub fade_frames: u32,
     /// Frames of a crossfade on swap (0: instant swap).
@@ -332,7 +333,7 @@ impl Slot {
     ) -> Result<(), Fault> {
         let before = violation_count();
         let started = Instant::now();
-        let result = v.process(ctx.frames, ctx.clock, ctx.budget_ticks);
+        let result = v.process(ctx.frames, ctx.clock, ctx.call);
         let took = started.elapsed().as_nanos() as u64;
         self.busy_nanos += took;
         if let Some(kind) = v.take_grow_refusal() {

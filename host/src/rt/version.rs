@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::{Memory, Store, TypedFunc};
 
-use super::guest::{GrowKind, HostState};
+use super::guest::{CallLimits, GrowKind, HostState};
 use super::layout::Layout;
 use super::messages::Fault;
 
@@ -31,7 +31,8 @@ pub struct Version {
 }
 
 impl Version {
-    /// Call `process` within `budget_ticks` epoch ticks; returns the address
+    /// Call `process` within the CPU budget of `limits` (judged as in
+    /// [`super::guest::Overrun`]); returns the address
     /// of the interleaved samples after checking they lie inside memory.
     ///
     /// # Errors
@@ -41,10 +42,10 @@ impl Version {
         &mut self,
         frames: u32,
         clock: u64,
-        budget_ticks: u64,
+        limits: CallLimits,
     ) -> Result<usize, (Fault, Option<wasmtime::Error>)> {
-        self.store.set_epoch_deadline(budget_ticks);
-        self.store.data_mut().overrun.start(budget_ticks);
+        let ticks = self.store.data_mut().overrun.start(limits);
+        self.store.set_epoch_deadline(ticks);
         let ptr = match self
             .process
             .call(&mut self.store, (frames as i32, clock as i64))
@@ -52,6 +53,9 @@ impl Version {
             Ok(p) => p as u32,
             Err(e) => {
                 let fault = match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) if self.store.data().overrun.starved => {
+                        Fault::Starved
+                    }
                     Some(wasmtime::Trap::Interrupt) => Fault::Timeout,
                     Some(&t) => Fault::Trap(t),
                     None => Fault::Failed,

@@ -1,0 +1,285 @@
+//! Thread CPU time for judging guest calls, with no system call on the audio
+//! thread's fault-free path. Reading a thread's CPU clock is a real system
+//! call on Linux (no vDSO), so threads that run guest calls register here
+//! ([`register_guest_thread`]) and a sampler thread of its own reads each
+//! registered thread's CPU clock every [`TICK`] and publishes it, with the
+//! wall time of the sample, through atomics. A call then starts from an
+//! upper bound of its thread's CPU time so far (last sample + wall time since
+//! it: a thread cannot use more CPU than wall time passes), so the CPU a call
+//! is found to have used is never over-estimated, and a preempted call is
+//! never blamed. Runs on any thread: [`call_start`] on the audio thread
+//! (atomics and one monotonic clock read), the sampler on its own.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::time::{Duration, Instant};
+
+/// How often the epoch advances and registered threads' CPU clocks are
+/// sampled. Call budgets are whole ticks.
+pub const TICK: Duration = Duration::from_micros(500);
+
+/// Most threads registered at once (audio threads, workers, renderers).
+const MAX_THREADS: usize = 128;
+
+/// One registered thread's published sample.
+struct Entry {
+    /// Claimed by a live registration.
+    used: AtomicBool,
+    /// Bumped by every registration: a sample is valid only for its owner.
+    generation: AtomicU64,
+    /// The thread's CPU clock id (`clockid_t`).
+    clock: AtomicI32,
+    /// Seqlock over the three fields below: odd while the sampler writes.
+    seq: AtomicU64,
+    sample_generation: AtomicU64,
+    cpu_ns: AtomicU64,
+    /// Wall time ([`now_ns`]) read just before `cpu_ns`.
+    wall_ns: AtomicU64,
+}
+
+impl Entry {
+    const fn new() -> Self {
+        Entry {
+            used: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            clock: AtomicI32::new(0),
+            seq: AtomicU64::new(0),
+            sample_generation: AtomicU64::new(u64::MAX),
+            cpu_ns: AtomicU64::new(0),
+            wall_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The last sample `(cpu, wall)` if it belongs to `generation`.
+    fn read(&self, generation: u64) -> Option<(u64, u64)> {
+        for _ in 0..4 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let g = self.sample_generation.load(Ordering::Relaxed);
+            let cpu = self.cpu_ns.load(Ordering::Relaxed);
+            let wall = self.wall_ns.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return (g == generation).then_some((cpu, wall));
+            }
+        }
+        None
+    }
+
+    /// Sampler only (the single writer).
+    fn write(&self, generation: u64, cpu: u64, wall: u64) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.sample_generation.store(generation, Ordering::Relaxed);
+        self.cpu_ns.store(cpu, Ordering::Relaxed);
+        self.wall_ns.store(wall, Ordering::Relaxed);
+        self.seq.store(s + 2, Ordering::Release);
+    }
+}
+
+static ENTRIES: [Entry; MAX_THREADS] = [const { Entry::new() }; MAX_THREADS];
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
+static SAMPLER: OnceLock<()> = OnceLock::new();
+
+thread_local! {
+    /// This thread's registration: (entry index, generation).
+    static ME: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
+    /// A registration owned by the thread itself (see [`ensure_registered`]).
+    static OWNED: std::cell::RefCell<Option<GuestThread>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Nanoseconds of the monotonic clock since the first use (vDSO, no system
+/// call).
+pub fn now_ns() -> u64 {
+    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// CPU time the calling thread has used, read from the kernel: a system
+/// call. Only for threads that are not real-time or for the overrun path.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(0)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; a clock id of a thread that
+    // has exited makes the call fail (EINVAL), which is handled.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// A thread registered for CPU sampling; unregistered when dropped. Must be
+/// dropped on the thread that registered.
+pub struct GuestThread {
+    index: usize,
+    generation: u64,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for GuestThread {
+    fn drop(&mut self) {
+        ME.with(|me| {
+            if me.get() == Some((self.index, self.generation)) {
+                me.set(None);
+            }
+        });
+        let e = &ENTRIES[self.index];
+        e.generation.fetch_add(1, Ordering::AcqRel);
+        e.used.store(false, Ordering::Release);
+        REGISTERED.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Register the calling thread as one that runs guest calls (an audio
+/// thread, a render worker): its CPU clock is sampled every [`TICK`] so that
+/// calls on it are judged by CPU time without system calls. Call once per
+/// thread, outside the real-time path (it may start the sampler thread and
+/// waits for the first sample). `None` when the table is full or the thread
+/// already registered; calls on the thread then read the CPU clock directly.
+pub fn register_guest_thread() -> Option<GuestThread> {
+    if ME.with(Cell::get).is_some() {
+        return None;
+    }
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `pthread_self()` is the calling, living thread; `clock` is a
+    // valid out-pointer.
+    if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } != 0 {
+        return None;
+    }
+    let index = ENTRIES.iter().position(|e| {
+        e.used
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })?;
+    let e = &ENTRIES[index];
+    e.clock.store(clock, Ordering::Relaxed);
+    let generation = e.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    ME.with(|me| me.set(Some((index, generation))));
+    REGISTERED.fetch_add(1, Ordering::Relaxed);
+    start_sampler();
+    // Wait (briefly) for the first sample, so that calls never need the
+    // fallback of reading the clock themselves.
+    let waited = Instant::now();
+    while e.read(generation).is_none() && waited.elapsed() < Duration::from_millis(50) {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Some(GuestThread {
+        index,
+        generation,
+        _not_send: std::marker::PhantomData,
+    })
+}
+
+/// Register the calling thread for as long as it lives (idempotent; outside
+/// the real-time path). For threads that run guest calls on and off, such as
+/// the audio callback's or an offline renderer's.
+pub fn ensure_registered() {
+    if ME.with(Cell::get).is_some() {
+        return;
+    }
+    if let Some(g) = register_guest_thread() {
+        OWNED.with(|o| *o.borrow_mut() = Some(g));
+    }
+}
+
+/// Is the calling thread registered?
+pub fn is_registered() -> bool {
+    ME.with(Cell::get).is_some()
+}
+
+fn start_sampler() {
+    SAMPLER.get_or_init(|| {
+        let _ = now_ns();
+        let spawned = std::thread::Builder::new()
+            .name("lel-cpu-clock".into())
+            .spawn(|| {
+                super::priority::promote(super::priority::Role::Ticker);
+                loop {
+                    if REGISTERED.load(Ordering::Relaxed) == 0 {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    sample_all();
+                    std::thread::sleep(TICK);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the CPU clock sampler ({e}): guest calls read their thread's CPU clock themselves");
+        }
+    });
+}
+
+/// Read every registered thread's CPU clock and publish it.
+fn sample_all() {
+    for e in ENTRIES.iter() {
+        if !e.used.load(Ordering::Acquire) {
+            continue;
+        }
+        let generation = e.generation.load(Ordering::Acquire);
+        let clock = e.clock.load(Ordering::Relaxed);
+        // Wall time first: cpu + (now - wall) is then an upper bound.
+        let wall = now_ns();
+        if let Some(cpu) = clock_ns(clock) {
+            e.write(generation, cpu, wall);
+        }
+    }
+}
+
+/// Taken at the start of a guest call: an upper bound of the thread's CPU
+/// time so far, and the wall time. On a registered thread with a current
+/// sample: atomics and one monotonic clock read. Otherwise the thread's CPU
+/// clock is read directly (a system call: not on real-time threads).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallStart {
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+pub fn call_start() -> CallStart {
+    let wall = now_ns();
+    let sampled = ME
+        .with(Cell::get)
+        .and_then(|(i, g)| ENTRIES[i].read(g))
+        .map(|(cpu, at)| cpu + wall.saturating_sub(at));
+    CallStart {
+        cpu_ns: sampled.unwrap_or_else(thread_cpu_ns),
+        wall_ns: wall,
+    }
+}
+
+/// Epoch ticks that cover `d` (at least two, so that a call started just
+/// before a tick still gets one full tick).
+pub fn ticks_for(d: Duration) -> u64 {
+    (d.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_start_never_over_estimates_the_cpu_used_since() {
+        let _me = register_guest_thread().expect("registered");
+        for _ in 0..200 {
+            let exact = thread_cpu_ns();
+            let start = call_start();
+            assert!(
+                start.cpu_ns >= exact,
+                "upper bound {} below the real {exact}",
+                start.cpu_ns
+            );
+            // Burn some CPU between calls.
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(50) {}
+        }
+    }
+}
