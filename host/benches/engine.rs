@@ -19,6 +19,7 @@
 //! `cargo bench -p lel-host`. `LEL_BENCH_REPS` sets the repetitions (5).
 //! Runs on the main thread (the children are lel-host and scsynth).
 
+#[path = "engine/sc.rs"]
 mod sc;
 
 use std::io::{BufRead, BufReader};
@@ -163,8 +164,9 @@ fn main() {
     println!("load average at the end: {}", load());
 }
 
-/// 1. The raw workload, wasm through the engine vs native, one sample per
-/// loop iteration and four (the same code, unrolled, on both sides).
+/// Section 1: the raw workload, wasm through the engine vs native, one
+/// sample per loop iteration and four (the same code, unrolled, on both
+/// sides).
 fn voices_vs_native(reps: usize) {
     println!(
         "\n1. workload (table sine, one-pole lowpass, gain, summed to stereo; raw contract, no SDK), \
@@ -305,16 +307,20 @@ impl Direct {
     }
 }
 
-/// 6. Where the time goes: native; wasm straight through wasmtime without
-/// epoch interruption, with it, with it and Cranelift's inliner; the whole
-/// engine.
+/// Section 6, where the time goes: native; wasm straight through wasmtime
+/// without epoch interruption, with it, with it and Cranelift's inliner;
+/// the whole engine.
 fn where_the_time_goes(reps: usize) {
     const SECONDS: usize = 5;
     println!(
         "\n6. where the time goes ({SECONDS} s; ns per frame and voice, best of {reps}; ratios to native):"
     );
     let frames = SR as usize * SECONDS;
-    let row = |label: &str, units: usize, channels: usize, path: &Path, native: &mut dyn FnMut(&mut [f32])| {
+    let row = |label: &str,
+               units: usize,
+               channels: usize,
+               path: &Path,
+               native: &mut dyn FnMut(&mut [f32])| {
         let mut bare = Direct::new(path, false, false);
         let mut epochs = Direct::new(path, true, false);
         let mut inlined = Direct::new(path, true, true);
@@ -542,7 +548,8 @@ fn per_signal_overhead(reps: usize) {
     let per_block = |n: usize| {
         let mut r = engine(2);
         for i in 0..n {
-            r.load_bytes(&format!("empty{i}"), EMPTY.as_bytes()).unwrap();
+            r.load_bytes(&format!("empty{i}"), EMPTY.as_bytes())
+                .unwrap();
         }
         let mut out = vec![0.0f32; frames * 2];
         r.render_into(&mut out); // warm up
@@ -611,7 +618,7 @@ fn save_to_sound() {
     };
     wait_for("playing on the silent clock");
     // (file change to swap, compile or cache lookup) in ms, from the swap line.
-    let mut swap = |text: &str, n: u64| -> (f64, f64) {
+    let swap = |text: &str, n: u64| -> (f64, f64) {
         std::thread::sleep(Duration::from_millis(150));
         save(text);
         let line = wait_for(&format!("swapped in version {n}"));

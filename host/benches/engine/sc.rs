@@ -11,7 +11,8 @@ pub fn synthdef(name: &str) -> Vec<u8> {
     const KR: u8 = 1;
     const AR: u8 = 2;
     // (class, rate, inputs as (ugen or -1 for a constant, output or constant index), outputs, special)
-    let ugens: [(&str, u8, &[(i32, i32)], usize, i16); 6] = [
+    type Ugen = (&'static str, u8, &'static [(i32, i32)], usize, i16);
+    let ugens: [Ugen; 6] = [
         ("Control", KR, &[], 4, 0),
         ("SinOsc", AR, &[(0, 0), (-1, 0)], 1, 0),
         ("OnePole", AR, &[(1, 0), (0, 1)], 1, 0),
@@ -21,7 +22,12 @@ pub fn synthdef(name: &str) -> Vec<u8> {
         ("Out", AR, &[(-1, 0), (4, 0), (4, 1)], 0, 0),
     ];
     let constants = [0.0f32, 1.0];
-    let params = [("freq", 440.0f32), ("coef", 0.5), ("amp", 0.1), ("pos", 0.0)];
+    let params = [
+        ("freq", 440.0f32),
+        ("coef", 0.5),
+        ("amp", 0.1),
+        ("pos", 0.0),
+    ];
 
     let mut f = Vec::new();
     f.extend_from_slice(b"SCgf");

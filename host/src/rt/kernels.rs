@@ -62,7 +62,9 @@ mod tests {
 
     #[test]
     fn peak_is_the_largest_magnitude_and_rejects_non_finite() {
-        let xs: Vec<f32> = (0..257).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+        let xs: Vec<f32> = (0..257)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
         let want = xs.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         assert_eq!(peak(&bytes(&xs)), Some(want));
         assert_eq!(peak(&bytes(&[-0.0, 0.0])), Some(0.0));
@@ -76,7 +78,7 @@ mod tests {
 
     #[test]
     fn unity_mix_matches_the_gain_loop_bit_for_bit() {
-        let src: Vec<f32> = (0..96).map(|i| (i as f32 * 0.37).sin() * 0.5 - 0.0).collect();
+        let src: Vec<f32> = (0..96).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
         for (ch, oc) in [(1, 1), (1, 2), (2, 2), (1, 3), (2, 3), (3, 2)] {
             let frames = src.len() / ch;
             let base: Vec<f32> = (0..frames * oc).map(|i| i as f32 * -0.01).collect();

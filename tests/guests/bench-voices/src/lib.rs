@@ -184,7 +184,10 @@ const fn parse(s: Option<&str>, default: usize) -> usize {
         n = n * 10 + (b[i] - b'0') as usize;
         i += 1;
     }
-    assert!(n >= 1 && n <= MAX_VOICES, "LEL_BENCH_VOICES and LEL_BENCH_UNROLL: 1 to 1024");
+    assert!(
+        n >= 1 && n <= MAX_VOICES,
+        "LEL_BENCH_VOICES and LEL_BENCH_UNROLL: 1 to 1024"
+    );
     n
 }
 
