@@ -1,6 +1,9 @@
 //! Build script: reads the contract `wit/lel.wit` with `wit-parser` and
 //! generates the table of core-module imports and exports the host checks
-//! every module against (`$OUT_DIR/contract_table.rs`).
+//! every module against (`$OUT_DIR/contract_table.rs`); reads the contract's
+//! constants `wit/constants.txt` and generates the host's constants
+//! (`$OUT_DIR/consts.rs`) and the SDKs' constant files (`$OUT_DIR/sdk/`,
+//! checked in under `guest-sdk/` and compared by a test).
 //!
 //! The names and core signatures come from wit-parser's own canonical-ABI
 //! lowering and legacy name mangling, i.e. exactly what `wit-bindgen` derives
@@ -8,6 +11,9 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+
+#[path = "build/constants.rs"]
+mod constants;
 
 use wit_parser::abi::{AbiVariant, WasmType};
 use wit_parser::{
@@ -17,7 +23,10 @@ use wit_parser::{
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let wit = manifest.join("../wit/lel.wit");
+    let table_path = manifest.join("../wit/constants.txt");
     println!("cargo:rerun-if-changed={}", wit.display());
+    println!("cargo:rerun-if-changed={}", table_path.display());
+    println!("cargo:rerun-if-changed=build/constants.rs");
 
     let mut resolve = Resolve::default();
     let pkg = resolve
@@ -101,8 +110,65 @@ fn main() {
     )
     .unwrap();
 
-    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("contract_table.rs");
-    std::fs::write(dest, out).unwrap();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out_dir.join("contract_table.rs"), out).unwrap();
+
+    // The constants: checked against the prose of lel.wit, then generated
+    // for the host and for every SDK.
+    let table = constants::parse(&table_path);
+    let mut imports = Vec::new();
+    let mut host_module = String::new();
+    for (key, item) in &world.imports {
+        if let WorldItem::Interface { id, .. } = item {
+            for func in resolve.interfaces[*id].functions.values() {
+                host_module = resolve
+                    .wasm_import_name(
+                        mangling,
+                        WasmImport::Func {
+                            interface: Some(key),
+                            func,
+                        },
+                    )
+                    .0;
+                imports.push(func);
+            }
+        }
+    }
+    let doc = |name: &str| -> &str {
+        let import = imports.iter().find(|f| f.name == name).copied();
+        let export = world.exports.values().find_map(|item| match item {
+            WorldItem::Function(f) if f.name == name => Some(f),
+            _ => None,
+        });
+        import
+            .or(export)
+            .and_then(|f| f.docs.contents.as_deref())
+            .unwrap_or_else(|| panic!("wit/lel.wit: `{name}` is missing or has no doc"))
+    };
+    constants::check_wit_prose(
+        &table,
+        doc("claim"),
+        doc("log"),
+        doc("init"),
+        doc("state-ptr"),
+    );
+    std::fs::write(out_dir.join("consts.rs"), constants::host(&table)).unwrap();
+    let contract = constants::Contract {
+        package: format!("{}:{}@{version}", package.namespace, package.name),
+        host_module,
+        imports,
+        table: &table,
+    };
+    let sdk = out_dir.join("sdk");
+    std::fs::create_dir_all(&sdk).unwrap();
+    for (file, text) in [
+        ("contract.rs", constants::rust(&contract)),
+        ("lel_constants.h", constants::c(&contract)),
+        ("lel_constants.zig", constants::zig(&contract)),
+        ("lel_constants.ts", constants::assemblyscript(&contract)),
+    ] {
+        std::fs::write(sdk.join(file), text).unwrap();
+    }
 }
 
 fn emit(

@@ -38,37 +38,45 @@
 //
 // The state region is STATE_BYTES (1 MiB) and the static output buffer
 // OUTPUT_SAMPLES floats: edit the constants below to change them.
+//
+// The contract's constants (error codes, log levels, limits) and the host
+// imports are in lel_constants.ts beside this file (generated from
+// wit/constants.txt, like the other SDKs' constants) and re-exported here:
+// keep the two files together.
 
-// ---- the contract: host imports --------------------------------------------
+// ---- the contract ----------------------------------------------------------
 
-@external("lel:signal/host@0.1.0", "claim")
-declare function hostClaim(key: usize, keyLen: i32, size: i32, align: i32): i32;
+import {
+  CLAIM_ALIGN, DEFAULT_OUTPUT_SAMPLES, DEFAULT_STATE_BYTES, LOG_DEBUG, LOG_ERROR, LOG_INFO,
+  LOG_TRACE, LOG_WARN, MAX_ALIGN, MAX_CHANNELS, REGION_FULL, BAD_ARGS,
+  OUTPUT_TOO_SMALL, BAD_CHANNELS, hostClaim, hostLog,
+} from "./lel_constants";
+export * from "./lel_constants";
 
-@external("lel:signal/host@0.1.0", "log")
-declare function hostLog(level: i32, msg: usize, len: i32): void;
+export const enum Level {
+  Error = LOG_ERROR, Warn = LOG_WARN, Info = LOG_INFO, Debug = LOG_DEBUG, Trace = LOG_TRACE,
+}
 
-// `claim`'s error codes (wit/lel.wit) and the SDK's own (as in Rust).
-export const REGION_FULL: i32 = -1;
-export const BAD_ARGS: i32 = -16;
-export const OUTPUT_TOO_SMALL: i32 = -17;
-export const BAD_CHANNELS: i32 = -20;
+const STATE_BYTES: i32 = DEFAULT_STATE_BYTES;
+const OUTPUT_SAMPLES: i32 = DEFAULT_OUTPUT_SAMPLES;
 
-export const enum Level { Error = 0, Warn = 1, Info = 2, Debug = 3, Trace = 4 }
+const STATE: usize = memory.data(STATE_BYTES, MAX_ALIGN);
+const OUT_STATIC: usize = memory.data(OUTPUT_SAMPLES * 4, MAX_ALIGN);
+const SCRATCH_BYTES: i32 = 1024;
+const SCRATCH: usize = memory.data(SCRATCH_BYTES, 16);
 
-const STATE_BYTES: i32 = 1 << 20;
-const OUTPUT_SAMPLES: i32 = 8192;
-const MAX_CHANNELS: i32 = 64;
-
-const STATE: usize = memory.data(STATE_BYTES, 16);
-const OUT_STATIC: usize = memory.data(OUTPUT_SAMPLES * 4, 16);
-const SCRATCH: usize = memory.data(1024, 16);
+/// Encodes `s` as UTF-8 into the scratch buffer: all of it if it fits, else
+/// as many of its first UTF-16 units as surely fit (one unit is at most 3
+/// bytes); returns the bytes written.
+function toScratch(s: string): i32 {
+  const max = SCRATCH_BYTES / 3;
+  const units = String.UTF8.byteLength(s) <= SCRATCH_BYTES ? s.length : (s.length < max ? s.length : max);
+  return <i32>String.UTF8.encodeUnsafe(changetype<usize>(s), units, SCRATCH);
+}
 
 /// Sends `msg` to the host's log.
 export function log(level: Level, msg: string): void {
-  const n = String.UTF8.byteLength(msg);
-  const len = n < 1024 ? n : 1024;
-  String.UTF8.encodeUnsafe(changetype<usize>(msg), msg.length < 1024 ? msg.length : 1024, SCRATCH);
-  hostLog(level, SCRATCH, len);
+  hostLog(level, SCRATCH, toScratch(msg));
 }
 
 // ---- what a signal gets ------------------------------------------------------
@@ -187,10 +195,7 @@ export function sampleRate(): f64 { return sampleRate_; }
 /// Claims `size` bytes aligned to `align` under `key`: the block's address,
 /// or 0 after logging the failure (`init` then returns the error code).
 export function claim(key: string, size: u32, align: u32): usize {
-  const n = String.UTF8.byteLength(key);
-  const len = n < 512 ? n : 512;
-  String.UTF8.encodeUnsafe(changetype<usize>(key), key.length < 512 ? key.length : 512, SCRATCH);
-  const r = hostClaim(SCRATCH, len, <i32>size, <i32>align);
+  const r = hostClaim(SCRATCH, toScratch(key), <i32>size, <i32>align);
   if (r < 0) {
     if (claimError == 0) {
       claimError = r;
@@ -204,8 +209,8 @@ export function claim(key: string, size: u32, align: u32): usize {
 function claimKind(kind: Kind, size: u32, name: string): usize {
   const index = counters[kind];
   counters[kind] = index + 1;
-  if (name.length > 0) return claim(name, size, 16);
-  return claim(KINDS[kind] + "#" + index.toString(), size, 16);
+  if (name.length > 0) return claim(name, size, CLAIM_ALIGN);
+  return claim(KINDS[kind] + "#" + index.toString(), size, CLAIM_ALIGN);
 }
 
 // ---- oscillators -----------------------------------------------------------

@@ -35,6 +35,11 @@
  * `lel_state_region` and the helpers (LEL_NATIVE compiles the header for
  * the build machine, for testing the math).
  *
+ * The contract's constants (error codes, log levels, limits) and the host
+ * imports are in lel_constants.h, which this header includes: keep the two
+ * files together. It is generated from wit/constants.txt, like the other
+ * SDKs' constants, so every SDK uses the host's numbers.
+ *
  * Helpers are mono: one instance per channel (a stereo filter is two
  * `lel_lowpass`, keys lowpass#0 and lowpass#1). Their `_init` functions
  * claim state and may only be called from `lel_setup`; the n-th helper of a
@@ -48,45 +53,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lel_constants.h"
+
 #if !defined(__wasm32__) && !defined(LEL_NATIVE)
 #error "lel.h builds signal modules for wasm32: clang --target=wasm32 ..."
 #endif
 
 #ifndef LEL_STATE_BYTES
-#define LEL_STATE_BYTES (1u << 20)
+#define LEL_STATE_BYTES ((uint32_t)LEL_DEFAULT_STATE_BYTES)
 #endif
 #ifndef LEL_OUTPUT_SAMPLES
-#define LEL_OUTPUT_SAMPLES 8192u
+#define LEL_OUTPUT_SAMPLES ((uint32_t)LEL_DEFAULT_OUTPUT_SAMPLES)
 #endif
-#define LEL_MAX_CHANNELS 64
 
-/* ---- the contract: host imports ------------------------------------- */
+/* ---- the contract -------------------------------------------------- */
 
-#define LEL_HOST_MODULE "lel:signal/host@0.1.0"
+/* The host imports (`lel_host_claim`, `lel_host_log`), `claim`'s error
+ * codes (LEL_REGION_FULL .. LEL_NO_STATE_REGION), the SDKs' own codes
+ * that `init` returns (LEL_BAD_ARGS, LEL_OUTPUT_TOO_SMALL,
+ * LEL_BAD_CHANNELS, ...) and the limits (LEL_MAX_KEY_LEN, LEL_MAX_ALIGN,
+ * LEL_MAX_CHANNELS) are in lel_constants.h. */
 
 /* Exports a function under `name`, which may be any string ("state-ptr"). */
 #define LEL_EXPORT(name) __attribute__((export_name(name)))
 
-__attribute__((import_module(LEL_HOST_MODULE), import_name("claim")))
-int32_t lel_host_claim(const char *key, int32_t key_len, int32_t size, int32_t align);
-
-__attribute__((import_module(LEL_HOST_MODULE), import_name("log")))
-void lel_host_log(int32_t level, const char *msg, int32_t len);
-
-/* `claim`'s error codes (wit/lel.wit), and the SDK's own (as in Rust). */
+/* Log levels, for lel_log. */
 enum {
-  LEL_REGION_FULL = -1,
-  LEL_BAD_KEY = -2,
-  LEL_BAD_ALIGN = -3,
-  LEL_DUPLICATE_KEY = -4,
-  LEL_NOT_IN_INIT = -5,
-  LEL_NO_STATE_REGION = -6,
-  LEL_BAD_ARGS = -16,
-  LEL_OUTPUT_TOO_SMALL = -17,
-  LEL_BAD_CHANNELS = -20
+  LEL_ERROR = LEL_LOG_ERROR,
+  LEL_WARN = LEL_LOG_WARN,
+  LEL_INFO = LEL_LOG_INFO,
+  LEL_DEBUG = LEL_LOG_DEBUG,
+  LEL_TRACE = LEL_LOG_TRACE
 };
-
-enum { LEL_ERROR = 0, LEL_WARN = 1, LEL_INFO = 2, LEL_DEBUG = 3, LEL_TRACE = 4 };
 
 /* ---- what a signal defines ------------------------------------------- */
 
@@ -107,7 +105,8 @@ typedef struct lel_ctx {
   uint32_t channels;
 } lel_ctx;
 
-/* Claim state, precompute; return the channel count (1..64). */
+/* Claim state, precompute; return the channel count (1 to
+ * LEL_MAX_CHANNELS). */
 int lel_setup(const lel_setup_ctx *s);
 /* One frame: write `out[0 .. channels)`. */
 void lel_frame(const lel_ctx *cx, double *out);
@@ -341,8 +340,8 @@ static inline double lel_exp(double x) {
 
 /* ---- state ----------------------------------------------------------- */
 
-static _Alignas(16) unsigned char lel__state[LEL_STATE_BYTES];
-static _Alignas(16) float lel__out_static[LEL_OUTPUT_SAMPLES];
+static _Alignas(LEL_MAX_ALIGN) unsigned char lel__state[LEL_STATE_BYTES];
+static _Alignas(LEL_MAX_ALIGN) float lel__out_static[LEL_OUTPUT_SAMPLES];
 
 static struct {
   int error;           /* first failed claim (0: none) */
@@ -382,15 +381,16 @@ static inline void *lel_claim(const char *key, uint32_t size, uint32_t align) {
   int32_t r = lel_host_claim(key, (int32_t)lel__strlen(key), (int32_t)size, (int32_t)align);
   if (r < 0) {
     if (lel__rt.error == 0) {
-      char msg[300];
+      char msg[LEL_MAX_KEY_LEN + 40];
       const char *pre = "lel: init failed, claim '";
       size_t n = 0, i;
       for (i = 0; pre[i]; i++) msg[n++] = pre[i];
-      for (i = 0; key[i] && n < 280; i++) msg[n++] = key[i];
+      for (i = 0; key[i] && i < LEL_MAX_KEY_LEN; i++) msg[n++] = key[i];
       msg[n++] = '\'';
       msg[n++] = ':';
       msg[n++] = ' ';
       msg[n++] = '-';
+      if (r <= -10) msg[n++] = (char)('0' + (-r / 10) % 10);
       msg[n++] = (char)('0' + (-r) % 10);
       lel_host_log(LEL_ERROR, msg, (int32_t)n);
       lel__rt.error = r;
@@ -401,12 +401,13 @@ static inline void *lel_claim(const char *key, uint32_t size, uint32_t align) {
 }
 
 /* Claims a block for a helper of kind `kind`: under "kind#n", or the name
- * set with lel_name(). Blocks are 16-byte aligned, as in the Rust SDK. */
+ * set with lel_name(). Blocks are LEL_CLAIM_ALIGN-aligned (16 bytes), as in
+ * every SDK. */
 static inline void *lel__claim_kind(int kind, uint32_t size) {
   uint32_t index = lel__rt.counters[kind]++;
   const char *name = lel__rt.name;
   lel__rt.name = NULL;
-  if (name) return lel_claim(name, size, 16);
+  if (name) return lel_claim(name, size, LEL_CLAIM_ALIGN);
   char key[24];
   const char *k = lel__kinds[kind];
   size_t n = 0;
@@ -420,7 +421,7 @@ static inline void *lel__claim_kind(int kind, uint32_t size) {
   } while (index);
   while (d) key[n++] = digits[--d];
   key[n] = 0;
-  return lel_claim(key, size, 16);
+  return lel_claim(key, size, LEL_CLAIM_ALIGN);
 }
 
 /* The sample rate while in `lel_setup` (and after). */

@@ -7,54 +7,62 @@ use core::ptr::NonNull;
 
 use bytemuck::Pod;
 
+use crate::contract;
 use crate::ctx::Ctx;
 use crate::key::{Key, KeyBuf, MAX_KEY_LEN};
 
 /// Alignment of every block the SDK's helpers claim.
-pub const CLAIM_ALIGN: u32 = 16;
+pub const CLAIM_ALIGN: u32 = contract::CLAIM_ALIGN as u32;
 
-/// Why a signal could not be set up: a `claim` error code (`-1` .. `-6`, as
-/// in `wit/lel.wit`) or one of the SDK's own (`-16` and below), returned by
-/// `init` as is.
+/// Why a signal could not be set up: a `claim` error code (`-1` .. `-6`, the
+/// contract's) or one of the SDKs' own (`-16` .. `-20`), returned by `init`
+/// as is. The numbers are generated from `wit/constants.txt` (see
+/// [`contract`]) and shared by the C, Zig and AssemblyScript SDKs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Error(pub i32);
 
 impl Error {
     /// `-1`: the state region cannot hold the block.
-    pub const REGION_FULL: Error = Error(-1);
+    pub const REGION_FULL: Error = Error(contract::REGION_FULL);
     /// `-2`: empty key, longer than 256 bytes, or not UTF-8.
-    pub const BAD_KEY: Error = Error(-2);
+    pub const BAD_KEY: Error = Error(contract::BAD_KEY);
     /// `-3`: alignment not a power of two, or above 16.
-    pub const BAD_ALIGN: Error = Error(-3);
+    pub const BAD_ALIGN: Error = Error(contract::BAD_ALIGN);
     /// `-4`: the key was already claimed in this `init`.
-    pub const DUPLICATE_KEY: Error = Error(-4);
+    pub const DUPLICATE_KEY: Error = Error(contract::DUPLICATE_KEY);
     /// `-5`: `claim` called outside `init`.
-    pub const NOT_IN_INIT: Error = Error(-5);
+    pub const NOT_IN_INIT: Error = Error(contract::NOT_IN_INIT);
     /// `-6`: no (valid) state region.
-    pub const NO_STATE_REGION: Error = Error(-6);
+    pub const NO_STATE_REGION: Error = Error(contract::NO_STATE_REGION);
     /// `-16`: `init` got a zero sample rate or `max-frames`.
-    pub const BAD_ARGS: Error = Error(-16);
+    pub const BAD_ARGS: Error = Error(contract::BAD_ARGS);
     /// `-17`: the output buffer cannot hold `max-frames` frames.
-    pub const OUTPUT_TOO_SMALL: Error = Error(-17);
+    pub const OUTPUT_TOO_SMALL: Error = Error(contract::OUTPUT_TOO_SMALL);
     /// `-18`: the host answered a claim with an address outside the region
     /// or misaligned.
-    pub const BAD_ADDRESS: Error = Error(-18);
+    pub const BAD_ADDRESS: Error = Error(contract::BAD_ADDRESS);
     /// `-19`: `init` or `process` re-entered.
-    pub const BUSY: Error = Error(-19);
+    pub const BUSY: Error = Error(contract::BUSY);
+    /// `-20`: a channel count outside 1 to 64 (returned by the other SDKs;
+    /// a Rust signal's channel count is checked when it compiles).
+    pub const BAD_CHANNELS: Error = Error(contract::BAD_CHANNELS);
 
     /// What the code means, for the log.
     pub fn describe(self) -> &'static str {
         match self.0 {
-            -1 => "region full: raise the state size with lel::signal!(..., state = BYTES)",
-            -2 => "bad key: empty, longer than 256 bytes, or not UTF-8",
-            -3 => "bad alignment",
-            -4 => "duplicate key: two helpers claim the same name",
-            -5 => "claim outside init",
-            -6 => "no state region",
-            -16 => "bad init arguments",
-            -17 => "output buffer too small for max-frames",
-            -18 => "claim returned an address outside the state region",
-            -19 => "init or process re-entered",
+            contract::REGION_FULL => {
+                "region full: raise the state size with lel::signal!(..., state = BYTES)"
+            }
+            contract::BAD_KEY => "bad key: empty, too long, or not UTF-8",
+            contract::BAD_ALIGN => "bad alignment",
+            contract::DUPLICATE_KEY => "duplicate key: two helpers claim the same name",
+            contract::NOT_IN_INIT => "claim outside init",
+            contract::NO_STATE_REGION => "no state region",
+            contract::BAD_ARGS => "bad init arguments",
+            contract::OUTPUT_TOO_SMALL => "output buffer too small for max-frames",
+            contract::BAD_ADDRESS => "claim returned an address outside the state region",
+            contract::BUSY => "init or process re-entered",
+            contract::BAD_CHANNELS => "channel count outside 1 to 64",
             _ => "unknown error",
         }
     }
@@ -73,7 +81,7 @@ pub fn check_claim(key: &[u8], align: u32) -> Result<(), i32> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || core::str::from_utf8(key).is_err() {
         return Err(Error::BAD_KEY.0);
     }
-    if !align.is_power_of_two() || align > 16 {
+    if !align.is_power_of_two() || align > contract::MAX_ALIGN as u32 {
         return Err(Error::BAD_ALIGN.0);
     }
     Ok(())
@@ -91,24 +99,12 @@ pub fn key_hash(key: &[u8]) -> u64 {
 pub struct HostClaimer;
 
 #[cfg(target_arch = "wasm32")]
-mod sys {
-    #[link(wasm_import_module = "lel:signal/host@0.1.0")]
-    unsafe extern "C" {
-        pub fn claim(key_ptr: i32, key_len: i32, size: i32, align: i32) -> i32;
-        pub fn log(level: i32, msg_ptr: i32, msg_len: i32);
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-pub(crate) use sys::log as host_log;
-
-#[cfg(target_arch = "wasm32")]
 impl Claimer for HostClaimer {
     fn claim(&mut self, key: &[u8], size: u32, align: u32) -> Result<NonNull<u8>, i32> {
         // SAFETY: `claim` only reads `key.len()` bytes at `key.as_ptr()`, a
         // live slice in this module's memory; wasm32 addresses fit in i32.
         let r = unsafe {
-            sys::claim(
+            contract::host::claim(
                 key.as_ptr() as usize as i32,
                 key.len() as i32,
                 size as i32,

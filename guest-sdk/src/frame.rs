@@ -27,6 +27,10 @@ pub trait Frame: Copy + 'static {
 impl<const N: usize> Frame for [f64; N] {
     const CHANNELS: usize = {
         assert!(N >= 1, "a signal has at least one channel");
+        assert!(
+            N <= crate::contract::MAX_CHANNELS,
+            "a signal has at most 64 channels (lel::contract::MAX_CHANNELS)"
+        );
         N
     };
     type Stored = [f32; N];

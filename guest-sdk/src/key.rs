@@ -4,7 +4,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// The longest key the contract allows, in bytes.
-pub const MAX_KEY_LEN: usize = 256;
+pub const MAX_KEY_LEN: usize = crate::contract::MAX_KEY_LEN;
 
 /// Helper types with automatic keys, in the order of [`COUNTERS`].
 const KINDS: [&str; 8] = [

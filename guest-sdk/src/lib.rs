@@ -44,6 +44,7 @@
 extern crate std;
 
 mod claim;
+pub mod contract;
 mod ctx;
 mod env;
 mod filter;
@@ -86,11 +87,11 @@ pub use param::Param;
 /// Default size of the state region in bytes (1 MiB): room for about five
 /// seconds of mono delay line at 48 kHz besides everything else. Change it
 /// with `lel::signal!(..., state = BYTES)`.
-pub const DEFAULT_STATE_BYTES: usize = 1 << 20;
+pub const DEFAULT_STATE_BYTES: usize = contract::DEFAULT_STATE_BYTES;
 
 /// Default size of the static output buffer in samples (frames x channels).
 /// On wasm32 a larger `max-frames` grows memory for the buffer instead.
-pub const DEFAULT_OUTPUT_SAMPLES: usize = 8192;
+pub const DEFAULT_OUTPUT_SAMPLES: usize = contract::DEFAULT_OUTPUT_SAMPLES;
 
 /// Everything a signal needs: `use lel::prelude::*;`.
 pub mod prelude {

@@ -1,20 +1,22 @@
 //! Logging to the host (`log` import): a message tagged with the signal's
 //! name, at levels 0 error .. 4 trace. Natively (tests) messages are dropped.
 
-/// Log levels of the contract.
+use crate::contract;
+
+/// Log levels of the contract (`wit/constants.txt`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
 pub enum Level {
     /// 0
-    Error = 0,
+    Error = contract::LOG_ERROR,
     /// 1
-    Warn = 1,
+    Warn = contract::LOG_WARN,
     /// 2
-    Info = 2,
+    Info = contract::LOG_INFO,
     /// 3
-    Debug = 3,
+    Debug = contract::LOG_DEBUG,
     /// 4
-    Trace = 4,
+    Trace = contract::LOG_TRACE,
 }
 
 /// Sends `msg` to the host's log. From `process`, messages go through a
@@ -24,7 +26,7 @@ pub fn log(level: Level, msg: &str) {
     // SAFETY: the host reads `msg.len()` bytes at `msg.as_ptr()`, a live
     // UTF-8 slice in this module's memory.
     unsafe {
-        crate::claim::host_log(level as i32, msg.as_ptr() as usize as i32, msg.len() as i32);
+        contract::host::log(level as i32, msg.as_ptr() as usize as i32, msg.len() as i32);
     }
     #[cfg(not(target_arch = "wasm32"))]
     let _ = (level, msg);

@@ -36,6 +36,11 @@
 //! `pub const output_samples` (default 8192) to resize the state region and
 //! the static output buffer.
 //!
+//! The contract's constants (error codes, log levels, limits) and the host
+//! imports are in lel_constants.zig beside this file (generated from
+//! wit/constants.txt, like the other SDKs' constants), re-exported here as
+//! `lel.constants`: keep the two files together.
+//!
 //! Helpers are mono: one instance per channel. `claim` may only be called
 //! from `setup`; the n-th helper of a kind claimed gets the key "kind#n", or
 //! `.{ .name = "..." }` (the index of its kind is still taken, so naming one
@@ -43,15 +48,16 @@
 
 const builtin = @import("builtin");
 
-// ---- the contract: host imports ------------------------------------------
+// ---- the contract ----------------------------------------------------------
 
-const host = struct {
-    extern "lel:signal/host@0.1.0" fn claim(key: [*]const u8, key_len: i32, size: i32, alignment: i32) i32;
-    extern "lel:signal/host@0.1.0" fn log(level: i32, msg: [*]const u8, len: i32) void;
-};
+/// The contract's constants and host imports (lel_constants.zig).
+pub const constants = @import("lel_constants.zig");
+const host = constants.host;
 
-/// Why a signal could not be set up: `claim`'s errors (wit/lel.wit) and the
-/// SDK's own. `init` returns `code(err)`, which rejects the version.
+/// Why a signal could not be set up: `claim`'s errors and the SDKs' own
+/// (wit/constants.txt). `init` returns `code(err)`, which rejects the
+/// version. `Unknown` is a claim code this SDK does not know (from a newer
+/// host): `init` returns it as the host gave it, as every SDK does.
 pub const Error = error{
     RegionFull,
     BadKey,
@@ -68,32 +74,41 @@ pub const Error = error{
 /// The contract's (and the Rust SDK's) code for `err`.
 pub fn code(err: Error) i32 {
     return switch (err) {
-        error.RegionFull => -1,
-        error.BadKey => -2,
-        error.BadAlign => -3,
-        error.DuplicateKey => -4,
-        error.NotInInit => -5,
-        error.NoStateRegion => -6,
-        error.BadArgs => -16,
-        error.OutputTooSmall => -17,
-        error.BadChannels => -20,
-        error.Unknown => -21,
+        error.RegionFull => constants.region_full,
+        error.BadKey => constants.bad_key,
+        error.BadAlign => constants.bad_align,
+        error.DuplicateKey => constants.duplicate_key,
+        error.NotInInit => constants.not_in_init,
+        error.NoStateRegion => constants.no_state_region,
+        error.BadArgs => constants.bad_args,
+        error.OutputTooSmall => constants.output_too_small,
+        error.BadChannels => constants.bad_channels,
+        error.Unknown => rt.unknown_code,
     };
 }
 
 fn fromCode(c: i32) Error {
     return switch (c) {
-        -1 => error.RegionFull,
-        -2 => error.BadKey,
-        -3 => error.BadAlign,
-        -4 => error.DuplicateKey,
-        -5 => error.NotInInit,
-        -6 => error.NoStateRegion,
-        else => error.Unknown,
+        constants.region_full => error.RegionFull,
+        constants.bad_key => error.BadKey,
+        constants.bad_align => error.BadAlign,
+        constants.duplicate_key => error.DuplicateKey,
+        constants.not_in_init => error.NotInInit,
+        constants.no_state_region => error.NoStateRegion,
+        else => blk: {
+            rt.unknown_code = c;
+            break :blk error.Unknown;
+        },
     };
 }
 
-pub const Level = enum(i32) { err = 0, warn = 1, info = 2, debug = 3, trace = 4 };
+pub const Level = enum(i32) {
+    err = constants.log_error,
+    warn = constants.log_warn,
+    info = constants.log_info,
+    debug = constants.log_debug,
+    trace = constants.log_trace,
+};
 
 /// Sends `msg` to the host's log.
 pub fn log(level: Level, msg: []const u8) void {
@@ -173,6 +188,8 @@ const Runtime = struct {
     channels: u32 = 0,
     out: [*]f32 = undefined,
     ready: bool = false,
+    /// The last claim code `fromCode` did not know.
+    unknown_code: i32 = constants.region_full,
 };
 
 var rt: Runtime = .{};
@@ -185,21 +202,25 @@ pub const Claim = struct {
 
 /// Claims `size` bytes aligned to `alignment` under `key`: the block, or
 /// the error (logged); only inside `setup`.
-pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(16) u8 {
+pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(constants.claim_align) u8 {
     const r = host.claim(key.ptr, @intCast(key.len), @bitCast(size), @bitCast(alignment));
     if (r < 0) {
-        var msg: [300]u8 = undefined;
+        var msg: [constants.max_key_len + 40]u8 = undefined;
         var n: usize = 0;
         for ("lel: init failed, claim '") |c| {
             msg[n] = c;
             n += 1;
         }
-        for (key[0..@min(key.len, 256)]) |c| {
+        for (key[0..@min(key.len, constants.max_key_len)]) |c| {
             msg[n] = c;
             n += 1;
         }
         for ("': -") |c| {
             msg[n] = c;
+            n += 1;
+        }
+        if (r <= -10) {
+            msg[n] = '0' + @as(u8, @intCast(@mod(@divTrunc(-r, 10), 10)));
             n += 1;
         }
         msg[n] = '0' + @as(u8, @intCast(@mod(-r, 10)));
@@ -210,11 +231,11 @@ pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(16)
     return @ptrFromInt(@as(usize, @intCast(r)));
 }
 
-fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(16) u8 {
+fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(constants.claim_align) u8 {
     const slot = @intFromEnum(kind);
     var index = rt.counters[slot];
     rt.counters[slot] += 1;
-    if (opt.name) |name| return claimBytes(name, size, 16);
+    if (opt.name) |name| return claimBytes(name, size, constants.claim_align);
     var key: [24]u8 = undefined;
     const tag = @tagName(kind);
     @memcpy(key[0..tag.len], tag);
@@ -234,7 +255,7 @@ fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(16) u8 {
         key[n] = digits[d];
         n += 1;
     }
-    return claimBytes(key[0..n], size, 16);
+    return claimBytes(key[0..n], size, constants.claim_align);
 }
 
 /// The sample rate (set before `setup` runs).
@@ -535,17 +556,17 @@ pub fn pan(x: f64, p: f64) [2]f64 {
 
 // ---- the exports -------------------------------------------------------------
 
-pub const max_channels = 64;
+pub const max_channels = constants.max_channels;
 
 /// Exports `state-ptr`, `state-len`, `init` and `process` for the signal
 /// `S` (a root file with `setup` and `frame`). Call it from a `comptime`
 /// block of the root file.
 pub fn signal(comptime S: type) void {
     const E = struct {
-        const state_bytes: usize = if (@hasDecl(S, "state_bytes")) S.state_bytes else 1 << 20;
-        const output_samples: usize = if (@hasDecl(S, "output_samples")) S.output_samples else 8192;
-        var state: [state_bytes]u8 align(16) = undefined;
-        var out_static: [output_samples]f32 align(16) = undefined;
+        const state_bytes: usize = if (@hasDecl(S, "state_bytes")) S.state_bytes else constants.default_state_bytes;
+        const output_samples: usize = if (@hasDecl(S, "output_samples")) S.output_samples else constants.default_output_samples;
+        var state: [state_bytes]u8 align(constants.max_align) = undefined;
+        var out_static: [output_samples]f32 align(constants.max_align) = undefined;
 
         fn statePtr() callconv(.c) u32 {
             return @intCast(@intFromPtr(&state));

@@ -15,10 +15,16 @@
 //! 6. Where the time goes: the workload native, as wasm straight through
 //!    wasmtime without and with epoch interruption, and through the engine.
 //!
+//! 7. The pool and the claims (`engine/pool.rs`): `--threads 2` vs 1 on
+//!    heavy signals, and claim placement's growth.
+//!
 //! Run with `scripts/bench` (installs `supercollider-server`) or
-//! `cargo bench -p lel-host`. `LEL_BENCH_REPS` sets the repetitions (5).
+//! `cargo bench -p lel-host`; `-- pool` or `-- claims` runs part 7 alone.
+//! `LEL_BENCH_REPS` sets the repetitions (5).
 //! Runs on the main thread (the children are lel-host and scsynth).
 
+#[path = "engine/pool.rs"]
+mod pool;
 #[path = "engine/sc.rs"]
 mod sc;
 
@@ -153,6 +159,16 @@ fn load() -> String {
 }
 
 fn main() {
+    // `-- pool` runs only the pool's part, `-- claims` only the claims'.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "claims") {
+        pool::claims();
+        return;
+    }
+    if args.iter().any(|a| a == "pool") {
+        pool::pool();
+        return;
+    }
     println!("machine: {}", machine());
     let reps = reps();
     voices_vs_native(reps);
@@ -162,6 +178,8 @@ fn main() {
     save_to_sound();
     where_the_time_goes(reps);
     println!("load average at the end: {}", load());
+    pool::pool();
+    pool::claims();
 }
 
 /// Section 1: the raw workload, wasm through the engine vs native, one

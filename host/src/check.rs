@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::control::{
-    Control, LoadOutcome, Settings, collect_modules, read_module, show_paths, signal_name,
-};
+use crate::control::{Control, LoadOutcome, Request, Settings};
+use crate::files::{collect_modules, show_paths, signal_name};
 
 /// One module's verdict.
 pub struct Verdict {
@@ -30,7 +29,7 @@ pub fn check(paths: &[PathBuf], settings: &Settings) -> anyhow::Result<Vec<Verdi
     for path in files {
         let name = signal_name(&path);
         let (mut control, _mixer) = Control::with_runtime(settings.clone(), runtime.clone())?;
-        let result = read_module(&path).and_then(|bytes| control.load(&name, &bytes, Some(&path)));
+        let result = control.load_request(Request::file(name.clone(), path.clone()));
         let (line, ok) = match result {
             Ok(LoadOutcome::Loaded(r)) => {
                 let keys: Vec<String> = r

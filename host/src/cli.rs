@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::control::{Settings, collect_modules, signal_name};
+use crate::control::Settings;
+use crate::files::{collect_modules, signal_name};
 use crate::offline::Renderer;
 
 #[derive(Parser, Debug)]
@@ -95,9 +96,19 @@ pub struct RunArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "S")]
     pub seconds: Option<f64>,
-    /// At the end, print swap latencies, late blocks and audio-thread allocations.
+    /// At the end, print swap latencies, late blocks and lost time,
+    /// audio-thread allocations and each signal's CPU use.
     #[arg(long)]
     pub stats: bool,
+    /// When the signals need more than the block period for 3 seconds in a
+    /// row, mute the most expensive one (default: keep playing everything
+    /// and report the overload).
+    #[arg(long)]
+    pub shed: bool,
+    /// Threads rendering signals in parallel within each block: the audio
+    /// thread plus N-1 workers (default: one per core, at most one per signal).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -119,10 +130,18 @@ pub struct RenderArgs {
     /// Frames per block (the most a module is asked for at once).
     #[arg(long, default_value_t = 128, value_name = "FRAMES")]
     pub block: u32,
-    /// Share of the block period one `process` call may take before it is
-    /// stopped as a runaway, in percent.
-    #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
-    pub budget: f64,
+    /// Accepted for scripts written for `run`; offline there is no
+    /// real-time deadline, so it has no effect (see --runaway-seconds).
+    #[arg(long, hide = true, value_name = "PERCENT")]
+    pub budget: Option<f64>,
+    /// A `process` call is stopped as a runaway only after using this much
+    /// CPU time (there is no real-time deadline offline).
+    #[arg(long = "runaway-seconds", default_value_t = 2.0, value_name = "S")]
+    pub runaway_seconds: f64,
+    /// Threads rendering signals in parallel within each block: the audio
+    /// thread plus N-1 workers (default: one per core, at most one per signal).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +162,24 @@ fn budget(percent: f64) -> anyhow::Result<f64> {
         "--budget {percent} is out of range (1 to 400 percent of the block period)"
     );
     Ok(percent / 100.0)
+}
+
+/// `--threads`, validated; the default is one per core, at most `signals`
+/// (at least one).
+fn threads(given: Option<usize>, signals: usize) -> anyhow::Result<usize> {
+    match given {
+        Some(n) => {
+            anyhow::ensure!(
+                (1..=256).contains(&n),
+                "--threads {n} is out of range (1 to 256 threads)"
+            );
+            Ok(n)
+        }
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Ok(cores.min(signals).max(1))
+        }
+    }
 }
 
 /// Shape settings shared by every subcommand, validated.
@@ -240,6 +277,10 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
     settings.xfade = Duration::from_secs_f64(a.xfade / 1e3);
     settings.call_budget = budget(a.budget)?;
     settings.check_alloc = a.stats;
+    // Signals may be added while playing: by default a worker per core
+    // (parked while unused); a block never uses more threads than signals.
+    settings.threads = threads(a.threads, usize::MAX)?;
+    settings.realtime = true;
     Ok(crate::live::RunOptions {
         paths: a.paths,
         output: crate::live::output::OutputRequest {
@@ -254,12 +295,25 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
         record: a.record,
         seconds: a.seconds,
         stats: a.stats,
+        shed: a.shed,
     })
 }
 
 fn render(a: RenderArgs) -> anyhow::Result<bool> {
     let mut settings = settings(a.sample_rate, a.channels, a.block)?;
-    settings.call_budget = budget(a.budget)?;
+    anyhow::ensure!(
+        a.runaway_seconds.is_finite() && (0.001..=3600.0).contains(&a.runaway_seconds),
+        "--runaway-seconds {} is out of range (0.001 to 3600)",
+        a.runaway_seconds
+    );
+    settings.runaway = Some(Duration::from_secs_f64(a.runaway_seconds));
+    if let Some(b) = a.budget {
+        budget(b)?;
+        tracing::info!(
+            "--budget has no effect in render: offline there is no real-time deadline; a call is stopped only after --runaway-seconds {} of CPU time",
+            a.runaway_seconds
+        );
+    }
     anyhow::ensure!(
         a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 24.0 * 3600.0,
         "--seconds {} is out of range (more than 0, at most a day)",
@@ -267,18 +321,17 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     );
     let files = collect_modules(&a.paths)?;
     anyhow::ensure!(!files.is_empty(), "no `.wasm` or `.wat` files to render");
+    settings.threads = threads(a.threads, files.len())?;
     let mut renderer = Renderer::with_settings(settings.clone())?;
-    let mut all_ok = true;
+    let mut rejected = Vec::new();
     let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
-    for ((name, path), result) in items.iter().zip(renderer.control().load_files(&items)) {
-        match result {
-            Ok(_) => tracing::info!("{name}: loaded ({})", path.display()),
-            Err(e) => {
-                all_ok = false;
-                tracing::error!("{name}: rejected: {}: {e}", path.display());
-            }
+    for loaded in renderer.control().load_all(&items) {
+        if loaded.result.is_err() {
+            rejected.push(loaded.signal.clone());
         }
+        loaded.log();
     }
+    let mut muted: Vec<String> = Vec::new();
     let total = (a.seconds * settings.sample_rate as f64).round() as u64;
     let mut writer = crate::wav::create(&a.output, a.channels, a.sample_rate)?;
     let progress = if std::io::stderr().is_terminal() {
@@ -298,6 +351,13 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         let n = (total - done).min(chunk_frames) as usize;
         let out = &mut buf[..n * settings.channels];
         renderer.render_into(out);
+        for n in renderer.take_notices() {
+            if let crate::control::Notice::Faulted { signal, .. } = n
+                && !muted.contains(&signal)
+            {
+                muted.push(signal);
+            }
+        }
         crate::wav::write(&mut writer, out)?;
         done += n as u64;
         progress.set_position(done);
@@ -307,12 +367,41 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         .with_context(|| format!("{}: cannot finish the WAV file", a.output.display()))?;
     progress.finish_and_clear();
     let took = started.elapsed().max(Duration::from_micros(1));
-    tracing::info!(
-        "rendered {:.1} s to {} in {:.2} s ({:.0}x real time)",
+    let done = format!(
+        "rendered {:.1} s to {} in {:.2} s ({:.1}x real time) on {} threads ({} blocks shared)",
         a.seconds,
         a.output.display(),
         took.as_secs_f64(),
-        a.seconds / took.as_secs_f64()
+        a.seconds / took.as_secs_f64(),
+        renderer.threads(),
+        renderer.parallel_blocks()
     );
-    Ok(all_ok)
+    match incomplete(&muted, &rejected) {
+        None => {
+            tracing::info!("{done}");
+            Ok(true)
+        }
+        Some(what) => {
+            tracing::error!("{done}, but {what}: the file is not what the modules would play");
+            Ok(false)
+        }
+    }
+}
+
+/// `1 signal muted (bass) and 1 rejected (lead)`, or `None` when every
+/// signal played the whole render.
+fn incomplete(muted: &[String], rejected: &[String]) -> Option<String> {
+    let list = |v: &[String]| v.join(", ");
+    let count = |n: usize| if n == 1 { "signal" } else { "signals" };
+    match (muted.len(), rejected.len()) {
+        (0, 0) => None,
+        (m, 0) => Some(format!("{m} {} muted ({})", count(m), list(muted))),
+        (0, r) => Some(format!("{r} {} rejected ({})", count(r), list(rejected))),
+        (m, r) => Some(format!(
+            "{m} {} muted ({}) and {r} rejected ({})",
+            count(m),
+            list(muted),
+            list(rejected)
+        )),
+    }
 }

@@ -34,8 +34,12 @@ pub fn host_module() -> &'static str {
     IMPORTS.first().map(|f| f.module).unwrap_or("")
 }
 
-/// Largest module file the host accepts.
-pub const MAX_MODULE_BYTES: usize = 64 << 20;
+/// The contract's numbers (error codes, log levels, limits) as tabled in
+/// `wit/constants.txt`, the table the SDKs' constants are generated from.
+pub use crate::rt::consts::{Constant, TABLE as CONSTANTS};
+
+/// Largest module file the host accepts (`wit/constants.txt`).
+pub const MAX_MODULE_BYTES: usize = crate::rt::consts::MAX_MODULE_BYTES as usize;
 
 /// What [`validate`] learned about a module that satisfies the contract.
 #[derive(Debug, Clone, Default)]

@@ -20,6 +20,7 @@ pub mod check;
 pub mod cli;
 pub mod contract;
 pub mod control;
+pub mod files;
 pub mod live;
 pub mod loader;
 pub mod offline;

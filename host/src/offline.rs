@@ -8,7 +8,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::control::{Control, Notice, Settings, read_module, signal_name};
+use crate::control::{Control, Notice, Request, Settings};
+use crate::files::signal_name;
 use crate::loader::LoadReport;
 use crate::rt::mixer::Mixer;
 
@@ -67,10 +68,9 @@ impl Renderer {
     /// The file and what is wrong with it; the playing version keeps playing.
     pub fn load(&mut self, path: &Path) -> anyhow::Result<Option<LoadReport>> {
         let name = signal_name(path);
-        let bytes = read_module(path).with_context(|| path.display().to_string())?;
         let outcome = self
             .control
-            .load(&name, &bytes, Some(path))
+            .load_request(Request::file(name, path.to_path_buf()))
             .with_context(|| path.display().to_string())?;
         Ok(outcome.report())
     }
@@ -111,6 +111,11 @@ impl Renderer {
             self.control.set_running();
             let n = self.control.poll();
             self.notices.extend(n);
+            // Versions the control side asked for itself (a restart with
+            // fresh state) are handed over as soon as they are ready.
+            for loaded in self.control.take_loaded(std::time::Duration::ZERO) {
+                loaded.log();
+            }
         }
     }
 
@@ -123,8 +128,41 @@ impl Renderer {
         &mut self.control
     }
 
+    /// Blocks rendered by more than one thread so far.
+    pub fn parallel_blocks(&self) -> u64 {
+        self.mixer.parallel_blocks()
+    }
+
+    /// Threads that render (the calling thread plus the pool's workers).
+    pub fn threads(&self) -> usize {
+        self.mixer.threads()
+    }
+
     /// Frames rendered so far.
     pub fn clock(&self) -> u64 {
         self.mixer.clock()
+    }
+}
+
+/// Mixing controls at exact frames (see [`Control::set_gain`]); `at` counts
+/// frames from the start of the render ([`Renderer::clock`] is the next
+/// block's first frame).
+impl Renderer {
+    /// # Errors
+    /// An unknown signal, a gain out of range or a full queue.
+    pub fn set_gain(&mut self, signal: &str, gain: f32, at: u64) -> anyhow::Result<()> {
+        self.control.set_gain(signal, gain, at)
+    }
+
+    /// # Errors
+    /// An unknown signal or a full queue.
+    pub fn mute(&mut self, signal: &str, on: bool, at: u64) -> anyhow::Result<()> {
+        self.control.mute(signal, on, at)
+    }
+
+    /// # Errors
+    /// An unknown signal or a full queue.
+    pub fn solo(&mut self, signal: &str, on: bool, at: u64) -> anyhow::Result<()> {
+        self.control.solo(signal, on, at)
     }
 }

@@ -70,6 +70,10 @@ fn files(name: &str, lang: Lang) -> Vec<File> {
         Lang::C => vec![
             file(format!("{name}.c"), include_str!("../templates/c/signal.c")),
             file("lel.h", include_str!("../../guest-sdk/c/lel.h")),
+            file(
+                "lel_constants.h",
+                include_str!("../../guest-sdk/c/lel_constants.h"),
+            ),
             script("build.sh", include_str!("../templates/c/build.sh")),
             file("README.md", include_str!("../templates/c/README.md")),
             file(".gitignore", "# Build output.\n/out\n"),
@@ -80,6 +84,10 @@ fn files(name: &str, lang: Lang) -> Vec<File> {
                 include_str!("../templates/zig/signal.zig"),
             ),
             file("lel.zig", include_str!("../../guest-sdk/zig/lel.zig")),
+            file(
+                "lel_constants.zig",
+                include_str!("../../guest-sdk/zig/lel_constants.zig"),
+            ),
             script("build.sh", include_str!("../templates/zig/build.sh")),
             file("README.md", include_str!("../templates/zig/README.md")),
             file(".gitignore", "# Build output.\n/out\n/.zig-cache\n"),
@@ -92,6 +100,10 @@ fn files(name: &str, lang: Lang) -> Vec<File> {
             file(
                 "lel.ts",
                 include_str!("../../guest-sdk/assemblyscript/lel.ts"),
+            ),
+            file(
+                "lel_constants.ts",
+                include_str!("../../guest-sdk/assemblyscript/lel_constants.ts"),
             ),
             file(
                 "lel-transform.mjs",

@@ -294,3 +294,45 @@ fn check_names_the_file_and_the_cause_and_exits_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_trap_or_a_loop_during_the_load_names_the_export_it_happened_in() {
+    let region = |ptr: &str, len: &str| {
+        format!(
+            r#"(func (export "state-ptr") (result i32) {ptr}) (func (export "state-len") (result i32) {len})"#
+        )
+    };
+    let cases = [
+        (
+            module(
+                &region("(unreachable)", "(i32.const 64)"),
+                "(i32.const 1)",
+                "(i32.const 0)",
+            ),
+            "`state-ptr` trapped: wasm `unreachable` instruction executed",
+        ),
+        (
+            module(
+                &region("(i32.const 1024)", "(loop $l (br $l)) (i32.const 0)"),
+                "(i32.const 1)",
+                "(i32.const 0)",
+            ),
+            "`state-len` used 1s of CPU time without returning (runaway loop?)",
+        ),
+        (
+            module(
+                "(func $boom (drop (i32.div_s (i32.const 1) (i32.const 0)))) (start $boom)",
+                "(i32.const 1)",
+                "(i32.const 0)",
+            ),
+            "the start function trapped: integer divide by zero",
+        ),
+        (
+            module("", "(unreachable)", "(i32.const 0)"),
+            "`init` trapped: wasm `unreachable` instruction executed",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(wat("m.wat", &text), want);
+    }
+}

@@ -450,7 +450,7 @@ fn faults_and_rollbacks_leave_the_fault_free_path_allocation_free() {
 }
 
 #[test]
-fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() {
+fn render_stops_only_a_real_runaway_and_says_so_in_its_exit_status() {
     let dir = tempdir();
     std::fs::copy(
         repo_root().join("examples/wat/sine.wat"),
@@ -466,8 +466,8 @@ fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() 
             "0.5",
             "--channels",
             "1",
-            "--budget",
-            "25",
+            "--runaway-seconds",
+            "0.05",
             "-o",
         ])
         .arg(&wav)
@@ -477,10 +477,25 @@ fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() 
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("bass: process exceeded its 0.67 ms budget (runaway loop?)"),
+        stderr.contains(
+            "bass: process used 50 ms of CPU time in one call without returning (runaway loop?)"
+        ),
         "{stderr}"
     );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a muted signal fails the render"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("rendered 0.5 s to")
+            && last
+                .contains("but 1 signal muted (bass): the file is not what the modules would play"),
+        "the last line says so: {last}"
+    );
     let (_, _, x) = read_wav(&wav);
+    assert_eq!(x.len(), SR as usize / 2, "the whole length was rendered");
     for (n, &s) in x.iter().enumerate().skip(10 * BLOCK) {
         assert!(
             (s as f64 - ideal_sine(n)).abs() < 1e-5,
@@ -488,9 +503,21 @@ fn the_call_budget_is_a_configurable_share_of_the_block_and_render_applies_it() 
         );
     }
     let bad = std::process::Command::new(lel_host_bin())
-        .args(["render", "--budget", "0", "-o"])
+        .args(["render", "--runaway-seconds", "0", "-o"])
         .arg(&wav)
         .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--runaway-seconds 0 is out of range (0.001 to 3600)")
+    );
+}
+
+#[test]
+fn run_keeps_a_configurable_share_of_the_block_as_the_call_budget() {
+    let bad = std::process::Command::new(lel_host_bin())
+        .args(["run", "--budget", "0", "--device", "none", "."])
         .output()
         .unwrap();
     assert!(

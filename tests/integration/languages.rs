@@ -593,3 +593,61 @@ fn lel_host_new_makes_a_project_that_builds_and_plays_in_every_language() {
         );
     }
 }
+
+#[test]
+fn the_assemblyscript_sdk_logs_long_non_ascii_lines_safely() {
+    // 1,024 euro signs are 3,072 bytes of UTF-8: the SDK's 1,024-byte
+    // scratch buffer must cut the line (at a character boundary), not
+    // overflow into the module's other data (which made `init` trap).
+    let dir = tempdir();
+    for f in ["lel.ts", "lel_constants.ts", "lel-transform.mjs"] {
+        std::fs::copy(
+            repo_root().join("guest-sdk/assemblyscript").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
+    }
+    write(
+        dir.path(),
+        "long.ts",
+        r#"import { Ctx, Level, Osc, Setup, gain, log, signal } from "./lel";
+export { statePtr, stateLen, init, process } from "./lel";
+const osc = new Osc();
+function setup(s: Setup): i32 {
+  log(Level.Info, "€".repeat(1024));
+  osc.claim("€".repeat(300));
+  return 1;
+}
+function frame(cx: Ctx, out: StaticArray<f64>): void { out[0] = gain(osc.tick(440), 0.5); }
+signal(setup, frame);
+"#,
+    );
+    let asc = repo_root().join("examples/assemblyscript/node_modules/.bin/asc");
+    run_ok(
+        niced(&asc).current_dir(dir.path()).args([
+            "long.ts",
+            "--transform",
+            "./lel-transform.mjs",
+            "--runtime",
+            "stub",
+            "-O3",
+            "--noAssert",
+            "--use",
+            "abort=",
+            "-o",
+            "long.wasm",
+        ]),
+        "asc long.ts",
+        INSTALL,
+    );
+    let bytes = std::fs::read(dir.path().join("long.wasm")).unwrap();
+    let mut r = mono();
+    let err = r
+        .load_bytes("long", &bytes)
+        .expect_err("a 900-byte key is refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("is 900 bytes, the limit is 256"),
+        "the host sees the whole over-long key, not a trap: {msg}"
+    );
+}

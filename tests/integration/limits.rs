@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use lel_host::control::Settings;
+use lel_host::control::{Notice, Settings};
 use lel_host::offline::Renderer;
 
 use crate::fixtures::{self, count_of};
@@ -429,6 +429,245 @@ fn traps_under_stats_are_counted_without_a_line_from_the_audio_thread() {
         assert!(
             l.starts_with("INFO ") || l.starts_with("WARN ") || l.starts_with("ERROR "),
             "a stray line on stderr: {line:?}\n{stderr}"
+        );
+    }
+}
+
+/// Versions of the sine that differ only in frequency: same compiled size.
+fn versions(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let bytes = wat::parse_str(fixtures::sine(300.0 + i as f64, 0.5)).unwrap();
+            (lel_host::loader::cache::hash(&bytes), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn the_memory_cache_keeps_the_most_recently_used_modules_within_its_bytes() {
+    use lel_host::loader::cache::{CacheLimits, ModuleCache, Source};
+    let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+    let engine = &runtime.engine;
+    let v = versions(6);
+    // One module's size sets the limit: room for three.
+    let probe = ModuleCache::with_limits(None, CacheLimits::default());
+    probe.get(engine, &v[0].0, &v[0].1).unwrap();
+    let one = probe.memory_usage().0;
+    assert!(one > 1_000, "a compiled module holds memory: {one} bytes");
+    let limit = 3 * one + one / 2;
+    let cache = ModuleCache::with_limits(
+        None,
+        CacheLimits {
+            memory_bytes: limit,
+            disk_bytes: 0,
+        },
+    );
+    for (h, b) in &v[..3] {
+        assert_eq!(cache.get(engine, h, b).unwrap().1, Source::Compiled);
+    }
+    // Use the oldest again: it becomes the most recent.
+    assert_eq!(
+        cache.get(engine, &v[0].0, &v[0].1).unwrap().1,
+        Source::Memory
+    );
+    for (h, b) in &v[3..5] {
+        cache.get(engine, h, b).unwrap();
+        let (bytes, count) = cache.memory_usage();
+        assert!(bytes <= limit, "{bytes} > {limit}");
+        assert_eq!(count, 3);
+    }
+    // v1 and v2 (least recently used) went; v0 (used again), v3, v4 stay.
+    let kept: Vec<bool> = v[..5].iter().map(|(h, _)| cache.in_memory(h)).collect();
+    assert_eq!(kept, [true, false, false, true, true]);
+    assert_eq!(
+        cache.get(engine, &v[1].0, &v[1].1).unwrap().1,
+        Source::Compiled
+    );
+}
+
+#[test]
+fn the_disk_cache_keeps_the_most_recently_used_files_within_its_bytes() {
+    use lel_host::loader::cache::{CacheLimits, ModuleCache, Source};
+    let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+    let engine = &runtime.engine;
+    let dir = tempdir();
+    let v = versions(6);
+    let cwasm = |h: &str| dir.path().join(format!("{h}.cwasm"));
+    let disk_bytes = || -> u64 {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    // One serialized module sets the limit: room for three.
+    let probe = ModuleCache::with_limits(Some(dir.path().to_path_buf()), CacheLimits::default());
+    probe.get(engine, &v[0].0, &v[0].1).unwrap();
+    probe.wait_for_disk();
+    let one = disk_bytes();
+    assert!(one > 1_000, "{one} bytes on disk");
+    let limits = CacheLimits {
+        memory_bytes: 0, // nothing kept in memory: every lookup goes to disk
+        disk_bytes: 3 * one + one / 2,
+    };
+    let cache = || ModuleCache::with_limits(Some(dir.path().to_path_buf()), limits);
+    let c = cache();
+    for (h, b) in &v[1..3] {
+        assert_eq!(c.get(engine, h, b).unwrap().1, Source::Compiled);
+        c.wait_for_disk();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A new process (a fresh cache) loads v0 from disk: a use.
+    let c = cache();
+    assert_eq!(c.get(engine, &v[0].0, &v[0].1).unwrap().1, Source::Disk);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for (h, b) in &v[3..5] {
+        assert_eq!(c.get(engine, h, b).unwrap().1, Source::Compiled);
+        c.wait_for_disk();
+        assert!(
+            disk_bytes() <= limits.disk_bytes,
+            "{} > {}",
+            disk_bytes(),
+            limits.disk_bytes
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kept: Vec<bool> = v[..5].iter().map(|(h, _)| cwasm(h).exists()).collect();
+    assert_eq!(
+        kept,
+        [true, false, false, true, true],
+        "least recently used went first"
+    );
+    // Each evicted module went with its checksum file.
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, 6, "three modules and their checksums");
+    let c = cache();
+    assert_eq!(c.get(engine, &v[4].0, &v[4].1).unwrap().1, Source::Disk);
+    assert_eq!(c.get(engine, &v[1].0, &v[1].1).unwrap().1, Source::Compiled);
+}
+
+/// A mono module with one claimed f32, "g". `v1` keeps a NaN in it and
+/// outputs 0.1 (it never reads it); `v2` starts `g` at 1 when it finds 0
+/// (fresh state) and outputs `0.2 * g`: with v1's NaN carried over, NaN.
+fn nan_state(v2: bool) -> String {
+    let process = if v2 {
+        "(if (f32.eq (f32.load (global.get $g)) (f32.const 0)) (then (f32.store (global.get $g) (f32.const 1))))
+    (local.set $v (f32.mul (f32.const 0.2) (f32.load (global.get $g))))"
+    } else {
+        "(f32.store (global.get $g) (f32.const nan))
+    (local.set $v (f32.const 0.1))"
+    };
+    format!(
+        r#"(module
+  (import "lel:signal/host@0.1.0" "claim" (func $claim (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "g")
+  (global $g (mut i32) (i32.const 0))
+  (func (export "state-ptr") (result i32) (i32.const 4096))
+  (func (export "state-len") (result i32) (i32.const 64))
+  (func (export "init") (param i32 i32) (result i32)
+    (global.set $g (call $claim (i32.const 16) (i32.const 1) (i32.const 4) (i32.const 4)))
+    (i32.const 1))
+  (func (export "process") (param $frames i32) (param $clock i64) (result i32)
+    (local $i i32) (local $v f32)
+    {process}
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $frames)))
+      (f32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 2))) (local.get $v))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 1024)))
+"#
+    )
+}
+
+#[test]
+fn a_fault_right_after_carrying_nan_state_blames_the_state_and_restarts_fresh_once() {
+    let dir = tempdir();
+    let mut r = with_sine();
+    let path = dir.path().join("lead.wat");
+    std::fs::write(&path, nan_state(false)).unwrap();
+    r.load(&path).unwrap();
+    let mut x = r.render(20 * BLOCK);
+    // The fix is saved: it carries "g" (a NaN) and faults on its first block.
+    std::fs::write(&path, nan_state(true)).unwrap();
+    let swapped_at = x.len();
+    let v2 = r.load(&path).unwrap().unwrap();
+    assert!(v2.layout.blocks[0].carried);
+    x.extend(r.render(SR as usize / 2));
+    let notices = r.take_notices();
+    let message = notices
+        .iter()
+        .find_map(|n| match n {
+            Notice::Faulted {
+                signal, message, ..
+            } if signal == "lead" => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{notices:?}"));
+    assert_eq!(
+        message,
+        format!(
+            "lead: process produced a non-finite sample (NaN or infinity) ({}); muted; the state carried over from the previous version may have caused this: restarting this version once with fresh state",
+            path.display()
+        )
+    );
+    let faults = notices
+        .iter()
+        .filter(|n| matches!(n, Notice::Faulted { .. }))
+        .count();
+    assert_eq!(faults, 1, "the fresh restart plays: {notices:?}");
+    // The restarted version starts `g` fresh and plays 0.2 beside the sine,
+    // which was never disturbed; nothing non-finite reached the output.
+    let lead: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(n, &s)| s as f64 - sine_at(440.0, 0.5, n, SR))
+        .collect();
+    assert!(lead[..swapped_at].iter().all(|l| (l - 0.1).abs() < 1e-5));
+    assert!(
+        lead.iter().all(|l| (-1e-5..=0.2 + 1e-5).contains(l)),
+        "finite, in range"
+    );
+    let tail = &lead[lead.len() - BLOCK..];
+    assert!(
+        tail.iter().all(|l| (l - 0.2).abs() < 1e-5),
+        "the fresh version plays: {}",
+        tail[0]
+    );
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}
+
+#[test]
+fn a_module_that_starts_over_a_limit_is_rejected_naming_the_limit() {
+    let mut r = with_sine();
+    let big_memory = fixtures::module("", "(i32.const 1)", "(i32.const 0)").replace(
+        "(memory (export \"memory\") 1)",
+        "(memory (export \"memory\") 5000)",
+    );
+    let err = format!(
+        "{:#}",
+        r.load_bytes("big", big_memory.as_bytes()).unwrap_err()
+    );
+    assert_eq!(
+        err,
+        "big: cannot be instantiated: its memory starts at 5000 pages (312.5 MiB), above the 256 MiB memory limit (start smaller and grow it)"
+    );
+    let big_table = fixtures::module("(table 200000 funcref)", "(i32.const 1)", "(i32.const 0)");
+    let err = format!(
+        "{:#}",
+        r.load_bytes("big", big_table.as_bytes()).unwrap_err()
+    );
+    assert_eq!(
+        err,
+        "big: cannot be instantiated: its table 0 starts with 200000 elements, above the 100000-element table limit"
+    );
+    let x = r.render(SR as usize / 10);
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}"
         );
     }
 }

@@ -19,6 +19,9 @@ pub struct LiveRun {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     pub record: PathBuf,
+    /// The exit status `finish` expects: success, or 1 when a file was
+    /// rejected at start.
+    success: bool,
 }
 
 impl LiveRun {
@@ -48,7 +51,18 @@ impl LiveRun {
                 }
             });
         }
-        LiveRun { child, log, record }
+        LiveRun {
+            child,
+            log,
+            record,
+            success: true,
+        }
+    }
+
+    /// Some files are rejected at start: the run ends with exit status 1.
+    pub fn expect_rejections(mut self) -> Self {
+        self.success = false;
+        self
     }
 
     pub fn log(&self) -> String {
@@ -88,9 +102,10 @@ impl LiveRun {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(50)); // let the readers drain
-                assert!(
-                    status.success(),
-                    "lel-host run failed ({status}):\n{}",
+                assert_eq!(
+                    status.code(),
+                    Some(if self.success { 0 } else { 1 }),
+                    "lel-host run's exit status ({status}):\n{}",
                     self.log()
                 );
                 break;

@@ -7,10 +7,16 @@
 //! - `swap`:   hot swaps between blocks, state carried or fresh, claims
 //! - `errors`: every rejection, with the message the musician sees
 //! - `live`:   `lel-host run` watching files, on the silent clock
+//! - `loading`: what is read and loaded from a folder, and when (special
+//!   files, hidden files, slow and oversized modules)
 //! - `device`: the real cpal path through an ALSA device
+//! - `mixing`: per-signal gain, mute and solo at exact frames
+//! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
+//! - `constants`: the SDKs' constants agree with the host's (one table)
 
 mod architecture;
+mod constants;
 mod device;
 mod errors;
 mod fixtures;
@@ -19,7 +25,10 @@ mod isolation;
 mod languages;
 mod limits;
 mod live;
+mod loading;
+mod mixing;
 mod render;
 mod sdk;
 mod swap;
+mod threads;
 mod util;

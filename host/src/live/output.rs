@@ -330,8 +330,13 @@ fn build<T: cpal::SizedSample>(
     )
 }
 
-/// Start the silent clock: a thread that pulls one buffer every buffer period,
-/// on absolute deadlines (no drift), and discards it.
+/// Start the silent clock: a thread that behaves like a device with one
+/// buffer of headroom. It asks for a buffer at each period boundary and
+/// discards it; a buffer that is not ready within one period is a late block,
+/// and the time past its deadline is lost (the device would have played
+/// silence). Like a device after an xrun it then restarts from the moment the
+/// buffer arrived: every missed deadline and all lost time are counted
+/// ([`AudioCallback::missed_deadline`]), never hidden.
 ///
 /// # Errors
 /// When the thread cannot be started.
@@ -342,20 +347,26 @@ pub fn start_silent(callback: AudioCallback, buffer_frames: u32) -> std::io::Res
         .name("lel-clock".into())
         .spawn(move || {
             let mut cb = callback;
+            cb.set_clocked(true);
             let period = Duration::from_secs_f64(buffer_frames as f64 / cb.sample_rate() as f64);
             let mut buf = vec![0.0f32; buffer_frames as usize * cb.channels()];
-            let mut next = Instant::now();
+            let mut asked = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 cb.process_f32(&mut buf);
-                next += period;
+                let ready = Instant::now();
+                let due = asked + period;
+                asked = if ready > due {
+                    cb.missed_deadline((ready - due).as_nanos() as u64);
+                    ready
+                } else {
+                    due
+                };
                 let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else if now - next > period * 8 {
-                    // Far behind (the machine was suspended): do not burst.
-                    next = now;
+                if asked > now {
+                    std::thread::sleep(asked - now);
                 }
             }
+            cb.set_clocked(false);
             cb
         })?;
     Ok(Output::Silent { stop, thread })

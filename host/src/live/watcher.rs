@@ -6,7 +6,8 @@
 //!   removal is only acted on if the file is still missing after a grace
 //!   period, so a quick re-create is a reload, not an unload;
 //! - editors write a temp file and rename it into place: the rename's target
-//!   is what counts, temp names are ignored by their extension;
+//!   is what counts; temp names are ignored by their extension, and hidden
+//!   names (a leading `.`: temp files, Emacs lock files `.#name.wat`) too;
 //! - slow writers leave a partial file for a moment: a file is read only once
 //!   it has been quiet for a short settle time, and a version that fails to
 //!   load is retried a few times before the failure is reported.
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::control::is_module_file;
+use crate::files::is_folder_module;
 
 /// Quiet time before a touched file is read.
 pub const SETTLE: Duration = Duration::from_millis(15);
@@ -82,7 +83,7 @@ impl WatchSet {
         if self.files.iter().any(|f| f == p) {
             return true;
         }
-        is_module_file(p)
+        is_folder_module(p)
             && p.parent()
                 .is_some_and(|d| self.folders.iter().any(|f| f == d))
     }
@@ -185,89 +186,89 @@ struct Pending {
     first: Instant,
     /// Not before this instant.
     after: Instant,
-    attempts: u32,
-    /// Load handed out, waiting for `loaded`/`failed`.
-    in_flight: bool,
 }
 
-/// Turns touches into loads and removals once files have settled.
+/// Decides *when* files are loaded or unloaded: once touched files have
+/// settled, once a removed file has stayed away, once a failed load is due
+/// for another try. What a load does is the load pipeline's business.
 #[derive(Debug, Default)]
 pub struct Settler {
     pending: HashMap<PathBuf, Pending>,
+    /// Failed attempts of files whose load may have read a partial write.
+    attempts: HashMap<PathBuf, u32>,
 }
 
 impl Settler {
     /// Note an event on `path`. `complete`: the event says the writer is
     /// done, so a short settle is enough.
     pub fn touch(&mut self, path: PathBuf, at: Instant, complete: bool) {
+        self.attempts.remove(&path);
         let p = self.pending.entry(path).or_insert(Pending {
             first: at,
             after: at,
-            attempts: 0,
-            in_flight: false,
         });
-        let settle = if complete { SETTLE_COMPLETE } else { SETTLE };
         p.after = if complete {
-            at + settle
+            at + SETTLE_COMPLETE
         } else {
-            p.after.max(at + settle)
+            p.after.max(at + SETTLE)
         };
-        p.attempts = 0;
-        p.in_flight = false;
     }
 
     /// When the next item may come due (to bound the control loop's wait).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending
-            .values()
-            .filter(|p| !p.in_flight)
-            .map(|p| p.after)
-            .min()
+        self.pending.values().map(|p| p.after).min()
     }
 
-    /// What is due at `now`.
+    /// What is due at `now`. Each load is handed out once.
     pub fn due(&mut self, now: Instant) -> Vec<Due> {
         let mut out = Vec::new();
-        let mut gone = Vec::new();
-        for (path, p) in self.pending.iter_mut() {
-            if p.in_flight || p.after > now {
-                continue;
+        self.pending.retain(|path, p| {
+            if p.after > now {
+                return true;
             }
-            if path.exists() {
-                p.in_flight = true;
+            // The name is there (a link loop or a dangling link too: the
+            // load says what is wrong with it).
+            if path.symlink_metadata().is_ok() {
                 out.push(Due::Load {
                     path: path.clone(),
                     first: p.first,
                 });
+                false
             } else if now >= p.after + REMOVE_GRACE {
-                gone.push(path.clone());
                 out.push(Due::Remove { path: path.clone() });
+                false
+            } else {
+                true
             }
-        }
-        for g in gone {
-            self.pending.remove(&g);
-        }
+        });
         out
     }
 
     /// The load succeeded (or found nothing new).
     pub fn loaded(&mut self, path: &Path) {
-        self.pending.remove(path);
+        self.attempts.remove(path);
     }
 
-    /// The load failed at `now`. Returns true when the failure should be
-    /// reported (attempts used up); otherwise it is retried shortly.
-    pub fn failed(&mut self, path: &Path, now: Instant) -> bool {
-        let Some(p) = self.pending.get_mut(path) else {
-            return true;
-        };
-        p.attempts += 1;
-        p.in_flight = false;
-        if p.attempts >= ATTEMPTS {
-            self.pending.remove(path);
+    /// A load that may have read a partial write failed at `now`. Returns
+    /// true when the failure should be reported (attempts used up, or a newer
+    /// change will tell); otherwise it is tried again shortly.
+    pub fn failed(&mut self, path: &Path, first: Instant, now: Instant) -> bool {
+        if self.pending.contains_key(path) {
+            return false; // changed again meanwhile: that load will tell
+        }
+        let n = self.attempts.entry(path.to_path_buf()).or_insert(0);
+        *n += 1;
+        if *n >= ATTEMPTS {
+            self.attempts.remove(path);
             return true;
         }
-        p.after = now + RETRY;
+        self.pending.insert(
+            path.to_path_buf(),
+            Pending {
+                first,
+                after: now + RETRY,
+            },
+        );
         false
     }
 }
@@ -298,7 +299,6 @@ mod tests {
             }]
         );
         assert!(s.due(t0 + SETTLE * 3).is_empty(), "handed out once");
-        s.loaded(&f);
         assert!(s.next_deadline().is_none());
     }
 
@@ -335,11 +335,12 @@ mod tests {
         std::fs::write(&f, "x").unwrap();
         let mut s = Settler::default();
         let mut now = Instant::now();
+        let first = now;
         s.touch(f.clone(), now, false);
         for attempt in 1..=ATTEMPTS {
             now += SETTLE + RETRY;
             assert_eq!(s.due(now).len(), 1, "attempt {attempt}");
-            let report = s.failed(&f, now);
+            let report = s.failed(&f, first, now);
             assert_eq!(report, attempt == ATTEMPTS);
         }
         assert!(s.next_deadline().is_none());

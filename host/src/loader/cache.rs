@@ -1,10 +1,15 @@
-//! Compiled-module cache keyed by content hash: in memory for the life of the
-//! process, and on disk as wasmtime serialized modules, so reloading a known
-//! version or restarting lel-host is near-instant. Runs on loader threads.
+//! Compiled-module cache keyed by content hash: in memory and on disk (as
+//! wasmtime serialized modules), so reloading a known version or restarting
+//! lel-host is near-instant. Both are bounded and evict the least recently
+//! used modules by bytes (defaults [`DEFAULT_MEMORY_BYTES`] and
+//! [`DEFAULT_DISK_BYTES`], or `LEL_CACHE_MEMORY_MB` / `LEL_CACHE_DISK_MB`).
+//! Runs on loader threads (disk writes and eviction on a writer thread).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 use wasmtime::{Engine, Module};
 
@@ -14,6 +19,12 @@ pub type Hash = String;
 pub fn hash(bytes: &[u8]) -> Hash {
     blake3::hash(bytes).to_hex().to_string()
 }
+
+/// Compiled code kept in memory by default: 128 MiB (a small signal's
+/// compiled image is some tens of KiB).
+pub const DEFAULT_MEMORY_BYTES: u64 = 128 << 20;
+/// Serialized modules kept on disk by default: 512 MiB.
+pub const DEFAULT_DISK_BYTES: u64 = 512 << 20;
 
 /// Where compiled modules are kept between runs: `$LEL_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/lel-host`, else `~/.cache/lel-host`. `LEL_CACHE_DIR=off`
@@ -29,6 +40,55 @@ pub fn default_dir() -> Option<PathBuf> {
     }
 }
 
+/// How much each cache may hold, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheLimits {
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            disk_bytes: DEFAULT_DISK_BYTES,
+        }
+    }
+}
+
+impl CacheLimits {
+    /// The defaults, overridden by `LEL_CACHE_MEMORY_MB` and
+    /// `LEL_CACHE_DISK_MB` (whole MiB; unreadable values are ignored with a
+    /// warning).
+    pub fn from_env() -> Self {
+        Self::from_values(
+            std::env::var("LEL_CACHE_MEMORY_MB").ok().as_deref(),
+            std::env::var("LEL_CACHE_DISK_MB").ok().as_deref(),
+        )
+    }
+
+    /// [`CacheLimits::from_env`] given the variables' values.
+    pub fn from_values(memory_mb: Option<&str>, disk_mb: Option<&str>) -> Self {
+        let mb = |name: &str, value: Option<&str>, default: u64| match value {
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) => n.saturating_mul(1 << 20),
+                Err(_) => {
+                    tracing::warn!(
+                        "{name}={v:?} is not a whole number of MiB; using {} MiB",
+                        default >> 20
+                    );
+                    default
+                }
+            },
+            None => default,
+        };
+        CacheLimits {
+            memory_bytes: mb("LEL_CACHE_MEMORY_MB", memory_mb, DEFAULT_MEMORY_BYTES),
+            disk_bytes: mb("LEL_CACHE_DISK_MB", disk_mb, DEFAULT_DISK_BYTES),
+        }
+    }
+}
+
 /// How a module was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -37,20 +97,80 @@ pub enum Source {
     Disk,
 }
 
+/// The in-memory cache: modules by hash, with their size and last use.
+#[derive(Default)]
+struct Lru {
+    modules: HashMap<Hash, (Module, u64, u64)>,
+    /// Last use (a counter) -> hash: the oldest first.
+    order: BTreeMap<u64, Hash>,
+    bytes: u64,
+    tick: u64,
+}
+
+impl Lru {
+    fn get(&mut self, hash: &str) -> Option<Module> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (module, _, used) = self.modules.get_mut(hash)?;
+        self.order.remove(used);
+        *used = tick;
+        self.order.insert(tick, hash.to_string());
+        Some(module.clone())
+    }
+
+    fn insert(&mut self, hash: &str, module: Module, limit: u64) {
+        if self.modules.contains_key(hash) {
+            return;
+        }
+        let size = module_bytes(&module);
+        self.tick += 1;
+        self.modules
+            .insert(hash.to_string(), (module, size, self.tick));
+        self.order.insert(self.tick, hash.to_string());
+        self.bytes += size;
+        // The newest module stays even if it alone is over the limit.
+        while self.bytes > limit && self.modules.len() > 1 {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((_, size, _)) = self.modules.remove(&oldest) {
+                self.bytes -= size;
+            }
+        }
+    }
+}
+
+/// Memory a compiled module holds: its code and data image.
+fn module_bytes(module: &Module) -> u64 {
+    let range = module.image_range();
+    (range.end as usize - range.start as usize) as u64
+}
+
 pub struct ModuleCache {
     dir: Option<PathBuf>,
-    modules: Mutex<HashMap<Hash, Module>>,
+    limits: CacheLimits,
+    memory: Mutex<Lru>,
+    /// Disk writes under way (joined by [`ModuleCache::wait_for_disk`]).
+    writers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl ModuleCache {
+    /// A cache with the limits of [`CacheLimits::from_env`].
     pub fn new(dir: Option<PathBuf>) -> Self {
+        Self::with_limits(dir, CacheLimits::from_env())
+    }
+
+    pub fn with_limits(dir: Option<PathBuf>, limits: CacheLimits) -> Self {
         ModuleCache {
             dir,
-            modules: Mutex::new(HashMap::new()),
+            limits,
+            memory: Mutex::new(Lru::default()),
+            writers: Mutex::new(Vec::new()),
         }
     }
 
-    /// The compiled module for `bytes`, compiling it at most once.
+    /// The compiled module for `bytes`, compiling it at most once while it
+    /// stays cached.
     ///
     /// # Errors
     /// When the module does not compile.
@@ -60,8 +180,8 @@ impl ModuleCache {
         hash: &Hash,
         bytes: &[u8],
     ) -> wasmtime::Result<(Module, Source)> {
-        if let Some(m) = self.modules.lock().unwrap().get(hash) {
-            return Ok((m.clone(), Source::Memory));
+        if let Some(m) = self.lock_memory().get(hash) {
+            return Ok((m, Source::Memory));
         }
         let (module, source) = match self.load_disk(engine, hash) {
             Some(m) => (m, Source::Disk),
@@ -69,28 +189,53 @@ impl ModuleCache {
                 let m = Module::new(engine, bytes)?;
                 // Off the reload's critical path: the swap need not wait for
                 // the disk.
-                let (dir, hash, module) = (self.dir.clone(), hash.clone(), m.clone());
-                std::thread::spawn(move || store_disk(dir.as_deref(), &hash, &module));
+                if let Some(dir) = self.dir.clone() {
+                    let (hash, module, limit) = (hash.clone(), m.clone(), self.limits.disk_bytes);
+                    let writer = std::thread::Builder::new()
+                        .name("lel-cache-write".into())
+                        .spawn(move || {
+                            store_disk(&dir, &hash, &module);
+                            evict_disk(&dir, limit);
+                        });
+                    if let Ok(w) = writer {
+                        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+                        writers.retain(|w| !w.is_finished());
+                        writers.push(w);
+                    }
+                }
                 (m, Source::Compiled)
             }
         };
-        self.modules
-            .lock()
-            .unwrap()
-            .insert(hash.clone(), module.clone());
+        self.lock_memory()
+            .insert(hash, module.clone(), self.limits.memory_bytes);
         Ok((module, source))
     }
 
-    fn paths(&self, hash: &str) -> Option<(PathBuf, PathBuf)> {
-        let dir = self.dir.as_ref()?;
-        Some((
-            dir.join(format!("{hash}.cwasm")),
-            dir.join(format!("{hash}.cwasm.b3")),
-        ))
+    /// Bytes of compiled code held in memory, and how many modules.
+    pub fn memory_usage(&self) -> (u64, usize) {
+        let lru = self.lock_memory();
+        (lru.bytes, lru.modules.len())
+    }
+
+    /// Is the module with this hash in the memory cache?
+    pub fn in_memory(&self, hash: &str) -> bool {
+        self.lock_memory().modules.contains_key(hash)
+    }
+
+    /// Wait until every disk write started so far is done.
+    pub fn wait_for_disk(&self) {
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writers {
+            let _ = w.join();
+        }
+    }
+
+    fn lock_memory(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn load_disk(&self, engine: &Engine, hash: &str) -> Option<Module> {
-        let (path, check) = self.paths(hash)?;
+        let (path, check) = paths(self.dir.as_deref()?, hash);
         let bytes = std::fs::read(&path).ok()?;
         // The artifact is trusted only if it is exactly what this cache wrote.
         if std::fs::read_to_string(&check).ok()? != blake3::hash(&bytes).to_hex().as_str() {
@@ -99,29 +244,32 @@ impl ModuleCache {
         // SAFETY: `bytes` were produced by `Module::serialize` in `store_disk`
         // (the checksum written beside them matches), and wasmtime itself
         // rejects artifacts of another version or configuration.
-        unsafe { Module::deserialize(engine, &bytes) }.ok()
+        let module = unsafe { Module::deserialize(engine, &bytes) }.ok()?;
+        // A use: the disk cache evicts the least recently used first.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        Some(module)
     }
 }
 
-fn paths(dir: Option<&Path>, hash: &str) -> Option<(PathBuf, PathBuf)> {
-    let dir = dir?;
-    Some((
+fn paths(dir: &Path, hash: &str) -> (PathBuf, PathBuf) {
+    (
         dir.join(format!("{hash}.cwasm")),
         dir.join(format!("{hash}.cwasm.b3")),
-    ))
+    )
 }
 
 /// Serialize a compiled module into the cache folder (atomically: a temp file
 /// renamed into place, then its checksum).
-fn store_disk(dir: Option<&Path>, hash: &str, module: &Module) {
-    let Some((path, check)) = paths(dir, hash) else {
-        return;
-    };
+fn store_disk(dir: &Path, hash: &str, module: &Module) {
+    let (path, check) = paths(dir, hash);
     let Ok(bytes) = module.serialize() else {
         return;
     };
     let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(path.parent().expect("cache file has a folder"))?;
+        std::fs::create_dir_all(dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, &bytes)?;
         std::fs::rename(&tmp, &path)?;
@@ -129,5 +277,57 @@ fn store_disk(dir: Option<&Path>, hash: &str, module: &Module) {
     };
     if let Err(e) = write() {
         tracing::debug!("module cache {}: {e}", path.display());
+    }
+}
+
+/// Delete the least recently used modules (oldest modification time: written
+/// or last loaded) until the folder's `.cwasm` files fit in `limit` bytes.
+fn evict_disk(dir: &Path, limit: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    if total <= limit {
+        return;
+    }
+    files.sort();
+    // The newest file stays even if it alone is over the limit.
+    for (_, size, path) in &files[..files.len() - 1] {
+        if total <= limit {
+            break;
+        }
+        if std::fs::remove_file(path).is_ok() {
+            let _ = std::fs::remove_file(path.with_extension("cwasm.b3"));
+            total -= size;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_come_from_whole_mib_values_with_defaults() {
+        assert_eq!(CacheLimits::from_values(None, None), CacheLimits::default());
+        assert_eq!(
+            CacheLimits::from_values(Some("16"), Some(" 0 ")),
+            CacheLimits {
+                memory_bytes: 16 << 20,
+                disk_bytes: 0
+            }
+        );
+        assert_eq!(
+            CacheLimits::from_values(Some("lots"), Some("-1")),
+            CacheLimits::default()
+        );
     }
 }

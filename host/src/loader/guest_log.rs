@@ -140,12 +140,14 @@ fn summary(signal: &str, dropped: u64) {
 }
 
 /// Route a guest's log line to `tracing`, tagged with the signal's name.
+/// Levels are those of `wit/constants.txt`; above debug is trace.
 fn emit(signal: &str, level: i32, text: &str) {
+    use crate::rt::consts::{LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN};
     match level {
-        i32::MIN..=0 => tracing::error!("{signal}: {text}"),
-        1 => tracing::warn!("{signal}: {text}"),
-        2 => tracing::info!("{signal}: {text}"),
-        3 => tracing::debug!("{signal}: {text}"),
+        i32::MIN..=LOG_ERROR => tracing::error!("{signal}: {text}"),
+        LOG_WARN => tracing::warn!("{signal}: {text}"),
+        LOG_INFO => tracing::info!("{signal}: {text}"),
+        LOG_DEBUG => tracing::debug!("{signal}: {text}"),
         _ => tracing::trace!("{signal}: {text}"),
     }
 }

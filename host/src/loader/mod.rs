@@ -22,8 +22,29 @@ use crate::rt::version::Version;
 use cache::{Hash, ModuleCache, Source};
 use runtime::Runtime;
 
-/// Most output channels a signal may have.
-pub const MAX_CHANNELS: i32 = 64;
+/// Most output channels a signal may have (`wit/constants.txt`).
+pub const MAX_CHANNELS: i32 = crate::rt::consts::MAX_CHANNELS as i32;
+
+/// The guest code a load runs, for messages: where a trap or a runaway
+/// happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    Start,
+    StatePtr,
+    StateLen,
+    Init,
+}
+
+impl std::fmt::Display for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Export::Start => "the start function",
+            Export::StatePtr => "`state-ptr`",
+            Export::StateLen => "`state-len`",
+            Export::Init => "`init`",
+        })
+    }
+}
 
 /// Why a version was rejected. The playing version, if any, keeps playing.
 #[derive(Debug, thiserror::Error)]
@@ -38,22 +59,42 @@ pub enum LoadError {
     StateRegion(String),
     #[error("{0}")]
     Claim(String),
-    #[error("`init` returned {0}: the module rejected this version (see its log for why)")]
+    #[error(
+        "`init` returned {0}{name}: the module rejected this version (see its log for why)",
+        name = init_code_name(*.0)
+    )]
     InitFailed(i32),
     #[error("`init` returned {0} channels; a signal has 1 to {MAX_CHANNELS}")]
     Channels(i32),
-    #[error("`init` trapped: {0}")]
-    InitTrap(String),
-    #[error("`init` used {0:?} of CPU time without returning (runaway loop?)")]
-    InitTimeout(Duration),
+    #[error("{0} trapped: {1}")]
+    Trap(Export, String),
+    #[error("{0} used {1:?} of CPU time without returning (runaway loop?)")]
+    Timeout(Export, Duration),
     #[error(
-        "`init` did not return within {0:?} of wall time, having had only {1:?} of CPU: the machine is too busy; save the file again to retry"
+        "{0} did not return within {1:?} of wall time, having had only {2:?} of CPU: the machine is too busy; save the file again to retry"
     )]
-    InitStarved(Duration, Duration),
+    Starved(Export, Duration, Duration),
     #[error("cannot read the file: {0}")]
     Io(#[from] std::io::Error),
+    /// Not something to read as a module (a FIFO, a device, a folder, a
+    /// symbolic link loop): never retried.
+    #[error("{0}")]
+    NotAFile(String),
     #[error("all {0} signal slots are in use; unload a signal first")]
     NoFreeSlot(usize),
+}
+
+/// ` (`output-too-small`, a lel SDK's code)` for a code of
+/// `wit/constants.txt`, else nothing (the module's own code).
+fn init_code_name(code: i32) -> String {
+    use crate::rt::consts;
+    if let Some(c) = consts::code("sdk-code", code) {
+        format!(" (`{}`, a lel SDK's code)", c.name)
+    } else if let Some(c) = consts::code("claim-code", code) {
+        format!(" (`{}`, a claim code)", c.name)
+    } else {
+        String::new()
+    }
 }
 
 impl LoadError {
@@ -145,6 +186,9 @@ impl Loader {
         previous: &Layout,
     ) -> Result<Prepared, LoadError> {
         let shape = contract::validate(bytes)?;
+        if let Some(why) = runtime::over_limits(bytes, &self.config.limits) {
+            return Err(LoadError::Instantiate(why));
+        }
         let hash = cache::hash(bytes);
         let t0 = Instant::now();
         let (module, source) = self
@@ -154,80 +198,20 @@ impl Loader {
         let compile = t0.elapsed();
 
         let t1 = Instant::now();
-        let signal_name: Arc<str> = signal.into();
-        let mut store = Store::new(
-            &self.runtime.engine,
-            HostState {
-                signal: signal_name.clone(),
-                claims: None,
-                state_base: 0,
-                claim_error: None,
-                log_ring: None,
-                limits: self.config.limits.clone(),
-                overrun: Default::default(),
-            },
-        );
-        store.limiter(|s| &mut s.limits);
-        let timeout = self.config.init_timeout;
-        // The start function, `state-ptr`/`len` and `init` share one CPU
-        // budget; a looping one is stopped about one tick after it.
-        let limits = guest::CallLimits {
-            cpu: timeout,
-            wall: timeout * 10,
-        };
-        let ticks = store.data_mut().overrun.start(limits);
-        store.set_epoch_deadline(ticks);
-        guest::install_deadline_policy(&mut store);
-        let starved = |store: &Store<HostState>| {
-            let o = &store.data().overrun;
-            o.starved.then_some(o.used)
-        };
-        let init_err =
-            |e: wasmtime::Error, starved: Option<Duration>| match e.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => match starved {
-                    Some(used) => LoadError::InitStarved(limits.wall, used),
-                    None => LoadError::InitTimeout(timeout),
-                },
-                Some(t) => LoadError::InitTrap(trap_text(*t)),
-                None => LoadError::InitTrap(format!("{e:#}")),
-            };
+        let mut store = self.store(signal);
         let instance = self
             .runtime
             .linker
             .instantiate(&mut store, &module)
             .map_err(|e| match e.downcast_ref::<Trap>() {
-                Some(_) => LoadError::Instantiate(format!(
-                    "its start function failed: {}",
-                    init_err(e, starved(&store))
-                )),
+                Some(_) => self.guest_error(Export::Start, e, &store),
                 None => LoadError::Instantiate(format!("{e:#}")),
             })?;
         let memory = instance
             .get_memory(&mut store, contract::MEMORY_EXPORT)
             .ok_or_else(|| LoadError::Instantiate("exports no memory".into()))?;
-
         let (state_base, state_len) = if shape.has_state_region {
-            let ptr = instance
-                .get_typed_func::<(), i32>(&mut store, "state-ptr")
-                .and_then(|f| f.call(&mut store, ()))
-                .map_err(|e| init_err(e, starved(&store)))? as u32;
-            let len = instance
-                .get_typed_func::<(), i32>(&mut store, "state-len")
-                .and_then(|f| f.call(&mut store, ()))
-                .map_err(|e| init_err(e, starved(&store)))? as u32;
-            let size = memory.data_size(&store) as u64;
-            if !ptr.is_multiple_of(MAX_ALIGN) {
-                return Err(LoadError::StateRegion(format!(
-                    "`state-ptr` returned {ptr:#x}, which is not {MAX_ALIGN}-byte aligned (align the state buffer to {MAX_ALIGN})"
-                )));
-            }
-            if ptr as u64 + len as u64 > size {
-                return Err(LoadError::StateRegion(format!(
-                    "the state region {ptr:#x}..{:#x} lies outside the module's {size}-byte memory",
-                    ptr as u64 + len as u64
-                )));
-            }
-            (ptr, len)
+            self.state_region(&mut store, &instance, &memory)?
         } else {
             (0, 0)
         };
@@ -240,39 +224,18 @@ impl Loader {
                 Claims::without_region()
             });
         }
-        let init = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "init")
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let ret = init
-            .call(
-                &mut store,
-                (
-                    self.config.sample_rate as i32,
-                    self.config.max_frames as i32,
-                ),
-            )
-            .map_err(|e| init_err(e, starved(&store)))?;
-        let claims = store.data_mut().claims.take().expect("set above");
-        if let Some(msg) = store.data_mut().claim_error.take() {
-            return Err(LoadError::Claim(msg));
-        }
-        if ret < 0 {
-            return Err(LoadError::InitFailed(ret));
-        }
-        if ret == 0 || ret > MAX_CHANNELS {
-            return Err(LoadError::Channels(ret));
-        }
+        let channels = self.init(&mut store, &instance)?;
+        let layout = store.data_mut().claims.take().expect("set above").finish();
         let process = instance
             .get_typed_func::<(i32, i64), i32>(&mut store, "process")
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let (log_tx, log_rx) = log_ring::ring();
         store.data_mut().log_ring = Some(log_tx);
-        let layout = claims.finish();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let report = LoadReport {
             signal: signal.to_string(),
             version: id,
-            channels: ret as u32,
+            channels,
             hash,
             state_len,
             layout: layout.clone(),
@@ -282,7 +245,7 @@ impl Loader {
         };
         let version = Box::new(Version {
             id,
-            channels: ret as u32,
+            channels,
             store,
             process,
             memory,
@@ -294,6 +257,116 @@ impl Loader {
             report,
             log: log_rx,
         })
+    }
+
+    /// A store for one version, with its limits and a CPU budget that the
+    /// start function, `state-ptr`/`len` and `init` share; a looping one is
+    /// stopped about one tick after it.
+    fn store(&self, signal: &str) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.runtime.engine,
+            HostState {
+                signal: signal.into(),
+                claims: None,
+                state_base: 0,
+                claim_error: None,
+                log_ring: None,
+                limits: self.config.limits.clone(),
+                overrun: Default::default(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = store.data_mut().overrun.start(self.load_limits());
+        store.set_epoch_deadline(ticks);
+        guest::install_deadline_policy(&mut store);
+        store
+    }
+
+    fn load_limits(&self) -> guest::CallLimits {
+        guest::CallLimits {
+            cpu: self.config.init_timeout,
+            wall: self.config.init_timeout * 10,
+        }
+    }
+
+    /// A call into the guest during the load failed: say where and why.
+    fn guest_error(
+        &self,
+        export: Export,
+        e: wasmtime::Error,
+        store: &Store<HostState>,
+    ) -> LoadError {
+        let overrun = &store.data().overrun;
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) if overrun.starved => {
+                LoadError::Starved(export, self.load_limits().wall, overrun.used)
+            }
+            Some(Trap::Interrupt) => LoadError::Timeout(export, self.config.init_timeout),
+            Some(t) => LoadError::Trap(export, trap_text(*t)),
+            None => LoadError::Trap(export, format!("{e:#}")),
+        }
+    }
+
+    /// Call `state-ptr` and `state-len` and check the region they give.
+    fn state_region(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::Instance,
+        memory: &wasmtime::Memory,
+    ) -> Result<(u32, u32), LoadError> {
+        let mut call = |export: Export, name: &str| -> Result<u32, LoadError> {
+            let f = instance
+                .get_typed_func::<(), i32>(&mut *store, name)
+                .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            f.call(&mut *store, ())
+                .map(|v| v as u32)
+                .map_err(|e| self.guest_error(export, e, store))
+        };
+        let ptr = call(Export::StatePtr, "state-ptr")?;
+        let len = call(Export::StateLen, "state-len")?;
+        let size = memory.data_size(&*store) as u64;
+        if !ptr.is_multiple_of(MAX_ALIGN) {
+            return Err(LoadError::StateRegion(format!(
+                "`state-ptr` returned {ptr:#x}, which is not {MAX_ALIGN}-byte aligned (align the state buffer to {MAX_ALIGN})"
+            )));
+        }
+        if ptr as u64 + len as u64 > size {
+            return Err(LoadError::StateRegion(format!(
+                "the state region {ptr:#x}..{:#x} lies outside the module's {size}-byte memory",
+                ptr as u64 + len as u64
+            )));
+        }
+        Ok((ptr, len))
+    }
+
+    /// Run `init` and check what it returned: the channel count.
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::Instance,
+    ) -> Result<u32, LoadError> {
+        let init = instance
+            .get_typed_func::<(i32, i32), i32>(&mut *store, "init")
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let ret = init
+            .call(
+                &mut *store,
+                (
+                    self.config.sample_rate as i32,
+                    self.config.max_frames as i32,
+                ),
+            )
+            .map_err(|e| self.guest_error(Export::Init, e, store))?;
+        if let Some(msg) = store.data_mut().claim_error.take() {
+            return Err(LoadError::Claim(msg));
+        }
+        if ret < 0 {
+            return Err(LoadError::InitFailed(ret));
+        }
+        if ret == 0 || ret > MAX_CHANNELS {
+            return Err(LoadError::Channels(ret));
+        }
+        Ok(ret as u32)
     }
 }
 

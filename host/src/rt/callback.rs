@@ -35,7 +35,7 @@ impl WarmUp {
         Ok(WarmUp { store, func })
     }
 
-    fn call(&mut self) {
+    pub fn call(&mut self) {
         let _ = self.func.call(&mut self.store, ());
     }
 }
@@ -53,6 +53,8 @@ pub struct AudioCallback {
     warm_up: Option<WarmUp>,
     scratch: Box<[f32]>,
     last: Option<Instant>,
+    /// Timed by the silent clock (see [`AudioCallback::set_clocked`]).
+    clocked: bool,
     /// Samples the recorder's ring had no room for.
     pub record_overruns: u64,
 }
@@ -72,6 +74,7 @@ impl AudioCallback {
             warm_up,
             scratch: vec![0.0; SCRATCH_FRAMES * channels].into_boxed_slice(),
             last: None,
+            clocked: false,
             record_overruns: 0,
         }
     }
@@ -98,16 +101,32 @@ impl AudioCallback {
     }
 
     fn note_timing(&mut self, frames: usize) {
+        if self.clocked {
+            return;
+        }
         let now = Instant::now();
         if let Some(last) = self.last {
             // Later than 1.5 buffer periods after the previous callback: the
-            // device most likely ran dry.
-            let period_ns = frames as u128 * 1_000_000_000 / self.sample_rate() as u128;
-            if now.duration_since(last).as_nanos() > period_ns * 3 / 2 + 2_000_000 {
-                self.stats.late_callbacks.fetch_add(1, Ordering::Relaxed);
+            // device most likely ran dry for the time beyond one period.
+            let period_ns = frames as u64 * 1_000_000_000 / self.sample_rate() as u64;
+            let gap = now.duration_since(last).as_nanos() as u64;
+            if gap > period_ns * 3 / 2 + 2_000_000 {
+                self.missed_deadline(gap - period_ns);
             }
         }
         self.last = Some(now);
+    }
+
+    /// The output is timed by a clock that reports missed deadlines itself
+    /// ([`AudioCallback::missed_deadline`]), exactly.
+    pub fn set_clocked(&mut self, clocked: bool) {
+        self.clocked = clocked;
+    }
+
+    /// A block came late: the output had nothing to play for `lost_ns`.
+    pub fn missed_deadline(&self, lost_ns: u64) {
+        self.stats.late_callbacks.fetch_add(1, Ordering::Relaxed);
+        self.stats.lost_nanos.fetch_add(lost_ns, Ordering::Relaxed);
     }
 
     /// Fill an `f32` device buffer (interleaved, the mixer's channel count).

@@ -24,8 +24,13 @@ pub struct Stats {
     pub fault_allocations: AtomicU64,
     /// Blocks rendered.
     pub blocks: AtomicU64,
-    /// Callbacks that came later than one buffer period after the previous.
+    /// Late blocks: deadlines the output missed (the silent clock counts
+    /// each exactly; a device's callbacks that came more than half a period
+    /// late are counted as such).
     pub late_callbacks: AtomicU64,
+    /// Audio time lost to late blocks (the device or clock had nothing to
+    /// play), in nanoseconds.
+    pub lost_nanos: AtomicU64,
     /// Retired versions the audio thread could not queue (the garbage queue
     /// was full) and leaked rather than drop on the audio thread.
     pub leaked: AtomicU64,

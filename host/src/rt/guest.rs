@@ -93,6 +93,12 @@ impl Overrun {
         limits.first_deadline_ticks()
     }
 
+    /// CPU time used since the call started, at least (reads the thread's
+    /// CPU clock: a system call, for slow paths only).
+    pub fn cpu_used(&self) -> Duration {
+        Duration::from_nanos(cpu::thread_cpu_ns().saturating_sub(self.start.cpu_ns))
+    }
+
     /// Called by wasmtime when the deadline passes (on the calling thread,
     /// only for calls past their budget in wall time): stop the call, or
     /// extend it.

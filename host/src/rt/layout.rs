@@ -20,22 +20,24 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
+use crate::rt::consts;
+
 /// Largest alignment a claim may ask for; `state-ptr` must be aligned to it so
 /// that offsets aligned relative to the region are aligned in memory.
-pub const MAX_ALIGN: u32 = 16;
+pub const MAX_ALIGN: u32 = consts::MAX_ALIGN;
 /// Longest key, in bytes.
-pub const MAX_KEY_LEN: usize = 256;
+pub const MAX_KEY_LEN: usize = consts::MAX_KEY_LEN as usize;
 
-/// The error codes `claim` returns to the guest (`wit/lel.wit`).
+/// The error codes `claim` returns to the guest (`wit/constants.txt`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
 pub enum ClaimCode {
-    RegionFull = -1,
-    BadKey = -2,
-    BadAlign = -3,
-    DuplicateKey = -4,
-    NotInInit = -5,
-    NoStateRegion = -6,
+    RegionFull = consts::REGION_FULL,
+    BadKey = consts::BAD_KEY,
+    BadAlign = consts::BAD_ALIGN,
+    DuplicateKey = consts::DUPLICATE_KEY,
+    NotInInit = consts::NOT_IN_INIT,
+    NoStateRegion = consts::NO_STATE_REGION,
 }
 
 /// One claimed block.

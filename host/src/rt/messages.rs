@@ -75,6 +75,9 @@ pub enum Event {
         version: u64,
         fault: Fault,
         clock: u64,
+        /// Within the first blocks after a swap that carried state into
+        /// this version (the state may be the cause).
+        after_carry: bool,
     },
     /// After a fault, the slot went back to the last good version.
     RolledBack {
@@ -97,4 +100,29 @@ pub enum Event {
         micros: u32,
         percent: u32,
     },
+}
+
+/// Control side -> audio thread, through the control-event queue (apart from
+/// the load queue): a change that applies at an exact frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ControlEvent {
+    /// The frame (on the mixer's clock, counted from the engine's start) it
+    /// applies at. A frame already past applies at the start of the next block.
+    pub at: u64,
+    pub slot: SlotId,
+    pub kind: ControlKind,
+}
+
+/// What a [`ControlEvent`] changes. Gain, mute and solo ramp over the fade
+/// time (10 ms by default) from their frame on, so no change clicks.
+/// Parameter and note events will join these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ControlKind {
+    /// Linear gain of the signal (1: unchanged).
+    Gain(f32),
+    /// Silence the signal (it keeps running) or bring it back.
+    Mute(bool),
+    /// While any signal is soloed, only soloed signals are heard.
+    Solo(bool),
 }

@@ -1,17 +1,23 @@
 //! The block loop: at each block boundary apply queued commands (loads,
-//! swaps, unloads), let every slot render into its own buffer, sum the
-//! buffers in slot order, then run the master stage. The same code serves the
-//! live audio callback and offline rendering. Runs on the audio thread.
+//! swaps, unloads), let every slot render into its own buffer (on the
+//! audio thread alone or shared with the [`pool`](super::pool)'s workers),
+//! sum the buffers in slot order, then run the master stage. The same code
+//! serves the live audio callback and offline rendering. Runs on the audio
+//! thread.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::guard::{self, Stats};
 use super::guest::CallLimits;
 use super::master::Master;
-use super::messages::{Command, Event, Garbage};
-use super::outbox::{Outbox, SlotOutbox};
+use super::messages::{Command, ControlEvent, Event, Garbage};
+use super::meter::Meters;
+use super::outbox::Outbox;
+use super::pool::Pool;
 use super::slot::{BlockCtx, Slot};
+use super::strip::Strips;
 
 /// Fixed facts of a mixer, chosen before the stream starts.
 #[derive(Clone, Copy, Debug)]
@@ -28,22 +34,38 @@ pub struct MixerConfig {
     pub rollback_frames: u64,
     /// Count allocator calls on this thread (see [`guard`]).
     pub check_alloc: bool,
+    /// Threads rendering slots: the audio thread plus `threads - 1` workers.
+    pub threads: usize,
+    /// Guest time of a block (measured on the block before) from which the
+    /// workers are woken to share it; below it the audio thread renders alone.
+    pub parallel_min: Duration,
+    /// The workers ask for real-time priority (playing live).
+    pub realtime: bool,
+}
+
+impl MixerConfig {
+    /// Below this much guest time per block, waking a worker (a system call
+    /// when it is parked, and a few microseconds until it runs) would cost
+    /// about as much as it could save.
+    pub const PARALLEL_MIN: Duration = Duration::from_micros(100);
 }
 
 /// The audio-thread half of the engine.
 pub struct Mixer {
     config: MixerConfig,
-    slots: Box<[Slot]>,
-    /// One outbox per slot, drained in slot order.
-    slot_outs: Box<[SlotOutbox]>,
-    /// The slots rendered this block, in slot order.
-    active: Box<[usize]>,
-    active_len: usize,
+    pool: Pool,
     commands: rtrb::Consumer<Command>,
+    /// Per-signal gain, mute and solo, fed by the control-event queue.
+    strips: Strips,
+    /// The clock, published for the control side's event timestamps.
+    shared_clock: Arc<AtomicU64>,
     outbox: Outbox,
     master: Master,
     clock: u64,
     stats: Arc<Stats>,
+    meters: Arc<Meters>,
+    /// Allocator calls on this thread while guests faulted (this render call).
+    own_faults: u64,
 }
 
 /// The queue ends the control side keeps.
@@ -52,25 +74,52 @@ pub struct MixerLink {
     pub garbage: rtrb::Consumer<Garbage>,
     pub events: rtrb::Consumer<Event>,
     pub stats: Arc<Stats>,
+    /// Per-signal CPU use, by slot.
+    pub meters: Arc<Meters>,
+    /// Frame-timestamped control events (gain, mute, solo) in: a queue of
+    /// its own, independent of the load queue.
+    pub controls: rtrb::Producer<ControlEvent>,
+    /// The mixer's clock at the start of its last block.
+    pub clock: Arc<AtomicU64>,
 }
 
 impl Mixer {
     /// Build a mixer and the other ends of its queues. Everything the block
-    /// loop needs is allocated here.
-    pub fn new(config: MixerConfig) -> (Mixer, MixerLink) {
+    /// loop needs is allocated here, and the pool's workers are started
+    /// (each warmed up with a call into wasm on `engine`, when given).
+    ///
+    /// # Errors
+    /// When a worker thread cannot be started.
+    pub fn new(
+        config: MixerConfig,
+        engine: Option<&wasmtime::Engine>,
+    ) -> std::io::Result<(Mixer, MixerLink)> {
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
         let (garbage_tx, garbage_rx) = rtrb::RingBuffer::new(1024);
         let (event_tx, event_rx) = rtrb::RingBuffer::new(1024);
+        let (control_tx, control_rx) = rtrb::RingBuffer::new(1024);
+        let clock = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(Stats::default());
+        let meters = Arc::new(Meters::new(config.slots));
+        let slots = (0..config.slots)
+            .map(|i| Slot::new(i, config.block, config.channels))
+            .collect();
+        let ctx = Self::ctx(&config, 0, config.block);
+        let pool = Pool::new(
+            slots,
+            config.threads,
+            engine,
+            config.check_alloc,
+            config.realtime,
+            stats.clone(),
+            ctx,
+        )?;
         let mixer = Mixer {
             config,
-            slots: (0..config.slots)
-                .map(|i| Slot::new(i, config.block, config.channels))
-                .collect(),
-            slot_outs: (0..config.slots).map(|_| SlotOutbox::default()).collect(),
-            active: vec![0; config.slots].into_boxed_slice(),
-            active_len: 0,
+            pool,
             commands: cmd_rx,
+            strips: Strips::new(config.slots, config.fade_frames, control_rx),
+            shared_clock: clock.clone(),
             outbox: Outbox {
                 garbage: garbage_tx,
                 events: event_tx,
@@ -81,14 +130,19 @@ impl Mixer {
             master: Master::new(config.channels, config.sample_rate),
             clock: 0,
             stats: stats.clone(),
+            meters: meters.clone(),
+            own_faults: 0,
         };
         let link = MixerLink {
             commands: cmd_tx,
             garbage: garbage_rx,
             events: event_rx,
             stats,
+            meters,
+            controls: control_tx,
+            clock,
         };
-        (mixer, link)
+        Ok((mixer, link))
     }
 
     pub fn config(&self) -> &MixerConfig {
@@ -100,24 +154,35 @@ impl Mixer {
         self.clock
     }
 
+    /// Threads that render slots (this one plus the pool's workers).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Blocks rendered by more than one thread so far.
+    pub fn parallel_blocks(&self) -> u64 {
+        self.pool.parallel_blocks()
+    }
+
     /// Fill `out` (interleaved, any whole number of frames), splitting it into
     /// blocks of at most `config.block` frames.
     pub fn render(&mut self, out: &mut [f32]) {
         guard::run(self.config.check_alloc, || {
             let before = guard::violation_count();
             self.outbox.fault_allocations = 0;
+            self.own_faults = 0;
             let step = self.config.block as usize * self.config.channels;
             for block in out.chunks_mut(step) {
                 self.render_block(block);
             }
-            let faults = self.outbox.fault_allocations;
-            let violations = (guard::violation_count() - before).saturating_sub(faults);
+            // Workers publish their own counts; this thread's are these.
+            let violations = (guard::violation_count() - before).saturating_sub(self.own_faults);
             self.stats
                 .violations
                 .fetch_add(violations, Ordering::Relaxed);
             self.stats
                 .fault_allocations
-                .fetch_add(faults, Ordering::Relaxed);
+                .fetch_add(self.outbox.fault_allocations, Ordering::Relaxed);
             // Publish the outbox's overflow counts (they only ever grow).
             self.stats
                 .leaked
@@ -128,12 +193,10 @@ impl Mixer {
         });
     }
 
-    fn render_block(&mut self, block: &mut [f32]) {
-        let c = &self.config;
-        let frames = (block.len() / c.channels) as u32;
-        let ctx = BlockCtx {
+    fn ctx(c: &MixerConfig, clock: u64, frames: u32) -> BlockCtx {
+        BlockCtx {
             frames,
-            clock: self.clock,
+            clock,
             out_channels: c.channels,
             call: c.call,
             fade_frames: c.fade_frames,
@@ -141,54 +204,73 @@ impl Mixer {
             rollback_frames: c.rollback_frames,
             block_nanos: frames as u64 * 1_000_000_000 / c.sample_rate as u64,
             sample_rate: c.sample_rate,
-        };
+        }
+    }
+
+    fn render_block(&mut self, block: &mut [f32]) {
+        let frames = (block.len() / self.config.channels) as u32;
+        let ctx = Self::ctx(&self.config, self.clock, frames);
         while let Ok(cmd) = self.commands.pop() {
             match cmd {
                 Command::Load {
                     slot,
                     version,
                     fade_in,
-                } => match self.slots.get_mut(slot) {
-                    Some(s) => {
-                        let out = &mut self.slot_outs[slot];
-                        s.load(version, fade_in, &ctx, out);
-                        out.drain_into(&mut self.outbox);
+                } if slot < self.pool.len() => {
+                    let (s, out) = self.pool.lane(slot);
+                    if s.is_idle() {
+                        // A new signal in this slot: default strip.
+                        self.strips.reset(slot);
                     }
-                    None => self.outbox.retire(version),
-                },
-                Command::Unload { slot } => {
-                    if let Some(s) = self.slots.get_mut(slot) {
-                        s.unload(&ctx);
-                    }
+                    s.load(version, fade_in, &ctx, out);
+                    out.drain_into(&mut self.outbox);
                 }
+                Command::Load { version, .. } => self.outbox.retire(version),
+                Command::Unload { slot } if slot < self.pool.len() => {
+                    self.pool.lane(slot).0.unload(&ctx);
+                }
+                Command::Unload { .. } => {}
             }
         }
-        self.active_len = 0;
-        for (i, slot) in self.slots.iter().enumerate() {
-            if !slot.is_idle() {
-                self.active[self.active_len] = i;
-                self.active_len += 1;
-            }
-        }
-        for &i in &self.active[..self.active_len] {
-            self.slots[i].process(&ctx, &mut self.slot_outs[i]);
-        }
+        self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
+        self.meter(ctx.block_nanos);
         self.master.process(block);
         self.clock += frames as u64;
+        self.shared_clock.store(self.clock, Ordering::Relaxed);
         self.stats.blocks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sum the slots' buffers into `block` in slot order and pass their
-    /// outboxes on, also in slot order: the result does not depend on which
-    /// thread rendered which slot.
+    /// Publish each rendered slot's share of this block.
+    fn meter(&self, block_nanos: u64) {
+        for k in 0..self.pool.active_count() {
+            let i = self.pool.active_slot(k);
+            self.meters
+                .record(i, self.pool.slot(i).busy_nanos(), block_nanos);
+        }
+    }
+
+    /// Sum the slots' buffers into `block` in slot order through their
+    /// strips (gain, mute, solo) and pass their outboxes on, also in slot
+    /// order: the result does not depend on which thread rendered which slot.
     fn mix(&mut self, block: &mut [f32], frames: u32) {
+        let n = self.pool.active_count();
+        for k in 0..n {
+            let i = self.pool.active_slot(k);
+            self.pool.lane(i).1.drain_into(&mut self.outbox);
+        }
         block.fill(0.0);
-        let ch = self.config.channels;
-        for &i in &self.active[..self.active_len] {
-            self.slot_outs[i].drain_into(&mut self.outbox);
-            for (d, s) in block.iter_mut().zip(self.slots[i].output(frames, ch)) {
-                *d += s;
+        let (ch, pool) = (self.config.channels, &self.pool);
+        let slots = (0..n).map(|k| {
+            let i = pool.active_slot(k);
+            (i, pool.slot(i).output(frames, ch))
+        });
+        self.strips.mix(block, ch, self.clock, slots);
+        for k in 0..n {
+            let i = self.pool.active_slot(k);
+            if self.pool.slot(i).is_idle() {
+                // Unloaded: its mute/solo/gain go with it.
+                self.strips.reset(i);
             }
         }
     }

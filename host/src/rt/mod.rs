@@ -10,6 +10,7 @@
 //! -> [`version::Version`] (a guest instance) -> [`master::Master`].
 
 pub mod callback;
+pub mod consts;
 pub mod cpu;
 pub mod guard;
 pub mod guest;
@@ -18,8 +19,11 @@ pub mod layout;
 pub mod log_ring;
 pub mod master;
 pub mod messages;
+pub mod meter;
 pub mod mixer;
 pub mod outbox;
+pub mod pool;
 pub mod priority;
 pub mod slot;
+pub mod strip;
 pub mod version;

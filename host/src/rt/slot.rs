@@ -13,6 +13,10 @@ use super::messages::{Event, Fault, SlotId};
 use super::outbox::SlotOutbox;
 use super::version::Version;
 
+/// A fault within this many blocks of a swap that carried state is reported
+/// as possibly caused by that state.
+pub const CARRY_SUSPECT_BLOCKS: u64 = 4;
+
 /// A level above +24 dBFS for more than one block is a fault.
 pub const ABSURD_PEAK: f32 = 15.85;
 
@@ -88,6 +92,9 @@ pub struct Slot {
     xfade_len: u32,
     /// The crossfade's law: linear when state was carried, else equal power.
     xfade_law: Law,
+    /// The last version swapped in with carried state, and the clock of the
+    /// swap: a fault soon after may come from that state.
+    carried_swap: Option<(u64, u64)>,
     /// The last good version and the clock until which it may come back.
     previous: Option<Box<Version>>,
     rollback_until: u64,
@@ -113,6 +120,7 @@ impl Slot {
             xfade_left: 0,
             xfade_len: 0,
             xfade_law: Law::EqualPower,
+            carried_swap: None,
             previous: None,
             rollback_until: 0,
             unloading: false,
@@ -162,6 +170,7 @@ impl Slot {
             return;
         };
         let carried = new.carry_state_from(&old);
+        self.carried_swap = (carried > 0).then_some((new.id, ctx.clock));
         out.event(Event::Swapped {
             slot: self.id,
             version: new.id,
@@ -249,6 +258,7 @@ impl Slot {
                 Ok(()) => self.outgoing = Some(v),
                 Err(fault) => {
                     out.event(Event::Faulted {
+                        after_carry: false,
                         slot: self.id,
                         version: v.id,
                         fault,
@@ -286,11 +296,15 @@ impl Slot {
 
     /// A version failed: silence it and, if a good version is at hand, go back to it.
     fn fault(&mut self, v: Box<Version>, fault: Fault, ctx: &BlockCtx, out: &mut SlotOutbox) {
+        let after_carry = self.carried_swap.is_some_and(|(id, at)| {
+            id == v.id && ctx.clock < at + CARRY_SUSPECT_BLOCKS * ctx.frames as u64
+        });
         out.event(Event::Faulted {
             slot: self.id,
             version: v.id,
             fault,
             clock: ctx.clock,
+            after_carry,
         });
         let from = v.id;
         out.retire(v);
@@ -353,19 +367,24 @@ impl Slot {
                 return Err(fault);
             }
         };
-        // Most of the block's time in one signal: say so (once in a while).
+        // Most of the block's time in one signal: say so (once in a while),
+        // if the call itself used that CPU time, not the OS preempting it.
+        // The CPU clock is read only on this slow path.
         if took * 2 > ctx.block_nanos
             && self
                 .slow_reported_at
                 .is_none_or(|at| ctx.clock > at + 5 * ctx.sample_rate as u64)
         {
-            self.slow_reported_at = Some(ctx.clock);
-            out.event(Event::Slow {
-                slot: self.id,
-                version: v.id,
-                micros: (took / 1000) as u32,
-                percent: (took * 100 / ctx.block_nanos.max(1)) as u32,
-            });
+            let cpu = (v.last_call_cpu().as_nanos() as u64).min(took);
+            if cpu * 2 > ctx.block_nanos {
+                self.slow_reported_at = Some(ctx.clock);
+                out.event(Event::Slow {
+                    slot: self.id,
+                    version: v.id,
+                    micros: (cpu / 1000) as u32,
+                    percent: (cpu * 100 / ctx.block_nanos.max(1)) as u32,
+                });
+            }
         }
         let samples = v.output(ptr, ctx.frames);
         let Some(peak) = kernels::peak(samples) else {

@@ -78,6 +78,12 @@ impl Version {
         Ok(ptr as usize)
     }
 
+    /// CPU time the last call used at least (a system call: for the
+    /// slow-call path only, never per block).
+    pub fn last_call_cpu(&self) -> std::time::Duration {
+        self.store.data().overrun.cpu_used()
+    }
+
     /// The samples a successful [`Version::process`] returned, as bytes.
     pub fn output(&self, ptr: usize, frames: u32) -> &[u8] {
         let len = frames as usize * self.channels as usize * 4;

@@ -3,7 +3,7 @@
  *
  * Build: ./build.sh (clang --target=wasm32, no libc; -> out/{{name}}.wasm).
  * Play live: lel-host run out/
- * lel.h (the lel C SDK, one header) documents every helper.
+ * lel.h (the lel C SDK) documents every helper.
  */
 #include "lel.h"
 

@@ -1,0 +1,325 @@
+//! The control side of the engine: owns the loader and the non-real-time ends
+//! of the mixer's queues, and the one table that knows each signal's status
+//! (its slot, the version playing, a version being prepared). Versions come
+//! in through the load [`pipeline`]; this module hands them to the audio
+//! thread, unloads signals, drops what the audio thread retires, and turns
+//! its events into [`Notice`]s. Runs on a control thread (the caller of
+//! `render`, `check`, or the live host's control loop), never on the audio
+//! thread.
+
+mod mixing;
+mod notice;
+mod pipeline;
+mod settings;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::loader::runtime::Runtime;
+use crate::loader::{LoadReport, Loader, LoaderConfig, Prepared};
+use crate::rt::guard::Stats;
+use crate::rt::layout::Layout;
+use crate::rt::log_ring::LogConsumer;
+use crate::rt::messages::{Command, Garbage, SlotId};
+use crate::rt::mixer::{Mixer, MixerLink};
+
+pub use notice::Notice;
+pub use pipeline::{Loaded, Request};
+pub use settings::Settings;
+
+/// What a load did.
+#[derive(Clone, Debug)]
+pub enum LoadOutcome {
+    /// Handed to the audio thread: plays from the next block.
+    Loaded(LoadReport),
+    /// Same bytes as the version already playing: nothing to do.
+    Unchanged,
+}
+
+impl LoadOutcome {
+    /// The report of a version handed over; `None` when nothing changed.
+    pub fn report(self) -> Option<LoadReport> {
+        match self {
+            LoadOutcome::Loaded(r) => Some(r),
+            LoadOutcome::Unchanged => None,
+        }
+    }
+}
+
+/// Everything known about one signal, from its first request until it is
+/// unloaded.
+struct Signal {
+    /// Its slot in the mixer, taken when the signal is first asked for.
+    slot: SlotId,
+    path: Option<PathBuf>,
+    /// The version last handed over, if any.
+    playing: Option<Playing>,
+    /// Where its next version stands in the load pipeline.
+    load: pipeline::Status,
+}
+
+/// The versions handed to the audio thread.
+struct Playing {
+    current: u64,
+    hash: String,
+    /// Layouts of recent versions (for rollback), newest last.
+    layouts: Vec<(u64, Layout, String)>,
+    /// When the change that led to the last hand-over was noticed, for
+    /// latency figures.
+    requested: Option<Instant>,
+    /// Compile (or cache) time of versions on their way to the audio thread.
+    compile_times: Vec<(u64, Duration)>,
+}
+
+pub struct Control {
+    loader: Arc<Loader>,
+    link: MixerLink,
+    settings: Settings,
+    signals: HashMap<String, Signal>,
+    /// Who played in each slot last (name, file), kept after unloading so
+    /// late events can still be named.
+    slot_names: Vec<Option<(String, Option<PathBuf>)>>,
+    free: Vec<SlotId>,
+    logs: Vec<(Arc<str>, LogConsumer)>,
+    /// Has the mixer been asked for any block since start? New signals fade
+    /// in only once the stream is running.
+    running: bool,
+    /// Leaked versions and lost events already reported.
+    overflows: (u64, u64),
+    /// The load pipeline's side of this table.
+    pipeline: pipeline::Pipeline,
+}
+
+impl Control {
+    /// Build an engine: the control side and the mixer for the audio thread.
+    ///
+    /// # Errors
+    /// When the WebAssembly runtime cannot be set up.
+    pub fn new(settings: Settings) -> anyhow::Result<(Control, Mixer)> {
+        let runtime = Runtime::with_limits(&settings.limits)?;
+        Self::with_runtime(settings, runtime)
+    }
+
+    /// [`Control::new`] sharing a runtime (and its compiled-module cache
+    /// lives per loader, so only the engine is shared).
+    ///
+    /// # Errors
+    /// Settings that cannot make an engine.
+    pub fn with_runtime(
+        settings: Settings,
+        runtime: Arc<Runtime>,
+    ) -> anyhow::Result<(Control, Mixer)> {
+        anyhow::ensure!(settings.channels >= 1, "at least one output channel");
+        anyhow::ensure!(settings.block >= 1, "a block is at least one frame");
+        let engine = runtime.engine.clone();
+        let loader = Loader::new(
+            runtime,
+            LoaderConfig {
+                sample_rate: settings.sample_rate,
+                max_frames: settings.block,
+                init_timeout: settings.init_timeout,
+                limits: settings.limits.clone(),
+            },
+            settings.cache_dir.clone(),
+        );
+        let (mixer, link) = Mixer::new(settings.mixer_config(), Some(&engine))
+            .map_err(|e| anyhow::anyhow!("cannot start the render threads: {e}"))?;
+        let control = Control {
+            loader: Arc::new(loader),
+            link,
+            free: (0..settings.slots).rev().collect(),
+            slot_names: vec![None; settings.slots],
+            settings,
+            signals: HashMap::new(),
+            logs: Vec::new(),
+            running: false,
+            overflows: (0, 0),
+            pipeline: pipeline::Pipeline::new(),
+        };
+        Ok((control, mixer))
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.link.stats
+    }
+
+    /// Per-signal CPU use, by slot (see [`Control::slot_signal`]).
+    pub fn meters(&self) -> &Arc<crate::rt::meter::Meters> {
+        &self.link.meters
+    }
+
+    /// The signal playing in `slot` and its file, if any.
+    pub fn slot_signal(&self, slot: SlotId) -> Option<(String, Option<PathBuf>)> {
+        self.signals
+            .iter()
+            .find(|(_, s)| s.slot == slot && s.playing.is_some())
+            .map(|(n, s)| (n.clone(), s.path.clone()))
+    }
+
+    pub fn loader(&self) -> &Arc<Loader> {
+        &self.loader
+    }
+
+    /// Mark the stream as running: from now on new signals fade in.
+    pub fn set_running(&mut self) {
+        self.running = true;
+    }
+
+    /// The names of the signals playing.
+    pub fn signals(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .signals
+            .iter()
+            .filter(|(_, s)| s.playing.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Is `signal` playing (a version of it was handed over)?
+    pub fn is_playing(&self, signal: &str) -> bool {
+        self.signals
+            .get(signal)
+            .is_some_and(|s| s.playing.is_some())
+    }
+
+    /// Hand a prepared version of `signal` (which holds a slot) to the audio
+    /// thread: it plays from the next block.
+    fn hand_over(
+        &mut self,
+        signal: &str,
+        prepared: Prepared,
+        requested: Option<Instant>,
+    ) -> LoadReport {
+        let Prepared {
+            version,
+            report,
+            log,
+        } = prepared;
+        let rec = self
+            .signals
+            .get_mut(signal)
+            .expect("a signal being loaded has a record");
+        let slot = rec.slot;
+        let playing = rec.playing.get_or_insert_with(|| Playing {
+            current: 0,
+            hash: String::new(),
+            layouts: Vec::new(),
+            requested: None,
+            compile_times: Vec::new(),
+        });
+        playing.current = report.version;
+        playing.requested = requested;
+        playing
+            .compile_times
+            .retain(|(v, _)| *v + 8 > report.version);
+        playing.compile_times.push((report.version, report.compile));
+        playing.hash = report.hash.clone();
+        playing
+            .layouts
+            .push((report.version, report.layout.clone(), report.hash.clone()));
+        if playing.layouts.len() > 4 {
+            playing.layouts.remove(0);
+        }
+        self.slot_names[slot] = Some((signal.to_string(), rec.path.clone()));
+        self.logs.push((signal.into(), log));
+        let mut cmd = Command::Load {
+            slot,
+            version,
+            fade_in: self.running,
+        };
+        // The queue is large; if the audio thread is not draining it (a
+        // stalled device), wait rather than drop a version.
+        loop {
+            match self.link.commands.push(cmd) {
+                Ok(()) => break,
+                Err(rtrb::PushError::Full(c)) => {
+                    cmd = c;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        report
+    }
+
+    /// Fade `signal` out and forget it (a version still being prepared is
+    /// dropped when it arrives). Returns whether it was playing.
+    pub fn unload(&mut self, signal: &str) -> bool {
+        let Some(rec) = self.signals.remove(signal) else {
+            return false;
+        };
+        if rec.playing.is_some() {
+            let _ = self.link.commands.push(Command::Unload { slot: rec.slot });
+            // The slot is reused only once the audio thread reports it empty.
+            true
+        } else {
+            self.free.push(rec.slot);
+            false
+        }
+    }
+
+    /// Drop what the audio thread retired, print guest log lines, and turn
+    /// events into notices (also logged with `tracing`).
+    pub fn poll(&mut self) -> Vec<Notice> {
+        while let Ok(g) = self.link.garbage.pop() {
+            match g {
+                Garbage::Version(v) => drop(v),
+                Garbage::Error(e) => drop(e),
+            }
+        }
+        let guest_log = &self.loader.runtime().guest_log;
+        self.logs.retain_mut(|(signal, ring)| {
+            while let Some(line) = ring.pop() {
+                guest_log.line(signal, line.level, &line.text());
+            }
+            guest_log.dropped(signal, ring.take_dropped());
+            !ring.is_abandoned()
+        });
+        guest_log.flush();
+        self.report_overflows();
+        let mut notices = Vec::new();
+        while let Ok(event) = self.link.events.pop() {
+            if let Some(n) = self.notice(event) {
+                notices.push(n);
+            }
+        }
+        notices
+    }
+
+    /// Warn (once per new loss) when the audio thread's queues overflowed.
+    fn report_overflows(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let leaked = self.link.stats.leaked.load(Relaxed);
+        let lost = self.link.stats.lost_events.load(Relaxed);
+        if leaked > self.overflows.0 {
+            tracing::warn!(
+                "{} retired versions were leaked: the control side did not keep up with the audio thread",
+                leaked - self.overflows.0
+            );
+        }
+        if lost > self.overflows.1 {
+            tracing::warn!(
+                "{} events from the audio thread were lost (queue full)",
+                lost - self.overflows.1
+            );
+        }
+        self.overflows = (leaked, lost);
+    }
+}
+
+impl Drop for Control {
+    /// Say what the guest log dropped in its last, unfinished windows.
+    fn drop(&mut self) {
+        let guest_log = &self.loader.runtime().guest_log;
+        for (signal, ring) in &mut self.logs {
+            while let Some(line) = ring.pop() {
+                guest_log.line(signal, line.level, &line.text());
+            }
+            guest_log.dropped(signal, ring.take_dropped());
+        }
+        guest_log.finish();
+    }
+}

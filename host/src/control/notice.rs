@@ -1,0 +1,282 @@
+//! What the audio thread reports, in words: each [`Event`] from the mixer
+//! becomes a [`Notice`] for the caller and a log line naming the signal, its
+//! file and what to do. Runs on the control thread.
+
+use std::time::Duration;
+
+use crate::loader::trap_text;
+use crate::rt::guest::GrowKind;
+use crate::rt::messages::{Event, Fault, SlotId};
+
+use super::Control;
+
+/// Something that happened, for the caller (tests, the live host's output).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    Started {
+        signal: String,
+        version: u64,
+        clock: u64,
+    },
+    Swapped {
+        signal: String,
+        version: u64,
+        clock: u64,
+        carried: u32,
+        /// From the file change to the swap on the audio thread (live only).
+        latency: Option<Duration>,
+    },
+    Unloaded {
+        signal: String,
+    },
+    Faulted {
+        signal: String,
+        version: u64,
+        clock: u64,
+        message: String,
+    },
+    RolledBack {
+        signal: String,
+        to: u64,
+        clock: u64,
+    },
+    GrowRefused {
+        signal: String,
+        message: String,
+    },
+    Slow {
+        signal: String,
+        micros: u32,
+        percent: u32,
+    },
+}
+
+impl Control {
+    /// An event from the audio thread, logged and turned into a notice.
+    pub(super) fn notice(&mut self, event: Event) -> Option<Notice> {
+        Some(match event {
+            Event::Started {
+                slot,
+                version,
+                clock,
+            } => {
+                let (signal, file) = self.label(slot);
+                tracing::info!("{signal}: playing ({file})");
+                Notice::Started {
+                    signal,
+                    version,
+                    clock,
+                }
+            }
+            Event::Swapped {
+                slot,
+                version,
+                clock,
+                carried,
+                at,
+                ..
+            } => self.swapped(slot, version, clock, carried, at),
+            Event::Unloaded { slot, .. } => self.unloaded(slot),
+            Event::Faulted {
+                slot,
+                version,
+                fault,
+                clock,
+                after_carry,
+            } => {
+                let (signal, file) = self.label(slot);
+                let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
+                if after_carry {
+                    message.push_str(&self.restart_fresh(&signal, version));
+                }
+                tracing::error!("{message}");
+                Notice::Faulted {
+                    signal,
+                    version,
+                    clock,
+                    message,
+                }
+            }
+            Event::RolledBack {
+                slot, to, clock, ..
+            } => self.rolled_back(slot, to, clock),
+            Event::GrowRefused { slot, kind, .. } => {
+                let (signal, file) = self.label(slot);
+                let limits = &self.settings.limits;
+                let message = match kind {
+                    GrowKind::Memory => format!(
+                        "{signal}: a memory grow was refused: the module is over its {} MiB memory limit ({file})",
+                        limits.max_memory_bytes >> 20
+                    ),
+                    GrowKind::Table => format!(
+                        "{signal}: a table grow was refused: the module is over its {}-element table limit ({file})",
+                        limits.max_table_elements
+                    ),
+                };
+                tracing::warn!("{message}");
+                Notice::GrowRefused { signal, message }
+            }
+            Event::Slow {
+                slot,
+                micros,
+                percent,
+                ..
+            } => {
+                let (signal, _) = self.label(slot);
+                if self.settings.runaway.is_none() {
+                    tracing::warn!(
+                        "{signal}: process used {micros} us of CPU, {percent}% of the block period"
+                    );
+                }
+                Notice::Slow {
+                    signal,
+                    micros,
+                    percent,
+                }
+            }
+        })
+    }
+
+    /// `version` of `signal` faulted in its first blocks after a swap that
+    /// carried state into it: the state may be the cause (a NaN in a filter
+    /// memory, say). Ask once for the same file again with fresh state; the
+    /// words to add to the fault's message.
+    fn restart_fresh(&mut self, signal: &str, version: u64) -> String {
+        const CAUSE: &str =
+            "; the state carried over from the previous version may have caused this";
+        let path = self.signals.get(signal).and_then(|rec| {
+            let latest = rec.playing.as_ref().is_some_and(|p| p.current == version);
+            let idle = matches!(rec.load, super::pipeline::Status::Idle);
+            rec.path.clone().filter(|_| latest && idle)
+        });
+        match path {
+            Some(path) => {
+                self.request(super::Request::file(signal, path).with_fresh_state());
+                format!("{CAUSE}: restarting this version once with fresh state")
+            }
+            None => CAUSE.to_string(),
+        }
+    }
+
+    /// The signal's name and file (or name again) for messages.
+    fn label(&self, slot: SlotId) -> (String, String) {
+        match self.slot_names.get(slot).cloned().flatten() {
+            Some((name, path)) => {
+                let file = path
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| name.clone());
+                (name, file)
+            }
+            None => (format!("slot {slot}"), String::new()),
+        }
+    }
+
+    /// A swap: with the compile time and the file-change-to-swap latency.
+    fn swapped(
+        &mut self,
+        slot: SlotId,
+        version: u64,
+        clock: u64,
+        carried: u32,
+        at: std::time::Instant,
+    ) -> Notice {
+        let (signal, _) = self.label(slot);
+        let playing = self
+            .signals
+            .get_mut(&signal)
+            .and_then(|s| s.playing.as_mut());
+        let (latency, compile) = match playing {
+            Some(p) => (
+                p.requested.take().map(|t| at.saturating_duration_since(t)),
+                p.compile_times
+                    .iter()
+                    .find(|(v, _)| *v == version)
+                    .map(|(_, d)| *d),
+            ),
+            None => (None, None),
+        };
+        let compiled = compile
+            .map(|d| format!(" (compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
+            .unwrap_or_default();
+        let after = latency
+            .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
+            .unwrap_or_default();
+        let blocks = if carried == 1 { "block" } else { "blocks" };
+        tracing::info!(
+            "{signal}: swapped in version {version}{compiled}, {carried} state {blocks} carried{after}"
+        );
+        Notice::Swapped {
+            signal,
+            version,
+            clock,
+            carried,
+            latency,
+        }
+    }
+
+    /// The slot is empty: free it unless a signal (re)took it meanwhile.
+    fn unloaded(&mut self, slot: SlotId) -> Notice {
+        if !self.signals.values().any(|s| s.slot == slot) && !self.free.contains(&slot) {
+            self.free.push(slot);
+        }
+        let (signal, _) = self.label(slot);
+        tracing::info!("{signal}: unloaded");
+        Notice::Unloaded { signal }
+    }
+
+    /// Back to the last good version: it is the one playing now, so the
+    /// next load claims against its layout.
+    fn rolled_back(&mut self, slot: SlotId, to: u64, clock: u64) -> Notice {
+        let (signal, _) = self.label(slot);
+        if let Some(p) = self
+            .signals
+            .get_mut(&signal)
+            .and_then(|s| s.playing.as_mut())
+            && let Some((_, _, hash)) = p.layouts.iter().find(|(id, _, _)| *id == to)
+        {
+            p.current = to;
+            p.hash = hash.clone();
+        }
+        tracing::warn!("{signal}: rolled back to the last good version ({to}) with its state");
+        Notice::RolledBack { signal, to, clock }
+    }
+
+    /// Why a version was silenced, in words.
+    fn describe(&self, fault: Fault) -> String {
+        match fault {
+            Fault::Timeout if self.settings.runaway.is_some() => {
+                let d = self.settings.call_budget_time().as_secs_f64();
+                let amount = if d < 1.0 {
+                    format!("{:.0} ms", d * 1e3)
+                } else {
+                    format!("{d:.1} s")
+                };
+                format!(
+                    "process used {amount} of CPU time in one call without returning (runaway loop?)"
+                )
+            }
+            Fault::Timeout => format!(
+                "process exceeded its {:.2} ms budget (runaway loop?)",
+                self.settings.call_budget_time().as_secs_f64() * 1e3
+            ),
+            Fault::Starved => format!(
+                "process did not return within {:.0} ms although it had not used its {:.2} ms CPU budget: the machine is too busy to play in real time",
+                self.settings.call_limits().wall.as_secs_f64() * 1e3,
+                self.settings.call_budget_time().as_secs_f64() * 1e3
+            ),
+            Fault::Trap(t) => format!("trap: {} in process", trap_text(t)),
+            Fault::Failed => "process failed".to_string(),
+            Fault::BadPointer { ptr, bytes, memory } => format!(
+                "process returned samples at {ptr:#x}..{:#x}, outside its {memory}-byte memory",
+                ptr as u64 + bytes as u64
+            ),
+            Fault::NonFinite => {
+                "process produced a non-finite sample (NaN or infinity)".to_string()
+            }
+            Fault::TooLoud { peak } => format!(
+                "output stayed above +24 dBFS for more than a block (peak {:+.1} dBFS)",
+                20.0 * peak.log10()
+            ),
+        }
+    }
+}

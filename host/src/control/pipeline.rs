@@ -1,0 +1,442 @@
+//! The load pipeline, the one way a version reaches the audio thread, for
+//! startup, `render`, `check` and the file watcher alike: read the file, skip
+//! it if its bytes are those playing already, prepare it (validate, compile,
+//! instantiate, `init`) on a worker, and hand it over. Loads of different
+//! signals run side by side, so a slow or hanging `init` holds back no one;
+//! loads of one signal run in order (a newer request waits for the one being
+//! prepared), so every version claims its state against the version it
+//! replaces. The control side runs here; the reading and preparing run on
+//! worker threads.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::files::read_module;
+use crate::loader::cache::{self, Hash, Source};
+use crate::loader::{LoadError, LoadReport, Loader, Prepared};
+use crate::rt::layout::Layout;
+
+use super::{Control, LoadOutcome, Signal};
+
+/// A version asked for: `signal` from a file, or from module bytes.
+#[derive(Debug)]
+pub struct Request {
+    pub signal: String,
+    /// The file, for reading (unless `bytes` are given) and for messages.
+    pub path: Option<PathBuf>,
+    /// Binary module bytes; `None`: read `path`.
+    bytes: Option<Vec<u8>>,
+    /// When the change that asked for it was noticed (for latency figures).
+    pub noticed: Option<Instant>,
+    /// Start with fresh state: carry nothing, even if the bytes are those
+    /// playing (a restart after a fault the carried state may have caused).
+    fresh_state: bool,
+}
+
+impl Request {
+    /// Load `path` as `signal`.
+    pub fn file(signal: impl Into<String>, path: PathBuf) -> Self {
+        Request {
+            signal: signal.into(),
+            path: Some(path),
+            bytes: None,
+            noticed: None,
+            fresh_state: false,
+        }
+    }
+
+    /// Load binary module `bytes` as `signal` (`path`: where they came from).
+    pub fn bytes(signal: impl Into<String>, bytes: Vec<u8>, path: Option<PathBuf>) -> Self {
+        Request {
+            signal: signal.into(),
+            path,
+            bytes: Some(bytes),
+            noticed: None,
+            fresh_state: false,
+        }
+    }
+
+    /// Carry no state into this version: it starts as if loaded for the
+    /// first time (and loads even if its bytes are those playing).
+    pub fn with_fresh_state(mut self) -> Self {
+        self.fresh_state = true;
+        self
+    }
+
+    /// The change behind this request was noticed at `at`.
+    pub fn noticed_at(mut self, at: Instant) -> Self {
+        self.noticed = Some(at);
+        self
+    }
+}
+
+/// A request, finished.
+#[derive(Debug)]
+pub struct Loaded {
+    pub signal: String,
+    pub path: Option<PathBuf>,
+    pub noticed: Option<Instant>,
+    /// Did a version of the signal play before this one?
+    pub was_playing: bool,
+    pub result: Result<LoadOutcome, LoadError>,
+}
+
+impl Loaded {
+    /// One log line saying what became of the request.
+    pub fn log(&self) {
+        let name = &self.signal;
+        let file = self
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| name.clone());
+        match &self.result {
+            Ok(LoadOutcome::Loaded(r)) if self.was_playing => {
+                tracing::info!("{name}: new version from {file}, {}", describe(r))
+            }
+            Ok(LoadOutcome::Loaded(r)) => {
+                tracing::info!("{name}: loaded ({file}), {}", describe(r))
+            }
+            Ok(LoadOutcome::Unchanged) => {
+                tracing::debug!("{name}: {file} changed on disk but not in content")
+            }
+            Err(e) => {
+                let playing = if self.was_playing {
+                    "; the playing version keeps playing"
+                } else {
+                    ""
+                };
+                tracing::error!("{name}: rejected: {file}: {e}{playing}");
+            }
+        }
+    }
+}
+
+/// How a version was loaded, for a log line: channels, compile and `init` time.
+pub(crate) fn describe(r: &LoadReport) -> String {
+    let how = match r.source {
+        Source::Compiled => "compiled",
+        Source::Memory => "from the in-memory cache",
+        Source::Disk => "from the disk cache",
+    };
+    let ch = if r.channels == 1 {
+        "channel"
+    } else {
+        "channels"
+    };
+    format!(
+        "{} {ch}, {how} in {:.1} ms, init {:.1} ms",
+        r.channels,
+        r.compile.as_secs_f64() * 1e3,
+        r.init.as_secs_f64() * 1e3
+    )
+}
+
+/// Where a signal's next version stands.
+#[derive(Debug, Default)]
+pub(super) enum Status {
+    /// Nothing being prepared.
+    #[default]
+    Idle,
+    /// Ticket `ticket` is on a worker; `queued` waits for it.
+    Preparing {
+        ticket: u64,
+        queued: Option<Request>,
+    },
+}
+
+/// A worker's result.
+pub(super) struct Done {
+    signal: String,
+    ticket: u64,
+    /// `None`: the bytes are those of the version playing.
+    result: Result<Option<Prepared>, LoadError>,
+}
+
+/// The pipeline's own state inside [`Control`].
+pub(super) struct Pipeline {
+    tx: mpsc::Sender<Done>,
+    rx: mpsc::Receiver<Done>,
+    /// Finished requests not yet taken.
+    ready: VecDeque<Loaded>,
+    /// Requests in flight, by ticket: what to report when they finish.
+    next_ticket: u64,
+    in_flight: Vec<(u64, PathBuf, Option<Instant>)>,
+    /// Called by a worker after it sends a result (to wake a control loop).
+    wake: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl Pipeline {
+    pub(super) fn new() -> Self {
+        let (tx, rx) = mpsc::channel();
+        Pipeline {
+            tx,
+            rx,
+            ready: VecDeque::new(),
+            next_ticket: 1,
+            in_flight: Vec::new(),
+            wake: None,
+        }
+    }
+}
+
+impl Control {
+    /// Ask for a version. It is read and prepared on a worker; the result
+    /// comes out of [`Control::take_loaded`] (or [`Control::load`] waits for
+    /// it). A request for a signal whose previous request is still being
+    /// prepared waits for it (only the newest waiting request is kept).
+    pub fn request(&mut self, req: Request) {
+        let rec = match self.signals.get_mut(&req.signal) {
+            Some(rec) => rec,
+            None => {
+                let Some(slot) = self.free.pop() else {
+                    let slots = self.settings.slots;
+                    self.pipeline.ready.push_back(Loaded {
+                        signal: req.signal,
+                        path: req.path,
+                        noticed: req.noticed,
+                        was_playing: false,
+                        result: Err(LoadError::NoFreeSlot(slots)),
+                    });
+                    return;
+                };
+                self.signals.entry(req.signal.clone()).or_insert(Signal {
+                    slot,
+                    path: None,
+                    playing: None,
+                    load: Status::Idle,
+                })
+            }
+        };
+        if req.path.is_some() {
+            rec.path.clone_from(&req.path);
+        }
+        if let Status::Preparing { queued, .. } = &mut rec.load {
+            *queued = Some(req);
+            return;
+        }
+        self.dispatch(req);
+    }
+
+    /// Call `wake` (on a worker thread) whenever a load finishes.
+    pub fn on_load_finished(&mut self, wake: impl Fn() + Send + Sync + 'static) {
+        self.pipeline.wake = Some(Arc::new(wake));
+    }
+
+    /// Start preparing `req` on a worker.
+    fn dispatch(&mut self, req: Request) {
+        let rec = self
+            .signals
+            .get_mut(&req.signal)
+            .expect("a requested signal has a record");
+        let (current, previous) = match &rec.playing {
+            _ if req.fresh_state => (None, Layout::default()),
+            Some(p) => (
+                Some(p.hash.clone()),
+                p.layouts
+                    .iter()
+                    .find(|(id, _, _)| *id == p.current)
+                    .map(|(_, l, _)| l.clone())
+                    .unwrap_or_default(),
+            ),
+            None => (None, Layout::default()),
+        };
+        let ticket = self.pipeline.next_ticket;
+        self.pipeline.next_ticket += 1;
+        rec.load = Status::Preparing {
+            ticket,
+            queued: None,
+        };
+        let Request {
+            signal,
+            path,
+            bytes,
+            noticed,
+            ..
+        } = req;
+        self.pipeline
+            .in_flight
+            .push((ticket, path.clone().unwrap_or_default(), noticed));
+        let (loader, tx, wake) = (
+            self.loader.clone(),
+            self.pipeline.tx.clone(),
+            self.pipeline.wake.clone(),
+        );
+        let name = signal.clone();
+        let work = move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prepare(&loader, &name, path, bytes, current, &previous)
+            }))
+            .unwrap_or_else(|_| Err(LoadError::Instantiate("the loader panicked".into())));
+            let _ = tx.send(Done {
+                signal: name,
+                ticket,
+                result,
+            });
+            if let Some(wake) = wake {
+                wake();
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(format!("lel-load-{signal}"))
+            .spawn(work)
+        {
+            tracing::error!("{signal}: cannot start a loader thread: {e}");
+        }
+    }
+
+    /// Finished requests, handed over to the audio thread. Waits up to
+    /// `wait` for the first when none is ready.
+    pub fn take_loaded(&mut self, wait: Duration) -> Vec<Loaded> {
+        if self.pipeline.ready.is_empty()
+            && let Ok(done) = self.pipeline.rx.recv_timeout(wait)
+        {
+            self.finish(done);
+        }
+        while let Ok(done) = self.pipeline.rx.try_recv() {
+            self.finish(done);
+        }
+        self.pipeline.ready.drain(..).collect()
+    }
+
+    /// A worker finished: hand the version over (if the signal still wants
+    /// it), record the outcome, and start the request that waited for it.
+    fn finish(&mut self, done: Done) {
+        let Done {
+            signal,
+            ticket,
+            result,
+        } = done;
+        let Some(at) = self
+            .pipeline
+            .in_flight
+            .iter()
+            .position(|(t, _, _)| *t == ticket)
+        else {
+            return;
+        };
+        let (_, path, noticed) = self.pipeline.in_flight.swap_remove(at);
+        let path = (!path.as_os_str().is_empty()).then_some(path);
+        let Some(rec) = self.signals.get_mut(&signal) else {
+            return; // unloaded meanwhile
+        };
+        let queued = match std::mem::take(&mut rec.load) {
+            Status::Preparing { ticket: t, queued } if t == ticket => queued,
+            other => {
+                rec.load = other; // unloaded and asked for again meanwhile
+                return;
+            }
+        };
+        let was_playing = rec.playing.is_some();
+        let result = match result {
+            Ok(Some(prepared)) => Ok(LoadOutcome::Loaded(
+                self.hand_over(&signal, prepared, noticed),
+            )),
+            Ok(None) => Ok(LoadOutcome::Unchanged),
+            Err(e) => Err(e),
+        };
+        if result.is_err() && !was_playing && queued.is_none() {
+            // Never played: give its slot back.
+            if let Some(rec) = self.signals.remove(&signal) {
+                self.free.push(rec.slot);
+            }
+        }
+        self.pipeline.ready.push_back(Loaded {
+            signal,
+            path,
+            noticed,
+            was_playing,
+            result,
+        });
+        if let Some(next) = queued {
+            self.dispatch(next);
+        }
+    }
+
+    /// Wait for the next finished request for `signal`.
+    fn wait_for(&mut self, signal: &str) -> Loaded {
+        loop {
+            if let Some(i) = self.pipeline.ready.iter().position(|l| l.signal == signal) {
+                return self.pipeline.ready.remove(i).expect("found above");
+            }
+            let done = self
+                .pipeline
+                .rx
+                .recv()
+                .expect("the pipeline holds a sender itself");
+            self.finish(done);
+        }
+    }
+
+    /// Make a request and wait for its result.
+    ///
+    /// # Errors
+    /// Why the version was rejected; the version playing keeps playing.
+    pub fn load_request(&mut self, req: Request) -> Result<LoadOutcome, LoadError> {
+        let signal = req.signal.clone();
+        self.request(req);
+        self.wait_for(&signal).result
+    }
+
+    /// Load (or reload) `signal` from binary module bytes and wait for it. On
+    /// success the version plays from the next block, carrying state from
+    /// the one before.
+    ///
+    /// # Errors
+    /// Why the version was rejected; the version playing keeps playing.
+    pub fn load(
+        &mut self,
+        signal: &str,
+        bytes: &[u8],
+        path: Option<&std::path::Path>,
+    ) -> Result<LoadOutcome, LoadError> {
+        self.load_request(Request::bytes(
+            signal,
+            bytes.to_vec(),
+            path.map(|p| p.to_path_buf()),
+        ))
+    }
+
+    /// Load (or reload) several files at once and wait for all of them.
+    /// Each is prepared on a worker of its own and handed to the audio
+    /// thread as soon as it is ready, so one slow or hanging `init` holds
+    /// back none of the others. Results come in the order of `items`
+    /// (signal name, file).
+    pub fn load_all(&mut self, items: &[(String, PathBuf)]) -> Vec<Loaded> {
+        for (name, path) in items {
+            self.request(Request::file(name.clone(), path.clone()));
+        }
+        items.iter().map(|(name, _)| self.wait_for(name)).collect()
+    }
+
+    /// [`Control::load_all`], only the results.
+    pub fn load_files(
+        &mut self,
+        items: &[(String, PathBuf)],
+    ) -> Vec<Result<LoadOutcome, LoadError>> {
+        self.load_all(items).into_iter().map(|l| l.result).collect()
+    }
+}
+
+/// A worker's job: read, skip if unchanged, prepare.
+fn prepare(
+    loader: &Loader,
+    signal: &str,
+    path: Option<PathBuf>,
+    bytes: Option<Vec<u8>>,
+    current: Option<Hash>,
+    previous: &Layout,
+) -> Result<Option<Prepared>, LoadError> {
+    let bytes = match (bytes, path) {
+        (Some(b), _) => b,
+        (None, Some(p)) => read_module(&p)?,
+        (None, None) => return Err(LoadError::Io(std::io::ErrorKind::NotFound.into())),
+    };
+    if current.is_some_and(|h| h == cache::hash(&bytes)) {
+        return Ok(None);
+    }
+    loader.prepare(signal, &bytes, previous).map(Some)
+}

@@ -1,0 +1,198 @@
+//! Per-signal mute, solo and gain, applied while the slots' buffers are
+//! summed: control events (frame-timestamped, from their own wait-free
+//! queue) split the block at their frames, and every level change ramps
+//! linearly over the fade time, so a change starts on its exact frame and
+//! never clicks. Runs on the audio thread; never allocates.
+
+use super::messages::{ControlEvent, ControlKind};
+
+/// Most control events waiting for their frame (more stay in the queue).
+pub const PENDING_CAPACITY: usize = 256;
+
+/// One signal's strip: its settings and the level actually applied.
+#[derive(Clone, Copy, Debug)]
+struct Strip {
+    gain: f32,
+    mute: bool,
+    solo: bool,
+    /// The level applied to the next frame, where it heads and by how much
+    /// it moves per frame.
+    level: f32,
+    target: f32,
+    step: f32,
+}
+
+impl Strip {
+    const DEFAULT: Strip = Strip {
+        gain: 1.0,
+        mute: false,
+        solo: false,
+        level: 1.0,
+        target: 1.0,
+        step: 0.0,
+    };
+
+    #[inline]
+    fn next(&mut self) -> f32 {
+        let v = self.level;
+        if self.level != self.target {
+            self.level += self.step;
+            if (self.step > 0.0 && self.level > self.target)
+                || (self.step < 0.0 && self.level < self.target)
+            {
+                self.level = self.target;
+            }
+        }
+        v
+    }
+}
+
+/// The strips of all slots and the control events not yet due.
+pub struct Strips {
+    strips: Box<[Strip]>,
+    /// Events waiting for their frame, ordered by frame (stable: events for
+    /// the same frame keep their arrival order).
+    pending: Vec<ControlEvent>,
+    events: rtrb::Consumer<ControlEvent>,
+    soloed: usize,
+    ramp_frames: u32,
+}
+
+impl Strips {
+    pub fn new(slots: usize, ramp_frames: u32, events: rtrb::Consumer<ControlEvent>) -> Self {
+        Strips {
+            strips: vec![Strip::DEFAULT; slots].into_boxed_slice(),
+            pending: Vec::with_capacity(PENDING_CAPACITY),
+            events,
+            soloed: 0,
+            ramp_frames: ramp_frames.max(1),
+        }
+    }
+
+    /// Take what arrived from the queue, keeping `pending` ordered.
+    fn receive(&mut self) {
+        while self.pending.len() < self.pending.capacity() {
+            let Ok(e) = self.events.pop() else { break };
+            let at = self.pending.partition_point(|p| p.at <= e.at);
+            // Within capacity: never reallocates.
+            self.pending.insert(at, e);
+        }
+    }
+
+    /// Sum `slots` (slot index, its block) into `block` (interleaved,
+    /// `channels` per frame), applying the events due in this block
+    /// (`clock` .. `clock + frames`) at their frames. Sums in the order given.
+    pub fn mix<'a>(
+        &mut self,
+        block: &mut [f32],
+        channels: usize,
+        clock: u64,
+        slots: impl Iterator<Item = (usize, &'a [f32])> + Clone,
+    ) {
+        self.receive();
+        let frames = (block.len() / channels) as u64;
+        let mut start = 0u64;
+        loop {
+            let end = match self.pending.first() {
+                Some(e) if e.at < clock + frames => e.at.saturating_sub(clock).max(start),
+                _ => frames,
+            };
+            if end > start {
+                let (s, e) = (start as usize * channels, end as usize * channels);
+                self.sum(
+                    &mut block[s..e],
+                    channels,
+                    slots.clone().map(|(i, b)| (i, &b[s..e])),
+                );
+            }
+            start = end;
+            if start >= frames {
+                break;
+            }
+            // Apply every event of frame `clock + start`.
+            let due = self.pending.partition_point(|p| p.at <= clock + start);
+            for k in 0..due {
+                let e = self.pending[k];
+                self.apply(e);
+            }
+            self.pending.drain(..due);
+            self.retarget();
+        }
+    }
+
+    fn sum<'a>(
+        &mut self,
+        block: &mut [f32],
+        channels: usize,
+        slots: impl Iterator<Item = (usize, &'a [f32])>,
+    ) {
+        for (i, src) in slots {
+            let strip = &mut self.strips[i];
+            if strip.level == strip.target && strip.level == 1.0 {
+                for (d, s) in block.iter_mut().zip(src) {
+                    *d += s;
+                }
+            } else if strip.level == strip.target && strip.level == 0.0 {
+                continue;
+            } else {
+                for (dst, frame) in block
+                    .chunks_exact_mut(channels)
+                    .zip(src.chunks_exact(channels))
+                {
+                    let g = strip.next();
+                    for (d, s) in dst.iter_mut().zip(frame) {
+                        *d += s * g;
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, e: ControlEvent) {
+        let Some(strip) = self.strips.get_mut(e.slot) else {
+            return;
+        };
+        match e.kind {
+            ControlKind::Gain(g) => strip.gain = g,
+            ControlKind::Mute(m) => strip.mute = m,
+            ControlKind::Solo(s) => {
+                if s != strip.solo {
+                    strip.solo = s;
+                    if s {
+                        self.soloed += 1;
+                    } else {
+                        self.soloed -= 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Point every strip's ramp at its level under the current settings.
+    fn retarget(&mut self) {
+        let any_solo = self.soloed > 0;
+        for strip in self.strips.iter_mut() {
+            let audible = !strip.mute && (!any_solo || strip.solo);
+            let target = if audible { strip.gain } else { 0.0 };
+            if target != strip.target {
+                strip.target = target;
+                strip.step = (target - strip.level) / self.ramp_frames as f32;
+                if strip.step == 0.0 {
+                    // Too close to ramp (or flushed to zero): jump.
+                    strip.level = target;
+                }
+            }
+        }
+    }
+
+    /// A slot was emptied or given to another signal: back to the defaults.
+    pub fn reset(&mut self, slot: usize) {
+        if let Some(strip) = self.strips.get_mut(slot) {
+            if strip.solo {
+                self.soloed -= 1;
+            }
+            *strip = Strip::DEFAULT;
+            self.retarget();
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! What `lel-host run` reads from a watched folder, and when: special files
+//! (FIFOs, links to devices, link loops, folders with a module's name) are
+//! refused with a message and never block; hidden and editor lock files are
+//! ignored. Each case runs beside a clean sine that must come out of the
+//! recording sample-exact.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::fixtures;
+use crate::live::{LiveRun, SR};
+use crate::util::*;
+
+/// The first frame of `x` that is not silent; before it `x` is silent and
+/// from it on `x` is `amp * sin(2 pi 440 (n - onset) / SR)`, sample-exact.
+fn assert_sine_from_onset(x: &[f32], amp: f64) -> usize {
+    let onset = x
+        .iter()
+        .position(|&s| s != 0.0)
+        .unwrap_or_else(|| panic!("the sine never played"));
+    // sin(0) is 0: the sine's first frame is silent too.
+    let onset = onset.saturating_sub(1);
+    for (n, &s) in x.iter().enumerate().skip(onset) {
+        let want = sine_at(440.0, amp, n - onset, SR);
+        assert!(
+            (s as f64 - want).abs() < 1e-5,
+            "frame {n} (onset {onset}): {s}, expected {want:.6}: the sine was disturbed"
+        );
+    }
+    onset
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+    assert_eq!(r, 0, "mkfifo {}", path.display());
+}
+
+/// The special files of one round, named with `tag`.
+fn make_special_files(music: &Path, tag: &str) {
+    mkfifo(&music.join(format!("fifo{tag}.wasm")));
+    std::os::unix::fs::symlink("/dev/zero", music.join(format!("zero{tag}.wasm"))).unwrap();
+    let lp = music.join(format!("loop{tag}.wasm"));
+    std::os::unix::fs::symlink(&lp, &lp).unwrap();
+    std::fs::create_dir(music.join(format!("dir{tag}.wasm"))).unwrap();
+    // An editor's temp file and an Emacs lock file (a dangling link).
+    std::fs::write(
+        music.join(format!(".tmp{tag}.wat")),
+        fixtures::sine(440.0, 0.5),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("user@host.1234:1", music.join(format!(".#sine{tag}.wat"))).unwrap();
+}
+
+fn expect_refusals(log: &str, music: &Path, tag: &str) {
+    let m = music.display();
+    for (name, why) in [
+        (
+            "fifo",
+            "not a regular file but a FIFO (named pipe); only regular files are loaded",
+        ),
+        (
+            "zero",
+            "not a regular file but a character device; only regular files are loaded",
+        ),
+        (
+            "loop",
+            "a loop of symbolic links (or a chain too long to follow); only regular files are loaded",
+        ),
+        (
+            "dir",
+            "not a regular file but a folder; only regular files are loaded",
+        ),
+    ] {
+        let line = format!("{name}{tag}: rejected: {m}/{name}{tag}.wasm: {why}");
+        assert!(log.contains(&line), "want {line:?} in:\n{log}");
+        assert_eq!(
+            log.matches(&format!("{name}{tag}: rejected")).count(),
+            1,
+            "reported once:\n{log}"
+        );
+    }
+    assert!(!log.contains(".tmp"), "temp files are ignored:\n{log}");
+    assert!(!log.contains(".#"), "lock files are ignored:\n{log}");
+}
+
+#[test]
+fn special_hidden_and_lock_files_are_refused_or_ignored_and_the_sine_plays_on_exactly() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    make_special_files(&music, "");
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(dir.path(), &[m, "--device", "none", "--seconds", "2"], &[])
+        .expect_rejections();
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    // The same again while playing: the watcher sees them appear.
+    make_special_files(&music, "2");
+    run.wait_for("dir2: rejected", Duration::from_secs(10));
+    run.wait_for("fifo2: rejected", Duration::from_secs(10));
+    // `--seconds` still ends the run, and the recording is finalised.
+    let (log, x) = run.finish();
+    expect_refusals(&log, &music, "");
+    expect_refusals(&log, &music, "2");
+    assert!(x.len() >= SR as usize, "{} frames recorded", x.len());
+    assert_sine_from_onset(&x, 0.5);
+}
+
+#[test]
+fn ctrl_c_stops_a_run_whose_folder_holds_a_fifo() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    mkfifo(&music.join("pipe.wasm"));
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(dir.path(), &[m, "--device", "none"], &[]).expect_rejections();
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let (log, x) = run.interrupt();
+    assert!(log.contains("pipe: rejected"), "{log}");
+    assert!(
+        log.contains("recorded "),
+        "the recording was finalised:\n{log}"
+    );
+    assert_sine_from_onset(&x, 0.5);
+}
