@@ -62,6 +62,9 @@ pub struct Summary {
     pub audio_thread_allocations: u64,
     pub fault_path_allocations: u64,
     pub recorded_samples: u64,
+    /// Threads rendering signals, and the blocks more than one of them shared.
+    pub render_threads: usize,
+    pub shared_blocks: u64,
 }
 
 /// Run until `--seconds` pass or Ctrl-C.
@@ -163,6 +166,8 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     summary.lost = Duration::from_nanos(stats.lost_nanos.load(Ordering::Relaxed));
     summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
     summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
+    summary.render_threads = opts.settings.render_threads();
+    summary.shared_blocks = stats.shared_blocks.load(Ordering::Relaxed);
     if let Some(cb) = callback
         && cb.record_overruns > 0
     {
@@ -377,13 +382,15 @@ pub fn format_summary(s: &Summary, ran: Duration) -> String {
         _ => "no file-change-to-swap latency measured".to_string(),
     };
     format!(
-        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); CPU per signal: {}",
+        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); {} render threads, {} blocks shared; CPU per signal: {}",
         ran.as_secs_f64(),
         s.swap_latencies.len(),
         s.late_callbacks,
         s.lost.as_secs_f64(),
         s.audio_thread_allocations,
         s.fault_path_allocations,
+        s.render_threads,
+        s.shared_blocks,
         load_watch::format_cpu(&s.cpu)
     )
 }
