@@ -20,7 +20,8 @@
 //!
 //! Run with `scripts/bench` (installs `supercollider-server`) or
 //! `cargo bench -p lel-host`; `-- pool` or `-- claims` runs part 7 alone.
-//! `LEL_BENCH_REPS` sets the repetitions (5).
+//! `LEL_BENCH_REPS` sets the repetitions (5); `LEL_BENCH_PARTS=4,5` runs
+//! only those parts.
 //! Runs on the main thread (the children are lel-host and scsynth).
 
 #[path = "engine/pool.rs"]
@@ -171,12 +172,27 @@ fn main() {
     }
     println!("machine: {}", machine());
     let reps = reps();
-    voices_vs_native(reps);
-    versus_scsynth(reps.min(3));
-    sdk_chain_vs_native(reps);
-    per_signal_overhead(reps.min(3));
-    save_to_sound();
-    where_the_time_goes(reps);
+    // LEL_BENCH_PARTS=4,5 runs only those parts (all by default).
+    let parts = std::env::var("LEL_BENCH_PARTS").unwrap_or_else(|_| "1,2,3,4,5,6".into());
+    let part = |n: &str| parts.split(',').any(|p| p.trim() == n);
+    if part("1") {
+        voices_vs_native(reps);
+    }
+    if part("2") {
+        versus_scsynth(reps.min(3));
+    }
+    if part("3") {
+        sdk_chain_vs_native(reps);
+    }
+    if part("4") {
+        per_signal_overhead(reps.min(3));
+    }
+    if part("5") {
+        save_to_sound();
+    }
+    if part("6") {
+        where_the_time_goes(reps);
+    }
     println!("load average at the end: {}", load());
     pool::pool();
     pool::claims();
@@ -445,10 +461,18 @@ fn versus_scsynth(reps: usize) {
         return;
     };
     let dir = out_dir();
-    let wasm = dir.join(format!("voices-{n}-x1.wasm"));
     let score = dir.join("voices.osc");
     std::fs::write(&score, sc::score(n, seconds)).unwrap();
     std::fs::write(dir.join("voice.scsyndef"), sc::synthdef("voice")).unwrap();
+    for unroll in [1usize, 4] {
+        let wasm = dir.join(format!("voices-{n}-x{unroll}.wasm"));
+        println!("  guest with {unroll} frame(s) per loop iteration:");
+        scsynth_round(reps, &scsynth, &wasm, &score, seconds);
+    }
+}
+
+fn scsynth_round(reps: usize, scsynth: &Path, wasm: &Path, score: &Path, seconds: f64) {
+    let dir = out_dir();
     let (lel_wav, sc_wav) = (dir.join("lel.wav"), dir.join("scsynth.wav"));
     let lel = env!("CARGO_BIN_EXE_lel-host");
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
@@ -457,16 +481,16 @@ fn versus_scsynth(reps: usize) {
         let l = run_timed(
             Command::new(lel)
                 .arg("render")
-                .arg(&wasm)
+                .arg(wasm)
                 .arg("-o")
                 .arg(&lel_wav)
                 .args(["--seconds", &seconds.to_string()])
                 .env("LEL_CACHE_DIR", "off"),
         );
         let s = run_timed(
-            Command::new(&scsynth)
+            Command::new(scsynth)
                 .arg("-N")
-                .arg(&score)
+                .arg(score)
                 .arg("_")
                 .arg(&sc_wav)
                 .args(["48000", "WAV", "float"])
@@ -479,19 +503,19 @@ fn versus_scsynth(reps: usize) {
     }
     let (rl, rs) = (rms(&lel_wav), rms(&sc_wav));
     println!(
-        "  lel-host / scsynth, wall time: {}; best {:.0} ms vs {:.0} ms",
+        "    lel-host / scsynth, wall time: {}; best {:.0} ms vs {:.0} ms",
         show(spread(wall)),
         best_lel.0 * 1e3,
         best_sc.0 * 1e3
     );
     println!(
-        "  lel-host / scsynth, CPU time:  {}; best {:.0} ms vs {:.0} ms",
+        "    lel-host / scsynth, CPU time:  {}; best {:.0} ms vs {:.0} ms",
         show(spread(cpu)),
         best_lel.1 * 1e3,
         best_sc.1 * 1e3
     );
     println!(
-        "  same sound: RMS {rl:.4} (lel-host) vs {rs:.4} (scsynth){}",
+        "    same sound: RMS {rl:.4} (lel-host) vs {rs:.4} (scsynth){}",
         if (rl / rs - 1.0).abs() < 0.1 {
             ""
         } else {
@@ -568,6 +592,10 @@ fn per_signal_overhead(reps: usize) {
         for i in 0..n {
             r.load_bytes(&format!("empty{i}"), EMPTY.as_bytes())
                 .unwrap();
+            if i % 100 == 99 {
+                // Let the mixer take the queued loads (its queue is bounded).
+                r.render(BLOCK);
+            }
         }
         let mut out = vec![0.0f32; frames * 2];
         r.render_into(&mut out); // warm up
