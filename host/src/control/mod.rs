@@ -63,7 +63,10 @@ struct Signal {
 /// The versions handed to the audio thread.
 struct Playing {
     current: u64,
+    /// Hash of the binary module of the version last handed over, and of
+    /// the raw bytes (text or binary) it was read from.
     hash: String,
+    raw: String,
     /// Layouts of recent versions (for rollback), newest last.
     layouts: Vec<(u64, Layout, String)>,
     /// When the change that led to the last hand-over was noticed, for
@@ -192,6 +195,7 @@ impl Control {
         &mut self,
         signal: &str,
         prepared: Prepared,
+        raw: String,
         requested: Option<Instant>,
     ) -> LoadReport {
         let Prepared {
@@ -207,6 +211,7 @@ impl Control {
         let playing = rec.playing.get_or_insert_with(|| Playing {
             current: 0,
             hash: String::new(),
+            raw: String::new(),
             layouts: Vec::new(),
             requested: None,
             compile_times: Vec::new(),
@@ -218,6 +223,7 @@ impl Control {
             .retain(|(v, _)| *v + 8 > report.version);
         playing.compile_times.push((report.version, report.compile));
         playing.hash = report.hash.clone();
+        playing.raw = raw;
         playing
             .layouts
             .push((report.version, report.layout.clone(), report.hash.clone()));

@@ -15,7 +15,7 @@ pub struct Settings {
     pub channels: usize,
     /// Largest block asked of a guest.
     pub block: u32,
-    /// How many signals can play at once.
+    /// How many signals can play at once (`--max-signals`).
     pub slots: usize,
     /// Share of the block period of CPU time one `process` call may use
     /// before it is stopped as a runaway (real-time playing).
@@ -49,7 +49,7 @@ impl Default for Settings {
             sample_rate: 48_000,
             channels: 2,
             block: 128,
-            slots: 64,
+            slots: 1_000,
             call_budget: 0.5,
             runaway: None,
             init_timeout: Duration::from_secs(1),

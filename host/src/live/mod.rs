@@ -12,6 +12,7 @@ pub mod output;
 pub mod recorder;
 pub mod watcher;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,10 @@ use crate::files::{collect_modules, show_paths, signal_name};
 use crate::rt::callback::{AudioCallback, WarmUp};
 use output::OutputRequest;
 use watcher::{Change, Due, Settler, WatchSet};
+
+/// How long the stream waits at most for the first versions: those ready by
+/// then start together in the first block; the others join when ready.
+pub const START_GRACE: Duration = Duration::from_millis(50);
 
 /// What wakes the control loop.
 enum Msg {
@@ -86,12 +91,23 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let files = collect_modules(&opts.paths)?;
     let (mut control, mixer) = Control::new(opts.settings.clone())?;
 
-    // First versions: loaded in parallel, so one slow `init` holds no one back.
-    let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
+    // First versions: asked for all at once, each prepared on its own. The
+    // stream starts when they are all ready or after START_GRACE, whichever
+    // comes first: what is ready by then starts together in the first block,
+    // a slow one joins when it is ready.
+    let mut first: HashSet<String> = HashSet::new();
+    for f in &files {
+        first.insert(signal_name(f));
+        control.request(Request::file(signal_name(f), f.clone()));
+    }
     let mut all_ok = true;
-    for loaded in control.load_all(&items) {
-        all_ok &= loaded.result.is_ok();
-        loaded.log();
+    let grace = Instant::now() + START_GRACE;
+    while !first.is_empty() && Instant::now() < grace {
+        for loaded in control.take_loaded(grace.saturating_duration_since(Instant::now())) {
+            first.remove(&loaded.signal);
+            all_ok &= loaded.result.is_ok();
+            loaded.log();
+        }
     }
 
     let channels = opts.settings.channels as u16;
@@ -137,6 +153,8 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         settler: Settler::default(),
         summary: Summary::default(),
         load: load_watch::LoadWatch::new(opts.shed),
+        first,
+        all_ok,
     };
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
@@ -148,6 +166,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         output,
         mut summary,
         mut load,
+        all_ok,
         ..
     } = live;
     let callback = output.and_then(output::Output::stop);
@@ -229,6 +248,10 @@ fn open_output(
 /// The control loop's state: the engine's control side, the output, and
 /// the settle logic deciding when files are loaded.
 struct Live {
+    /// First versions still being prepared, and whether all that finished
+    /// loaded (the exit status).
+    first: HashSet<String>,
+    all_ok: bool,
     control: Control,
     /// Always there, except while a failed device is being reopened.
     output: Option<output::Output>,
@@ -297,6 +320,11 @@ impl Live {
     /// A load finished: report it, or have it tried again when a file still
     /// being written could explain the failure.
     fn finished(&mut self, loaded: Loaded) {
+        if self.first.remove(&loaded.signal) {
+            // A first version that missed the start: reported at once.
+            self.all_ok &= loaded.result.is_ok();
+            return loaded.log();
+        }
         let Some(path) = loaded.path.clone() else {
             return loaded.log();
         };

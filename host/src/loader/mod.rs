@@ -80,8 +80,14 @@ pub enum LoadError {
     /// symbolic link loop): never retried.
     #[error("{0}")]
     NotAFile(String),
-    #[error("all {0} signal slots are in use; unload a signal first")]
+    #[error(
+        "left out: {0} signals play already, the most at once (`--max-signals`); remove one or raise the limit"
+    )]
     NoFreeSlot(usize),
+    /// The same bytes failed before with this message (not parsed or
+    /// compiled again); `partial`: that failure may come from a partial write.
+    #[error("{message}")]
+    Repeated { message: String, partial: bool },
 }
 
 /// ` (`output-too-small`, a lel SDK's code)` for a code of
@@ -98,10 +104,19 @@ fn init_code_name(code: i32) -> String {
 }
 
 impl LoadError {
+    /// Is this failure decided by the module's bytes alone (so identical
+    /// bytes fail identically, whatever plays)?
+    pub fn is_of_the_bytes(&self) -> bool {
+        matches!(self, LoadError::Contract(_) | LoadError::Compile(_))
+    }
+
     /// Could a file still being written have caused this? Such failures are
     /// retried by the watcher before being reported; the others come from a
     /// complete module and are reported at once.
     pub fn may_be_partial_write(&self) -> bool {
+        if let LoadError::Repeated { partial, .. } = self {
+            return *partial;
+        }
         matches!(
             self,
             LoadError::Io(_)
