@@ -104,6 +104,8 @@ fn engine(channels: usize) -> Renderer {
         // 1,000 voices muted as a runaway.
         call_budget: 100.0,
         slots: 1100,
+        // One rendering thread: the native side and scsynth use one core.
+        threads: 1,
         ..Settings::default()
     })
     .unwrap()
@@ -484,7 +486,7 @@ fn scsynth_round(reps: usize, scsynth: &Path, wasm: &Path, score: &Path, seconds
                 .arg(wasm)
                 .arg("-o")
                 .arg(&lel_wav)
-                .args(["--seconds", &seconds.to_string()])
+                .args(["--seconds", &seconds.to_string(), "--threads", "1"])
                 .env("LEL_CACHE_DIR", "off"),
         );
         let s = run_timed(
