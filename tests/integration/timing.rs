@@ -90,9 +90,9 @@ fn thread_cpu() -> Duration {
     Duration::from_nanos(lel_host::rt::cpu::thread_cpu_ns())
 }
 
-/// `examples/wat/heavy.wat` with `work` filter steps per frame and level `amp`.
+/// `host/benches/heavy.wat` with `work` filter steps per frame and level `amp`.
 fn heavy(work: u32, amp: f32) -> String {
-    fixtures::example("examples/wat/heavy.wat")
+    fixtures::example("host/benches/heavy.wat")
         .replace(
             "(global $work i32 (i32.const 256))",
             &format!("(global $work i32 (i32.const {work}))"),
