@@ -86,9 +86,10 @@ pub struct RunArgs {
     /// Crossfade a swapped version in over this many milliseconds (default: instant swap).
     #[arg(long, default_value_t = 0.0, value_name = "MS")]
     pub xfade: f64,
-    /// Share of the block period one `process` call may take before it is
-    /// stopped as a runaway, in percent.
-    #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
+    /// CPU time one `process` call may use before it is stopped as a
+    /// runaway, in percent of the block period (a call the OS preempted is
+    /// never blamed).
+    #[arg(long, default_value_t = 100.0, value_name = "PERCENT")]
     pub budget: f64,
     /// Record exactly what is played to a 32-bit float WAV file.
     #[arg(long, value_name = "OUT.wav")]

@@ -31,4 +31,5 @@ mod render;
 mod sdk;
 mod swap;
 mod threads;
+mod timing;
 mod util;

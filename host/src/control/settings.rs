@@ -85,11 +85,11 @@ impl Settings {
     /// last resort far above it: at least 2 s and 50 times the budget when
     /// playing (a real-time thread always gets the CPU; one that does not is
     /// starved so long only on a machine far too busy to play), ten times
-    /// the budget offline.
+    /// the budget (at least 20 s) offline.
     pub fn call_limits(&self) -> CallLimits {
         let cpu = self.call_budget_time();
         let wall = match self.runaway {
-            Some(d) => d * 10,
+            Some(d) => (d * 10).max(Duration::from_secs(20)),
             None => (cpu * 50).max(Duration::from_secs(2)),
         };
         CallLimits { cpu, wall }

@@ -300,7 +300,9 @@ impl Loader {
     fn load_limits(&self) -> guest::CallLimits {
         guest::CallLimits {
             cpu: self.config.init_timeout,
-            wall: self.config.init_timeout * 10,
+            // Far above the budget: a loader thread at normal priority on a
+            // very busy machine may get a small share of a core.
+            wall: self.config.init_timeout * 30,
         }
     }
 

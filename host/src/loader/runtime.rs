@@ -77,9 +77,14 @@ impl Runtime {
             std::thread::Builder::new()
                 .name("lel-epoch".into())
                 .spawn(move || {
-                    // Above the audio threads, so that deadlines come on time.
-                    crate::rt::priority::promote(crate::rt::priority::Role::Ticker);
+                    let mut promoted = false;
                     while !stop.load(Ordering::Relaxed) {
+                        // Above the audio threads once there are real-time
+                        // ones, so that deadlines come on time.
+                        if !promoted && crate::rt::cpu::realtime_wanted() {
+                            promoted = true;
+                            crate::rt::priority::promote(crate::rt::priority::Role::Ticker);
+                        }
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
                     }

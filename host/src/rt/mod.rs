@@ -17,6 +17,7 @@ pub mod consts;
 pub mod cpu;
 pub mod guard;
 pub mod guest;
+pub mod kernels;
 pub mod layout;
 pub mod log_ring;
 pub mod master;
