@@ -373,3 +373,63 @@ fn time_holds_while_cargo_builds_a_guest() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Without permission for real-time scheduling (run as user `nobody`, or with
+/// `RLIMIT_RTPRIO` 0 when not root), `run` says once what to do and plays on.
+#[test]
+fn a_refused_real_time_priority_is_one_clear_line_and_the_music_plays_on() {
+    let dir = tempdir();
+    let sine = dir.path().join("sine.wat");
+    std::fs::copy(repo_root().join("examples/wat/sine.wat"), &sine).unwrap();
+    let wav = dir.path().join("played.wav");
+    // The unprivileged user must be able to write the recording.
+    run_ok(
+        Command::new("chmod").arg("-R").arg("a+rwx").arg(dir.path()),
+        "chmod",
+        "",
+    );
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        c
+    } else {
+        let mut c = Command::new("prlimit");
+        c.args(["--rtprio=0", "--"]);
+        c
+    };
+    cmd.arg(lel_host_bin())
+        .args(["run", "--device", "none", "--seconds", "1.5", "--record"])
+        .arg(&wav)
+        .arg(&sine)
+        .env("HOME", dir.path())
+        .env("LEL_CACHE_DIR", "off")
+        .env("NO_COLOR", "1");
+    let out = run_ok(
+        &mut cmd,
+        "lel-host run without real-time permission",
+        "setpriv and prlimit come with util-linux: `apt-get install util-linux`",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("real-time priority was refused"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "one line:\n{log}");
+    for hint in ["ulimit -r", "`audio` group", "rtkit"] {
+        assert!(
+            refusals[0].contains(hint),
+            "says what to do ({hint}):\n{log}"
+        );
+    }
+    let (_, _, x) = read_wav(&wav);
+    let x = channel(&x, 2, 0);
+    assert!(x.len() >= SR as usize, "it played on: {} frames", x.len());
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-4,
+            "frame {n}"
+        );
+    }
+}
