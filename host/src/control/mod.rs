@@ -197,6 +197,7 @@ impl Control {
         prepared: Prepared,
         raw: String,
         requested: Option<Instant>,
+        may_fade_in: bool,
     ) -> LoadReport {
         let Prepared {
             version,
@@ -235,7 +236,7 @@ impl Control {
         let mut cmd = Command::Load {
             slot,
             version,
-            fade_in: self.running,
+            fade_in: self.running && may_fade_in,
         };
         // The queue is large; if the audio thread is not draining it (a
         // stalled device), wait rather than drop a version.

@@ -35,6 +35,9 @@ pub struct Request {
     /// Start with fresh state: carry nothing, even if the bytes are those
     /// playing (a restart after a fault the carried state may have caused).
     fresh_state: bool,
+    /// One of the first versions `run` starts with: it starts without a
+    /// fade-in even when it joins a stream already running.
+    first: bool,
 }
 
 impl Request {
@@ -46,6 +49,7 @@ impl Request {
             bytes: None,
             noticed: None,
             fresh_state: false,
+            first: false,
         }
     }
 
@@ -57,6 +61,7 @@ impl Request {
             bytes: Some(bytes),
             noticed: None,
             fresh_state: false,
+            first: false,
         }
     }
 
@@ -64,6 +69,12 @@ impl Request {
     /// first time (and loads even if its bytes are those playing).
     pub fn with_fresh_state(mut self) -> Self {
         self.fresh_state = true;
+        self
+    }
+
+    /// One of the first versions: no fade-in when it joins.
+    pub fn first_version(mut self) -> Self {
+        self.first = true;
         self
     }
 
@@ -167,7 +178,7 @@ pub(super) struct Pipeline {
     ready: VecDeque<Loaded>,
     /// Requests in flight, by ticket: what to report when they finish.
     next_ticket: u64,
-    in_flight: Vec<(u64, PathBuf, Option<Instant>)>,
+    in_flight: Vec<(u64, PathBuf, Option<Instant>, bool)>,
     /// Called by a worker after it sends a result (to wake a control loop).
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
     pool: Pool,
@@ -349,11 +360,12 @@ impl Control {
             path,
             bytes,
             noticed,
+            first,
             ..
         } = req;
         self.pipeline
             .in_flight
-            .push((ticket, path.clone().unwrap_or_default(), noticed));
+            .push((ticket, path.clone().unwrap_or_default(), noticed, first));
         let (loader, tx, wake, failures) = (
             self.loader.clone(),
             self.pipeline.tx.clone(),
@@ -416,11 +428,11 @@ impl Control {
             .pipeline
             .in_flight
             .iter()
-            .position(|(t, _, _)| *t == ticket)
+            .position(|(t, _, _, _)| *t == ticket)
         else {
             return;
         };
-        let (_, path, noticed) = self.pipeline.in_flight.swap_remove(at);
+        let (_, path, noticed, first) = self.pipeline.in_flight.swap_remove(at);
         let path = (!path.as_os_str().is_empty()).then_some(path);
         let Some(rec) = self.signals.get_mut(&signal) else {
             return; // unloaded meanwhile
@@ -439,6 +451,7 @@ impl Control {
                 prepared,
                 raw.unwrap_or_default(),
                 noticed,
+                !first,
             ))),
             Ok(None) => Ok(LoadOutcome::Unchanged),
             Err(e) => Err(e),

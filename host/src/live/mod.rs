@@ -26,8 +26,9 @@ use output::OutputRequest;
 use watcher::{Change, Due, Settler, WatchSet};
 
 /// How long the stream waits at most for the first versions: those ready by
-/// then start together in the first block; the others join when ready.
-pub const START_GRACE: Duration = Duration::from_millis(50);
+/// then start together in the first block; the others join when ready,
+/// without a fade-in (a first version starts from silence either way).
+pub const START_GRACE: Duration = Duration::from_millis(500);
 
 /// What wakes the control loop.
 enum Msg {
@@ -94,11 +95,11 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     // First versions: asked for all at once, each prepared on its own. The
     // stream starts when they are all ready or after START_GRACE, whichever
     // comes first: what is ready by then starts together in the first block,
-    // a slow one joins when it is ready.
+    // a slow one (a long `init`) joins when it is ready.
     let mut first: HashSet<String> = HashSet::new();
     for f in &files {
         first.insert(signal_name(f));
-        control.request(Request::file(signal_name(f), f.clone()));
+        control.request(Request::file(signal_name(f), f.clone()).first_version());
     }
     let mut all_ok = true;
     let grace = Instant::now() + START_GRACE;
