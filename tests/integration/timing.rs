@@ -449,3 +449,44 @@ fn a_refused_real_time_priority_is_one_clear_line_and_the_music_plays_on() {
     assert!(x.len() >= SR as usize, "it played on: {} frames", x.len());
     continuous_sine(&x[joined(&x)..], "no real-time priority");
 }
+
+/// `--shed`: after 3 overloaded seconds in a row the most expensive signal
+/// is muted, and the log says which; the others play on.
+#[test]
+fn shed_mutes_the_most_expensive_signal_after_a_sustained_overload() {
+    let work = calibrate(0.45);
+    let dir = tempdir();
+    for (name, w) in [("bass", work), ("pad", work), ("lead", work * 3 / 2)] {
+        write(dir.path(), &format!("{name}.wat"), &heavy(w, 0.1));
+    }
+    let (ok, log) = finish(
+        start(
+            lel_host()
+                .args([
+                    "run",
+                    "--device",
+                    "none",
+                    "--seconds",
+                    "7",
+                    "--threads",
+                    "1",
+                ])
+                .arg("--shed")
+                .arg(dir.path()),
+        ),
+        "run --shed",
+    );
+    assert!(ok, "{log}");
+    let (total, _) = overload_of(&log);
+    assert!(total >= 100.0, "{log}");
+    let shed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("overload: muted "))
+        .collect();
+    assert!(
+        shed.first()
+            .is_some_and(|l| l.contains("overload: muted lead (")
+                && l.contains("to keep up (--shed); save its file again to bring it back")),
+        "the most expensive one, named:\n{log}"
+    );
+}
