@@ -19,6 +19,9 @@ use crate::node::Node;
 /// does not fit fails to compile.
 pub const GRAPH_BYTES: usize = 16 * 1024;
 
+/// Frames `process` renders per loop iteration (see `Runtime::render`).
+const UNROLL: usize = 4;
+
 /// The state region: a static buffer aligned to 16 bytes.
 #[repr(C, align(16))]
 pub struct Region<const N: usize>(UnsafeCell<[u8; N]>);
@@ -242,12 +245,33 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         // only reference.
         let graph = unsafe { &mut *self.graph.get().cast::<N>() };
         let mut cx = Ctx::new(status.sample_rate, clock, ch as u32);
-        for (i, o) in out.chunks_exact_mut(ch).enumerate() {
-            cx.seek(clock, frames, i as u32);
-            let f = graph.tick(&cx);
+        let mut frame = 0u32;
+        #[inline(always)]
+        fn one<N: Node>(graph: &mut N, cx: &mut Ctx, at: (u64, u32, u32), o: &mut [f32]) {
+            cx.seek(at.0, at.1, at.2);
+            let f = graph.tick(cx);
             for (d, s) in o.iter_mut().zip(f.as_slice()) {
                 *d = *s as f32;
             }
+        }
+        // UNROLL frames per loop iteration, the graph's `tick` written out
+        // UNROLL times: the same samples, in the same order, as one frame
+        // per iteration, but a runtime that checks for runaways on every
+        // loop back-edge (lel-host's epoch check) checks UNROLL times less.
+        let mut chunks = out.chunks_exact_mut(ch * UNROLL);
+        for chunk in &mut chunks {
+            let (a, rest) = chunk.split_at_mut(ch);
+            let (b, rest) = rest.split_at_mut(ch);
+            let (c, d) = rest.split_at_mut(ch);
+            one(graph, &mut cx, (clock, frames, frame), a);
+            one(graph, &mut cx, (clock, frames, frame + 1), b);
+            one(graph, &mut cx, (clock, frames, frame + 2), c);
+            one(graph, &mut cx, (clock, frames, frame + 3), d);
+            frame += UNROLL as u32;
+        }
+        for o in chunks.into_remainder().chunks_exact_mut(ch) {
+            one(graph, &mut cx, (clock, frames, frame), o);
+            frame += 1;
         }
         Some(status.out)
     }

@@ -86,9 +86,10 @@ pub struct RunArgs {
     /// Crossfade a swapped version in over this many milliseconds (default: instant swap).
     #[arg(long, default_value_t = 0.0, value_name = "MS")]
     pub xfade: f64,
-    /// Share of the block period one `process` call may take before it is
-    /// stopped as a runaway, in percent.
-    #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
+    /// CPU time one `process` call may use before it is stopped as a
+    /// runaway, in percent of the block period (a call the OS preempted is
+    /// never blamed).
+    #[arg(long, default_value_t = 100.0, value_name = "PERCENT")]
     pub budget: f64,
     /// Record exactly what is played to a 32-bit float WAV file.
     #[arg(long, value_name = "OUT.wav")]
@@ -113,6 +114,10 @@ pub struct RunArgs {
     /// thread plus N-1 workers (default: one per core, at most one per signal).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Most signals playing at once. Files are taken in name order; each
+    /// one beyond the limit is named in a message and left out.
+    #[arg(long = "max-signals", default_value_t = 1_000, value_name = "N")]
+    pub max_signals: usize,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +151,10 @@ pub struct RenderArgs {
     /// thread plus N-1 workers (default: one per core, at most one per signal).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Most signals playing at once. Files are taken in name order; each
+    /// one beyond the limit is named in a message and left out.
+    #[arg(long = "max-signals", default_value_t = 1_000, value_name = "N")]
+    pub max_signals: usize,
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +166,15 @@ pub struct CheckArgs {
     pub sample_rate: u32,
     #[arg(long, default_value_t = 128, value_name = "FRAMES")]
     pub block: u32,
+}
+
+/// `--max-signals`, validated (the instance pool holds 3 versions of 1,000).
+fn max_signals(n: usize) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        (1..=1_000).contains(&n),
+        "--max-signals {n} is out of range (1 to 1000)"
+    );
+    Ok(n)
 }
 
 /// The call budget as a share of the block period, validated.
@@ -280,6 +298,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
     }
     settings.xfade = Duration::from_secs_f64(a.xfade / 1e3);
     settings.call_budget = budget(a.budget)?;
+    settings.slots = max_signals(a.max_signals)?;
     settings.check_alloc = a.stats;
     // Signals may be added while playing: by default a worker per core
     // (parked while unused); a block never uses more threads than signals.
@@ -306,6 +325,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
 
 fn render(a: RenderArgs) -> anyhow::Result<bool> {
     let mut settings = settings(a.sample_rate, a.channels, a.block)?;
+    settings.slots = max_signals(a.max_signals)?;
     anyhow::ensure!(
         a.runaway_seconds.is_finite() && (0.001..=3600.0).contains(&a.runaway_seconds),
         "--runaway-seconds {} is out of range (0.001 to 3600)",

@@ -41,6 +41,14 @@ pub use crate::rt::consts::{Constant, TABLE as CONSTANTS};
 /// Largest module file the host accepts (`wit/constants.txt`).
 pub const MAX_MODULE_BYTES: usize = crate::rt::consts::MAX_MODULE_BYTES as usize;
 
+/// Most functions one module may define: compile time and memory grow with
+/// it (50,000 small functions took 6 to 12 s and 300 MB to compile here).
+pub const MAX_FUNCTIONS: u32 = 10_000;
+/// Most bytes in a module's code section.
+pub const MAX_CODE_BYTES: u64 = 8 << 20;
+/// Most bytes in one function body.
+pub const MAX_FUNCTION_BYTES: u64 = 1 << 20;
+
 /// What [`validate`] learned about a module that satisfies the contract.
 #[derive(Debug, Clone, Default)]
 pub struct Shape {
@@ -61,6 +69,18 @@ pub enum ContractError {
     Truncated,
     #[error("the file is {size} bytes, above the {max}-byte limit for a signal module")]
     TooLarge { size: usize, max: usize },
+    #[error(
+        "the module defines {count} functions, above the limit of {max} per signal (no hand-written or SDK-built signal comes near it; compiling it would take seconds and hundreds of MB)"
+    )]
+    TooManyFunctions { count: u32, max: u32 },
+    #[error(
+        "the module has {size} bytes of code, above the limit of {max} per signal (compiling it would take too long and too much memory)"
+    )]
+    CodeTooLarge { size: u64, max: u64 },
+    #[error(
+        "function {index} has {size} bytes of code, above the limit of {max} for one function (compiling it would take too long and too much memory)"
+    )]
+    FunctionTooLarge { index: u32, size: u64, max: u64 },
     #[error(
         "this is a WebAssembly component; lel-host plays core modules (build for `wasm32-unknown-unknown`, not a component target)"
     )]
@@ -224,6 +244,44 @@ fn one_line_wat_error(e: &wat::Error) -> String {
     format!("{first}{at}")
 }
 
+/// Check the limits that bound compile time and memory: function count,
+/// code size, function size (parse errors go through `parse_err`).
+fn compile_limits(
+    bytes: &[u8],
+    parse_err: impl Fn(wasmparser::BinaryReaderError) -> ContractError,
+) -> Result<(), ContractError> {
+    let mut index = 0u32;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(&parse_err)? {
+            Payload::FunctionSection(reader) if reader.count() > MAX_FUNCTIONS => {
+                return Err(ContractError::TooManyFunctions {
+                    count: reader.count(),
+                    max: MAX_FUNCTIONS,
+                });
+            }
+            Payload::CodeSectionStart { size, .. } if size as u64 > MAX_CODE_BYTES => {
+                return Err(ContractError::CodeTooLarge {
+                    size: size as u64,
+                    max: MAX_CODE_BYTES,
+                });
+            }
+            Payload::CodeSectionEntry(body) => {
+                let size = body.range().len() as u64;
+                if size > MAX_FUNCTION_BYTES {
+                    return Err(ContractError::FunctionTooLarge {
+                        index,
+                        size,
+                        max: MAX_FUNCTION_BYTES,
+                    });
+                }
+                index += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Check module bytes against the contract generated from `wit/lel.wit`.
 ///
 /// # Errors
@@ -255,6 +313,9 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
             ContractError::Invalid(msg)
         }
     };
+    // The compile limits first: they are cheap to check, and a module over
+    // them is not worth validating.
+    compile_limits(bytes, parse_err)?;
     // Full validation first, so that nothing malformed reaches the compiler.
     wasmparser::Validator::new()
         .validate_all(bytes)
@@ -264,8 +325,6 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
     let mut func_types: Vec<u32> = Vec::new(); // type index of every function, imports first
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
     let mut shape = Shape::default();
-    let host = host_module();
-    let package_prefix = host.split('@').next().unwrap_or(host);
 
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(parse_err)? {
@@ -285,35 +344,7 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     let import = import.map_err(parse_err)?;
-                    if import.module != host {
-                        if import.module.starts_with(package_prefix) && import.module.contains('@')
-                        {
-                            return Err(ContractError::WrongVersion {
-                                module: import.module.to_string(),
-                                speaks: VERSION,
-                            });
-                        }
-                        return Err(unknown_import(import.module, import.name));
-                    }
-                    let Some(spec) = IMPORTS.iter().find(|f| f.name == import.name) else {
-                        return Err(unknown_import(import.module, import.name));
-                    };
-                    let TypeRef::Func(ty) = import.ty else {
-                        return Err(unknown_import(import.module, import.name));
-                    };
-                    let expected = Signature::of(spec);
-                    let got = types.get(ty as usize).cloned().flatten();
-                    if got.as_ref() != Some(&expected) {
-                        return Err(ContractError::ImportType {
-                            name: import.name.to_string(),
-                            got: got.unwrap_or(Signature {
-                                params: vec![],
-                                results: vec![],
-                            }),
-                            expected,
-                        });
-                    }
-                    func_types.push(ty);
+                    func_types.push(check_import(&import, &types)?);
                     shape.imports.push(import.name.to_string());
                 }
             }
@@ -332,6 +363,17 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
         }
     }
 
+    shape.has_state_region = check_exports(&exports, &func_types, &types)?;
+    Ok(shape)
+}
+
+/// The exports the contract asks for, with their kinds and types; whether
+/// the module has a state region (both optional exports, or neither).
+fn check_exports(
+    exports: &[(String, ExternalKind, u32)],
+    func_types: &[u32],
+    types: &[Option<Signature>],
+) -> Result<bool, ContractError> {
     let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
     match find(MEMORY_EXPORT) {
         None => {
@@ -395,8 +437,45 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
             missing: optional[j],
         });
     }
-    shape.has_state_region = !optional.is_empty() && present.iter().all(|&p| p);
-    Ok(shape)
+    Ok(!optional.is_empty() && present.iter().all(|&p| p))
+}
+
+/// One import: from the host module of this contract version, a known
+/// function with the contract's type. Returns its type index.
+fn check_import(
+    import: &wasmparser::Import<'_>,
+    types: &[Option<Signature>],
+) -> Result<u32, ContractError> {
+    let host = host_module();
+    let package_prefix = host.split('@').next().unwrap_or(host);
+    if import.module != host {
+        if import.module.starts_with(package_prefix) && import.module.contains('@') {
+            return Err(ContractError::WrongVersion {
+                module: import.module.to_string(),
+                speaks: VERSION,
+            });
+        }
+        return Err(unknown_import(import.module, import.name));
+    }
+    let Some(spec) = IMPORTS.iter().find(|f| f.name == import.name) else {
+        return Err(unknown_import(import.module, import.name));
+    };
+    let TypeRef::Func(ty) = import.ty else {
+        return Err(unknown_import(import.module, import.name));
+    };
+    let expected = Signature::of(spec);
+    let got = types.get(ty as usize).cloned().flatten();
+    if got.as_ref() != Some(&expected) {
+        return Err(ContractError::ImportType {
+            name: import.name.to_string(),
+            got: got.unwrap_or(Signature {
+                params: vec![],
+                results: vec![],
+            }),
+            expected,
+        });
+    }
+    Ok(ty)
 }
 
 fn unknown_import(module: &str, name: &str) -> ContractError {

@@ -15,17 +15,16 @@ pub fn signal_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Read a `.wasm` or `.wat` file into binary module bytes. Only a regular
-/// file is read: the type is checked on what was opened (so a symbolic link
-/// to a device or a FIFO is refused, and opening a FIFO does not wait for a
-/// writer), and the read stops at the size cap whatever the file claims.
+/// The raw bytes (text or binary) of the module file at `path`. Only a
+/// regular file is read: the type is checked on what was opened (so a
+/// symbolic link to a device or a FIFO is refused, and opening a FIFO does not
+/// wait for a writer), and the read stops at the size cap whatever the file
+/// claims.
 ///
 /// # Errors
-/// When the file cannot be read, is not a regular file, is over the cap, or
-/// is not a module.
-pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let bytes = read_capped(path, contract::MAX_MODULE_BYTES)?;
-    Ok(contract::to_binary(&bytes, is_text(path))?)
+/// When the file cannot be read, is not a regular file or is over the cap.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    read_capped(path, contract::MAX_MODULE_BYTES)
 }
 
 /// The bytes of the regular file at `path`, at most `cap` of them.

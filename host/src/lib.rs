@@ -3,16 +3,20 @@
 //! Data flow, from the sound card back to the file on disk:
 //!
 //! ```text
-//! audio callback (live/)  <-  mixer (rt/mixer.rs)  <-  signal slots (rt/slot.rs)
-//!        <-  loader (loader/)  <-  watcher (live/watcher.rs)
+//! device -> callback (rt/callback.rs) -> mixer (rt/mixer.rs) -> slots
+//!        (rt/slot.rs) -> versions (rt/version.rs)
+//! watcher (live/watcher.rs: when) -> load pipeline (control/pipeline.rs:
+//!        read with files.rs, prepare with loader/) -> control (control/)
 //! ```
 //!
 //! - [`rt`]: everything that runs on the audio thread. Nothing there
 //!   allocates, locks, logs or touches a file.
 //! - [`loader`]: validates, compiles, instantiates and `init`s module
 //!   versions, placing their state claims (loader threads).
-//! - [`control`]: the control side of the engine: loads and unloads signals
-//!   by name, drops retired versions, reports events.
+//! - [`control`]: the control side of the engine: the one load pipeline
+//!   (startup, `render`, `check`, the watcher), each signal's status,
+//!   unloading, retired versions, events as notices.
+//! - [`files`]: module files: names, folders, reading regular files only.
 //! - [`offline`]: the engine driven without a device (`render`, tests).
 //! - [`contract`]: the `lel:signal` ABI, generated from `wit/lel.wit`.
 

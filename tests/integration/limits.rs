@@ -638,3 +638,36 @@ fn a_fault_right_after_carrying_nan_state_blames_the_state_and_restarts_fresh_on
     );
     assert_eq!(audio_thread_allocations(&mut r), 0);
 }
+
+#[test]
+fn a_module_that_starts_over_a_limit_is_rejected_naming_the_limit() {
+    let mut r = with_sine();
+    let big_memory = fixtures::module("", "(i32.const 1)", "(i32.const 0)").replace(
+        "(memory (export \"memory\") 1)",
+        "(memory (export \"memory\") 5000)",
+    );
+    let err = format!(
+        "{:#}",
+        r.load_bytes("big", big_memory.as_bytes()).unwrap_err()
+    );
+    assert_eq!(
+        err,
+        "big: cannot be instantiated: its memory starts at 5000 pages (312.5 MiB), above the 256 MiB memory limit (start smaller and grow it)"
+    );
+    let big_table = fixtures::module("(table 200000 funcref)", "(i32.const 1)", "(i32.const 0)");
+    let err = format!(
+        "{:#}",
+        r.load_bytes("big", big_table.as_bytes()).unwrap_err()
+    );
+    assert_eq!(
+        err,
+        "big: cannot be instantiated: its table 0 starts with 200000 elements, above the 100000-element table limit"
+    );
+    let x = r.render(SR as usize / 10);
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}"
+        );
+    }
+}

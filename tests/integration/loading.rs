@@ -127,3 +127,141 @@ fn ctrl_c_stops_a_run_whose_folder_holds_a_fifo() {
     );
     assert_sine_from_onset(&x, 0.5);
 }
+
+/// `lel-host render` of `folder` for `seconds` (mono), returning stderr, the
+/// exit code and the samples.
+fn render_folder(folder: &Path, seconds: &str, extra: &[&str]) -> (String, Option<i32>, Vec<f32>) {
+    let wav = folder.with_extension("wav");
+    let out = std::process::Command::new(lel_host_bin())
+        .args(["render", "--channels", "1", "--seconds", seconds])
+        .args(extra)
+        .arg("-o")
+        .arg(&wav)
+        .arg(folder)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let (_, _, x) = read_wav(&wav);
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+        x,
+    )
+}
+
+#[test]
+fn a_compile_bomb_is_rejected_by_its_function_count_and_the_sine_plays_on() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    let bomb = fixtures::module(&"(func)".repeat(50_000), "(i32.const 1)", "(i32.const 0)");
+    std::fs::write(music.join("bomb.wat"), bomb).unwrap();
+    let (log, code, x) = render_folder(&music, "0.5", &[]);
+    let want = format!(
+        "bomb: rejected: {}/bomb.wat: the module defines 50002 functions, above the limit of 10000 per signal (no hand-written or SDK-built signal comes near it; compiling it would take seconds and hundreds of MB)",
+        music.display()
+    );
+    assert!(log.contains(&want), "want {want:?} in:\n{log}");
+    assert_eq!(code, Some(1), "a rejected file is an error:\n{log}");
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}"
+        );
+    }
+}
+
+#[test]
+fn a_thousand_signals_in_a_folder_all_play() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    let quiet = fixtures::sine(440.0, 0.0004);
+    for i in 0..1000 {
+        std::fs::write(music.join(format!("s{i:04}.wat")), &quiet).unwrap();
+    }
+    let (log, code, x) = render_folder(&music, "0.1", &[]);
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(log.matches(": loaded (").count(), 1000, "{log}");
+    // A thousand sines in phase: one sine at 0.4, up to float rounding.
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.4, n, SR)).abs() < 1e-4,
+            "frame {n}: {s}"
+        );
+    }
+}
+
+#[test]
+fn max_signals_leaves_out_the_last_files_by_name_and_names_each() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    for name in ["e", "c", "a", "d", "b"] {
+        std::fs::write(
+            music.join(format!("{name}.wat")),
+            fixtures::sine(440.0, 0.1),
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        let (log, code, x) = render_folder(&music, "0.1", &["--max-signals", "3"]);
+        assert_eq!(code, Some(1), "{log}");
+        for name in ["a", "b", "c"] {
+            assert!(log.contains(&format!("{name}: loaded (")), "{log}");
+        }
+        for name in ["d", "e"] {
+            let want = format!(
+                "{name}: rejected: {}/{name}.wat: left out: 3 signals play already, the most at once (`--max-signals`); remove one or raise the limit",
+                music.display()
+            );
+            assert!(log.contains(&want), "want {want:?} in:\n{log}");
+        }
+        for (n, &s) in x.iter().enumerate() {
+            assert!(
+                (s as f64 - sine_at(440.0, 0.3, n, SR)).abs() < 1e-5,
+                "frame {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_stream_starts_at_once_and_a_slow_init_or_a_compile_bomb_delays_no_one() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    // An `init` that counts for about 0.9 s of CPU time here (a slower
+    // machine may stop it at the 1 s limit: either way it is late), then
+    // plays silence.
+    let slow = fixtures::module(
+        "",
+        "(local $i i32) (local.set $i (i32.const 0x50000000)) (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i))) (i32.const 1)",
+        "(i32.const 0)",
+    );
+    std::fs::write(music.join("slow.wat"), slow).unwrap();
+    let bomb = fixtures::module(&"(func)".repeat(50_000), "(i32.const 1)", "(i32.const 0)");
+    std::fs::write(music.join("bomb.wat"), bomb).unwrap();
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(dir.path(), &[m, "--device", "none", "--seconds", "3"], &[])
+        .expect_rejections();
+    run.wait_for("slow: ", Duration::from_secs(20));
+    let (log, x) = run.finish();
+    let line = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+    };
+    assert!(
+        line("playing on the silent clock") < line("slow: "),
+        "the stream did not wait for the slow init:\n{log}"
+    );
+    assert!(line("bomb: rejected") < line("slow: "), "{log}");
+    let onset = assert_sine_from_onset(&x, 0.5);
+    assert!(
+        onset < SR as usize / 10,
+        "the sine is heard {onset} frames after the stream's start (want < 100 ms)"
+    );
+}

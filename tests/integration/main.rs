@@ -33,4 +33,5 @@ mod render;
 mod sdk;
 mod swap;
 mod threads;
+mod timing;
 mod util;

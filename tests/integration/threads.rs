@@ -252,3 +252,62 @@ fn threads_out_of_range_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--threads 0 is out of range"), "{err}");
 }
+
+/// `run --threads 2` on the silent clock: heavy signals are shared with the
+/// worker block after block, nothing allocates on either thread, and what
+/// was played is the music.
+#[test]
+fn run_with_two_threads_shares_heavy_blocks_without_allocating() {
+    use crate::live::LiveRun;
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), sine(440.0, 0.3)).unwrap();
+    let heavy = fixtures::example("host/benches/heavy.wat").replace("256", "64");
+    for i in 0..3 {
+        std::fs::write(
+            music.join(format!("heavy{i}.wat")),
+            heavy.replace("0.25", "0.02"),
+        )
+        .unwrap();
+    }
+    let m = music.to_str().unwrap();
+    let run = LiveRun::start(
+        dir.path(),
+        &[
+            m,
+            "--device",
+            "none",
+            "--seconds",
+            "2",
+            "--stats",
+            "--threads",
+            "2",
+        ],
+        &[],
+    );
+    run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    let (log, x) = run.finish();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("stats: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(" 0 audio-thread allocations (0 on fault paths)"),
+        "{line}"
+    );
+    assert!(line.contains("; 2 render threads, "), "{line}");
+    let shared: u64 = line
+        .split("2 render threads, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(shared > 50, "only {shared} blocks shared: {line}");
+    let tail = &x[x.len() / 2..];
+    assert!(
+        (dominant_frequency(tail, SR) - 440.0).abs() < 1.0,
+        "the sine is what was played: {} Hz",
+        dominant_frequency(tail, SR)
+    );
+}

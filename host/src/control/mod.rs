@@ -63,7 +63,10 @@ struct Signal {
 /// The versions handed to the audio thread.
 struct Playing {
     current: u64,
+    /// Hash of the binary module of the version last handed over, and of
+    /// the raw bytes (text or binary) it was read from.
     hash: String,
+    raw: String,
     /// Layouts of recent versions (for rollback), newest last.
     layouts: Vec<(u64, Layout, String)>,
     /// When the change that led to the last hand-over was noticed, for
@@ -210,7 +213,9 @@ impl Control {
         &mut self,
         signal: &str,
         prepared: Prepared,
+        raw: String,
         requested: Option<Instant>,
+        may_fade_in: bool,
     ) -> LoadReport {
         let Prepared {
             version,
@@ -225,6 +230,7 @@ impl Control {
         let playing = rec.playing.get_or_insert_with(|| Playing {
             current: 0,
             hash: String::new(),
+            raw: String::new(),
             layouts: Vec::new(),
             requested: None,
             compile_times: Vec::new(),
@@ -236,6 +242,7 @@ impl Control {
             .retain(|(v, _)| *v + 8 > report.version);
         playing.compile_times.push((report.version, report.compile));
         playing.hash = report.hash.clone();
+        playing.raw = raw;
         playing
             .layouts
             .push((report.version, report.layout.clone(), report.hash.clone()));
@@ -247,7 +254,7 @@ impl Control {
         let mut cmd = Command::Load {
             slot,
             version,
-            fade_in: self.running,
+            fade_in: self.running && may_fade_in,
         };
         // The queue is large; if the audio thread is not draining it (a
         // stalled device), wait rather than drop a version.

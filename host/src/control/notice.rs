@@ -236,6 +236,7 @@ impl Control {
         {
             p.current = to;
             p.hash = hash.clone();
+            p.raw.clear(); // known by its binary's hash only
         }
         tracing::warn!("{signal}: rolled back to the last good version ({to}) with its state");
         Notice::RolledBack { signal, to, clock }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::files::read_module;
+use crate::contract;
+use crate::files::{is_text, read_file};
 use crate::loader::cache::{self, Hash, Source};
 use crate::loader::{LoadError, LoadReport, Loader, Prepared};
 use crate::rt::layout::Layout;
@@ -34,6 +35,9 @@ pub struct Request {
     /// Start with fresh state: carry nothing, even if the bytes are those
     /// playing (a restart after a fault the carried state may have caused).
     fresh_state: bool,
+    /// One of the first versions `run` starts with: it starts without a
+    /// fade-in even when it joins a stream already running.
+    first: bool,
 }
 
 impl Request {
@@ -45,6 +49,7 @@ impl Request {
             bytes: None,
             noticed: None,
             fresh_state: false,
+            first: false,
         }
     }
 
@@ -56,6 +61,7 @@ impl Request {
             bytes: Some(bytes),
             noticed: None,
             fresh_state: false,
+            first: false,
         }
     }
 
@@ -63,6 +69,12 @@ impl Request {
     /// first time (and loads even if its bytes are those playing).
     pub fn with_fresh_state(mut self) -> Self {
         self.fresh_state = true;
+        self
+    }
+
+    /// One of the first versions: no fade-in when it joins.
+    pub fn first_version(mut self) -> Self {
+        self.first = true;
         self
     }
 
@@ -152,6 +164,8 @@ pub(super) enum Status {
 pub(super) struct Done {
     signal: String,
     ticket: u64,
+    /// Hash of the raw bytes read (text or binary), when they were read.
+    raw: Option<Hash>,
     /// `None`: the bytes are those of the version playing.
     result: Result<Option<Prepared>, LoadError>,
 }
@@ -164,9 +178,98 @@ pub(super) struct Pipeline {
     ready: VecDeque<Loaded>,
     /// Requests in flight, by ticket: what to report when they finish.
     next_ticket: u64,
-    in_flight: Vec<(u64, PathBuf, Option<Instant>)>,
+    in_flight: Vec<(u64, PathBuf, Option<Instant>, bool)>,
     /// Called by a worker after it sends a result (to wake a control loop).
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    pool: Pool,
+    /// Recent failures decided by the bytes alone, by the hash of the file's
+    /// raw bytes: identical bytes are never parsed or compiled twice.
+    failures: Arc<Failures>,
+}
+
+/// Most failures remembered by their bytes.
+const FAILURES_KEPT: usize = 64;
+
+/// Failures decided by the bytes alone (parse, validation, compile), newest
+/// last.
+#[derive(Default)]
+struct Failures(std::sync::Mutex<VecDeque<(Hash, String, bool)>>);
+
+impl Failures {
+    fn get(&self, raw: &Hash) -> Option<LoadError> {
+        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.iter()
+            .find(|(h, _, _)| h == raw)
+            .map(|(_, message, partial)| LoadError::Repeated {
+                message: message.clone(),
+                partial: *partial,
+            })
+    }
+
+    fn remember(&self, raw: Hash, e: &LoadError) {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() >= FAILURES_KEPT {
+            list.pop_front();
+        }
+        list.push_back((raw, e.to_string(), e.may_be_partial_write()));
+    }
+}
+
+/// Workers that run loads: at most [`Pool::size`] at once, at a lower
+/// priority than the audio (nice 5), started as needed.
+/// One load, run on a worker.
+type Work = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    jobs: mpsc::Sender<Work>,
+    queue: Arc<std::sync::Mutex<mpsc::Receiver<Work>>>,
+    started: usize,
+}
+
+impl Pool {
+    fn new() -> Self {
+        let (jobs, queue) = mpsc::channel();
+        Pool {
+            jobs,
+            queue: Arc::new(std::sync::Mutex::new(queue)),
+            started: 0,
+        }
+    }
+
+    /// Loads at once: the machine's cores plus two (at least 4), so that two
+    /// slow `init`s (each stopped after 1 s of CPU) hold back no other load.
+    fn size() -> usize {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .saturating_add(2)
+            .clamp(4, 16)
+    }
+
+    fn run(&mut self, job: Work) {
+        if self.started < Self::size() {
+            let queue = self.queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name("lel-load".into())
+                .spawn(move || {
+                    crate::rt::priority::background();
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break, // the pipeline is gone
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => self.started += 1,
+                Err(e) if self.started == 0 => {
+                    tracing::error!("cannot start a loader thread: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+        let _ = self.jobs.send(job);
+    }
 }
 
 impl Pipeline {
@@ -179,6 +282,8 @@ impl Pipeline {
             next_ticket: 1,
             in_flight: Vec::new(),
             wake: None,
+            pool: Pool::new(),
+            failures: Arc::default(),
         }
     }
 }
@@ -235,7 +340,7 @@ impl Control {
         let (current, previous) = match &rec.playing {
             _ if req.fresh_state => (None, Layout::default()),
             Some(p) => (
-                Some(p.hash.clone()),
+                Some((p.raw.clone(), p.hash.clone())),
                 p.layouts
                     .iter()
                     .find(|(id, _, _)| *id == p.current)
@@ -255,37 +360,45 @@ impl Control {
             path,
             bytes,
             noticed,
+            first,
             ..
         } = req;
         self.pipeline
             .in_flight
-            .push((ticket, path.clone().unwrap_or_default(), noticed));
-        let (loader, tx, wake) = (
+            .push((ticket, path.clone().unwrap_or_default(), noticed, first));
+        let (loader, tx, wake, failures) = (
             self.loader.clone(),
             self.pipeline.tx.clone(),
             self.pipeline.wake.clone(),
+            self.pipeline.failures.clone(),
         );
-        let name = signal.clone();
         let work = move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                prepare(&loader, &name, path, bytes, current, &previous)
-            }))
-            .unwrap_or_else(|_| Err(LoadError::Instantiate("the loader panicked".into())));
+            let job = Job {
+                loader: &loader,
+                failures: &failures,
+                signal: &signal,
+                current,
+                previous: &previous,
+            };
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(path, bytes)))
+                    .unwrap_or_else(|_| {
+                        (
+                            None,
+                            Err(LoadError::Instantiate("the loader panicked".into())),
+                        )
+                    });
             let _ = tx.send(Done {
-                signal: name,
+                signal,
                 ticket,
-                result,
+                raw: result.0,
+                result: result.1,
             });
             if let Some(wake) = wake {
                 wake();
             }
         };
-        if let Err(e) = std::thread::Builder::new()
-            .name(format!("lel-load-{signal}"))
-            .spawn(work)
-        {
-            tracing::error!("{signal}: cannot start a loader thread: {e}");
-        }
+        self.pipeline.pool.run(Box::new(work));
     }
 
     /// Finished requests, handed over to the audio thread. Waits up to
@@ -308,17 +421,18 @@ impl Control {
         let Done {
             signal,
             ticket,
+            raw,
             result,
         } = done;
         let Some(at) = self
             .pipeline
             .in_flight
             .iter()
-            .position(|(t, _, _)| *t == ticket)
+            .position(|(t, _, _, _)| *t == ticket)
         else {
             return;
         };
-        let (_, path, noticed) = self.pipeline.in_flight.swap_remove(at);
+        let (_, path, noticed, first) = self.pipeline.in_flight.swap_remove(at);
         let path = (!path.as_os_str().is_empty()).then_some(path);
         let Some(rec) = self.signals.get_mut(&signal) else {
             return; // unloaded meanwhile
@@ -332,9 +446,13 @@ impl Control {
         };
         let was_playing = rec.playing.is_some();
         let result = match result {
-            Ok(Some(prepared)) => Ok(LoadOutcome::Loaded(
-                self.hand_over(&signal, prepared, noticed),
-            )),
+            Ok(Some(prepared)) => Ok(LoadOutcome::Loaded(self.hand_over(
+                &signal,
+                prepared,
+                raw.unwrap_or_default(),
+                noticed,
+                !first,
+            ))),
             Ok(None) => Ok(LoadOutcome::Unchanged),
             Err(e) => Err(e),
         };
@@ -422,21 +540,72 @@ impl Control {
 }
 
 /// A worker's job: read, skip if unchanged, prepare.
-fn prepare(
-    loader: &Loader,
-    signal: &str,
-    path: Option<PathBuf>,
-    bytes: Option<Vec<u8>>,
-    current: Option<Hash>,
-    previous: &Layout,
-) -> Result<Option<Prepared>, LoadError> {
-    let bytes = match (bytes, path) {
-        (Some(b), _) => b,
-        (None, Some(p)) => read_module(&p)?,
-        (None, None) => return Err(LoadError::Io(std::io::ErrorKind::NotFound.into())),
-    };
-    if current.is_some_and(|h| h == cache::hash(&bytes)) {
-        return Ok(None);
+struct Job<'a> {
+    loader: &'a Loader,
+    failures: &'a Failures,
+    signal: &'a str,
+    /// Hashes of the version playing: of its raw bytes and of its binary.
+    current: Option<(Hash, Hash)>,
+    previous: &'a Layout,
+}
+
+impl Job<'_> {
+    /// Read `path` (unless `bytes` are given), skip bytes that play already
+    /// or failed before, parse and prepare. Returns the raw bytes' hash too.
+    fn run(
+        &self,
+        path: Option<PathBuf>,
+        bytes: Option<Vec<u8>>,
+    ) -> (Option<Hash>, Result<Option<Prepared>, LoadError>) {
+        let (raw, text) = match (bytes, &path) {
+            (Some(b), _) => (b, false),
+            (None, Some(p)) => match read_file(p) {
+                Ok(b) => (b, is_text(p)),
+                Err(e) => return (None, Err(e)),
+            },
+            (None, None) => {
+                return (
+                    None,
+                    Err(LoadError::Io(std::io::ErrorKind::NotFound.into())),
+                );
+            }
+        };
+        let raw_hash = cache::hash(&raw);
+        let result = self.prepare(&raw_hash, raw, text);
+        if let Err(e) = &result
+            && e.is_of_the_bytes()
+        {
+            self.failures.remember(raw_hash.clone(), e);
+        }
+        (Some(raw_hash), result)
     }
-    loader.prepare(signal, &bytes, previous).map(Some)
+
+    fn prepare(
+        &self,
+        raw_hash: &Hash,
+        raw: Vec<u8>,
+        text: bool,
+    ) -> Result<Option<Prepared>, LoadError> {
+        if self.current.as_ref().is_some_and(|(r, _)| r == raw_hash) {
+            return Ok(None);
+        }
+        if let Some(e) = self.failures.get(raw_hash) {
+            return Err(e);
+        }
+        let binary = if text {
+            contract::to_binary(&raw, true)?
+        } else {
+            raw
+        };
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(_, b)| *b == cache::hash(&binary))
+        {
+            return Ok(None);
+        }
+        self.loader
+            .prepare(self.signal, &binary, self.previous)
+            .map(Some)
+    }
 }

@@ -15,7 +15,7 @@ pub struct Settings {
     pub channels: usize,
     /// Largest block asked of a guest.
     pub block: u32,
-    /// How many signals can play at once.
+    /// How many signals can play at once (`--max-signals`).
     pub slots: usize,
     /// Share of the block period of CPU time one `process` call may use
     /// before it is stopped as a runaway (real-time playing).
@@ -49,7 +49,7 @@ impl Default for Settings {
             sample_rate: 48_000,
             channels: 2,
             block: 128,
-            slots: 64,
+            slots: 1_000,
             call_budget: 0.5,
             runaway: None,
             init_timeout: Duration::from_secs(1),
@@ -85,11 +85,11 @@ impl Settings {
     /// last resort far above it: at least 2 s and 50 times the budget when
     /// playing (a real-time thread always gets the CPU; one that does not is
     /// starved so long only on a machine far too busy to play), ten times
-    /// the budget offline.
+    /// the budget (at least 20 s) offline.
     pub fn call_limits(&self) -> CallLimits {
         let cpu = self.call_budget_time();
         let wall = match self.runaway {
-            Some(d) => d * 10,
+            Some(d) => (d * 10).max(Duration::from_secs(20)),
             None => (cpu * 50).max(Duration::from_secs(2)),
         };
         CallLimits { cpu, wall }

@@ -80,7 +80,10 @@ impl LoadWatch {
         } else {
             String::new()
         };
-        if need >= 1.0 {
+        // Overload: the signals need more than the block period and the
+        // output lost time for it (with render workers, a need above 100 %
+        // can still be met: that is no overload).
+        if need >= 1.0 && new_late > 0 {
             tracing::warn!(
                 "overload: the signals need {:.0} % of the block ({}){lateness}",
                 need * 100.0,

@@ -13,6 +13,7 @@ pub mod output;
 pub mod recorder;
 pub mod watcher;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,11 @@ use crate::files::{collect_modules, show_paths, signal_name};
 use crate::rt::callback::{AudioCallback, WarmUp};
 use output::OutputRequest;
 use watcher::{Change, Due, Settler, WatchSet};
+
+/// How long the stream waits at most for the first versions: those ready by
+/// then start together in the first block; the others join when ready,
+/// without a fade-in (a first version starts from silence either way).
+pub const START_GRACE: Duration = Duration::from_millis(500);
 
 /// What wakes the control loop.
 enum Msg {
@@ -65,6 +71,9 @@ pub struct Summary {
     pub audio_thread_allocations: u64,
     pub fault_path_allocations: u64,
     pub recorded_samples: u64,
+    /// Threads rendering signals, and the blocks more than one of them shared.
+    pub render_threads: usize,
+    pub shared_blocks: u64,
 }
 
 /// Run until `--seconds` pass or Ctrl-C.
@@ -92,14 +101,25 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let files = collect_modules(&opts.paths)?;
     let (mut control, mixer) = Control::new(opts.settings.clone())?;
 
-    // First versions: loaded in parallel, so one slow `init` holds no one back.
-    let items: Vec<(String, PathBuf)> = files.iter().map(|f| (signal_name(f), f.clone())).collect();
+    // First versions: asked for all at once, each prepared on its own. The
+    // stream starts when they are all ready or after START_GRACE, whichever
+    // comes first: what is ready by then starts together in the first block,
+    // a slow one (a long `init`) joins when it is ready.
+    let mut first: HashSet<String> = HashSet::new();
+    for f in &files {
+        first.insert(signal_name(f));
+        control.request(Request::file(signal_name(f), f.clone()).first_version());
+    }
     let mut all_ok = true;
-    for loaded in control.load_all(&items) {
-        all_ok &= loaded.result.is_ok();
-        loaded.log();
-        if let Some(c) = &mut console {
-            c.loaded(&loaded);
+    let grace = Instant::now() + START_GRACE;
+    while !first.is_empty() && Instant::now() < grace {
+        for loaded in control.take_loaded(grace.saturating_duration_since(Instant::now())) {
+            first.remove(&loaded.signal);
+            all_ok &= loaded.result.is_ok();
+            loaded.log();
+            if let Some(c) = &mut console {
+                c.loaded(&loaded);
+            }
         }
     }
 
@@ -157,6 +177,8 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         settler: Settler::default(),
         summary: Summary::default(),
         load: load_watch::LoadWatch::new(opts.shed),
+        first,
+        all_ok,
         console,
         quit: false,
     };
@@ -171,6 +193,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         output,
         mut summary,
         mut load,
+        all_ok,
         console,
         ..
     } = live;
@@ -192,6 +215,8 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     summary.lost = Duration::from_nanos(stats.lost_nanos.load(Ordering::Relaxed));
     summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
     summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
+    summary.render_threads = opts.settings.render_threads();
+    summary.shared_blocks = stats.shared_blocks.load(Ordering::Relaxed);
     if let Some(cb) = callback
         && cb.record_overruns > 0
     {
@@ -253,6 +278,10 @@ fn open_output(
 /// The control loop's state: the engine's control side, the output, and
 /// the settle logic deciding when files are loaded.
 struct Live {
+    /// First versions still being prepared, and whether all that finished
+    /// loaded (the exit status).
+    first: HashSet<String>,
+    all_ok: bool,
     control: Control,
     /// Always there, except while a failed device is being reopened.
     output: Option<output::Output>,
@@ -334,6 +363,16 @@ impl Live {
     /// A load finished: report it, or have it tried again when a file still
     /// being written could explain the failure.
     fn finished(&mut self, loaded: Loaded) {
+        if let Some(c) = &mut self.console
+            && (self.first.contains(&loaded.signal) || loaded.path.is_none())
+        {
+            c.loaded(&loaded);
+        }
+        if self.first.remove(&loaded.signal) {
+            // A first version that missed the start: reported at once.
+            self.all_ok &= loaded.result.is_ok();
+            return loaded.log();
+        }
         let Some(path) = loaded.path.clone() else {
             return loaded.log();
         };
@@ -422,13 +461,15 @@ pub fn format_summary(s: &Summary, ran: Duration) -> String {
         _ => "no file-change-to-swap latency measured".to_string(),
     };
     format!(
-        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); CPU per signal: {}",
+        "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); {} render threads, {} blocks shared; CPU per signal: {}",
         ran.as_secs_f64(),
         s.swap_latencies.len(),
         s.late_callbacks,
         s.lost.as_secs_f64(),
         s.audio_thread_allocations,
         s.fault_path_allocations,
+        s.render_threads,
+        s.shared_blocks,
         load_watch::format_cpu(&s.cpu)
     )
 }

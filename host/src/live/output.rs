@@ -330,13 +330,20 @@ fn build<T: cpal::SizedSample>(
     )
 }
 
-/// Start the silent clock: a thread that behaves like a device with one
-/// buffer of headroom. It asks for a buffer at each period boundary and
-/// discards it; a buffer that is not ready within one period is a late block,
-/// and the time past its deadline is lost (the device would have played
-/// silence). Like a device after an xrun it then restarts from the moment the
-/// buffer arrived: every missed deadline and all lost time are counted
-/// ([`AudioCallback::missed_deadline`]), never hidden.
+/// Buffers the silent clock keeps queued ahead of what it plays, like a
+/// device with a buffer of four periods (10.7 ms for 128 frames at 48 kHz,
+/// still less than most devices' default): a block may take up to three
+/// buffer periods before the output runs dry.
+const SILENT_HEADROOM: u32 = 3;
+
+/// Start the silent clock: a thread that behaves like a device. It plays one
+/// buffer per period from a queue of [`SILENT_HEADROOM`] buffers and asks for
+/// the next one whenever the queue has room; the buffer is discarded. When a
+/// buffer is not ready by the time the queue runs dry, that is a late block,
+/// and the time until it is ready is lost (a device would have played
+/// silence); like a device after an xrun the clock then goes on from the
+/// moment the buffer came. Every missed deadline and all lost time are
+/// counted ([`AudioCallback::missed_deadline`]), never hidden.
 ///
 /// # Errors
 /// When the thread cannot be started.
@@ -349,21 +356,23 @@ pub fn start_silent(callback: AudioCallback, buffer_frames: u32) -> std::io::Res
             let mut cb = callback;
             cb.set_clocked(true);
             let period = Duration::from_secs_f64(buffer_frames as f64 / cb.sample_rate() as f64);
+            let headroom = period * SILENT_HEADROOM;
             let mut buf = vec![0.0f32; buffer_frames as usize * cb.channels()];
-            let mut asked = Instant::now();
+            // When the queued audio runs out (the device starts after the
+            // first buffers, as a device prefills).
+            let mut end = Instant::now() + headroom;
             while !stop2.load(Ordering::Relaxed) {
                 cb.process_f32(&mut buf);
                 let ready = Instant::now();
-                let due = asked + period;
-                asked = if ready > due {
-                    cb.missed_deadline((ready - due).as_nanos() as u64);
-                    ready
-                } else {
-                    due
-                };
+                if ready > end {
+                    cb.missed_deadline((ready - end).as_nanos() as u64);
+                    end = ready;
+                }
+                end += period;
+                let ask = end - headroom;
                 let now = Instant::now();
-                if asked > now {
-                    std::thread::sleep(asked - now);
+                if ask > now {
+                    std::thread::sleep(ask - now);
                 }
             }
             cb.set_clocked(false);

@@ -80,8 +80,14 @@ pub enum LoadError {
     /// symbolic link loop): never retried.
     #[error("{0}")]
     NotAFile(String),
-    #[error("all {0} signal slots are in use; unload a signal first")]
+    #[error(
+        "left out: {0} signals play already, the most at once (`--max-signals`); remove one or raise the limit"
+    )]
     NoFreeSlot(usize),
+    /// The same bytes failed before with this message (not parsed or
+    /// compiled again); `partial`: that failure may come from a partial write.
+    #[error("{message}")]
+    Repeated { message: String, partial: bool },
 }
 
 /// ` (`output-too-small`, a lel SDK's code)` for a code of
@@ -98,10 +104,19 @@ fn init_code_name(code: i32) -> String {
 }
 
 impl LoadError {
+    /// Is this failure decided by the module's bytes alone (so identical
+    /// bytes fail identically, whatever plays)?
+    pub fn is_of_the_bytes(&self) -> bool {
+        matches!(self, LoadError::Contract(_) | LoadError::Compile(_))
+    }
+
     /// Could a file still being written have caused this? Such failures are
     /// retried by the watcher before being reported; the others come from a
     /// complete module and are reported at once.
     pub fn may_be_partial_write(&self) -> bool {
+        if let LoadError::Repeated { partial, .. } = self {
+            return *partial;
+        }
         matches!(
             self,
             LoadError::Io(_)
@@ -186,6 +201,9 @@ impl Loader {
         previous: &Layout,
     ) -> Result<Prepared, LoadError> {
         let shape = contract::validate(bytes)?;
+        if let Some(why) = runtime::over_limits(bytes, &self.config.limits) {
+            return Err(LoadError::Instantiate(why));
+        }
         let hash = cache::hash(bytes);
         let t0 = Instant::now();
         let (module, source) = self
@@ -282,7 +300,9 @@ impl Loader {
     fn load_limits(&self) -> guest::CallLimits {
         guest::CallLimits {
             cpu: self.config.init_timeout,
-            wall: self.config.init_timeout * 10,
+            // Far above the budget: a loader thread at normal priority on a
+            // very busy machine may get a small share of a core.
+            wall: self.config.init_timeout * 30,
         }
     }
 

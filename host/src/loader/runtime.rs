@@ -77,9 +77,14 @@ impl Runtime {
             std::thread::Builder::new()
                 .name("lel-epoch".into())
                 .spawn(move || {
-                    // Above the audio threads, so that deadlines come on time.
-                    crate::rt::priority::promote(crate::rt::priority::Role::Ticker);
+                    let mut promoted = false;
                     while !stop.load(Ordering::Relaxed) {
+                        // Above the audio threads once there are real-time
+                        // ones, so that deadlines come on time.
+                        if !promoted && crate::rt::cpu::realtime_wanted() {
+                            promoted = true;
+                            crate::rt::priority::promote(crate::rt::priority::Role::Ticker);
+                        }
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
                     }
@@ -219,4 +224,49 @@ fn log(guest_log: &GuestLog, mut caller: Caller<'_, HostState>, level: i32, ptr:
         level,
         &String::from_utf8_lossy(&text),
     );
+}
+
+/// Why a module cannot start within `limits`: a memory or table whose
+/// *initial* size is over its limit (growing past a limit fails at run time
+/// instead, reported by the limiter). Checked before compiling, so the
+/// message names the limit. `None` when it fits (or does not parse: the
+/// compiler says why).
+pub fn over_limits(bytes: &[u8], limits: &GuestLimits) -> Option<String> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            wasmparser::Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let m = memory.ok()?;
+                    let bytes = m.initial.saturating_mul(m.page_size() as u64);
+                    if bytes > limits.max_memory_bytes as u64 {
+                        return Some(format!(
+                            "its memory starts at {} pages ({:.1} MiB), above the {} MiB memory limit (start smaller and grow it)",
+                            m.initial,
+                            bytes as f64 / (1 << 20) as f64,
+                            limits.max_memory_bytes >> 20
+                        ));
+                    }
+                }
+            }
+            wasmparser::Payload::TableSection(reader) => {
+                let count = reader.count();
+                if count > MAX_TABLES {
+                    return Some(format!(
+                        "it defines {count} tables; a module may have at most {MAX_TABLES}"
+                    ));
+                }
+                for (i, table) in reader.into_iter().enumerate() {
+                    let t = table.ok()?;
+                    if t.ty.initial > limits.max_table_elements as u64 {
+                        return Some(format!(
+                            "its table {i} starts with {} elements, above the {}-element table limit",
+                            t.ty.initial, limits.max_table_elements
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }

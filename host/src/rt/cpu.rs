@@ -86,6 +86,11 @@ static ENTRIES: [Entry; MAX_THREADS] = [const { Entry::new() }; MAX_THREADS];
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 static ORIGIN: OnceLock<Instant> = OnceLock::new();
 static SAMPLER: OnceLock<()> = OnceLock::new();
+/// A real-time thread registered: the tickers (this sampler, the epoch
+/// ticker) then ask for real-time priority too. Offline renders leave them
+/// at normal priority, so that many engines in one machine (tests, renders)
+/// do not fill it with real-time wake-ups.
+static REALTIME_WANTED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// This thread's registration: (entry index, generation).
@@ -165,6 +170,9 @@ pub fn register_guest_thread() -> Option<GuestThread> {
     let generation = e.generation.fetch_add(1, Ordering::AcqRel) + 1;
     ME.with(|me| me.set(Some((index, generation))));
     REGISTERED.fetch_add(1, Ordering::Relaxed);
+    if super::priority::is_realtime() {
+        REALTIME_WANTED.store(true, Ordering::Relaxed);
+    }
     start_sampler();
     // Wait (briefly) for the first sample, so that calls never need the
     // fallback of reading the clock themselves.
@@ -202,8 +210,12 @@ fn start_sampler() {
         let spawned = std::thread::Builder::new()
             .name("lel-cpu-clock".into())
             .spawn(|| {
-                super::priority::promote(super::priority::Role::Ticker);
+                let mut promoted = false;
                 loop {
+                    if !promoted && realtime_wanted() {
+                        promoted = true;
+                        super::priority::promote(super::priority::Role::Ticker);
+                    }
                     if REGISTERED.load(Ordering::Relaxed) == 0 {
                         std::thread::sleep(Duration::from_millis(20));
                         continue;
@@ -216,6 +228,12 @@ fn start_sampler() {
             tracing::warn!("cannot start the CPU clock sampler ({e}): guest calls read their thread's CPU clock themselves");
         }
     });
+}
+
+/// Has a real-time thread registered in this process? Then the tickers
+/// should be real-time too (above it).
+pub fn realtime_wanted() -> bool {
+    REALTIME_WANTED.load(Ordering::Relaxed)
 }
 
 /// Read every registered thread's CPU clock and publish it.

@@ -36,6 +36,8 @@ pub struct Stats {
     pub leaked: AtomicU64,
     /// Events lost because their queue was full.
     pub lost_events: AtomicU64,
+    /// Blocks rendered by more than one thread of the pool.
+    pub shared_blocks: AtomicU64,
 }
 
 /// Allocator calls seen on this thread inside checked scopes.

@@ -98,7 +98,9 @@ impl Mixer {
         config: MixerConfig,
         engine: Option<&wasmtime::Engine>,
     ) -> std::io::Result<(Mixer, MixerLink)> {
-        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256);
+        // Room for a first version of every slot before the first block
+        // (`render` loads them all first).
+        let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256.max(2 * config.slots));
         let (garbage_tx, garbage_rx) = rtrb::RingBuffer::new(1024);
         let (event_tx, event_rx) = rtrb::RingBuffer::new(1024);
         let (control_tx, control_rx) = rtrb::RingBuffer::new(1024);

@@ -1,4 +1,5 @@
-//! Real-time code: everything in this folder runs on the audio thread.
+//! Real-time code: everything in this folder runs on the audio thread (and
+//! slots also on the render workers of [`pool`], under the same guard).
 //!
 //! Nothing here allocates, frees, locks, logs or touches a file on the
 //! fault-free path (allocator calls counted in the tests and under
@@ -6,14 +7,17 @@
 //! wait-free queue; retired ones leave through another to be dropped
 //! elsewhere; what happens is reported as plain [`messages::Event`]s.
 //!
-//! Data flow: audio callback -> [`guard`] -> [`mixer::Mixer`] -> [`slot::Slot`]
-//! -> [`version::Version`] (a guest instance) -> [`master::Master`].
+//! Data flow: audio callback -> [`guard`] -> [`mixer::Mixer`] -> [`pool::Pool`]
+//! -> [`slot::Slot`] (each into its own buffer) -> [`version::Version`] (a
+//! guest instance); the slot buffers summed in slot order through
+//! [`strip::Strips`] (gain, mute, solo) -> [`master::Master`].
 
 pub mod callback;
 pub mod consts;
 pub mod cpu;
 pub mod guard;
 pub mod guest;
+pub mod kernels;
 pub mod layout;
 pub mod level;
 pub mod log_ring;

@@ -5,8 +5,8 @@
 //!
 //! Per block, with no lock, allocation or system call on the fault-free path:
 //! the audio thread publishes the block (its context and the list of active
-//! slots) and a new generation in one atomic word, `ticket` (generation in
-//! the high 32 bits, next work index in the low 32). Every thread, the audio
+//! slots) and a new generation in one atomic word, `ticket` (generation,
+//! count of slots and next work index). Every thread, the audio
 //! thread included, claims slots by compare-and-swap on that word, renders
 //! each into the slot's own buffer and outbox, and counts it `done`. The
 //! audio thread, having run out of slots to claim, waits for `done` to reach
@@ -53,6 +53,9 @@ const JOIN_SPIN: Duration = Duration::from_micros(500);
 /// The nap between those checks.
 const JOIN_NAP: Duration = Duration::from_micros(50);
 
+/// Most slots a pool can hand out (a 16-bit index in the ticket).
+pub const MAX_SLOTS: usize = 0xffff;
+
 /// One slot with its outbox, on a cache line of its own.
 #[repr(align(128))]
 struct Lane {
@@ -65,9 +68,12 @@ struct Shared {
     lanes: Box<[Lane]>,
     /// Slot indices to render this block, in slot order.
     work: Box<[AtomicUsize]>,
+    /// Their count (read by the audio thread only; workers take the count
+    /// of their generation from `ticket`).
     count: AtomicUsize,
     ctx: UnsafeCell<BlockCtx>,
-    /// Generation (high 32 bits) and next index into `work` (low 32 bits).
+    /// Generation (high 32 bits), the count of slots to render (bits 16 to
+    /// 31) and the next index into `work` (low 16 bits).
     ticket: AtomicU64,
     /// Slots finished in the current generation.
     done: AtomicUsize,
@@ -94,9 +100,12 @@ impl Shared {
     fn work_on(&self, generation: u64) -> u64 {
         let mut faults = 0;
         loop {
+            // Generation, count and next index all come from one word, so a
+            // worker still looping after its generation ended can never mix
+            // them with a later block's.
             let t = self.ticket.load(Ordering::Acquire);
-            let index = (t & 0xffff_ffff) as usize;
-            if t >> 32 != generation || index >= self.count.load(Ordering::Relaxed) {
+            let (index, count) = ((t & 0xffff) as usize, ((t >> 16) & 0xffff) as usize);
+            if t >> 32 != generation || index >= count {
                 return faults;
             }
             if self
@@ -147,6 +156,11 @@ impl Pool {
         ctx: BlockCtx,
     ) -> std::io::Result<Pool> {
         let n = slots.len();
+        if n > MAX_SLOTS {
+            return Err(std::io::Error::other(format!(
+                "{n} slots: the pool renders at most {MAX_SLOTS}"
+            )));
+        }
         let shared = Arc::new(Shared {
             lanes: slots
                 .into_vec()
@@ -252,12 +266,14 @@ impl Pool {
             return faults;
         }
         self.parallel_blocks += 1;
+        shared.stats.shared_blocks.fetch_add(1, Ordering::Relaxed);
         // Generation 0 is the workers' starting point: never published.
         self.generation = (self.generation % 0xffff_ffff) + 1;
         shared.done.store(0, Ordering::Relaxed);
-        shared
-            .ticket
-            .store(self.generation << 32, Ordering::Release);
+        shared.ticket.store(
+            self.generation << 32 | (count as u64) << 16,
+            Ordering::Release,
+        );
         for (thread, _) in &self.workers[..helpers] {
             thread.unpark();
         }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::guard::violation_count;
 use super::guest::CallLimits;
+use super::kernels;
 use super::messages::{Event, Fault, SlotId};
 use super::outbox::SlotOutbox;
 use super::version::Version;
@@ -228,7 +229,9 @@ impl Slot {
             let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
-            let result = self.render(&mut v, ctx, mix, out, |_| {
+            // Fully faded in and no crossfade: every frame's gain is exactly 1.
+            let unity = fade.value == 1.0 && fade.done() && (xfade.0 == 0 || xfade.1 == 0);
+            let result = self.render(&mut v, ctx, mix, out, unity, |_| {
                 let x = crossfade_gain(xfade, law, n, true);
                 n += 1;
                 fade.next() * x
@@ -246,7 +249,7 @@ impl Slot {
             let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
-            let result = self.render(&mut v, ctx, mix, out, |_| {
+            let result = self.render(&mut v, ctx, mix, out, false, |_| {
                 let x = crossfade_gain(xfade, law, n, false);
                 n += 1;
                 fade.next() * x
@@ -339,6 +342,7 @@ impl Slot {
         ctx: &BlockCtx,
         mix: &mut [f32],
         out: &mut SlotOutbox,
+        unity: bool,
         mut gain: impl FnMut(usize) -> f32,
     ) -> Result<(), Fault> {
         let before = violation_count();
@@ -383,14 +387,9 @@ impl Slot {
             }
         }
         let samples = v.output(ptr, ctx.frames);
-        let mut peak = 0.0f32;
-        for b in samples.chunks_exact(4) {
-            let s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if !s.is_finite() {
-                return Err(Fault::NonFinite);
-            }
-            peak = peak.max(s.abs());
-        }
+        let Some(peak) = kernels::peak(samples) else {
+            return Err(Fault::NonFinite);
+        };
         if peak > ABSURD_PEAK {
             self.loud_blocks += 1;
             if self.loud_blocks > 1 {
@@ -401,6 +400,10 @@ impl Slot {
         }
         let ch = v.channels as usize;
         let oc = ctx.out_channels;
+        if unity {
+            kernels::add_unity(mix, samples, ch, oc);
+            return Ok(());
+        }
         for (i, (frame, dst)) in samples
             .chunks_exact(ch * 4)
             .zip(mix.chunks_exact_mut(oc))

@@ -196,3 +196,70 @@ impl Strips {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strips(ramp: u32) -> (Strips, rtrb::Producer<ControlEvent>) {
+        let (tx, rx) = rtrb::RingBuffer::new(16);
+        (Strips::new(2, ramp, rx), tx)
+    }
+
+    fn ev(at: u64, slot: usize, kind: ControlKind) -> ControlEvent {
+        ControlEvent { at, slot, kind }
+    }
+
+    /// Mix one block of a constant 1.0 from slot 0 (mono).
+    fn block(s: &mut Strips, clock: u64, frames: usize) -> Vec<f32> {
+        let src = vec![1.0f32; frames];
+        let mut out = vec![0.0f32; frames];
+        s.mix(&mut out, 1, clock, std::iter::once((0usize, &src[..])));
+        out
+    }
+
+    #[test]
+    fn an_event_waits_for_its_block_and_frame() {
+        let (mut s, mut tx) = strips(1);
+        tx.push(ev(70, 0, ControlKind::Gain(0.5))).unwrap();
+        assert!(block(&mut s, 0, 64).iter().all(|&v| v == 1.0), "not yet");
+        let b = block(&mut s, 64, 64);
+        // A one-frame ramp starting at frame 70 (index 6): the old level on
+        // that frame, the new one from the next.
+        assert!(b[..7].iter().all(|&v| v == 1.0), "{b:?}");
+        assert!(b[7..].iter().all(|&v| v == 0.5), "{b:?}");
+    }
+
+    #[test]
+    fn events_of_one_frame_apply_in_arrival_order_and_later_ones_after() {
+        let (mut s, mut tx) = strips(1);
+        tx.push(ev(10, 0, ControlKind::Gain(0.25))).unwrap();
+        tx.push(ev(5, 0, ControlKind::Gain(2.0))).unwrap();
+        tx.push(ev(10, 0, ControlKind::Gain(0.5))).unwrap();
+        let b = block(&mut s, 0, 32);
+        assert_eq!(
+            b[6], 2.0,
+            "the earlier frame first, whatever the arrival order"
+        );
+        assert_eq!(b[31], 0.5, "the last one sent for frame 10 wins");
+    }
+
+    #[test]
+    fn solo_silences_the_others_and_unsolo_brings_them_back() {
+        let (mut s, mut tx) = strips(1);
+        tx.push(ev(0, 1, ControlKind::Solo(true))).unwrap();
+        let b = block(&mut s, 0, 8);
+        assert!(b[1..].iter().all(|&v| v == 0.0), "slot 0 not soloed: {b:?}");
+        tx.push(ev(8, 1, ControlKind::Solo(false))).unwrap();
+        let b = block(&mut s, 8, 8);
+        assert!(b[1..].iter().all(|&v| v == 1.0), "{b:?}");
+        tx.push(ev(16, 1, ControlKind::Solo(true))).unwrap();
+        block(&mut s, 16, 8);
+        s.reset(1);
+        let b = block(&mut s, 24, 8);
+        assert!(
+            b[1..].iter().all(|&v| v == 1.0),
+            "a reset slot's solo goes: {b:?}"
+        );
+    }
+}
