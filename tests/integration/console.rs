@@ -3,7 +3,7 @@
 //! pressed with `send-keys`. Checks every signal's row (CPU figure, a level
 //! meter that reads the signal's level and moves), a faulty module's row
 //! saying why it is muted, `m` muting one signal in the recording without a
-//! click while the other plays on, and `q` finalising the recording.
+//! click while the other plays on, `-` lowering the other by 3 dB a press, and `q` finalising the recording.
 
 use std::path::Path;
 use std::process::Command;
@@ -194,6 +194,14 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
     t.wait("alpha muted", Duration::from_secs(10), |s| {
         row(s, "alpha").is_some_and(|r| r.contains("muted (m)"))
     });
+    // Down to beta (rows are sorted: alpha, bad, beta), `-` twice: -6 dB.
+    t.keys("j");
+    t.keys("j");
+    t.keys("-");
+    t.keys("-");
+    t.wait("beta at -6 dB", Duration::from_secs(10), |s| {
+        row(s, "beta").is_some_and(|r| r.contains("-6.0 dB"))
+    });
     std::thread::sleep(Duration::from_secs(2));
     t.keys("q");
     let end = t.wait("lel-host to exit", Duration::from_secs(30), |s| {
@@ -218,6 +226,12 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
     // The last second: beta alone; a second from the start: both.
     let tail = &x[x.len() - SR as usize..];
     let early = &x[SR as usize / 2..SR as usize * 3 / 2];
+    // Beta alone at half its amplitude: RMS 0.125 / sqrt 2.
+    let tail_db = db(rms(tail));
+    assert!(
+        (tail_db - db(0.125 / 2f64.sqrt())).abs() < 0.3,
+        "beta at -6 dB in the last second: {tail_db:.2} dBFS"
+    );
     for (part, what, alpha_on) in [(early, "before the mute", true), (tail, "after", false)] {
         let a = band_energy_db(part, SR, 440.0, 20.0);
         let b = band_energy_db(part, SR, 1000.0, 20.0);
