@@ -137,6 +137,9 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let (err_tx, err_rx) = mpsc::channel();
     let buffer = opts.output.buffer.unwrap_or(opts.settings.block);
     let output = open_output(&opts.output, callback, &err_tx, buffer)?;
+    // The run's time (for `--seconds` and `--stats`) is the stream's: played
+    // time plus lost time add up to it.
+    let started = Instant::now();
     tracing::info!(
         "playing on {} at {} Hz, {} channels; watching {}",
         output.describe(),
@@ -166,7 +169,6 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         // Only the first handler can be installed; tests run `run` once per process.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
-    let started = Instant::now();
     let mut live = Live {
         control,
         output: Some(output),
