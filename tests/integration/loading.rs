@@ -233,12 +233,12 @@ fn the_stream_starts_at_once_and_a_slow_init_or_a_compile_bomb_delays_no_one() {
     let music = dir.path().join("music");
     std::fs::create_dir(&music).unwrap();
     std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
-    // An `init` that counts for about 0.9 s of CPU time here (a slower
-    // machine may stop it at the 1 s limit: either way it is late), then
-    // plays silence.
+    // An `init` that counts down 3.2 billion times: 0.8 to 1 s of CPU time
+    // on this machine (a slower one stops it at the 1 s limit: either way it
+    // is well past the stream's 500 ms start-up wait), then plays silence.
     let slow = fixtures::module(
         "",
-        "(local $i i32) (local.set $i (i32.const 0x50000000)) (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i))) (i32.const 1)",
+        "(local $i i32) (local.set $i (i32.const 0xC0000000)) (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i))) (i32.const 1)",
         "(i32.const 0)",
     );
     std::fs::write(music.join("slow.wat"), slow).unwrap();
