@@ -47,7 +47,9 @@ impl LiveRun {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(strip_ansi(&line));
+                    log.lock()
+                        .unwrap()
+                        .push(lel_host::live::console::strip_ansi(&line));
                 }
             });
         }
@@ -121,23 +123,6 @@ impl LiveRun {
         assert_eq!((channels, rate), (2, SR));
         (self.log(), channel(&samples, 2, 0))
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Where `x` stops being `amp_a * sin(2 pi f n / SR)` and, from there on, is

@@ -92,7 +92,7 @@ impl Write for LogWriter {
 }
 
 /// `text` without terminal colour codes (`ESC [ ... letter`).
-fn strip_ansi(text: &str) -> String {
+pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

@@ -69,17 +69,7 @@ impl GuestLog {
     /// Print a guest's line (tagged with its signal) unless the signal is
     /// over its rate; then count it.
     pub fn line(&self, signal: &str, level: i32, text: &str) {
-        let admitted = {
-            let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let w = windows
-                .entry(signal.to_string())
-                .or_insert_with(|| Window::new(now));
-            if let Some(n) = w.roll(now) {
-                summary(signal, n);
-            }
-            w.admit()
-        };
+        let admitted = self.with_window(signal, Window::admit);
         if admitted {
             emit(signal, level, text);
         }
@@ -91,6 +81,12 @@ impl GuestLog {
         if n == 0 {
             return;
         }
+        self.with_window(signal, |w| w.dropped += n);
+    }
+
+    /// Run `f` on the signal's current window, after summarising the one
+    /// that ended (if any).
+    fn with_window<T>(&self, signal: &str, f: impl FnOnce(&mut Window) -> T) -> T {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let w = windows
@@ -99,7 +95,7 @@ impl GuestLog {
         if let Some(n) = w.roll(now) {
             summary(signal, n);
         }
-        w.dropped += n;
+        f(w)
     }
 
     /// Summarise the windows that ended (call regularly).
