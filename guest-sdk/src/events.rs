@@ -139,11 +139,7 @@ impl NoteState {
                 self.gate = 1;
                 self.played = 1;
             }
-            kind::NOTE_OFF => {
-                if self.key == ev.number as u32 {
-                    self.gate = 0;
-                }
-            }
+            kind::NOTE_OFF if self.key == ev.number as u32 => self.gate = 0,
             kind::CONTROL_CHANGE => {
                 if let Some(c) = self.cc.get_mut(ev.number as usize) {
                     *c = ev.value;
@@ -207,7 +203,7 @@ impl Input {
     pub(crate) fn apply(&self, ev: &Event) {
         if ev.kind == kind::PARAM {
             if let Some(Some(cell)) = self.params.get(ev.number as usize)
-                && ev.value == ev.value
+                && !ev.value.is_nan()
             {
                 // SAFETY: `cell` is a parameter cell the host handed out in
                 // the state region (checked by the binder), read by the

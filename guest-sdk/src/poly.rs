@@ -266,7 +266,7 @@ impl<V: Node> Node for Poly<V> {
             Some(p) => unsafe { (*p.as_ptr()).bend },
             None => 0.0,
         };
-        let mut retune = bend != self.bend;
+        let retune = bend != self.bend;
         self.bend = bend;
         for ev in cx.events() {
             match ev.kind {
@@ -287,9 +287,7 @@ impl<V: Node> Node for Poly<V> {
                 };
                 self.hz[i] = key_hz(k as f64, bend as f64);
             }
-            retune = false;
         }
-        let _ = retune;
         let mut vcx = *cx;
         for (i, v) in self.voices[..n].iter_mut().enumerate() {
             let s = &mut st.voices[i];

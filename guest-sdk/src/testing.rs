@@ -556,7 +556,6 @@ fn bind<M: Node>(
     );
     graph.bind(&mut b)?;
     let input = b.input();
-    drop(b);
     drop(session);
     Ok((graph, claimer.now, input))
 }
