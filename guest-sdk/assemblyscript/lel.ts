@@ -49,7 +49,9 @@
 import {
   CLAIM_ALIGN, DEFAULT_OUTPUT_SAMPLES, DEFAULT_STATE_BYTES, LOG_DEBUG, LOG_ERROR, LOG_INFO,
   LOG_TRACE, LOG_WARN, MAX_ALIGN, MAX_CHANNELS, REGION_FULL, BAD_ARGS,
-  OUTPUT_TOO_SMALL, BAD_CHANNELS, hostClaim, hostLog,
+  OUTPUT_TOO_SMALL, BAD_CHANNELS, hostClaim, hostLog, hostParam, NOTE_ON, NOTE_OFF,
+  CONTROL_CHANGE, PITCH_BEND, CHANNEL_PRESSURE, PARAM, MAX_PARAMS, DEFAULT_EVENT_CAPACITY,
+  TOO_MANY_PARAMS,
 } from "./lel_constants";
 export * from "./lel_constants";
 
@@ -220,20 +222,15 @@ function claimKind(kind: Kind, size: u32, name: string): usize {
 
 // ---- parameters and notes (contract 0.2) -------------------------------------
 
-// Contract 0.2 numbers (SPEC-0.2; generated into lel_constants.ts with the
-// contract).
-export const NOTE_ON_KIND: u8 = 1;
-export const NOTE_OFF_KIND: u8 = 2;
-export const CONTROL_CHANGE_KIND: u8 = 3;
-export const PITCH_BEND_KIND: u8 = 4;
-export const CHANNEL_PRESSURE_KIND: u8 = 5;
-export const PARAM_KIND: u8 = 6;
-const MAX_PARAMS_: i32 = 64;
-const EVENT_CAPACITY: i32 = 256;
-const TOO_MANY_PARAMS_: i32 = -8;
-
-@external("lel:signal/host@0.2.0", "param")
-declare function hostParam02(key: usize, keyLen: i32, defaultValue: f32, min: f32, max: f32, unit: usize, unitLen: i32, steps: i32): i32;
+const NOTE_ON_KIND: u8 = <u8>NOTE_ON;
+const NOTE_OFF_KIND: u8 = <u8>NOTE_OFF;
+const CONTROL_CHANGE_KIND: u8 = <u8>CONTROL_CHANGE;
+const PITCH_BEND_KIND: u8 = <u8>PITCH_BEND;
+const CHANNEL_PRESSURE_KIND: u8 = <u8>CHANNEL_PRESSURE;
+const PARAM_KIND: u8 = <u8>PARAM;
+const MAX_PARAMS_: i32 = MAX_PARAMS;
+const EVENT_CAPACITY: i32 = DEFAULT_EVENT_CAPACITY;
+const TOO_MANY_PARAMS_: i32 = TOO_MANY_PARAMS;
 
 const EVENTS: usize = memory.data(EVENT_CAPACITY * 16, 8);
 const PARAMS: usize = memory.data(MAX_PARAMS_ * 4, 4);
@@ -268,7 +265,7 @@ export class Param {
     const keyLen = toScratch(key);
     const unitAt = SCRATCH + 512;
     const unitLen = <i32>String.UTF8.encodeUnsafe(changetype<usize>(unit), unit.length < 16 ? unit.length : 16, unitAt);
-    const r = hostParam02(SCRATCH, keyLen, <f32>def, <f32>min, <f32>max, unitAt, unitLen, <i32>steps);
+    const r = hostParam(SCRATCH, keyLen, <f32>def, <f32>min, <f32>max, unitAt, unitLen, <i32>steps);
     if (r < 0) {
       if (claimError == 0) {
         claimError = r;

@@ -55,27 +55,6 @@
 
 #include "lel_constants.h"
 
-/* Until the generated constants carry contract 0.2 (wit/constants.txt),
- * its numbers and the `param` import as SPEC-0.2 states them. */
-#ifndef LEL_EVENT_BYTES
-#define LEL_MAX_PARAMS 64
-#define LEL_MAX_PARAM_KEY_LEN 64
-#define LEL_MAX_UNIT_LEN 16
-#define LEL_EVENT_BYTES 16
-#define LEL_BAD_RANGE (-7)
-#define LEL_TOO_MANY_PARAMS (-8)
-#define LEL_BAD_UNIT (-9)
-#define LEL_NOTE_ON 1
-#define LEL_NOTE_OFF 2
-#define LEL_CONTROL_CHANGE 3
-#define LEL_PITCH_BEND 4
-#define LEL_CHANNEL_PRESSURE 5
-#define LEL_PARAM 6
-#define LEL_DEFAULT_EVENT_CAPACITY 256
-__attribute__((import_module(LEL_HOST_MODULE), import_name("param")))
-int32_t lel_host_param(const char *key, int32_t key_len, float default_value, float min, float max, const char *unit, int32_t unit_len, int32_t steps);
-#endif
-
 #if !defined(__wasm32__) && !defined(LEL_NATIVE)
 #error "lel.h builds signal modules for wasm32: clang --target=wasm32 ..."
 #endif

@@ -7,7 +7,6 @@ use core::ptr::NonNull;
 
 use bytemuck::Pod;
 
-use crate::c02;
 use crate::contract;
 use crate::events::{Input, NoteState};
 use crate::ctx::Ctx;
@@ -38,11 +37,11 @@ impl Error {
     pub const NO_STATE_REGION: Error = Error(contract::NO_STATE_REGION);
     /// `-7`: a parameter's default, minimum or maximum is not finite,
     /// `min >= max`, the default is outside, or `steps` is 1.
-    pub const BAD_RANGE: Error = Error(c02::BAD_RANGE);
+    pub const BAD_RANGE: Error = Error(contract::BAD_RANGE);
     /// `-8`: more than 64 parameters.
-    pub const TOO_MANY_PARAMS: Error = Error(c02::TOO_MANY_PARAMS);
+    pub const TOO_MANY_PARAMS: Error = Error(contract::TOO_MANY_PARAMS);
     /// `-9`: a parameter's unit is longer than 16 bytes or not UTF-8.
-    pub const BAD_UNIT: Error = Error(c02::BAD_UNIT);
+    pub const BAD_UNIT: Error = Error(contract::BAD_UNIT);
     /// `-16`: `init` got a zero sample rate or `max-frames`.
     pub const BAD_ARGS: Error = Error(contract::BAD_ARGS);
     /// `-17`: the output buffer cannot hold `max-frames` frames.
@@ -67,11 +66,11 @@ impl Error {
             contract::DUPLICATE_KEY => "duplicate key: two helpers claim the same name",
             contract::NOT_IN_INIT => "claim outside init",
             contract::NO_STATE_REGION => "no state region",
-            c02::BAD_RANGE => {
+            contract::BAD_RANGE => {
                 "bad parameter range: default, min, max must be finite, min < max, default in between, steps not 1"
             }
-            c02::TOO_MANY_PARAMS => "too many parameters (at most 64)",
-            c02::BAD_UNIT => "bad parameter unit: at most 16 bytes of UTF-8",
+            contract::TOO_MANY_PARAMS => "too many parameters (at most 64)",
+            contract::BAD_UNIT => "bad parameter unit: at most 16 bytes of UTF-8",
             contract::BAD_ARGS => "bad init arguments",
             contract::OUTPUT_TOO_SMALL => "output buffer too small for max-frames",
             contract::BAD_ADDRESS => "claim returned an address outside the state region",
@@ -115,7 +114,7 @@ pub struct ParamDecl<'a> {
 /// same; the native claimers use this).
 pub fn check_param(d: &ParamDecl<'_>) -> Result<(), i32> {
     let key_ok = !d.key.is_empty()
-        && d.key.len() <= c02::MAX_PARAM_KEY_LEN
+        && d.key.len() <= contract::MAX_PARAM_KEY_LEN
         && d.key
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
@@ -126,7 +125,7 @@ pub fn check_param(d: &ParamDecl<'_>) -> Result<(), i32> {
     if !finite || d.min >= d.max || d.default < d.min || d.default > d.max || d.steps == 1 {
         return Err(Error::BAD_RANGE.0);
     }
-    if d.unit.len() > c02::MAX_UNIT_LEN || core::str::from_utf8(d.unit).is_err() {
+    if d.unit.len() > contract::MAX_UNIT_LEN || core::str::from_utf8(d.unit).is_err() {
         return Err(Error::BAD_UNIT.0);
     }
     Ok(())
@@ -265,7 +264,7 @@ impl Claimer for Bump {
         // A namespace of its own: the key's hash is taken over a prefix
         // no claim key can have a hash collision with by construction of
         // the prefix byte (0xff is not UTF-8).
-        let mut k = [0u8; c02::MAX_PARAM_KEY_LEN + 1];
+        let mut k = [0u8; contract::MAX_PARAM_KEY_LEN + 1];
         k[0] = 0xff;
         k[1..=d.key.len()].copy_from_slice(d.key);
         let h = key_hash(&k[..=d.key.len()]);
@@ -304,7 +303,7 @@ pub struct Binder<'a> {
     slots: Option<NonNull<crate::func::Slots>>,
     failed: KeyBuf,
     input: Input,
-    param_keys: [u64; c02::MAX_PARAMS],
+    param_keys: [u64; contract::MAX_PARAMS],
 }
 
 impl<'a> Binder<'a> {
@@ -327,7 +326,7 @@ impl<'a> Binder<'a> {
             slots: None,
             failed: KeyBuf::default(),
             input: Input::new(),
-            param_keys: [0; c02::MAX_PARAMS],
+            param_keys: [0; contract::MAX_PARAMS],
         }
     }
 
@@ -349,7 +348,7 @@ impl<'a> Binder<'a> {
             b.failed = buf;
             Error(code)
         };
-        if n == c02::MAX_PARAMS {
+        if n == contract::MAX_PARAMS {
             return Err(fail(self, Error::TOO_MANY_PARAMS.0));
         }
         let p = self.claimer.param(d).map_err(|c| fail(self, c))?;

@@ -7,24 +7,24 @@
 use bytemuck::{Pod, Zeroable};
 use core::ptr::NonNull;
 
-use crate::c02 as contract;
+use crate::contract;
 use crate::math::exp;
 
 /// Event kinds (`event` in `wit/lel.wit`).
 pub mod kind {
-    use crate::c02 as contract;
+    use crate::contract;
     /// Note on: `number` the key, `value` the velocity in `(0, 1]`.
-    pub const NOTE_ON: u8 = contract::NOTE_ON as u8;
+    pub const NOTE_ON: u8 = contract::NOTE_ON;
     /// Note off: `number` the key, `value` the release velocity.
-    pub const NOTE_OFF: u8 = contract::NOTE_OFF as u8;
+    pub const NOTE_OFF: u8 = contract::NOTE_OFF;
     /// Control change: `number` the controller, `value` in `[0, 1]`.
-    pub const CONTROL_CHANGE: u8 = contract::CONTROL_CHANGE as u8;
+    pub const CONTROL_CHANGE: u8 = contract::CONTROL_CHANGE;
     /// Pitch bend: `value` in `[-1, 1]`.
-    pub const PITCH_BEND: u8 = contract::PITCH_BEND as u8;
+    pub const PITCH_BEND: u8 = contract::PITCH_BEND;
     /// Channel pressure: `value` in `[0, 1]`.
-    pub const CHANNEL_PRESSURE: u8 = contract::CHANNEL_PRESSURE as u8;
+    pub const CHANNEL_PRESSURE: u8 = contract::CHANNEL_PRESSURE;
     /// Parameter change: `number` the parameter's index, `value` the new value.
-    pub const PARAM: u8 = contract::PARAM as u8;
+    pub const PARAM: u8 = contract::PARAM;
 }
 
 /// One event as the host writes it (16 bytes, little-endian).

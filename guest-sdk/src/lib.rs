@@ -43,7 +43,6 @@
 #[cfg(not(target_arch = "wasm32"))]
 extern crate std;
 
-mod c02;
 mod claim;
 pub mod contract;
 mod ctx;

@@ -135,7 +135,7 @@ impl Claimer for HostLike<'_> {
         if self.params.iter().any(|p| p.declared && p.key == key) {
             return Err(Error::DUPLICATE_KEY.0);
         }
-        if self.declared == crate::c02::MAX_PARAMS {
+        if self.declared == crate::contract::MAX_PARAMS {
             return Err(Error::TOO_MANY_PARAMS.0);
         }
         let base = self.base.as_ptr() as usize;

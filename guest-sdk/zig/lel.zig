@@ -86,9 +86,9 @@ pub fn code(err: Error) i32 {
         error.BadArgs => constants.bad_args,
         error.OutputTooSmall => constants.output_too_small,
         error.BadChannels => constants.bad_channels,
-        error.BadRange => c02("bad_range", -7),
-        error.TooManyParams => c02("too_many_params", -8),
-        error.BadUnit => c02("bad_unit", -9),
+        error.BadRange => constants.bad_range,
+        error.TooManyParams => constants.too_many_params,
+        error.BadUnit => constants.bad_unit,
         error.Unknown => rt.unknown_code,
     };
 }
@@ -101,9 +101,9 @@ fn fromCode(c: i32) Error {
         constants.duplicate_key => error.DuplicateKey,
         constants.not_in_init => error.NotInInit,
         constants.no_state_region => error.NoStateRegion,
-        c02("bad_range", -7) => error.BadRange,
-        c02("too_many_params", -8) => error.TooManyParams,
-        c02("bad_unit", -9) => error.BadUnit,
+        constants.bad_range => error.BadRange,
+        constants.too_many_params => error.TooManyParams,
+        constants.bad_unit => error.BadUnit,
         else => blk: {
             rt.unknown_code = c;
             break :blk error.Unknown;
@@ -147,20 +147,17 @@ pub const Event = extern struct {
     reserved: u32,
 };
 
-/// Contract 0.2 numbers (from lel_constants.zig once generated there).
-fn c02(comptime name: []const u8, comptime fallback: comptime_int) comptime_int {
-    return if (@hasDecl(constants, name)) @field(constants, name) else fallback;
-}
+/// The event kinds (lel_constants.zig).
 pub const event_kind = struct {
-    pub const note_on: u8 = c02("note_on", 1);
-    pub const note_off: u8 = c02("note_off", 2);
-    pub const control_change: u8 = c02("control_change", 3);
-    pub const pitch_bend: u8 = c02("pitch_bend", 4);
-    pub const channel_pressure: u8 = c02("channel_pressure", 5);
-    pub const param: u8 = c02("param", 6);
+    pub const note_on: u8 = constants.note_on;
+    pub const note_off: u8 = constants.note_off;
+    pub const control_change: u8 = constants.control_change;
+    pub const pitch_bend: u8 = constants.pitch_bend;
+    pub const channel_pressure: u8 = constants.channel_pressure;
+    pub const param: u8 = constants.param;
 };
-const max_params = c02("max_params", 64);
-const event_capacity = c02("default_event_capacity", 256);
+const max_params = constants.max_params;
+const event_capacity = constants.default_event_capacity;
 
 /// Where a frame is: as `Ctx` in the Rust SDK.
 pub const Ctx = struct {
@@ -304,9 +301,7 @@ fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(constants.claim_a
 
 // ---- parameters and notes (contract 0.2) ------------------------------------
 
-const host_param = if (@hasDecl(host, "param")) host.param else struct {
-    extern "lel:signal/host@0.2.0" fn param(key: [*]const u8, key_len: i32, default: f32, min: f32, max: f32, unit: [*]const u8, unit_len: i32, steps: i32) i32;
-}.param;
+const host_param = host.param;
 
 /// A host parameter: `claim` it in `setup`, `tick` it once per frame for
 /// the smoothed value (a straight ramp to each new value lasting 20 ms,
