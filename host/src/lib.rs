@@ -18,6 +18,8 @@
 //!   unloading, retired versions, events as notices.
 //! - [`files`]: module files: names, folders, reading regular files only.
 //! - [`offline`]: the engine driven without a device (`render`, tests).
+//! - [`session`]: `run --session DIR` records a performance; `replay`
+//!   renders it again offline, bit for bit.
 //! - [`contract`]: the `lel:signal` ABI, generated from `wit/lel.wit`.
 
 pub mod check;
@@ -30,6 +32,7 @@ pub mod loader;
 pub mod offline;
 pub mod rt;
 pub mod scaffold;
+pub mod session;
 pub mod wav;
 
 /// Every allocation in the process goes through a counting wrapper of the
