@@ -496,7 +496,9 @@ pub fn read(dir: &Path) -> anyhow::Result<Session> {
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
     match lines.next() {
         Some((_, MAGIC)) => {}
-        Some((n, l)) => bail!("{name} line {n}: not a lel-host session: `{l}` (expected `{MAGIC}`)"),
+        Some((n, l)) => {
+            bail!("{name} line {n}: not a lel-host session: `{l}` (expected `{MAGIC}`)")
+        }
         None => bail!("{name}: empty: not a lel-host session"),
     }
     let mut settings = Settings {

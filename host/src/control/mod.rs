@@ -258,14 +258,12 @@ impl Control {
         playing.compile_times.push((report.version, report.compile));
         playing.hash = report.hash.clone();
         playing.raw = raw;
-        playing
-            .layouts
-            .push((
-                report.version,
-                report.layout.clone(),
-                report.hash.clone(),
-                binary.clone(),
-            ));
+        playing.layouts.push((
+            report.version,
+            report.layout.clone(),
+            report.hash.clone(),
+            binary.clone(),
+        ));
         if playing.layouts.len() > 4 {
             playing.layouts.remove(0);
         }

@@ -662,7 +662,10 @@ impl Job<'_> {
         &self,
         path: Option<PathBuf>,
         bytes: Option<Vec<u8>>,
-    ) -> (Option<Hash>, Result<Option<(Prepared, Arc<[u8]>)>, LoadError>) {
+    ) -> (
+        Option<Hash>,
+        Result<Option<(Prepared, Arc<[u8]>)>, LoadError>,
+    ) {
         let (raw, text) = match (bytes, &path) {
             (Some(b), _) => (b, false),
             (None, Some(p)) => match read_file(p) {

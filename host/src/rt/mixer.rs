@@ -305,10 +305,9 @@ impl Mixer {
             (i, pool.slot(i).output(frames, ch))
         });
         let outbox = &mut self.outbox;
-        self.strips
-            .mix(block, ch, self.clock, slots, &mut |e| {
-                outbox.event(Event::Applied(e))
-            });
+        self.strips.mix(block, ch, self.clock, slots, &mut |e| {
+            outbox.event(Event::Applied(e))
+        });
         for k in 0..n {
             let i = self.pool.active_slot(k);
             if self.pool.slot(i).is_idle() {
