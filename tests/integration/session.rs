@@ -489,7 +489,8 @@ fn damaged_or_incomplete_sessions_are_refused_naming_the_file_and_the_fault() {
         std::fs::copy(&module, d.join("modules").join(&module_name)).unwrap();
         d
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, Vec<String>)> = vec![
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage, Vec<String>)> = vec![
         (
             "no session.txt",
             Box::new(|d: &Path| std::fs::remove_file(d.join("session.txt")).unwrap()),

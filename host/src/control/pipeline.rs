@@ -225,8 +225,11 @@ pub(super) struct Done {
     raw: Option<Hash>,
     /// `None`: the bytes are those of the version playing. With the
     /// prepared version, its binary module.
-    result: Result<Option<(Prepared, Arc<[u8]>)>, LoadError>,
+    result: Result<Option<Ready>, LoadError>,
 }
+
+/// A prepared version and its binary module.
+type Ready = (Prepared, Arc<[u8]>);
 
 /// A request on a worker: what to report and how to hand it over.
 struct InFlight {
@@ -662,10 +665,7 @@ impl Job<'_> {
         &self,
         path: Option<PathBuf>,
         bytes: Option<Vec<u8>>,
-    ) -> (
-        Option<Hash>,
-        Result<Option<(Prepared, Arc<[u8]>)>, LoadError>,
-    ) {
+    ) -> (Option<Hash>, Result<Option<Ready>, LoadError>) {
         let (raw, text) = match (bytes, &path) {
             (Some(b), _) => (b, false),
             (None, Some(p)) => match read_file(p) {
@@ -694,7 +694,7 @@ impl Job<'_> {
         raw_hash: &Hash,
         raw: Vec<u8>,
         text: bool,
-    ) -> Result<Option<(Prepared, Arc<[u8]>)>, LoadError> {
+    ) -> Result<Option<Ready>, LoadError> {
         if self.current.as_ref().is_some_and(|(r, _)| r == raw_hash) {
             return Ok(None);
         }
