@@ -206,10 +206,6 @@ impl Pool {
         self.shared.lanes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.shared.lanes.is_empty()
-    }
-
     /// Blocks rendered by more than one thread so far.
     pub fn parallel_blocks(&self) -> u64 {
         self.parallel_blocks
