@@ -462,7 +462,7 @@ mod tests {
         let mut pool = Pool::new(slots, 2, Some(&engine), true, false, stats.clone(), ctx).unwrap();
         for i in 0..2 {
             let (slot, out) = pool.lane(i);
-            slot.load(version(&engine, i as u64), false, &ctx, out);
+            slot.load(version(&engine, i as u64), false, false, &ctx, out);
         }
         // The audio thread (this test's thread) runs outside the guard here:
         // only the worker's allocator calls can be counted.
