@@ -218,6 +218,9 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     std::thread::sleep(Duration::from_millis(600));
     t.keys("+");
     wait_session("beta +3 dB", &|ls| ls.iter().any(|l| l.what == "gain"));
+    t.wait("beta's row at +3 dB", Duration::from_secs(10), |s| {
+        row(s, "beta").is_some_and(|r| r.contains("+3.0 dB"))
+    });
     std::thread::sleep(Duration::from_millis(600));
     t.keys("s");
     let ls = wait_session("beta unsoloed", &|ls| count(ls, "solo", "on", "no") == 1);
@@ -232,6 +235,9 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     wait_session("delta loaded again", &|ls| {
         count(ls, "load", "signal", "delta") == 2
     });
+    t.wait("delta's row playing", Duration::from_secs(10), |s| {
+        row(s, "delta").is_some_and(|r| !r.contains("muted"))
+    });
     std::thread::sleep(Duration::from_millis(600));
     // Back to alpha: unmute, solo, restart with fresh state.
     t.keys("k");
@@ -245,6 +251,11 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     wait_session("alpha restarted", &|ls| {
         count(ls, "load", "restart", "yes") == 1
     });
+    t.wait(
+        "the restart in the log pane",
+        Duration::from_secs(10),
+        |s| s.contains("alpha: restarting the same version with fresh state (console)"),
+    );
     std::thread::sleep(Duration::from_millis(600));
     t.keys("q");
     let end = t.wait("lel-host to exit", Duration::from_secs(30), |s| {
