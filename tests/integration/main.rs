@@ -31,6 +31,7 @@ mod loading;
 mod mixing;
 mod render;
 mod sdk;
+mod session;
 mod swap;
 mod threads;
 mod timing;

@@ -107,6 +107,9 @@ pub struct Slot {
     /// Wall time the guest calls of the last block took (for the pool's
     /// choice between one thread and several).
     busy_nanos: u64,
+    /// A fault to report for this version's next call instead of calling it
+    /// (see [`super::messages::Command::Fault`]).
+    forced: Option<(u64, Fault)>,
 }
 
 impl Slot {
@@ -128,7 +131,13 @@ impl Slot {
             slow_reported_at: None,
             buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
             busy_nanos: 0,
+            forced: None,
         }
+    }
+
+    /// Fault `version` at its next call in this slot (this block).
+    pub fn force_fault(&mut self, version: u64, fault: Fault) {
+        self.forced = Some((version, fault));
     }
 
     /// The block rendered by the last [`Slot::process`] (`frames` frames).
@@ -150,6 +159,7 @@ impl Slot {
         &mut self,
         mut new: Box<Version>,
         fade_in: bool,
+        restart: bool,
         ctx: &BlockCtx,
         out: &mut SlotOutbox,
     ) {
@@ -184,13 +194,18 @@ impl Slot {
             self.unloading = false;
             self.fade = Ramp::to(self.fade.value, 1.0, ctx.fade_frames);
         }
-        if ctx.xfade_frames > 0 {
+        let xfade = if restart {
+            ctx.xfade_frames.max(ctx.fade_frames)
+        } else {
+            ctx.xfade_frames
+        };
+        if xfade > 0 {
             if let Some(v) = self.outgoing.take() {
                 out.retire(v);
             }
             self.outgoing = Some(old);
-            self.xfade_left = ctx.xfade_frames;
-            self.xfade_len = ctx.xfade_frames;
+            self.xfade_left = xfade;
+            self.xfade_len = xfade;
             self.xfade_law = Law::for_swap(carried);
         } else {
             self.keep_previous(old, ctx, out);
@@ -218,6 +233,7 @@ impl Slot {
         mix.fill(0.0);
         self.busy_nanos = 0;
         self.process_into(ctx, mix, out);
+        self.forced = None;
         self.buf = buf;
     }
 
@@ -345,6 +361,12 @@ impl Slot {
         unity: bool,
         mut gain: impl FnMut(usize) -> f32,
     ) -> Result<(), Fault> {
+        if let Some((id, fault)) = self.forced
+            && id == v.id
+        {
+            self.forced = None;
+            return Err(fault);
+        }
         let before = violation_count();
         let started = Instant::now();
         let result = v.process(ctx.frames, ctx.clock, ctx.call);

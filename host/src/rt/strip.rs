@@ -82,12 +82,15 @@ impl Strips {
     /// Sum `slots` (slot index, its block) into `block` (interleaved,
     /// `channels` per frame), applying the events due in this block
     /// (`clock` .. `clock + frames`) at their frames. Sums in the order given.
+    /// Each event applied is passed to `applied` with the frame it took
+    /// effect at.
     pub fn mix<'a>(
         &mut self,
         block: &mut [f32],
         channels: usize,
         clock: u64,
         slots: impl Iterator<Item = (usize, &'a [f32])> + Clone,
+        applied: &mut impl FnMut(ControlEvent),
     ) {
         self.receive();
         let frames = (block.len() / channels) as u64;
@@ -114,6 +117,10 @@ impl Strips {
             for k in 0..due {
                 let e = self.pending[k];
                 self.apply(e);
+                applied(ControlEvent {
+                    at: clock + start,
+                    ..e
+                });
             }
             self.pending.drain(..due);
             self.retarget();
@@ -214,7 +221,13 @@ mod tests {
     fn block(s: &mut Strips, clock: u64, frames: usize) -> Vec<f32> {
         let src = vec![1.0f32; frames];
         let mut out = vec![0.0f32; frames];
-        s.mix(&mut out, 1, clock, std::iter::once((0usize, &src[..])));
+        s.mix(
+            &mut out,
+            1,
+            clock,
+            std::iter::once((0usize, &src[..])),
+            &mut |_| {},
+        );
         out
     }
 
