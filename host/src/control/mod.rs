@@ -9,6 +9,7 @@
 
 mod mixing;
 mod notice;
+mod params;
 mod pipeline;
 mod settings;
 
@@ -26,6 +27,7 @@ use crate::rt::messages::{Command, Garbage, SlotId};
 use crate::rt::mixer::{Mixer, MixerLink};
 
 pub use notice::Notice;
+pub use params::ParamInfo;
 pub use pipeline::{Loaded, Request};
 pub use settings::Settings;
 
@@ -58,6 +60,8 @@ struct Signal {
     playing: Option<Playing>,
     /// Where its next version stands in the load pipeline.
     load: pipeline::Status,
+    /// Its parameters by key, with the values the host owns.
+    params: params::SignalParams,
 }
 
 /// The versions handed to the audio thread.
@@ -93,6 +97,8 @@ pub struct Control {
     overflows: (u64, u64),
     /// The load pipeline's side of this table.
     pipeline: pipeline::Pipeline,
+    /// The next signal-wide parameter id (unique in the engine).
+    next_param_id: u32,
 }
 
 impl Control {
@@ -140,6 +146,7 @@ impl Control {
             running: false,
             overflows: (0, 0),
             pipeline: pipeline::Pipeline::new(),
+            next_param_id: 0,
         };
         Ok((control, mixer))
     }
@@ -218,7 +225,7 @@ impl Control {
         may_fade_in: bool,
     ) -> LoadReport {
         let Prepared {
-            version,
+            mut version,
             report,
             log,
         } = prepared;
@@ -227,6 +234,12 @@ impl Control {
             .get_mut(signal)
             .expect("a signal being loaded has a record");
         let slot = rec.slot;
+        rec.params.adopt(
+            &mut version,
+            report.version,
+            &report.params,
+            &mut self.next_param_id,
+        );
         let playing = rec.playing.get_or_insert_with(|| Playing {
             current: 0,
             hash: String::new(),

@@ -228,6 +228,9 @@ impl Control {
     /// next load claims against its layout.
     fn rolled_back(&mut self, slot: SlotId, to: u64, clock: u64) -> Notice {
         let (signal, _) = self.label(slot);
+        if let Some(s) = self.signals.get_mut(&signal) {
+            s.params.rolled_back(to, &mut self.next_param_id);
+        }
         if let Some(p) = self
             .signals
             .get_mut(&signal)

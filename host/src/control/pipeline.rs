@@ -313,6 +313,7 @@ impl Control {
                     path: None,
                     playing: None,
                     load: Status::Idle,
+                    params: Default::default(),
                 })
             }
         };

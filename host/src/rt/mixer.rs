@@ -1,6 +1,7 @@
 //! The block loop: at each block boundary apply queued commands (loads,
 //! swaps, unloads), let every slot render into its own buffer (on the
-//! audio thread alone or shared with the [`pool`](super::pool)'s workers),
+//! audio thread alone or shared with the [`pool`](super::pool)'s workers,
+//! each slot given the parameter and note events due in the block first),
 //! sum the buffers in slot order, then run the master stage. The same code
 //! serves the live audio callback and offline rendering. Runs on the audio
 //! thread.
@@ -241,6 +242,14 @@ impl Mixer {
                 Command::Unload { .. } => {}
             }
         }
+        // Parameter and note events due in this block go to their slots
+        // before any slot renders (on whichever thread).
+        let pool = &mut self.pool;
+        self.strips.dispatch(self.clock, frames, |slot, e| {
+            if slot < pool.len() {
+                pool.lane(slot).0.push_event(e);
+            }
+        });
         self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
         self.meter(ctx.block_nanos, frames);
