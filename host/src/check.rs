@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use crate::control::{Control, LoadOutcome, Request, Settings};
 use crate::files::{collect_modules, show_paths, signal_name};
 
-/// One module's verdict.
+/// One module's verdict: the line printed for it (which names the file).
 pub struct Verdict {
-    pub path: PathBuf,
     pub line: String,
     pub ok: bool,
 }
@@ -99,7 +98,7 @@ pub fn check(paths: &[PathBuf], settings: &Settings) -> anyhow::Result<Vec<Verdi
             Ok(LoadOutcome::Unchanged) => unreachable!("a fresh engine has nothing loaded"),
             Err(e) => (format!("error {name}: {}: {e}", path.display()), false),
         };
-        verdicts.push(Verdict { path, line, ok });
+        verdicts.push(Verdict { line, ok });
     }
     Ok(verdicts)
 }

@@ -297,7 +297,7 @@ fn the_host_names_an_sdk_code_that_init_returns() {
         host("max-channels") + 1
     );
     let wasm = clang(&src);
-    let mut r = lel_host::offline::Renderer::new(Default::default()).unwrap();
+    let mut r = lel_host::Renderer::new(Default::default()).unwrap();
     let err = r
         .load_bytes("wide", &wasm)
         .expect_err("65 channels are refused");

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use lel_host::offline::{RenderSettings, Renderer};
+use lel_host::{RenderSettings, Renderer};
 
 use crate::fixtures::{self, module};
 use crate::util::*;

@@ -33,6 +33,7 @@ mod mixing;
 mod params;
 mod render;
 mod sdk;
+mod session;
 mod swap;
 mod threads;
 mod timing;

@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
-use lel_host::rt::messages::NoteEvent;
+use lel_host::{NoteEvent, Renderer, Settings};
 
 use crate::fixtures;
 use crate::util::*;

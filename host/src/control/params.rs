@@ -161,6 +161,16 @@ impl SignalParams {
         }
     }
 
+    /// The player set the parameter of signal-wide id `id` (a replayed
+    /// session): its value in the table, snapped to the current range.
+    pub(super) fn set_by_id(&mut self, id: u32, value: f32) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+            let i = &e.info;
+            e.info.value = snap(value, i.min, i.max, i.steps);
+            e.info.user_set = true;
+        }
+    }
+
     /// The current version's parameters, in index order.
     pub(super) fn list(&self) -> Vec<ParamInfo> {
         let mut v: Vec<ParamInfo> = self

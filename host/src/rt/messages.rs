@@ -16,9 +16,22 @@ pub enum Command {
         version: Box<Version>,
         /// Ramp the signal in (a file added while playing).
         fade_in: bool,
+        /// A restart with fresh state: crossfade (equal power) from the
+        /// version playing over at least the fade time, so the fresh start
+        /// does not click even when swaps are instant (`--xfade 0`).
+        restart: bool,
     },
     /// Fade the slot out and retire its versions.
     Unload { slot: SlotId },
+    /// Fault `version` in `slot` at this block as if its `process` call had
+    /// failed with `fault`, without calling it (a session replay reproducing
+    /// a fault that depends on time, not on the module: a runaway stopped by
+    /// its CPU budget, a starved call).
+    Fault {
+        slot: SlotId,
+        version: u64,
+        fault: Fault,
+    },
 }
 
 /// Audio thread -> dropper: things whose drop would allocate, free or lock.
@@ -69,6 +82,14 @@ pub enum Event {
     },
     /// The slot finished fading out and is empty.
     Unloaded { slot: SlotId, version: u64 },
+    /// The slot began fading out (an unload took effect) at `clock`.
+    Unloading { slot: SlotId, clock: u64 },
+    /// From `clock` on, blocks are `frames` long (sent for the first block
+    /// and whenever the device's buffer changes the block length).
+    Block { frames: u32, clock: u64 },
+    /// A control event took effect; its `at` is the frame it was applied at
+    /// (the frame asked for, or the start of the block it arrived in).
+    Applied(ControlEvent),
     /// `version` was silenced.
     Faulted {
         slot: SlotId,

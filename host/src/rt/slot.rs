@@ -113,6 +113,9 @@ pub struct Slot {
     /// handed over by the mixer before the slots render (room for every
     /// event the mixer can hold, allocated once).
     events: Vec<BlockEvent>,
+    /// A fault to report for this version's next call instead of calling it
+    /// (see [`super::messages::Command::Fault`]).
+    forced: Option<(u64, Fault)>,
 }
 
 impl Slot {
@@ -135,16 +138,25 @@ impl Slot {
             buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
             busy_nanos: 0,
             events: Vec::with_capacity(PENDING_CAPACITY),
+            forced: None,
         }
     }
 
     /// An event due in the next block (called by the mixer before the
-    /// slots render). An idle slot drops it.
-    pub fn push_event(&mut self, e: BlockEvent) {
+    /// slots render). An idle slot drops it. Returns whether it was taken.
+    pub fn push_event(&mut self, e: BlockEvent) -> bool {
         if !self.is_idle() && self.events.len() < self.events.capacity() {
             // Within capacity: never reallocates.
             self.events.push(e);
+            true
+        } else {
+            false
         }
+    }
+
+    /// Fault `version` at its next call in this slot (this block).
+    pub fn force_fault(&mut self, version: u64, fault: Fault) {
+        self.forced = Some((version, fault));
     }
 
     /// The block rendered by the last [`Slot::process`] (`frames` frames).
@@ -166,6 +178,7 @@ impl Slot {
         &mut self,
         mut new: Box<Version>,
         fade_in: bool,
+        restart: bool,
         ctx: &BlockCtx,
         out: &mut SlotOutbox,
     ) {
@@ -200,13 +213,18 @@ impl Slot {
             self.unloading = false;
             self.fade = Ramp::to(self.fade.value, 1.0, ctx.fade_frames);
         }
-        if ctx.xfade_frames > 0 {
+        let xfade = if restart {
+            ctx.xfade_frames.max(ctx.fade_frames)
+        } else {
+            ctx.xfade_frames
+        };
+        if xfade > 0 {
             if let Some(v) = self.outgoing.take() {
                 out.retire(v);
             }
             self.outgoing = Some(old);
-            self.xfade_left = ctx.xfade_frames;
-            self.xfade_len = ctx.xfade_frames;
+            self.xfade_left = xfade;
+            self.xfade_len = xfade;
             self.xfade_law = Law::for_swap(carried);
         } else {
             self.keep_previous(old, ctx, out);
@@ -234,6 +252,7 @@ impl Slot {
         mix.fill(0.0);
         self.busy_nanos = 0;
         self.process_into(ctx, mix, out);
+        self.forced = None;
         self.buf = buf;
     }
 
@@ -385,6 +404,12 @@ impl Slot {
         unity: bool,
         mut gain: impl FnMut(usize) -> f32,
     ) -> Result<(), Fault> {
+        if let Some((id, fault)) = self.forced
+            && id == v.id
+        {
+            self.forced = None;
+            return Err(fault);
+        }
         let before = violation_count();
         let n = v.feed(ctx.clock, events);
         let started = Instant::now();

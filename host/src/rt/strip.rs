@@ -84,14 +84,15 @@ impl Strips {
 
     /// At the start of a block (`clock` .. `clock + frames`): take what
     /// arrived from the queue, and hand every parameter and note event due
-    /// in the block to `deliver` (slot, event at its offset in the block),
+    /// in the block to `deliver` (the event at its offset in the block,
+    /// and as applied: its slot, and its `at` the frame it takes effect at),
     /// in frame order (stable); they leave the pending list. Gain, mute and
     /// solo events stay for [`Strips::mix`].
     pub fn dispatch(
         &mut self,
         clock: u64,
         frames: u32,
-        mut deliver: impl FnMut(usize, BlockEvent),
+        mut deliver: impl FnMut(BlockEvent, ControlEvent),
     ) {
         self.receive();
         let end = clock + frames as u64;
@@ -106,13 +107,19 @@ impl Strips {
                 _ => None,
             };
             match what {
-                Some(what) => deliver(
-                    e.slot,
-                    BlockEvent {
-                        offset: e.at.saturating_sub(clock) as u32,
-                        what,
-                    },
-                ),
+                Some(what) => {
+                    let offset = e.at.saturating_sub(clock);
+                    deliver(
+                        BlockEvent {
+                            offset: offset as u32,
+                            what,
+                        },
+                        ControlEvent {
+                            at: clock + offset,
+                            ..e
+                        },
+                    )
+                }
                 None => {
                     self.pending[keep] = e;
                     keep += 1;
@@ -126,13 +133,15 @@ impl Strips {
     /// `channels` per frame), applying the events due in this block
     /// (`clock` .. `clock + frames`) at their frames. Sums in the order given.
     /// Only events taken in by [`Strips::dispatch`] at the block's start
-    /// count (so none due in the block is missed by the slots).
+    /// count (so none due in the block is missed by the slots). Each event
+    /// applied is passed to `applied` with the frame it took effect at.
     pub fn mix<'a>(
         &mut self,
         block: &mut [f32],
         channels: usize,
         clock: u64,
         slots: impl Iterator<Item = (usize, &'a [f32])> + Clone,
+        applied: &mut impl FnMut(ControlEvent),
     ) {
         let frames = (block.len() / channels) as u64;
         let mut start = 0u64;
@@ -158,6 +167,10 @@ impl Strips {
             for k in 0..due {
                 let e = self.pending[k];
                 self.apply(e);
+                applied(ControlEvent {
+                    at: clock + start,
+                    ..e
+                });
             }
             self.pending.drain(..due);
             self.retarget();
@@ -261,7 +274,13 @@ mod tests {
         let src = vec![1.0f32; frames];
         let mut out = vec![0.0f32; frames];
         s.dispatch(clock, frames as u32, |_, _| {});
-        s.mix(&mut out, 1, clock, std::iter::once((0usize, &src[..])));
+        s.mix(
+            &mut out,
+            1,
+            clock,
+            std::iter::once((0usize, &src[..])),
+            &mut |_| {},
+        );
         out
     }
 
