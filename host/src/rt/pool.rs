@@ -371,7 +371,7 @@ mod tests {
 
     use super::super::guest::{CallLimits, HostState};
     use super::super::layout::Layout;
-    use super::super::version::Version;
+    use super::super::version::{Process, Version};
     use super::*;
 
     /// Calls of the allocating host function made on a pool worker, each
@@ -413,13 +413,14 @@ mod tests {
                 claims: None,
                 state_base: 0,
                 claim_error: None,
+                params: Vec::new(),
                 log_ring: None,
                 limits: Default::default(),
                 overrun: Default::default(),
             },
         );
         let instance = linker.instantiate(&mut store, &module).unwrap();
-        let process = instance.get_typed_func(&mut store, "process").unwrap();
+        let process = Process::V1(instance.get_typed_func(&mut store, "process").unwrap());
         let memory = instance.get_memory(&mut store, "memory").unwrap();
         Box::new(Version {
             id,
@@ -429,6 +430,7 @@ mod tests {
             memory,
             state_base: 0,
             layout: Layout::default(),
+            controls: Default::default(),
         })
     }
 
