@@ -369,10 +369,10 @@ mod tests {
 
     use wasmtime::{Config, Engine, Linker, Module, Store};
 
-    use super::super::guest::{CallLimits, HostState};
-    use super::super::layout::Layout;
-    use super::super::version::{Process, Version};
     use super::*;
+    use crate::rt::guest::{CallLimits, HostState};
+    use crate::rt::layout::Layout;
+    use crate::rt::version::{Process, Version};
 
     /// Calls of the allocating host function made on a pool worker, each
     /// one allocation and one free.
@@ -440,7 +440,7 @@ mod tests {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).unwrap();
         assert_eq!(
-            super::super::callback::WARM_UP_MODULE,
+            crate::rt::callback::WARM_UP_MODULE,
             wat::parse_str(r#"(module (func (export "w")))"#).unwrap(),
             "the warm-up module is the trivial one"
         );
