@@ -125,13 +125,13 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     write(&mods, "alpha.wat", &sine(440.0, AMP));
     write(&mods, "beta.wat", &sine(1000.0, AMP));
     write(&mods, "gamma.wat", &sine(660.0, AMP));
-    // Traps in every block of the first 2 s: muted by the host until `r`.
+    // Traps in every block of the first second: muted by the host until `r`.
     write(
         &mods,
         "delta.wat",
         &sine_with(
             1500.0,
-            "(if (i64.lt_u (local.get $clock) (i64.const 96000)) (then unreachable))",
+            "(if (i64.lt_u (local.get $clock) (i64.const 48000)) (then unreachable))",
         ),
     );
     let command = format!(
@@ -161,7 +161,6 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    let started = Instant::now();
     t.wait("every signal listed", Duration::from_secs(60), |s| {
         ["alpha", "beta", "gamma"]
             .iter()
@@ -219,17 +218,25 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     std::thread::sleep(Duration::from_millis(600));
     t.keys("+");
     wait_session("beta +3 dB", &|ls| ls.iter().any(|l| l.what == "gain"));
+    t.wait("beta's row at +3 dB", Duration::from_secs(10), |s| {
+        row(s, "beta").is_some_and(|r| r.contains("+3.0 dB"))
+    });
     std::thread::sleep(Duration::from_millis(600));
     t.keys("s");
-    wait_session("beta unsoloed", &|ls| count(ls, "solo", "on", "no") == 1);
-    // delta's trap is over after 2 s of clock: `r` tries the same bytes again.
-    while started.elapsed() < Duration::from_secs(4) {
-        std::thread::sleep(Duration::from_millis(100));
+    let ls = wait_session("beta unsoloed", &|ls| count(ls, "solo", "on", "no") == 1);
+    // delta's trap is over after a second of clock: `r` tries the same
+    // bytes again (the clock runs on from the unsolo's frame in real time).
+    let now = ls.last().unwrap().at;
+    if now < 72_000 {
+        std::thread::sleep(Duration::from_secs_f64((72_000 - now) as f64 / SR as f64));
     }
     t.keys("j");
     t.keys("r");
     wait_session("delta loaded again", &|ls| {
         count(ls, "load", "signal", "delta") == 2
+    });
+    t.wait("delta's row playing", Duration::from_secs(10), |s| {
+        row(s, "delta").is_some_and(|r| !r.contains("muted"))
     });
     std::thread::sleep(Duration::from_millis(600));
     // Back to alpha: unmute, solo, restart with fresh state.
@@ -244,6 +251,11 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     wait_session("alpha restarted", &|ls| {
         count(ls, "load", "restart", "yes") == 1
     });
+    t.wait(
+        "the restart in the log pane",
+        Duration::from_secs(10),
+        |s| s.contains("alpha: restarting the same version with fresh state (console)"),
+    );
     std::thread::sleep(Duration::from_millis(600));
     t.keys("q");
     let end = t.wait("lel-host to exit", Duration::from_secs(30), |s| {
@@ -359,6 +371,7 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         .nth(1)
         .unwrap()
         .at;
+    assert!(retry > 48_000, "retried after delta's trap window: {text}");
     assert_eq!(
         ls.iter()
             .filter(|l| l.what == "fault" && &l.f["slot"] == delta)
