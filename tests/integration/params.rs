@@ -783,12 +783,13 @@ fn ten_thousand_events_a_second_allocate_nothing_on_the_audio_thread() {
 #[test]
 fn one_and_two_threads_render_events_bit_identically() {
     let session = |threads: usize| {
-        let mut r = engine(threads);
+        let mut r = engine_xfade(threads, 20);
         r.load_bytes("dc", dc(0.0, 4).as_bytes()).unwrap();
         r.load_bytes("sine", sine(440.0, 20.0, 4000.0, 0.1).as_bytes())
             .unwrap();
         let mut x = stream(&mut r, 100);
-        // A reload (carrying the player's values) in the middle of the stream.
+        // A reload (carrying the player's values, crossfaded) in the middle
+        // of the stream.
         r.load_bytes("sine", sine(300.0, 20.0, 2000.0, 0.3).as_bytes())
             .unwrap();
         x.extend(stream(&mut r, 100));
@@ -804,4 +805,110 @@ fn one_and_two_threads_render_events_bit_identically() {
         .zip(&two)
         .position(|(a, b)| a.to_bits() != b.to_bits());
     assert_eq!(first, None, "threads 1 and 2 differ");
+}
+
+fn engine_xfade(threads: usize, xfade_ms: u64) -> Renderer {
+    Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        block: 128,
+        threads,
+        parallel_min: Duration::ZERO,
+        xfade: Duration::from_millis(xfade_ms),
+        check_alloc: true,
+        init_timeout: Duration::from_millis(500),
+        ..Settings::default()
+    })
+    .expect("engine")
+}
+
+#[test]
+fn both_sides_of_a_crossfade_and_a_rollback_target_follow_the_values() {
+    // Crossfade: the old and the new version each get a change made in the
+    // middle of it at its frame, so their linear crossfade (state carried)
+    // sums to the new value from that frame on.
+    let mut r = engine_xfade(1, 20);
+    r.load_bytes("dc", dc(0.1, 16).as_bytes()).unwrap();
+    let mut x = r.render(1024);
+    r.set_param("dc", "level", 0.2, 0).unwrap();
+    x.extend(r.render(1024));
+    // The new version's default (0.45) does not apply: the player set 0.2.
+    r.load_bytes("dc", dc(0.45, 16).as_bytes()).unwrap();
+    let swap = r.clock() as usize;
+    let at = swap + 300; // within the 960-frame crossfade
+    r.set_param("dc", "level", 0.4, at as u64).unwrap();
+    x.extend(r.render(4096));
+    for (n, &s) in x.iter().enumerate().skip(2048) {
+        let want = if n < at { 0.2 } else { 0.4 };
+        assert!(
+            (s - want).abs() < 1e-6,
+            "frame {n} (swap {swap}, change {at}): {s}"
+        );
+    }
+    assert_eq!(r.params("dc").unwrap()[0].default, 0.45);
+
+    // Rollback: a version that traps soon after its swap gives way to the
+    // previous one, which followed the change made meanwhile.
+    let mut r = engine(1);
+    r.load_bytes("dc", dc(0.1, 16).as_bytes()).unwrap();
+    r.render(1024);
+    let trapping = dc(0.25, 16)
+        .replace(
+            "(global $note (mut i32) (i32.const 0))",
+            "(global $note (mut i32) (i32.const 0)) (global $calls (mut i32) (i32.const 0))",
+        )
+        .replace(
+            "    (local.set $lv (f32.load (global.get $level)))",
+            "    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (if (i32.gt_u (global.get $calls) (i32.const 20)) (then unreachable))
+    (local.set $lv (f32.load (global.get $level)))",
+        );
+    r.load_bytes("dc", trapping.as_bytes()).unwrap();
+    let x = r.render(128 * 4);
+    assert!(
+        x.iter().all(|&s| s == 0.25),
+        "the new version plays its default"
+    );
+    r.set_param("dc", "level", 0.3, r.clock() + 10).unwrap();
+    let x = r.render(128 * 40);
+    let notices = r.take_notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| matches!(n, lel_host::Notice::RolledBack { .. })),
+        "{notices:?}"
+    );
+    assert!(x[..10].iter().all(|&s| s == 0.25));
+    let tail = &x[x.len() - 1024..];
+    assert!(
+        tail.iter().all(|&s| s == 0.3),
+        "the rollback target has the value: {:?}",
+        &tail[..4]
+    );
+    let p = &r.params("dc").unwrap()[0];
+    assert_eq!(
+        (p.value, p.default, p.user_set),
+        (0.3, 0.1, true),
+        "the table is the rollback target's again"
+    );
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}
+
+#[test]
+fn check_lists_parameters_and_the_event_buffer() {
+    let dir = tempdir();
+    let path = write(dir.path(), "synth.wat", &sine(440.0, 20.0, 4000.0, 0.25));
+    let out = std::process::Command::new(lel_host_bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "ok    synth: 1 channel, state 8 of 256 bytes claimed: \"osc#0\" 8 B; contract 0.2.0: parameters freq 440 (20 to 4000 Hz), level 0.25 (0 to 0.5); events: 256 a block ({})",
+            path.display()
+        )
+    );
 }
