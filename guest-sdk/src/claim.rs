@@ -8,8 +8,8 @@ use core::ptr::NonNull;
 use bytemuck::Pod;
 
 use crate::contract;
-use crate::events::{Input, NoteState};
 use crate::ctx::Ctx;
+use crate::events::{Input, NoteState};
 use crate::key::{Key, KeyBuf, MAX_KEY_LEN};
 
 /// Alignment of every block the SDK's helpers claim.

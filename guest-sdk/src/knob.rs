@@ -128,7 +128,11 @@ impl Node for Knob {
             self.smooth
         };
         let n = crate::math::floor(seconds * b.sample_rate() + 0.5);
-        self.ramp = if (1.0..4.0e9).contains(&n) { n as u32 } else { 1 };
+        self.ramp = if (1.0..4.0e9).contains(&n) {
+            n as u32
+        } else {
+            1
+        };
         self.target = f64::NAN;
         self.left = 0;
         Ok(())

@@ -73,6 +73,7 @@ pub use claim::{
 };
 pub use ctx::Ctx;
 pub use env::{Env, EnvState, adsr, ar};
+pub use events::{Event, NoteState};
 pub use filter::{
     Biquad, BiquadState, Coefficients, Highpass, Lowpass, Mode, one_pole_coefficient,
 };
@@ -82,7 +83,6 @@ pub use fx::{
     Append, Delay, DelayHead, Gain, Join, Map, Pan, PanFrame, Prod, Range, Sum, Tremolo, Upmix,
     pan_gains, stereo,
 };
-pub use events::{Event, NoteState};
 pub use key::Key;
 pub use knob::{DEFAULT_SMOOTH, Knob, param};
 pub use node::Node;

@@ -214,13 +214,7 @@ pub struct Poly<V> {
 pub fn poly<V: Node, F: FnMut(Voice) -> V>(n: usize, mut build: F) -> Poly<V> {
     let n = n.clamp(1, MAX_VOICES);
     let key = Key::auto("poly");
-    let voices = core::array::from_fn(|i| {
-        (i < n).then(|| {
-            build(Voice {
-                index: i as u32,
-            })
-        })
-    });
+    let voices = core::array::from_fn(|i| (i < n).then(|| build(Voice { index: i as u32 })));
     Poly {
         n,
         voices,

@@ -44,7 +44,8 @@ fn peaks(x: &[f32], floor: f64) -> Vec<f64> {
     let mut out = Vec::new();
     for k in 2..mag.len() - 2 {
         let m = mag[k];
-        if m > floor * top && m > mag[k - 1] && m >= mag[k + 1] && m > mag[k - 2] && m > mag[k + 2] {
+        if m > floor * top && m > mag[k - 1] && m >= mag[k + 1] && m > mag[k - 2] && m > mag[k + 2]
+        {
             let (a, b, c) = (mag[k - 1].ln(), m.ln(), mag[k + 1].ln());
             let d = 0.5 * (a - c) / (a - 2.0 * b + c);
             out.push((k as f64 + d) * SR as f64 / x.len() as f64);
@@ -65,7 +66,10 @@ fn parameters_are_declared_once_per_key_in_order_with_range_and_unit() {
     assert_eq!((p[0].key.as_str(), p[0].index), ("cutoff", 0));
     assert_eq!((p[0].value, p[0].min, p[0].max), (2000.0, 20.0, 20_000.0));
     assert_eq!(p[0].unit, "Hz");
-    assert_eq!((p[1].key.as_str(), p[1].index, p[1].value), ("release", 1, 0.3));
+    assert_eq!(
+        (p[1].key.as_str(), p[1].index, p[1].value),
+        ("release", 1, 0.3)
+    );
     assert!(h.keys().contains(&"poly#0") && h.keys().contains(&"notes"));
     assert!(h.keys().contains(&"osc#7") && h.keys().contains(&"env#7"));
 }
@@ -74,8 +78,16 @@ fn parameters_are_declared_once_per_key_in_order_with_range_and_unit() {
 fn bad_declarations_fail_init_with_the_contracts_codes() {
     let code = |b: fn() -> lel::Knob| Harness::new(SR, move || value(b())).err().map(|e| e.0);
     assert_eq!(code(|| param("a b", 0.5)), Some(-2), "space in key");
-    assert_eq!(code(|| param("x", 5.0).range(0.0, 1.0)), Some(-7), "default outside");
-    assert_eq!(code(|| param("x", 0.5).range(1.0, 0.0)), Some(-7), "min > max");
+    assert_eq!(
+        code(|| param("x", 5.0).range(0.0, 1.0)),
+        Some(-7),
+        "default outside"
+    );
+    assert_eq!(
+        code(|| param("x", 0.5).range(1.0, 0.0)),
+        Some(-7),
+        "min > max"
+    );
     assert_eq!(code(|| param("x", 0.5).steps(1)), Some(-7), "steps 1");
     assert_eq!(
         code(|| param("x", 0.5).unit("much too long a unit")),
@@ -91,12 +103,19 @@ fn a_parameter_change_ramps_linearly_over_20_ms_from_its_frame() {
     let y = h.render_channel(3000, 0);
     let n = (0.02 * SR as f64) as usize; // 960 samples
     assert_eq!(y[999], 0.0, "nothing before the event's frame");
-    assert!((y[1000] as f64 - 1.0 / n as f64).abs() < 1e-6, "{}", y[1000]);
+    assert!(
+        (y[1000] as f64 - 1.0 / n as f64).abs() < 1e-6,
+        "{}",
+        y[1000]
+    );
     assert!((y[1000 + n / 2 - 1] as f64 - 0.5).abs() < 1e-6);
     assert_eq!(y[1000 + n - 1], 1.0, "the ramp ends on the target");
     assert_eq!(y[2999], 1.0);
     let step = max_step(&y);
-    assert!(step < 1.0 / n as f64 + 1e-6, "steps of at most 1/960: {step}");
+    assert!(
+        step < 1.0 / n as f64 + 1e-6,
+        "steps of at most 1/960: {step}"
+    );
     assert_eq!(h.param("level"), Some(1.0));
 }
 
@@ -107,10 +126,11 @@ fn a_parameter_jump_does_not_click() {
     let jump = |smooth: Option<f64>| {
         let mut h = Harness::new(SR, move || {
             let p = param("level", 0.1);
-            osc(440) * value(match smooth {
-                Some(s) => p.smooth(s),
-                None => p,
-            })
+            osc(440)
+                * value(match smooth {
+                    Some(s) => p.smooth(s),
+                    None => p,
+                })
         })
         .unwrap();
         h.set_param("level", 1.0, 1000).unwrap();
@@ -119,7 +139,10 @@ fn a_parameter_jump_does_not_click() {
     let sine_step = 2.0 * std::f64::consts::PI * 440.0 / SR as f64;
     let smoothed = max_step(&jump(None));
     let raw = max_step(&jump(Some(0.0)));
-    assert!(smoothed < sine_step * 1.01, "smoothed {smoothed}, sine {sine_step}");
+    assert!(
+        smoothed < sine_step * 1.01,
+        "smoothed {smoothed}, sine {sine_step}"
+    );
     assert!(raw > 0.5, "unsmoothed, the jump is a click: {raw}");
 }
 
@@ -142,7 +165,13 @@ fn user_set_values_survive_a_reload_and_unset_ones_take_the_new_default() {
         .swap(|| {
             poly(8, |v| {
                 saw(v.hz()).lpf(param("cutoff", 3000.0).range(20.0, 20_000.0), 0.7)
-                    * adsr(v.gate(), 0.005, 0.1, 0.7, param("release", 0.8).range(0.01, 5.0))
+                    * adsr(
+                        v.gate(),
+                        0.005,
+                        0.1,
+                        0.7,
+                        param("release", 0.8).range(0.01, 5.0),
+                    )
             })
             .gain(0.2)
         })
@@ -180,7 +209,10 @@ fn pitch_follows_the_key_and_the_bend_and_cc_reads_controllers() {
     h.send(h.clock(), lel::Event::bend(1.0));
     let b = h.render_channel(SR as usize / 2, 0);
     let f = dominant_frequency(&b);
-    assert!((f - hz(59.0)).abs() < 0.5, "bend +1 = two semitones up: {f}");
+    assert!(
+        (f - hz(59.0)).abs() < 0.5,
+        "bend +1 = two semitones up: {f}"
+    );
 }
 
 #[test]
@@ -206,12 +238,21 @@ fn the_ninth_note_steals_the_oldest_held_voice() {
     }
     h.render(4800);
     let before = peaks(&h.render_channel(SR as usize / 2, 0), 0.3);
-    assert!(keys[..8].iter().all(|&k| has(&before, hz(k as f64))), "{before:?}");
+    assert!(
+        keys[..8].iter().all(|&k| has(&before, hz(k as f64))),
+        "{before:?}"
+    );
     h.note_on(h.clock(), keys[8], 1.0);
     h.render(4800);
     let after = peaks(&h.render_channel(SR as usize / 2, 0), 0.3);
-    assert!(!has(&after, hz(48.0)), "the oldest (48) was stolen: {after:?}");
-    assert!(keys[1..].iter().all(|&k| has(&after, hz(k as f64))), "{after:?}");
+    assert!(
+        !has(&after, hz(48.0)),
+        "the oldest (48) was stolen: {after:?}"
+    );
+    assert!(
+        keys[1..].iter().all(|&k| has(&after, hz(k as f64))),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -260,7 +301,10 @@ fn ringing_voices_and_parameters_survive_a_reload_with_phase_continuity() {
     assert!(h.claimed().iter().all(|c| c.carried), "{:?}", h.claimed());
     assert_eq!(h.param("cutoff"), Some(900.0));
     y.extend(h.render_channel(12_000, 0));
-    assert_eq!(y, whole, "the same samples: every phase, filter and envelope carried");
+    assert_eq!(
+        y, whole,
+        "the same samples: every phase, filter and envelope carried"
+    );
     // Swapped to an edited instrument (a new release default): the notes
     // sound on, with no jump at the seam.
     let mut h = Harness::new(SR, synth).unwrap();
@@ -270,7 +314,13 @@ fn ringing_voices_and_parameters_survive_a_reload_with_phase_continuity() {
         .swap(|| {
             poly(8, |v| {
                 saw(v.hz()).lpf(param("cutoff", 2000.0).range(20.0, 20_000.0), 0.7)
-                    * adsr(v.gate(), 0.005, 0.1, 0.7, param("release", 1.5).range(0.01, 5.0))
+                    * adsr(
+                        v.gate(),
+                        0.005,
+                        0.1,
+                        0.7,
+                        param("release", 1.5).range(0.01, 5.0),
+                    )
             })
             .gain(0.25)
         })

@@ -22,11 +22,17 @@ fn process_applies_the_event_buffer_at_each_events_frame() {
     ];
     assert_eq!(__LEL_RUNTIME.write_events(&events), 5);
     let mut out = vec![0.0f32; 128];
-    assert_eq!(__LEL_RUNTIME.render_into(128, 0, 5, lel_signal, &mut out), 128);
+    assert_eq!(
+        __LEL_RUNTIME.render_into(128, 0, 5, lel_signal, &mut out),
+        128
+    );
     assert_eq!((out[9], out[10], out[19]), (0.0, 0.5, 0.5));
     assert_eq!((out[20], out[39], out[40]), (0.75, 0.75, 0.25));
     assert_eq!((out[126], out[127]), (0.25, 1.25));
     // The next block without events: the note and the value hold.
-    assert_eq!(__LEL_RUNTIME.render_into(128, 128, 0, lel_signal, &mut out), 128);
+    assert_eq!(
+        __LEL_RUNTIME.render_into(128, 128, 0, lel_signal, &mut out),
+        128
+    );
     assert!(out.iter().all(|&s| s == 1.25));
 }

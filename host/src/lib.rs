@@ -11,7 +11,8 @@
 //!
 //! The crate's public face is small: the command line ([`Cli`], [`run`]),
 //! the engine driven without a device ([`Renderer`]), its [`Settings`] and
-//! [`Notice`]s, and the [`contract`] (the `lel:signal` ABI). Everything else
+//! [`Notice`]s, parameters and events ([`ParamInfo`], [`NoteEvent`]), and
+//! the [`contract`] (the `lel:signal` ABI). Everything else
 //! is private to the crate, so the compiler reports what is dead:
 //!
 //! - `rt`: everything that runs on the audio thread. Nothing there
@@ -47,12 +48,14 @@ mod session;
 mod wav;
 
 pub use cli::{Cli, run};
-pub use control::{Notice, Settings};
+pub use control::{Notice, ParamInfo, Settings};
 pub use live::console::log_writer;
 pub use loader::LoadReport;
 pub use loader::cache::Source;
 pub use offline::{RenderSettings, Renderer};
 pub use rt::guest::GuestLimits;
+pub use rt::messages::{EventKind, NoteEvent};
+pub use rt::params::ParamDecl;
 pub use scaffold::ZIG_VERSION;
 
 /// Internals that the integration tests (`tests/integration/`) and the

@@ -49,7 +49,9 @@ use anyhow::{Context as _, anyhow, bail};
 use crate::control::{LoadOutcome, Notice, Request, Settings};
 use crate::loader::cache;
 use crate::rt::layout::Layout;
-use crate::rt::messages::{Command, ControlEvent, ControlKind, Event, Fault, SlotId};
+use crate::rt::messages::{
+    Command, ControlEvent, ControlKind, Event, EventKind, Fault, NoteEvent, SlotId,
+};
 
 /// The first line of every `session.txt`.
 pub const MAGIC: &str = "lel-session 1";
@@ -234,9 +236,19 @@ impl Writer {
                 ControlKind::Gain(g) => format!("{at} gain slot={slot} value={g:?}"),
                 ControlKind::Mute(m) => format!("{at} mute slot={slot} on={}", yes(m)),
                 ControlKind::Solo(s) => format!("{at} solo slot={slot} on={}", yes(s)),
+                ControlKind::Param { id, value } => {
+                    format!("{at} param slot={slot} id={id} value={value:?}")
+                }
+                ControlKind::Note(n) => format!(
+                    "{at} note slot={slot} kind={} channel={} number={} value={:?}",
+                    n.kind as u8, n.channel, n.number, n.value
+                ),
             },
             // Not part of what is heard.
-            Event::Unloaded { .. } | Event::GrowRefused { .. } | Event::Slow { .. } => return,
+            Event::Unloaded { .. }
+            | Event::GrowRefused { .. }
+            | Event::Slow { .. }
+            | Event::EventsDropped { .. } => return,
         };
         self.write(&line);
         self.write("\n");
@@ -453,8 +465,36 @@ fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
             slot: f.num("slot")?,
             kind: ControlKind::Solo(f.flag("on")?),
         },
+        "param" => Item::Control {
+            slot: f.num("slot")?,
+            kind: ControlKind::Param {
+                id: f.num("id")?,
+                value: f.num("value")?,
+            },
+        },
+        "note" => {
+            let slot = f.num("slot")?;
+            let kind: u8 = f.num("kind")?;
+            let kind = match kind {
+                k if k == EventKind::NoteOn as u8 => EventKind::NoteOn,
+                k if k == EventKind::NoteOff as u8 => EventKind::NoteOff,
+                k if k == EventKind::ControlChange as u8 => EventKind::ControlChange,
+                k if k == EventKind::PitchBend as u8 => EventKind::PitchBend,
+                k if k == EventKind::ChannelPressure as u8 => EventKind::ChannelPressure,
+                k => bail!("`kind={k}` is not a note or controller event in `{line}`"),
+            };
+            Item::Control {
+                slot,
+                kind: ControlKind::Note(NoteEvent {
+                    kind,
+                    channel: f.num("channel")?,
+                    number: f.num("number")?,
+                    value: f.num("value")?,
+                }),
+            }
+        }
         other => bail!(
-            "unknown event `{other}` in `{line}` (known: block, load, unload, fault, rollback, gain, mute, solo)"
+            "unknown event `{other}` in `{line}` (known: block, load, unload, fault, rollback, gain, mute, solo, param, note)"
         ),
     };
     f.done()?;

@@ -654,7 +654,7 @@ signal(setup, frame);
 
 // ---- playing (contract 0.2): parameters and notes in every language --------
 
-use lel_host::rt::messages::NoteEvent;
+use lel_host::NoteEvent;
 
 /// The languages of `mono` besides Rust (its reference).
 const MONO_LANGS: [&str; 4] = ["c", "zig", "as", "wat"];
@@ -700,16 +700,26 @@ fn notes_and_a_parameter_sound_the_same_in_every_language() {
     let f = dominant_frequency(&reference[1000..5000], SR);
     assert!((f - 440.0).abs() < 8.0, "key 69 at 440 Hz: {f}");
     let (a, b) = (peak(&reference[3000..5000]), peak(&reference[7000..9000]));
-    assert!((a - 0.5).abs() < 0.01 && (b - 0.9).abs() < 0.01, "level 0.5 then 0.9: {a} {b}");
+    assert!(
+        (a - 0.5).abs() < 0.01 && (b - 0.9).abs() < 0.01,
+        "level 0.5 then 0.9: {a} {b}"
+    );
     let f = dominant_frequency(&reference[10_000..15_000], SR);
     assert!((f - 466.2).abs() < 8.0, "bent up a semitone: {f}");
-    assert_eq!(peak(&reference[20_011..25_005]), 0.0, "released at its frame");
+    assert_eq!(
+        peak(&reference[20_011..25_005]),
+        0.0,
+        "released at its frame"
+    );
     for lang in MONO_LANGS {
         let out = play_mono(lang);
         let d = max_diff(&out, &reference);
         let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
         eprintln!("mono-{lang}: max difference {d:e}, {same} samples identical");
-        assert!(d <= TOLERANCE, "mono-{lang} differs from mono-rust by {d:e}");
+        assert!(
+            d <= TOLERANCE,
+            "mono-{lang} differs from mono-rust by {d:e}"
+        );
         if EXACT_LANGS.contains(&lang) {
             assert_eq!(d, 0.0, "mono-{lang}: bit for bit");
         }
@@ -741,7 +751,8 @@ fn peaks(x: &[f32], floor: f64) -> Vec<f64> {
     let mut out = Vec::new();
     for k in 2..mag.len() - 2 {
         let m = mag[k];
-        if m > floor * top && m > mag[k - 1] && m >= mag[k + 1] && m > mag[k - 2] && m > mag[k + 2] {
+        if m > floor * top && m > mag[k - 1] && m >= mag[k + 1] && m > mag[k - 2] && m > mag[k + 2]
+        {
             let (a, b, c) = (mag[k - 1].ln(), m.ln(), mag[k + 1].ln());
             out.push((k as f64 + 0.5 * (a - c) / (a - 2.0 * b + c)) * bin);
         }
@@ -796,7 +807,11 @@ fn the_poly_synth_plays_chords_and_the_ninth_note_steals_the_oldest() {
         r.render(4800);
         let chord = peaks(&r.render(SR as usize / 2), 0.15);
         for k in CHORD {
-            assert!(has(&chord, hz(k)), "{s}: {} Hz in the chord {chord:?}", hz(k));
+            assert!(
+                has(&chord, hz(k)),
+                "{s}: {} Hz in the chord {chord:?}",
+                hz(k)
+            );
         }
         // Four more held notes fill the eight voices; the ninth takes the
         // voice of the oldest held note (57) and every other one sounds on.
@@ -841,11 +856,19 @@ fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
             .unwrap()
             .unwrap_or_else(|| panic!("{lang}: a new version loads"));
         for key in ["poly#0", "notes", "osc#0", "biquad#7", "env#3"] {
-            let b = report.layout.get(key).unwrap_or_else(|| panic!("{lang}: claims {key}"));
+            let b = report
+                .layout
+                .get(key)
+                .unwrap_or_else(|| panic!("{lang}: claims {key}"));
             assert!(b.carried, "{lang}: {key} carried over");
         }
         out.extend(r.render(after));
-        let cutoff = r.params(&s).unwrap().into_iter().find(|p| p.key == "cutoff").unwrap();
+        let cutoff = r
+            .params(&s)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.key == "cutoff")
+            .unwrap();
         assert_eq!((cutoff.value, cutoff.user_set), (900.0, true), "{lang}");
         assert_eq!(
             max_diff(&out, &straight),
@@ -854,7 +877,11 @@ fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
         );
         let chord = peaks(&out[before..], 0.15);
         for k in CHORD {
-            assert!(has(&chord, hz(k)), "{lang}: {} Hz after the reload: {chord:?}", hz(k));
+            assert!(
+                has(&chord, hz(k)),
+                "{lang}: {} Hz after the reload: {chord:?}",
+                hz(k)
+            );
         }
     }
 }
@@ -874,7 +901,10 @@ fn a_parameter_jump_does_not_click_on_the_host() {
     let out = r.render(SR as usize / 2);
     let bound = sine_step_bound(0.8, 440.0, SR);
     let step = max_step(&out);
-    assert!(step <= bound, "largest step {step} > the sine's at 0.8, {bound}");
+    assert!(
+        step <= bound,
+        "largest step {step} > the sine's at 0.8, {bound}"
+    );
     // And the level got there: 0.8 within 20 ms of the last change.
     let settled = peak(&out[12_345 + 960..20_000]);
     assert!((settled - 0.8).abs() < 0.01, "settled at {settled}");

@@ -9,6 +9,7 @@
 
 mod mixing;
 mod notice;
+mod params;
 mod pipeline;
 mod settings;
 
@@ -26,6 +27,7 @@ use crate::rt::messages::{Command, Garbage, SlotId};
 use crate::rt::mixer::{Mixer, MixerLink};
 
 pub use notice::Notice;
+pub use params::ParamInfo;
 pub use pipeline::{Loaded, Request};
 pub use settings::Settings;
 
@@ -58,6 +60,8 @@ struct Signal {
     playing: Option<Playing>,
     /// Where its next version stands in the load pipeline.
     load: pipeline::Status,
+    /// Its parameters by key, with the values the host owns.
+    params: params::SignalParams,
 }
 
 /// The versions handed to the audio thread.
@@ -96,6 +100,8 @@ pub struct Control {
     overflows: (u64, u64),
     /// The load pipeline's side of this table.
     pipeline: pipeline::Pipeline,
+    /// The next signal-wide parameter id (unique in the engine).
+    next_param_id: u32,
     /// Where the run is recorded as a session (`run --session DIR`).
     session: Option<crate::session::Writer>,
     /// Replaying a session: the control side starts nothing by itself (no
@@ -148,6 +154,7 @@ impl Control {
             running: false,
             overflows: (0, 0),
             pipeline: pipeline::Pipeline::new(),
+            next_param_id: 0,
             session: None,
             replaying: false,
         };
@@ -231,7 +238,7 @@ impl Control {
         hand: pipeline::HandOver,
     ) -> LoadReport {
         let Prepared {
-            version,
+            mut version,
             report,
             log,
         } = prepared;
@@ -240,6 +247,12 @@ impl Control {
             .get_mut(signal)
             .expect("a signal being loaded has a record");
         let slot = rec.slot;
+        rec.params.adopt(
+            &mut version,
+            report.version,
+            &report.params,
+            &mut self.next_param_id,
+        );
         let playing = rec.playing.get_or_insert_with(|| Playing {
             current: 0,
             hash: String::new(),
@@ -397,7 +410,9 @@ impl Control {
             .map_err(|_| anyhow::anyhow!("the command queue is full"))
     }
 
-    /// Queue a control event by slot (replay).
+    /// Queue a control event by slot (replay). A parameter change also
+    /// sets the value in the signal's table (by the id the replayed loads
+    /// gave the key, the same as in the recorded run).
     pub(crate) fn control_to_slot(
         &mut self,
         e: crate::rt::messages::ControlEvent,
@@ -405,7 +420,13 @@ impl Control {
         self.link
             .controls
             .push(e)
-            .map_err(|_| anyhow::anyhow!("the control-event queue is full"))
+            .map_err(|_| anyhow::anyhow!("the control-event queue is full"))?;
+        if let crate::rt::messages::ControlKind::Param { id, value } = e.kind
+            && let Some(rec) = self.signals.values_mut().find(|s| s.slot == e.slot)
+        {
+            rec.params.set_by_id(id, value);
+        }
+        Ok(())
     }
 
     /// Warn (once per new loss) when the audio thread's queues overflowed.

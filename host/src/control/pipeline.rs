@@ -402,6 +402,7 @@ impl Control {
                     path: None,
                     playing: None,
                     load: Status::Idle,
+                    params: Default::default(),
                 })
             }
         };

@@ -1,6 +1,7 @@
 //! The block loop: at each block boundary apply queued commands (loads,
 //! swaps, unloads), let every slot render into its own buffer (on the
-//! audio thread alone or shared with the [`pool`](super::pool)'s workers),
+//! audio thread alone or shared with the [`pool`](super::pool)'s workers,
+//! each slot given the parameter and note events due in the block first),
 //! sum the buffers in slot order, then run the master stage. The same code
 //! serves the live audio callback and offline rendering. Runs on the audio
 //! thread.
@@ -264,6 +265,15 @@ impl Mixer {
                 Command::Fault { .. } => {}
             }
         }
+        // Parameter and note events due in this block go to their slots
+        // before any slot renders (on whichever thread).
+        // Each one a slot took is reported as applied at its frame.
+        let (pool, outbox) = (&mut self.pool, &mut self.outbox);
+        self.strips.dispatch(self.clock, frames, |e, applied| {
+            if applied.slot < pool.len() && pool.lane(applied.slot).0.push_event(e) {
+                outbox.event(Event::Applied(applied));
+            }
+        });
         self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
         self.meter(ctx.block_nanos, frames);

@@ -369,10 +369,10 @@ mod tests {
 
     use wasmtime::{Config, Engine, Linker, Module, Store};
 
-    use super::super::guest::{CallLimits, HostState};
-    use super::super::layout::Layout;
-    use super::super::version::Version;
     use super::*;
+    use crate::rt::guest::{CallLimits, HostState};
+    use crate::rt::layout::Layout;
+    use crate::rt::version::{Process, Version};
 
     /// Calls of the allocating host function made on a pool worker, each
     /// one allocation and one free.
@@ -413,13 +413,14 @@ mod tests {
                 claims: None,
                 state_base: 0,
                 claim_error: None,
+                params: Vec::new(),
                 log_ring: None,
                 limits: Default::default(),
                 overrun: Default::default(),
             },
         );
         let instance = linker.instantiate(&mut store, &module).unwrap();
-        let process = instance.get_typed_func(&mut store, "process").unwrap();
+        let process = Process::V1(instance.get_typed_func(&mut store, "process").unwrap());
         let memory = instance.get_memory(&mut store, "memory").unwrap();
         Box::new(Version {
             id,
@@ -429,6 +430,7 @@ mod tests {
             memory,
             state_base: 0,
             layout: Layout::default(),
+            controls: Default::default(),
         })
     }
 
@@ -438,7 +440,7 @@ mod tests {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).unwrap();
         assert_eq!(
-            super::super::callback::WARM_UP_MODULE,
+            crate::rt::callback::WARM_UP_MODULE,
             wat::parse_str(r#"(module (func (export "w")))"#).unwrap(),
             "the warm-up module is the trivial one"
         );

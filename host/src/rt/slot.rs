@@ -11,6 +11,8 @@ use super::guest::CallLimits;
 use super::kernels;
 use super::messages::{Event, Fault, SlotId};
 use super::outbox::SlotOutbox;
+use super::params::BlockEvent;
+use super::strip::PENDING_CAPACITY;
 use super::version::Version;
 
 /// A fault within this many blocks of a swap that carried state is reported
@@ -107,9 +109,15 @@ pub struct Slot {
     /// Wall time the guest calls of the last block took (for the pool's
     /// choice between one thread and several).
     busy_nanos: u64,
+    /// The parameter and note events due in this block, in frame order,
+    /// handed over by the mixer before the slots render (room for every
+    /// event the mixer can hold, allocated once).
+    events: Vec<BlockEvent>,
     /// A fault to report for this version's next call instead of calling it
     /// (see [`super::messages::Command::Fault`]).
     forced: Option<(u64, Fault)>,
+    /// When dropped events were last reported (at most once a second).
+    dropped_reported_at: Option<u64>,
 }
 
 impl Slot {
@@ -131,7 +139,21 @@ impl Slot {
             slow_reported_at: None,
             buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
             busy_nanos: 0,
+            events: Vec::with_capacity(PENDING_CAPACITY),
             forced: None,
+            dropped_reported_at: None,
+        }
+    }
+
+    /// An event due in the next block (called by the mixer before the
+    /// slots render). An idle slot drops it. Returns whether it was taken.
+    pub fn push_event(&mut self, e: BlockEvent) -> bool {
+        if !self.is_idle() && self.events.len() < self.events.capacity() {
+            // Within capacity: never reallocates.
+            self.events.push(e);
+            true
+        } else {
+            false
         }
     }
 
@@ -238,6 +260,27 @@ impl Slot {
     }
 
     fn process_into(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut SlotOutbox) {
+        let mut events = std::mem::take(&mut self.events);
+        self.render_versions(ctx, mix, out, &events);
+        // Versions not rendered in this block (kept for rollback, or taken
+        // back after a fault) still follow the parameter values.
+        for v in [&mut self.live, &mut self.outgoing, &mut self.previous]
+            .into_iter()
+            .flatten()
+        {
+            v.follow(ctx.clock, &events);
+        }
+        events.clear();
+        self.events = events;
+    }
+
+    fn render_versions(
+        &mut self,
+        ctx: &BlockCtx,
+        mix: &mut [f32],
+        out: &mut SlotOutbox,
+        events: &[BlockEvent],
+    ) {
         // Both versions of a crossfade follow the same fade ramp from here.
         let fade_at_start = self.fade;
         if let Some(mut v) = self.live.take() {
@@ -247,7 +290,7 @@ impl Slot {
             let mut n = 0u32;
             // Fully faded in and no crossfade: every frame's gain is exactly 1.
             let unity = fade.value == 1.0 && fade.done() && (xfade.0 == 0 || xfade.1 == 0);
-            let result = self.render(&mut v, ctx, mix, out, unity, |_| {
+            let result = self.render(&mut v, ctx, events, mix, out, unity, |_| {
                 let x = crossfade_gain(xfade, law, n, true);
                 n += 1;
                 fade.next() * x
@@ -265,7 +308,7 @@ impl Slot {
             let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
-            let result = self.render(&mut v, ctx, mix, out, false, |_| {
+            let result = self.render(&mut v, ctx, events, mix, out, false, |_| {
                 let x = crossfade_gain(xfade, law, n, false);
                 n += 1;
                 fade.next() * x
@@ -351,11 +394,14 @@ impl Slot {
         }
     }
 
-    /// Call one version and mix its output with a per-frame gain.
+    /// Give one version this block's parameter values and events, call it
+    /// and mix its output with a per-frame gain.
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &mut self,
         v: &mut Version,
         ctx: &BlockCtx,
+        events: &[BlockEvent],
         mix: &mut [f32],
         out: &mut SlotOutbox,
         unity: bool,
@@ -368,8 +414,23 @@ impl Slot {
             return Err(fault);
         }
         let before = violation_count();
+        let n = v.feed(ctx.clock, events);
+        let c = &mut v.controls;
+        if c.dropped > c.dropped_reported
+            && self
+                .dropped_reported_at
+                .is_none_or(|at| ctx.clock >= at + ctx.sample_rate as u64)
+        {
+            out.event(Event::EventsDropped {
+                slot: self.id,
+                version: v.id,
+                count: c.dropped - c.dropped_reported,
+            });
+            c.dropped_reported = c.dropped;
+            self.dropped_reported_at = Some(ctx.clock);
+        }
         let started = Instant::now();
-        let result = v.process(ctx.frames, ctx.clock, ctx.call);
+        let result = v.process(ctx.frames, ctx.clock, n, ctx.call);
         let took = started.elapsed().as_nanos() as u64;
         self.busy_nanos += took;
         if let Some(kind) = v.take_grow_refusal() {
