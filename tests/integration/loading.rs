@@ -365,3 +365,51 @@ fn compiles_run_on_a_bounded_pool_of_threads_below_the_audio() {
         "only the main thread keeps the process's name: {threads:?}"
     );
 }
+
+#[test]
+fn identical_bytes_loaded_at_once_are_compiled_once() {
+    // Three signals with the same module, all asked for at the start: their
+    // loads run side by side, and one compile serves all three. The module
+    // carries 3,000 extra functions so that its compile (tens of ms) surely
+    // overlaps the other loads.
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    let padding = "(func (result f32) (f32.mul (f32.const 1) (f32.const 2)))".repeat(3_000);
+    let mut sine = fixtures::sine(440.0, 0.1);
+    let end = sine.rfind(')').unwrap();
+    sine.insert_str(end, &padding);
+    for name in ["a", "b", "c"] {
+        std::fs::write(music.join(format!("{name}.wat")), &sine).unwrap();
+    }
+    let wav = dir.path().join("out.wav");
+    let out = std::process::Command::new(lel_host_bin())
+        .args(["render", "--channels", "1", "--seconds", "0.2", "-o"])
+        .arg(&wav)
+        .arg(&music)
+        .env("LEL_CACHE_DIR", "off")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches(": loaded (").count(), 3, "{log}");
+    assert_eq!(
+        log.matches(", compiled in ").count(),
+        1,
+        "one compile:\n{log}"
+    );
+    assert_eq!(
+        log.matches(", from the in-memory cache").count(),
+        2,
+        "the other two waited for it:\n{log}"
+    );
+    // Three identical sines in phase.
+    let (_, _, x) = read_wav(&wav);
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.3, n, SR)).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
+}
