@@ -17,6 +17,9 @@
 //!   (startup, `render`, `check`, the watcher), each signal's status,
 //!   unloading, retired versions, events as notices.
 //! - [`files`]: module files: names, folders, reading regular files only.
+//! - [`input`]: sources of control: OSC (its own thread), MIDI (JACK,
+//!   forwarded by a thread of its own), MIDI files and `--set`, applied by
+//!   the control loop through the control-event queue.
 //! - [`offline`]: the engine driven without a device (`render`, tests).
 //! - [`contract`]: the `lel:signal` ABI, generated from `wit/lel.wit`.
 
@@ -25,6 +28,7 @@ pub mod cli;
 pub mod contract;
 pub mod control;
 pub mod files;
+pub mod input;
 pub mod live;
 pub mod loader;
 pub mod offline;

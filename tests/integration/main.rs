@@ -15,6 +15,8 @@
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 //! - `console`: the live console in a real terminal (tmux)
 //! - `constants`: the SDKs' constants agree with the host's (one table)
+//! - `osc`:     OSC over real UDP: parameters, notes, queries, errors, garbage
+//! - `midi`:    MIDI files, the MIDI map, random bytes, and JACK MIDI end to end
 
 mod architecture;
 mod console;
@@ -28,7 +30,9 @@ mod languages;
 mod limits;
 mod live;
 mod loading;
+mod midi;
 mod mixing;
+mod osc;
 mod render;
 mod sdk;
 mod swap;
