@@ -235,7 +235,7 @@ pub fn synth() -> String {
                   (f64.add (f64.const -1.984126984126984e-4)
                     (f64.mul (local.get $x2)
                       (f64.add (f64.const 2.755731922398589e-6)
-                        (f64.mul (local.get $x2) (f64.const -2.505210838544172e-8)))))))))))))))
+                        (f64.mul (local.get $x2) (f64.const -2.505210838544172e-8))))))))))))))
 "#
     .to_string()
 }

@@ -49,7 +49,7 @@ impl LiveRun {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     log.lock()
                         .unwrap()
-                        .push(lel_host::live::console::strip_ansi(&line));
+                        .push(lel_host::testing::strip_ansi(&line));
                 }
             });
         }

@@ -10,16 +10,16 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lel_host::control::Settings;
-use lel_host::input::{self, MidiMap, Play};
-use lel_host::offline::{RenderSettings, Renderer};
+use lel_host::Settings;
+use lel_host::input::{self, MidiMap};
+use lel_host::{RenderSettings, Renderer};
 use midly::num::{u4, u7, u15, u24, u28};
 use midly::{Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
 
 use crate::fixtures;
 use crate::util::{
-    audio_thread_allocations, channel, dominant_frequency, lel_host_bin, peak, read_wav,
-    run_ok, tempdir, write,
+    audio_thread_allocations, channel, dominant_frequency, lel_host_bin, peak, read_wav, run_ok,
+    tempdir, write,
 };
 
 const SR: u32 = 48_000;
@@ -73,8 +73,14 @@ fn song() -> (Vec<u8>, Vec<(u64, u8)>) {
         (700, 81, 40),
     ];
     let tempo = vec![
-        ev(0, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000)))),
-        ev(384, TrackEventKind::Meta(MetaMessage::Tempo(u24::new(666_667)))),
+        ev(
+            0,
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000))),
+        ),
+        ev(
+            384,
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(666_667))),
+        ),
         ev(0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
     ];
     let mut track = Vec::new();
@@ -177,7 +183,10 @@ fn render_set_and_midi_errors_are_named() {
     assert!(bad(&["--set", "gain=3"]).contains("SIGNAL.PARAM=VALUE"));
     let junk = write(dir.path(), "junk.mid", "MThd not really");
     let e = bad(&["--midi", junk.to_str().unwrap()]);
-    assert!(e.contains("junk.mid") && e.contains("Standard MIDI File"), "{e}");
+    assert!(
+        e.contains("junk.mid") && e.contains("Standard MIDI File"),
+        "{e}"
+    );
     let map = write(dir.path(), "map.toml", "[channels]\nsynth = [0]\n");
     let e = bad(&["--midi-map", map.to_str().unwrap()]);
     assert!(e.contains("map.toml") && e.contains("1 to 16"), "{e}");
@@ -213,11 +222,20 @@ fn midi_map_routes_channels_and_controllers() {
     assert_eq!(peak(&a), 0.0, "channel 1 is not routed to synth");
     midi(&mut r, &[0x91, 69, 127]); // channel 2
     let b = channel(&r.render(4800), 2, 0);
-    assert!((peak(&b) - 0.5).abs() < 0.01, "channel 2 plays: {}", peak(&b));
-    midi(&mut r, &[0xB5, 74, 127]); // CC 74 on any channel -> gain 1.0
+    assert!(
+        (peak(&b) - 0.5).abs() < 0.01,
+        "channel 2 plays: {}",
+        peak(&b)
+    );
+    midi(&mut r, &[0xB5, 74, 100]); // CC 74 on any channel -> gain 100/127
     let c = channel(&r.render(4800), 2, 0);
-    assert!((peak(&c) - 1.0).abs() < 0.01, "CC 74 at 127 sets gain 1: {}", peak(&c));
-    assert_eq!(r.params("synth").unwrap()[0].value, 1.0);
+    let want = 100.0 / 127.0;
+    assert!(
+        (peak(&c) - want).abs() < 0.01,
+        "CC 74 at 100 sets gain {want}: {}",
+        peak(&c)
+    );
+    assert!((r.params("synth").unwrap()[0].value - want).abs() < 1e-6);
     midi(&mut r, &[0xB0, 74, 0]);
     let d = channel(&r.render(4800), 2, 0);
     assert_eq!(peak(&d[128..]), 0.0, "CC 74 at 0 sets gain 0");
@@ -244,6 +262,9 @@ fn random_midi_bytes_never_disturb_the_music_or_allocate() {
     let mut r = Renderer::with_settings(settings).unwrap();
     r.load_bytes("synth", fixtures::synth().as_bytes()).unwrap();
     r.load_bytes("sine", sine.as_bytes()).unwrap();
+    // The synth at most 0.5 (0.75 with the sine): below the master
+    // limiter, which is linked across channels.
+    r.set_gain("synth", 0.5, 0).unwrap();
     let map = MidiMap::default();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move || {
@@ -254,14 +275,20 @@ fn random_midi_bytes_never_disturb_the_music_or_allocate() {
     };
     let mut out = Vec::new();
     let (mut parsed, mut sent) = (0u64, 0u64);
-    // 100-frame chunks carry 21 messages each: 10,080 a second.
+    // 100-frame chunks carry 60 messages each (28,800 a second): half of
+    // them random bytes, half random channel messages (of which note on
+    // and off, control change, pressure and bend are events: over 10,000
+    // events a second).
     while out.len() < seconds * SR as usize * 2 {
-        for _ in 0..21 {
+        for k in 0..60 {
             let len = (rand() % 4) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| rand() as u8).collect();
-            // Half of them start with a channel status byte.
-            if len > 0 && rand() % 2 == 0 {
-                bytes[0] = 0x80 | (bytes[0] & 0x7F);
+            if k % 2 == 0 {
+                bytes = vec![
+                    0x80 | (rand() as u8 % 0x70),
+                    rand() as u8 & 0x7F,
+                    rand() as u8 & 0x7F,
+                ];
             }
             sent += 1;
             if let Some(play) = input::midi::parse(&bytes) {
@@ -272,12 +299,22 @@ fn random_midi_bytes_never_disturb_the_music_or_allocate() {
         }
         out.extend(r.render(100));
     }
-    assert!(sent >= 30_000 && parsed > 3_000, "{sent} sent, {parsed} parsed");
+    assert!(
+        parsed >= 10_000 * seconds as u64,
+        "{sent} sent, {parsed} parsed: 10,000 events a second"
+    );
     let right = channel(&out, 2, 1);
     let first_diff = right.iter().zip(&want).position(|(a, b)| a != b);
     assert_eq!(first_diff, None, "the sine beside is sample-exact");
-    assert_eq!(audio_thread_allocations(&mut r), 0, "no audio-thread allocation");
-    assert!(peak(&channel(&out, 2, 0)) > 0.0, "the synth played the notes that parsed");
+    assert_eq!(
+        audio_thread_allocations(&mut r),
+        0,
+        "no audio-thread allocation"
+    );
+    assert!(
+        peak(&channel(&out, 2, 0)) > 0.0,
+        "the synth played the notes that parsed"
+    );
 }
 
 const JACK_HINT: &str =
@@ -292,14 +329,23 @@ struct Jack {
 impl Jack {
     fn start() -> Jack {
         for tool in ["jackd", "jack_wait", "jack_midiseq", "jack_lsp"] {
-            let found = std::env::var_os("PATH").is_some_and(|p| {
-                std::env::split_paths(&p).any(|d| d.join(tool).is_file())
-            });
+            let found = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
             assert!(found, "`{tool}` not found. {JACK_HINT}");
         }
         let name = format!("lel-test-{}", std::process::id());
         let server = Command::new("jackd")
-            .args(["--no-realtime", "-n", &name, "-d", "dummy", "-r", "48000", "-p", "256"])
+            .args([
+                "--no-realtime",
+                "-n",
+                &name,
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                "256",
+            ])
             .env("JACK_NO_START_SERVER", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -351,7 +397,15 @@ impl Jack {
     fn lel_host(&self, module: &Path, port: &str, wav: &Path, seconds: &str) -> (String, String) {
         let out = run_ok(
             self.cmd(lel_host_bin().to_str().unwrap())
-                .args(["run", "--device", "none", "--no-console", "--stats", "--seconds", seconds])
+                .args([
+                    "run",
+                    "--device",
+                    "none",
+                    "--no-console",
+                    "--stats",
+                    "--seconds",
+                    seconds,
+                ])
                 .args(["--midi", port, "--record"])
                 .arg(wav)
                 .arg(module),
@@ -398,19 +452,25 @@ fn jack_midi_plays_the_module_end_to_end() {
     let left = channel(&samples, 2, 0);
     let starts = onsets(&left, 2000);
     assert!(starts.len() >= 4, "at least 4 notes in 3 s: {starts:?}");
-    // JACK's clock and lel-host's are separate real-time clocks, and a note
-    // lands at the start of lel-host's next block: within 20 ms.
-    for w in starts.windows(2) {
-        let d = w[1] as i64 - w[0] as i64;
-        assert!((d - 24_000).abs() < 960, "notes 24,000 frames apart, found {d}");
-    }
-    for &s in &starts[..starts.len() - 1] {
+    // JACK's dummy driver keeps time by sleeping, so its clock runs a few
+    // percent slow against lel-host's (measured here: up to 4 %); and a
+    // note lands at the start of lel-host's next block. So: the spacing
+    // within 10 %, and each note half of it (JACK's own ratio) within 2 %.
+    for (w, &s) in starts.windows(2).zip(&starts) {
+        let period = (w[1] - w[0]) as f64;
+        assert!(
+            (period / 24_000.0 - 1.0).abs() < 0.1,
+            "notes 24,000 frames apart, found {period}"
+        );
         let end = s + left[s..]
             .windows(64)
             .position(|w| w.iter().all(|&x| x == 0.0))
             .expect("the note ends");
-        let d = end as i64 - s as i64;
-        assert!((d - 12_000).abs() < 960, "a note lasts 12,000 frames, found {d}");
+        let d = (end - s) as f64;
+        assert!(
+            (d / period - 0.5).abs() < 0.02,
+            "a note lasts half the spacing (12,000 of 24,000), found {d} of {period}"
+        );
         let seg = &left[s..s + 8192];
         let f = dominant_frequency(seg, SR);
         assert!((f - 440.0).abs() < 3.0, "key 69 is 440 Hz, found {f}");
@@ -422,7 +482,11 @@ fn jack_midi_plays_the_module_end_to_end() {
     // 10,000 events a second: 50 notes (on and off) every 4,800 frames.
     let mut args = vec!["dense".to_string(), "4800".to_string()];
     for i in 0..50 {
-        args.extend([(i * 96).to_string(), (60 + i % 12).to_string(), "48".to_string()]);
+        args.extend([
+            (i * 96).to_string(),
+            (60 + i % 12).to_string(),
+            "48".to_string(),
+        ]);
     }
     jack.client(jack.cmd("jack_midiseq").args(&args), "dense:out");
     let wav = dir.path().join("dense.wav");
@@ -436,12 +500,11 @@ fn jack_midi_plays_the_module_end_to_end() {
     let left = channel(&samples, 2, 0);
     // Notes of 48 frames at 96-frame spacing, landing on 128-frame blocks:
     // the synth is busy throughout.
-    let busy = left
-        .chunks(4800)
-        .skip(2)
-        .filter(|c| peak(c) > 0.1)
-        .count();
-    assert!(busy >= 20, "the dense notes are heard ({busy} of 30 chunks)");
+    let busy = left.chunks(4800).skip(2).filter(|c| peak(c) > 0.1).count();
+    assert!(
+        busy >= 20,
+        "the dense notes are heard ({busy} of 30 chunks)"
+    );
 }
 
 /// No JACK server: `--midi` says so in one line and the music plays on.
@@ -467,7 +530,10 @@ fn midi_without_a_jack_server_says_so_and_plays_on() {
         .filter(|l| l.to_lowercase().contains("jack"))
         .collect();
     assert_eq!(lines.len(), 1, "one line about MIDI: {stderr}");
-    assert!(lines[0].contains("--midi") && lines[0].contains("no JACK server"), "{stderr}");
+    assert!(
+        lines[0].contains("--midi") && lines[0].contains("no JACK server"),
+        "{stderr}"
+    );
     let (_, _, samples) = read_wav(&wav);
     let left = channel(&samples, 2, 0);
     assert!((peak(&left) - 0.5).abs() < 0.01, "the sine plays on");

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 use crate::fixtures;
 use crate::util::*;
@@ -87,7 +87,7 @@ impl Drop for Load {
 
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
-    Duration::from_nanos(lel_host::rt::cpu::thread_cpu_ns())
+    Duration::from_nanos(lel_host::testing::thread_cpu_ns())
 }
 
 /// `host/benches/heavy.wat` with `work` filter steps per frame and level `amp`.

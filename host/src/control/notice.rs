@@ -77,6 +77,7 @@ impl Control {
                 ..
             } => self.swapped(slot, version, clock, carried, at),
             Event::Unloaded { slot, .. } => self.unloaded(slot),
+            Event::Unloading { .. } | Event::Block { .. } | Event::Applied(_) => return None,
             Event::Faulted {
                 slot,
                 version,
@@ -86,7 +87,7 @@ impl Control {
             } => {
                 let (signal, file) = self.label(slot);
                 let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
-                if after_carry {
+                if after_carry && !self.replaying {
                     message.push_str(&self.restart_fresh(&signal, version));
                 }
                 tracing::error!("{message}");
@@ -228,14 +229,18 @@ impl Control {
     /// next load claims against its layout.
     fn rolled_back(&mut self, slot: SlotId, to: u64, clock: u64) -> Notice {
         let (signal, _) = self.label(slot);
+        if let Some(s) = self.signals.get_mut(&signal) {
+            s.params.rolled_back(to, &mut self.next_param_id);
+        }
         if let Some(p) = self
             .signals
             .get_mut(&signal)
             .and_then(|s| s.playing.as_mut())
-            && let Some((_, _, hash)) = p.layouts.iter().find(|(id, _, _)| *id == to)
+            && let Some((_, _, hash, binary)) = p.layouts.iter().find(|(id, ..)| *id == to)
         {
             p.current = to;
             p.hash = hash.clone();
+            p.binary = binary.clone();
             p.raw.clear(); // known by its binary's hash only
         }
         tracing::warn!("{signal}: rolled back to the last good version ({to}) with its state");

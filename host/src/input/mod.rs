@@ -12,7 +12,7 @@ pub mod smf;
 mod target;
 
 pub use map::MidiMap;
-pub use target::{ParamView, Target};
+pub use target::Target;
 
 /// A note, controller or pressure event as the sources produce it (MIDI
 /// numbers; values already scaled as the 0.2 contract delivers them).

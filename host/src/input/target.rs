@@ -5,25 +5,16 @@
 //! thread holding the control side.
 
 use super::Play;
-
-/// A parameter as the sources see it (for OSC queries and MIDI CC scaling).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ParamView {
-    pub key: String,
-    pub value: f32,
-    pub default: f32,
-    pub min: f32,
-    pub max: f32,
-    pub unit: String,
-    pub steps: u32,
-}
+use crate::control::{Control, ParamInfo};
+use crate::offline::Renderer;
+use crate::rt::messages::NoteEvent;
 
 /// The engine's control side, as the sources of control use it.
 pub trait Target {
     /// The names of the signals playing, sorted.
     fn signals(&self) -> Vec<String>;
     /// `signal`'s parameters (`None`: no such signal is playing).
-    fn params(&self, signal: &str) -> Option<Vec<ParamView>>;
+    fn params(&self, signal: &str) -> Option<Vec<ParamInfo>>;
     /// Set a parameter from frame `at` on; returns the value applied (snapped).
     ///
     /// # Errors
@@ -38,37 +29,61 @@ pub trait Target {
     fn now(&self) -> u64;
 }
 
-// TEMPORARY until the 0.2 control side lands in main.
-impl Target for crate::control::Control {
+impl Play {
+    /// The event as the contract delivers it.
+    pub fn to_event(self) -> NoteEvent {
+        match self {
+            Play::NoteOn {
+                channel,
+                key,
+                velocity,
+            } => NoteEvent::note_on(channel, key, velocity),
+            Play::NoteOff {
+                channel,
+                key,
+                velocity,
+            } => NoteEvent::note_off(channel, key, velocity),
+            Play::Control {
+                channel,
+                controller,
+                value,
+            } => NoteEvent::control_change(channel, controller, value),
+            Play::PitchBend { channel, value } => NoteEvent::pitch_bend(channel, value),
+            Play::Pressure { channel, value } => NoteEvent::channel_pressure(channel, value),
+        }
+    }
+}
+
+impl Target for Control {
     fn signals(&self) -> Vec<String> {
-        crate::control::Control::signals(self)
+        Control::signals(self)
     }
-    fn params(&self, _signal: &str) -> Option<Vec<ParamView>> {
-        None
+    fn params(&self, signal: &str) -> Option<Vec<ParamInfo>> {
+        Control::params(self, signal)
     }
-    fn set_param(&mut self, _: &str, _: &str, _: f32, _: u64) -> anyhow::Result<f32> {
-        anyhow::bail!("no parameters yet")
+    fn set_param(&mut self, signal: &str, key: &str, value: f32, at: u64) -> anyhow::Result<f32> {
+        Control::set_param(self, signal, key, value, at)
     }
-    fn send_event(&mut self, _: &str, _: Play, _: u64) -> anyhow::Result<()> {
-        anyhow::bail!("no events yet")
+    fn send_event(&mut self, signal: &str, play: Play, at: u64) -> anyhow::Result<()> {
+        Control::send_event(self, signal, play.to_event(), at)
     }
     fn now(&self) -> u64 {
         self.clock()
     }
 }
 
-impl Target for crate::offline::Renderer {
+impl Target for Renderer {
     fn signals(&self) -> Vec<String> {
-        Vec::new()
+        Renderer::signals(self)
     }
-    fn params(&self, _signal: &str) -> Option<Vec<ParamView>> {
-        None
+    fn params(&self, signal: &str) -> Option<Vec<ParamInfo>> {
+        Renderer::params(self, signal)
     }
-    fn set_param(&mut self, _: &str, _: &str, _: f32, _: u64) -> anyhow::Result<f32> {
-        anyhow::bail!("no parameters yet")
+    fn set_param(&mut self, signal: &str, key: &str, value: f32, at: u64) -> anyhow::Result<f32> {
+        Renderer::set_param(self, signal, key, value, at)
     }
-    fn send_event(&mut self, _: &str, _: Play, _: u64) -> anyhow::Result<()> {
-        anyhow::bail!("no events yet")
+    fn send_event(&mut self, signal: &str, play: Play, at: u64) -> anyhow::Result<()> {
+        Renderer::send_event(self, signal, play.to_event(), at)
     }
     fn now(&self) -> u64 {
         self.clock()

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub adapt_channels: bool,
     pub settings: Settings,
     pub record: Option<PathBuf>,
+    /// Record the performance as a session in this folder.
+    pub session: Option<PathBuf>,
     pub seconds: Option<f64>,
     /// Print a summary (swap latencies, late blocks, audio-thread
     /// allocations) at the end.
@@ -110,6 +112,9 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     };
     let files = collect_modules(&opts.paths)?;
     let (mut control, mixer) = Control::new(opts.settings.clone())?;
+    if let Some(dir) = &opts.session {
+        control.record_session(crate::session::Writer::create(dir, &opts.settings)?);
+    }
 
     // First versions: asked for all at once, each prepared on its own. The
     // stream starts when they are all ready or after START_GRACE, whichever
@@ -246,6 +251,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     drop(console);
     let callback = output.and_then(output::Output::stop);
     control.poll();
+    let session = control.finish_session();
     if let Some(r) = recorder {
         let path = r.path.clone();
         summary.recorded_samples = r.finish()?;
@@ -274,6 +280,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     if opts.stats {
         println!("{}", format_summary(&summary, started.elapsed()));
     }
+    session?;
     Ok(all_ok)
 }
 
