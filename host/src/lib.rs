@@ -24,7 +24,7 @@
 //!   unloading, retired versions, events as notices.
 //! - `live`: `run`: the device, the watcher, the console.
 //! - `files`: module files: names, folders, reading regular files only.
-//! - [`input`]: sources of control: OSC (its own thread), MIDI (JACK,
+//! - `input`: sources of control: OSC (its own thread), MIDI (JACK,
 //!   forwarded by a thread of its own), MIDI files and `--set`, applied by
 //!   the control loop through the control-event queue.
 //! - `offline`: the engine driven without a device (`render`, tests).
@@ -42,7 +42,7 @@ mod check;
 mod cli;
 mod control;
 mod files;
-pub mod input;
+mod input;
 mod live;
 mod loader;
 mod offline;
@@ -70,6 +70,9 @@ pub use scaffold::ZIG_VERSION;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::control::Control;
+    pub use crate::input::midi::parse as parse_midi;
+    pub use crate::input::osc::{Incoming, OscServer};
+    pub use crate::input::{Command, MidiMap, Play, Target, apply};
     pub use crate::live::console::strip_ansi;
     pub use crate::loader::cache::{CacheLimits, ModuleCache, hash};
     pub use crate::loader::runtime::Runtime;

@@ -8,8 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lel_host::input::osc::{Incoming, OscServer};
-use lel_host::input::{MidiMap, Target as _};
+use lel_host::testing::{Incoming, MidiMap, OscServer, Target as _};
 use lel_host::{RenderSettings, Renderer};
 use rosc::{OscMessage, OscPacket, OscType};
 

@@ -51,6 +51,7 @@ pub fn parse(bytes: &[u8]) -> Option<Play> {
 ///
 /// # Errors
 /// No port, or several, matches: the message lists the ports.
+#[cfg_attr(not(feature = "midi"), allow(dead_code))]
 pub fn choose(ports: &[String], want: &str) -> anyhow::Result<usize> {
     let list = || {
         if ports.is_empty() {
@@ -103,7 +104,9 @@ pub fn list_ports() -> anyhow::Result<Vec<String>> {
 }
 
 #[cfg(not(feature = "midi"))]
-pub struct MidiIn;
+pub struct MidiIn {
+    pub port: String,
+}
 
 #[cfg(not(feature = "midi"))]
 impl MidiIn {
@@ -181,9 +184,8 @@ mod jack_in {
         stop: Arc<AtomicBool>,
         thread: Option<std::thread::JoinHandle<()>>,
         pub port: String,
-        /// Messages received, and those lost because the ring was full.
-        pub received: Arc<AtomicU64>,
-        pub lost: Arc<AtomicU64>,
+        /// Messages lost because the ring was full (reported at the end).
+        lost: Arc<AtomicU64>,
     }
 
     impl MidiIn {
@@ -201,21 +203,19 @@ mod jack_in {
                 .collect();
             let i = choose(&names, want)?;
             let (tx, mut rx) = rtrb::RingBuffer::<Play>::new(8192);
-            let received = Arc::new(AtomicU64::new(0));
             let lost = Arc::new(AtomicU64::new(0));
             let conn = {
-                let (received, lost) = (received.clone(), lost.clone());
+                let lost = lost.clone();
                 input
                     .connect(
                         &ports[i],
                         "midi_in",
                         // JACK's process thread: parse and push, nothing else.
                         move |_, bytes, tx: &mut rtrb::Producer<Play>| {
-                            if let Some(p) = parse(bytes) {
-                                received.fetch_add(1, Ordering::Relaxed);
-                                if tx.push(p).is_err() {
-                                    lost.fetch_add(1, Ordering::Relaxed);
-                                }
+                            if let Some(p) = parse(bytes)
+                                && tx.push(p).is_err()
+                            {
+                                lost.fetch_add(1, Ordering::Relaxed);
                             }
                         },
                         tx,
@@ -243,7 +243,6 @@ mod jack_in {
                 stop,
                 thread: Some(thread),
                 port: names[i].clone(),
-                received,
                 lost,
             })
         }
@@ -254,6 +253,13 @@ mod jack_in {
             self.stop.store(true, Ordering::Relaxed);
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
+            }
+            let lost = self.lost.load(Ordering::Relaxed);
+            if lost > 0 {
+                tracing::warn!(
+                    "MIDI: {lost} messages from {} were lost (more than 8192 arrived within a millisecond)",
+                    self.port
+                );
             }
         }
     }
