@@ -245,7 +245,10 @@ impl Writer {
                 ),
             },
             // Not part of what is heard.
-            Event::Unloaded { .. } | Event::GrowRefused { .. } | Event::Slow { .. } => return,
+            Event::Unloaded { .. }
+            | Event::GrowRefused { .. }
+            | Event::Slow { .. }
+            | Event::EventsDropped { .. } => return,
         };
         self.write(&line);
         self.write("\n");

@@ -29,7 +29,7 @@ fn engine(threads: usize) -> Renderer {
     .expect("engine")
 }
 
-const IMPORTS: &str = r#"
+pub(crate) const IMPORTS: &str = r#"
   (import "lel:signal/host@0.2.0" "claim" (func $claim (param i32 i32 i32 i32) (result i32)))
   (import "lel:signal/host@0.2.0" "param" (func $param (param i32 i32 f32 f32 f32 i32 i32 i32) (result i32)))"#;
 
@@ -38,7 +38,7 @@ const IMPORTS: &str = r#"
 /// applied at the frame of its `param` events) plus, while a note is held,
 /// a quarter of the note's velocity (applied at the note's frame; kept in
 /// claimed state). Its event buffer holds `capacity` events.
-fn dc(level: f32, capacity: u32) -> String {
+pub(crate) fn dc(level: f32, capacity: u32) -> String {
     format!(
         r#"(module{IMPORTS}
   (memory (export "memory") 2)
@@ -911,4 +911,36 @@ fn check_lists_parameters_and_the_event_buffer() {
             path.display()
         )
     );
+}
+
+#[test]
+fn events_beyond_buffer_and_backlog_are_counted_and_reported() {
+    // A guest that takes one event a block, sent 200 a block for six
+    // blocks: five are taken, 1,024 wait in the backlog and 170 are dropped.
+    let mut r = engine(1);
+    r.load_bytes("dc", dc(0.0, 1).as_bytes()).unwrap();
+    r.render(128);
+    for _ in 0..6 {
+        let at = r.clock();
+        for k in 0..200u32 {
+            r.send_event("dc", NoteEvent::note_on(0, (k % 128) as u8, 0.5), at)
+                .unwrap();
+        }
+        r.render(128);
+    }
+    r.render(SR as usize * 3 / 2);
+    let dropped: Vec<u64> = r
+        .take_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            lel_host::Notice::EventsDropped { signal, count } if signal == "dc" => Some(count),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.iter().sum::<u64>(), 170, "{dropped:?}");
+    assert!(
+        dropped.len() <= 2,
+        "at most one report a second: {dropped:?}"
+    );
+    assert_eq!(audio_thread_allocations(&mut r), 0);
 }

@@ -49,6 +49,12 @@ pub enum Notice {
         micros: u32,
         percent: u32,
     },
+    /// Events for the signal were dropped: its event buffer and backlog
+    /// were full (it takes fewer events a block than it is sent).
+    EventsDropped {
+        signal: String,
+        count: u64,
+    },
 }
 
 impl Control {
@@ -116,6 +122,14 @@ impl Control {
                 };
                 tracing::warn!("{message}");
                 Notice::GrowRefused { signal, message }
+            }
+            Event::EventsDropped { slot, count, .. } => {
+                let (signal, file) = self.label(slot);
+                tracing::warn!(
+                    "{signal}: {count} events were dropped: its event buffer and the host's backlog of {} were full (it is sent more events than it takes a block; give it a larger event buffer) ({file})",
+                    crate::rt::params::BACKLOG_EVENTS
+                );
+                Notice::EventsDropped { signal, count }
             }
             Event::Slow {
                 slot,

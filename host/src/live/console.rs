@@ -326,7 +326,7 @@ impl Console {
                     self.rows.remove(signal);
                 }
             }
-            Notice::GrowRefused { .. } | Notice::Slow { .. } => {}
+            Notice::GrowRefused { .. } | Notice::Slow { .. } | Notice::EventsDropped { .. } => {}
         }
     }
 

@@ -114,6 +114,14 @@ pub enum Event {
         version: u64,
         kind: super::guest::GrowKind,
     },
+    /// Events for `version` were dropped (`count` since the last report,
+    /// at most one report a second per slot): its event buffer and its
+    /// backlog were full.
+    EventsDropped {
+        slot: SlotId,
+        version: u64,
+        count: u64,
+    },
     /// A call took more than `percent` of the block period.
     Slow {
         slot: SlotId,

@@ -228,6 +228,8 @@ pub struct Controls {
     pub backlog: std::collections::VecDeque<GuestEvent>,
     /// Events dropped because the backlog was full.
     pub dropped: u64,
+    /// How many of those were reported.
+    pub dropped_reported: u64,
     /// The clock of the last block whose events this version was given.
     pub fed_at: Option<u64>,
 }
@@ -246,6 +248,7 @@ impl Controls {
             buffer,
             backlog,
             dropped: 0,
+            dropped_reported: 0,
             fed_at: None,
         }
     }

@@ -116,6 +116,8 @@ pub struct Slot {
     /// A fault to report for this version's next call instead of calling it
     /// (see [`super::messages::Command::Fault`]).
     forced: Option<(u64, Fault)>,
+    /// When dropped events were last reported (at most once a second).
+    dropped_reported_at: Option<u64>,
 }
 
 impl Slot {
@@ -139,6 +141,7 @@ impl Slot {
             busy_nanos: 0,
             events: Vec::with_capacity(PENDING_CAPACITY),
             forced: None,
+            dropped_reported_at: None,
         }
     }
 
@@ -412,6 +415,20 @@ impl Slot {
         }
         let before = violation_count();
         let n = v.feed(ctx.clock, events);
+        let c = &mut v.controls;
+        if c.dropped > c.dropped_reported
+            && self
+                .dropped_reported_at
+                .is_none_or(|at| ctx.clock >= at + ctx.sample_rate as u64)
+        {
+            out.event(Event::EventsDropped {
+                slot: self.id,
+                version: v.id,
+                count: c.dropped - c.dropped_reported,
+            });
+            c.dropped_reported = c.dropped;
+            self.dropped_reported_at = Some(ctx.clock);
+        }
         let started = Instant::now();
         let result = v.process(ctx.frames, ctx.clock, n, ctx.call);
         let took = started.elapsed().as_nanos() as u64;
