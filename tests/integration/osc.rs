@@ -482,8 +482,6 @@ fn run_with_osc_plays_notes_and_parameters_live() {
             .all(|&p| (p - 0.5).abs() < 0.02),
         "0.5 until the change"
     );
-    // The change is on one frame: within the block where it happens, the
-    // samples before it are at 0.5 and those after at 0.2 (never between).
     let f = dominant_frequency(&left[onset..onset + 16_384], SR);
     assert!((f - 880.0).abs() < 4.0, "key 81 is 880 Hz, got {f}");
     let after: Vec<f32> = peaks[first_low + 1..first_low + 40].to_vec();
