@@ -399,7 +399,7 @@ fn run_with_osc_plays_notes_and_parameters_live() {
             "--no-console",
             "--stats",
             "--seconds",
-            "6",
+            "9",
         ])
         .arg("--osc")
         .arg(port.to_string())
@@ -441,7 +441,9 @@ fn run_with_osc_plays_notes_and_parameters_live() {
                     vec![OscType::Int(81), OscType::Int(100 + (i % 20) as i32)],
                 ),
             };
-            c.send_to(&bytes, to).unwrap();
+            // A refused send (an ICMP answer to an earlier packet) is
+            // not the host's failure: it is checked as still answering below.
+            let _ = c.send_to(&bytes, to);
         }
         let next = start + Duration::from_millis(10 * (burst as u64 + 1));
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
