@@ -487,7 +487,19 @@ fn jack_midi_plays_the_module_end_to_end() {
         "lelseq:out",
     );
     let wav = dir.path().join("jack.wav");
-    let (_, stderr) = jack.lel_host(&module, "lelseq", &wav, "3");
+    // `lel-host devices` lists the source; `--midi` takes its number.
+    let devices = run_ok(
+        jack.cmd(lel_host_bin().to_str().unwrap()).arg("devices"),
+        "lel-host devices",
+        "",
+    );
+    let listing = String::from_utf8_lossy(&devices.stdout).to_string();
+    let number = listing
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(": lelseq:out"))
+        .unwrap_or_else(|| panic!("`devices` lists lelseq:out as a MIDI source:\n{listing}"))
+        .to_string();
+    let (_, stderr) = jack.lel_host(&module, &number, &wav, "3");
     assert!(stderr.contains("playing MIDI from lelseq:out"), "{stderr}");
     let (_, sr, samples) = read_wav(&wav);
     assert_eq!(sr, SR);
