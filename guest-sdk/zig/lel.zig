@@ -68,6 +68,9 @@ pub const Error = error{
     BadArgs,
     OutputTooSmall,
     BadChannels,
+    BadRange,
+    TooManyParams,
+    BadUnit,
     Unknown,
 };
 
@@ -83,6 +86,9 @@ pub fn code(err: Error) i32 {
         error.BadArgs => constants.bad_args,
         error.OutputTooSmall => constants.output_too_small,
         error.BadChannels => constants.bad_channels,
+        error.BadRange => constants.bad_range,
+        error.TooManyParams => constants.too_many_params,
+        error.BadUnit => constants.bad_unit,
         error.Unknown => rt.unknown_code,
     };
 }
@@ -95,6 +101,9 @@ fn fromCode(c: i32) Error {
         constants.duplicate_key => error.DuplicateKey,
         constants.not_in_init => error.NotInInit,
         constants.no_state_region => error.NoStateRegion,
+        constants.bad_range => error.BadRange,
+        constants.too_many_params => error.TooManyParams,
+        constants.bad_unit => error.BadUnit,
         else => blk: {
             rt.unknown_code = c;
             break :blk error.Unknown;
@@ -123,6 +132,33 @@ pub const Setup = struct {
     max_frames: u32,
 };
 
+/// One event (contract 0.2) as the host writes it: 16 bytes.
+pub const Event = extern struct {
+    /// Frame in the block.
+    frame: u32,
+    /// `event_kind.note_on` .. `event_kind.param`.
+    kind: u8,
+    /// MIDI channel - 1.
+    channel: u8,
+    /// Key, controller or parameter index.
+    number: u16,
+    /// Velocity, controller value, bend, pressure or parameter value.
+    value: f32,
+    reserved: u32,
+};
+
+/// The event kinds (lel_constants.zig).
+pub const event_kind = struct {
+    pub const note_on: u8 = constants.note_on;
+    pub const note_off: u8 = constants.note_off;
+    pub const control_change: u8 = constants.control_change;
+    pub const pitch_bend: u8 = constants.pitch_bend;
+    pub const channel_pressure: u8 = constants.channel_pressure;
+    pub const param: u8 = constants.param;
+};
+const max_params = constants.max_params;
+const event_capacity = constants.default_event_capacity;
+
 /// Where a frame is: as `Ctx` in the Rust SDK.
 pub const Ctx = struct {
     sample_rate: f64,
@@ -137,6 +173,8 @@ pub const Ctx = struct {
     /// Index of this frame in the block.
     frame: u32,
     channels: u32,
+    /// The events at this frame (already applied to parameters and notes).
+    events: []const Event = &.{},
 };
 
 // ---- math: the Rust SDK's `lel::math` ------------------------------------
@@ -178,11 +216,14 @@ pub inline fn exp(x: f64) f64 {
 
 // ---- state ----------------------------------------------------------------
 
-const Kind = enum(u3) { osc, noise, lowpass, highpass, biquad, tremolo, delay, env };
+const Kind = enum(u4) { osc, noise, lowpass, highpass, biquad, tremolo, delay, env, poly };
 
 const Runtime = struct {
     in_init: bool = false,
-    counters: [8]u32 = [_]u32{0} ** 8,
+    counters: [9]u32 = [_]u32{0} ** 9,
+    params: [max_params]*f32 = undefined,
+    n_params: u32 = 0,
+    notes: ?*NoteState = null,
     sample_rate: f64 = 0,
     max_frames: u32 = 0,
     channels: u32 = 0,
@@ -256,6 +297,151 @@ fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(constants.claim_a
         n += 1;
     }
     return claimBytes(key[0..n], size, constants.claim_align);
+}
+
+// ---- parameters and notes (contract 0.2) ------------------------------------
+
+const host_param = host.param;
+
+/// A host parameter: `claim` it in `setup`, `tick` it once per frame for
+/// the smoothed value (a straight ramp to each new value lasting 20 ms,
+/// none for a stepped parameter: the Rust SDK's law). Declare a key once.
+pub const Param = struct {
+    cell: ?*f32 = null,
+    index: u32 = 0,
+    ramp: u32 = 1,
+    left: u32 = 0,
+    y: f64 = 0,
+    target: f64 = nan,
+    step: f64 = 0,
+
+    /// Declares `key` with its default, range, unit ("" for none) and
+    /// steps (0 continuous, n >= 2 values).
+    pub fn claim(self: *Param, key: []const u8, default: f64, min: f64, max: f64, unit: []const u8, steps: u32) Error!void {
+        self.* = .{ .y = default };
+        self.smooth(if (steps == 0) 0.02 else 0.0);
+        if (rt.n_params >= max_params) return error.TooManyParams;
+        const r = host_param(key.ptr, @intCast(key.len), @floatCast(default), @floatCast(min), @floatCast(max), unit.ptr, @intCast(unit.len), @bitCast(steps));
+        if (r < 0) {
+            log(.err, "lel: init failed, param rejected");
+            return fromCode(r);
+        }
+        const cell: *f32 = @ptrFromInt(@as(usize, @intCast(r)));
+        self.cell = cell;
+        self.index = rt.n_params;
+        rt.params[rt.n_params] = cell;
+        rt.n_params += 1;
+    }
+
+    /// Sets the ramp time in seconds (0: none).
+    pub fn smooth(self: *Param, seconds: f64) void {
+        const n = @floor(seconds * rt.sample_rate + 0.5);
+        self.ramp = if (n >= 1.0 and n < 4.0e9) @intFromFloat(n) else 1;
+    }
+
+    /// The value the host holds now (no smoothing).
+    pub fn value(self: *const Param) f64 {
+        return if (self.cell) |c| c.* else self.y;
+    }
+
+    /// The smoothed value for this frame (once per frame).
+    pub fn tick(self: *Param) f64 {
+        const c = self.cell orelse return self.y;
+        const x: f64 = c.*;
+        if (x != self.target) {
+            if (self.target != self.target or self.ramp <= 1) {
+                self.y = x;
+                self.left = 0;
+            } else {
+                self.step = (x - self.y) / @as(f64, @floatFromInt(self.ramp));
+                self.left = self.ramp;
+            }
+            self.target = x;
+        }
+        if (self.left > 0) {
+            self.left -= 1;
+            self.y = if (self.left == 0) self.target else self.y + self.step;
+        }
+        return self.y;
+    }
+};
+
+/// The monophonic note state, claimed under "notes" (544 bytes; every
+/// channel plays it). A note-on sets key, velocity and the gate; a
+/// note-off closes the gate only if it releases the last key played.
+pub const NoteState = extern struct {
+    key: u32,
+    gate: u32,
+    played: u32,
+    velocity: f32,
+    bend: f32,
+    pressure: f32,
+    reserved: [2]u32,
+    cc: [128]f32,
+
+    fn apply(n: *NoteState, e: *const Event) void {
+        switch (e.kind) {
+            event_kind.note_on => {
+                n.key = e.number & 127;
+                n.velocity = e.value;
+                n.gate = 1;
+                n.played = 1;
+            },
+            event_kind.note_off => if (n.key == e.number) {
+                n.gate = 0;
+            },
+            event_kind.control_change => if (e.number < 128) {
+                n.cc[e.number] = e.value;
+            },
+            event_kind.pitch_bend => n.bend = e.value,
+            event_kind.channel_pressure => n.pressure = e.value,
+            else => {},
+        }
+    }
+};
+
+/// Claims the note state (in `setup`; once is enough).
+pub fn notes() Error!void {
+    if (rt.notes != null) return;
+    const p = try claimBytes("notes", @sizeOf(NoteState), constants.claim_align);
+    rt.notes = @ptrCast(p);
+}
+
+/// `440 exp((key - 69 + 2 bend) ln2 / 12)`: `key` bent by `bend` (-1..1).
+pub fn keyHz(key: f64, bend_value: f64) f64 {
+    return 440.0 * exp((key - 69.0 + 2.0 * bend_value) * (0.69314718055994530942 / 12.0));
+}
+
+/// 1 while the last key played is held, else 0.
+pub fn gate() f64 {
+    return if (rt.notes) |n| @floatFromInt(n.gate) else 0;
+}
+/// The last key's frequency with the bend, in Hz (440 before any note).
+pub fn pitch() f64 {
+    const n = rt.notes orelse return 440.0;
+    return keyHz(if (n.played != 0) @floatFromInt(n.key) else 69.0, n.bend);
+}
+/// The last note-on's velocity, 0..1.
+pub fn velocity() f64 {
+    return if (rt.notes) |n| n.velocity else 0;
+}
+/// Controller `c`, 0..1.
+pub fn cc(c: u7) f64 {
+    return if (rt.notes) |n| n.cc[c] else 0;
+}
+/// The pitch bend, -1..1.
+pub fn bend() f64 {
+    return if (rt.notes) |n| n.bend else 0;
+}
+/// The channel pressure, 0..1.
+pub fn pressure() f64 {
+    return if (rt.notes) |n| n.pressure else 0;
+}
+
+fn applyEvent(e: *const Event) void {
+    if (e.kind == event_kind.param) {
+        if (e.number < rt.n_params and e.value == e.value) rt.params[e.number].* = e.value;
+    } else if (rt.notes) |n| n.apply(e);
 }
 
 /// The sample rate (set before `setup` runs).
@@ -567,6 +753,15 @@ pub fn signal(comptime S: type) void {
         const output_samples: usize = if (@hasDecl(S, "output_samples")) S.output_samples else constants.default_output_samples;
         var state: [state_bytes]u8 align(constants.max_align) = undefined;
         var out_static: [output_samples]f32 align(constants.max_align) = undefined;
+        var events: [event_capacity]Event align(8) = undefined;
+
+        fn eventsPtr() callconv(.c) u32 {
+            return @intCast(@intFromPtr(&events));
+        }
+
+        fn eventsLen() callconv(.c) u32 {
+            return @sizeOf(@TypeOf(events));
+        }
 
         fn statePtr() callconv(.c) u32 {
             return @intCast(@intFromPtr(&state));
@@ -579,7 +774,9 @@ pub fn signal(comptime S: type) void {
         fn init(sample_rate: u32, max_frames: u32) callconv(.c) i32 {
             rt.ready = false;
             if (sample_rate == 0 or max_frames == 0) return code(error.BadArgs);
-            rt.counters = [_]u32{0} ** 8;
+            rt.counters = [_]u32{0} ** 9;
+            rt.n_params = 0;
+            rt.notes = null;
             rt.sample_rate = @floatFromInt(sample_rate);
             rt.max_frames = max_frames;
             rt.in_init = true;
@@ -605,7 +802,7 @@ pub fn signal(comptime S: type) void {
             return @intCast(ch);
         }
 
-        fn process(frames_in: u32, clock: u64) callconv(.c) u32 {
+        fn process(frames_in: u32, clock: u64, n_events: u32) callconv(.c) u32 {
             if (!rt.ready) {
                 const n = @min(frames_in, output_samples);
                 @memset(out_static[0..n], 0);
@@ -623,8 +820,15 @@ pub fn signal(comptime S: type) void {
                 .channels = ch,
             };
             var f: [max_channels]f64 = undefined;
+            const ne = @min(n_events, event_capacity);
+            var k: u32 = 0;
             var i: u32 = 0;
             while (i < frames) : (i += 1) {
+                // The events at this frame (late ones at the first frame
+                // still to render, past-the-end ones at the last).
+                const first = k;
+                while (k < ne and @min(events[k].frame, frames - 1) <= i) : (k += 1) applyEvent(&events[k]);
+                cx.events = events[first..k];
                 cx.frame = i;
                 cx.clock = clock + i;
                 cx.t = @as(f64, @floatFromInt(cx.clock)) / cx.sample_rate;
@@ -637,6 +841,8 @@ pub fn signal(comptime S: type) void {
     };
     @export(&E.statePtr, .{ .name = "state-ptr" });
     @export(&E.stateLen, .{ .name = "state-len" });
+    @export(&E.eventsPtr, .{ .name = "events-ptr" });
+    @export(&E.eventsLen, .{ .name = "events-len" });
     @export(&E.init, .{ .name = "init" });
     @export(&E.process, .{ .name = "process" });
 }

@@ -119,6 +119,26 @@ impl Renderer {
         }
     }
 
+    /// Record everything from now on as a session in `dir` (as `run
+    /// --session DIR` does; `lel-host replay DIR` renders it again). Call it
+    /// before the first load.
+    ///
+    /// # Errors
+    /// When the folder cannot be created or holds a session already.
+    pub fn record_session(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let w = crate::session::Writer::create(dir, self.control.settings())?;
+        self.control.record_session(w);
+        Ok(())
+    }
+
+    /// Finish the session being recorded (its `end` is the clock now).
+    ///
+    /// # Errors
+    /// When it could not be written completely.
+    pub fn finish_session(&mut self) -> anyhow::Result<()> {
+        self.control.finish_session()
+    }
+
     /// Events since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)

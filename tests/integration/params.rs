@@ -29,7 +29,7 @@ fn engine(threads: usize) -> Renderer {
     .expect("engine")
 }
 
-const IMPORTS: &str = r#"
+pub(crate) const IMPORTS: &str = r#"
   (import "lel:signal/host@0.2.0" "claim" (func $claim (param i32 i32 i32 i32) (result i32)))
   (import "lel:signal/host@0.2.0" "param" (func $param (param i32 i32 f32 f32 f32 i32 i32 i32) (result i32)))"#;
 
@@ -38,7 +38,7 @@ const IMPORTS: &str = r#"
 /// applied at the frame of its `param` events) plus, while a note is held,
 /// a quarter of the note's velocity (applied at the note's frame; kept in
 /// claimed state). Its event buffer holds `capacity` events.
-fn dc(level: f32, capacity: u32) -> String {
+pub(crate) fn dc(level: f32, capacity: u32) -> String {
     format!(
         r#"(module{IMPORTS}
   (memory (export "memory") 2)

@@ -574,3 +574,82 @@ fn damaged_or_incomplete_sessions_are_refused_naming_the_file_and_the_fault() {
     let err = replay_error(&dir.path().join("nowhere"), &out);
     assert!(err.contains("nowhere: no such session folder"), "{err}");
 }
+
+/// Parameters and notes in a session: an engine driven by the library
+/// (`Renderer`, the same control side as `run`) records a session while a
+/// 0.2 guest gets parameter changes and notes at exact frames, is reloaded
+/// (crossfaded, the player's value kept) and gets a change due after a
+/// reload handed over before it; `lel-host replay` gives the same samples.
+#[test]
+fn parameter_changes_and_notes_replay_bit_for_bit() {
+    use lel_host::{NoteEvent, Renderer, Settings};
+    let dir = tempdir();
+    let session = dir.path().join("s");
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        block: 128,
+        xfade: Duration::from_millis(5),
+        ..Settings::default()
+    })
+    .unwrap();
+    r.record_session(&session).unwrap();
+    let v1 = crate::params::dc(0.1, 64);
+    r.load_bytes("dc", v1.as_bytes()).unwrap();
+    let mut live = r.render(128 * 10);
+    let at = r.clock() + 37;
+    assert_eq!(r.set_param("dc", "level", 0.3, at).unwrap(), 0.3);
+    r.send_event("dc", NoteEvent::note_on(0, 60, 1.0), at + 200)
+        .unwrap();
+    live.extend(r.render(128 * 20));
+    // A new version (another default): the player's 0.3 is kept.
+    let v2 = crate::params::dc(0.05, 64).replace(
+        "(i32.const 1))\n  (func (export \"process\")",
+        "(i32.const 1))\n  (global $v2 i32 (i32.const 2))\n  (func (export \"process\")",
+    );
+    assert_ne!(v1, v2, "a different module");
+    r.load_bytes("dc", v2.as_bytes()).unwrap();
+    live.extend(r.render(128 * 20));
+    r.send_event("dc", NoteEvent::note_off(0, 60, 0.0), r.clock() + 5)
+        .unwrap();
+    // A change for a frame ahead, then a reload handed over before it.
+    let later = r.clock() + 128 * 6 + 11;
+    r.set_param("dc", "level", 0.2, later).unwrap();
+    r.load_bytes("dc", v1.as_bytes()).unwrap();
+    live.extend(r.render(128 * 20));
+    r.finish_session().unwrap();
+
+    let text = std::fs::read_to_string(session.join("session.txt")).unwrap();
+    assert_eq!(text.matches(" param ").count(), 2, "{text}");
+    assert_eq!(text.matches(" note ").count(), 2, "{text}");
+    // The values are in the audio: 0.1, then 0.3 from its frame, plus the
+    // note's 0.25 while it is held, and 0.2 at the last change.
+    assert_eq!(live[(at - 1) as usize], 0.1);
+    assert_eq!(live[at as usize], 0.3);
+    assert_eq!(live[(at + 200) as usize], 0.55);
+    assert_eq!(
+        live[(later - 1) as usize],
+        0.3,
+        "the reload before the change's frame plays the value then in force"
+    );
+    assert_eq!(live[later as usize], 0.2);
+
+    let out = dir.path().join("replay.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("replay")
+            .arg(&session)
+            .arg("-o")
+            .arg(&out),
+        "lel-host replay",
+        "",
+    );
+    let (_, _, again) = read_wav(&out);
+    assert_eq!(live.len(), again.len());
+    if let Some(i) = (0..live.len()).find(|&i| live[i].to_bits() != again[i].to_bits()) {
+        panic!(
+            "the replay differs first at frame {i}: {} vs {}\n{text}",
+            live[i], again[i]
+        );
+    }
+}

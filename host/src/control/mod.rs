@@ -364,6 +364,11 @@ impl Control {
         notices
     }
 
+    /// The settings this engine was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Record everything from now on as a session (see [`crate::session`]).
     pub fn record_session(&mut self, writer: crate::session::Writer) {
         self.session = Some(writer);

@@ -26,11 +26,6 @@ use crate::rt::callback::{AudioCallback, WarmUp};
 use output::OutputRequest;
 use watcher::{Change, Due, Settler, WatchSet};
 
-/// How long the stream waits at most for the first versions: those ready by
-/// then start together in the first block; the others join when ready,
-/// without a fade-in (a first version starts from silence either way).
-pub const START_GRACE: Duration = Duration::from_millis(500);
-
 /// What wakes the control loop.
 enum Msg {
     Change(Change),
@@ -105,27 +100,20 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     if let Some(dir) = &opts.session {
         control.record_session(crate::session::Writer::create(dir, &opts.settings)?);
     }
+    // Wake the control loop whenever a load finishes, from the first
+    // versions on.
+    control.on_load_finished(move || {
+        let _ = tx.send(Msg::LoadFinished);
+    });
 
-    // First versions: asked for all at once, each prepared on its own. The
-    // stream starts when they are all ready or after START_GRACE, whichever
-    // comes first: what is ready by then starts together in the first block,
-    // a slow one (a long `init`) joins when it is ready.
+    // First versions: asked for all at once, each prepared on its own
+    // worker; the stream starts at once, without waiting for any of them.
+    // Each joins in the first block after it is ready (from silence, as at
+    // the start), so a slow `init` or a big module delays no one.
     let mut first: HashSet<String> = HashSet::new();
     for f in &files {
         first.insert(signal_name(f));
         control.request(Request::file(signal_name(f), f.clone()).first_version());
-    }
-    let mut all_ok = true;
-    let grace = Instant::now() + START_GRACE;
-    while !first.is_empty() && Instant::now() < grace {
-        for loaded in control.take_loaded(grace.saturating_duration_since(Instant::now())) {
-            first.remove(&loaded.signal);
-            all_ok &= loaded.result.is_ok();
-            loaded.log();
-            if let Some(c) = &mut console {
-                c.loaded(&loaded);
-            }
-        }
     }
 
     let channels = opts.settings.channels as u16;
@@ -165,9 +153,6 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         });
     }
 
-    control.on_load_finished(move || {
-        let _ = tx.send(Msg::LoadFinished);
-    });
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -185,7 +170,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         summary: Summary::default(),
         load: load_watch::LoadWatch::new(opts.shed),
         first,
-        all_ok,
+        all_ok: true,
         console,
         quit: false,
     };
@@ -378,7 +363,8 @@ impl Live {
             c.loaded(&loaded);
         }
         if self.first.remove(&loaded.signal) {
-            // A first version that missed the start: reported at once.
+            // A first version: reported at once (no retry: it was on disk
+            // before the run started, not being written).
             self.all_ok &= loaded.result.is_ok();
             return loaded.log();
         }
