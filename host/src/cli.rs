@@ -428,7 +428,7 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         .iter()
         .map(|s| crate::input::parse_set(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let map = match &a.midi_map {
+    let mut map = match &a.midi_map {
         Some(p) => crate::input::MidiMap::load(p)?,
         None => crate::input::MidiMap::default(),
     };
@@ -453,7 +453,7 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     for cmd in &sets {
         // A parameter that does not exist is an error: the render would
         // not be what was asked for.
-        crate::input::apply(&mut renderer, &map, cmd, 0).context("--set")?;
+        crate::input::apply(&mut renderer, &mut map, cmd, 0).context("--set")?;
     }
     let mut midi_errors = crate::input::LogLimit::new("--midi");
     let mut muted: Vec<String> = Vec::new();
@@ -482,7 +482,7 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         let out = &mut buf[..n * settings.channels];
         while let Some(t) = midi.next_if(|t| t.frame < done + n as u64) {
             let cmd = crate::input::Command::Midi(t.play);
-            if let Err(e) = crate::input::apply(&mut renderer, &map, &cmd, t.frame) {
+            if let Err(e) = crate::input::apply(&mut renderer, &mut map, &cmd, t.frame) {
                 midi_errors.warn(&format!("{e:#}"));
             }
         }

@@ -207,15 +207,15 @@ fn renderer() -> Renderer {
 /// parameter over its range.
 #[test]
 fn midi_map_routes_channels_and_controllers() {
-    let map = MidiMap::parse(
+    let mut map = MidiMap::parse(
         "[channels]\nsynth = [2]\n\n[[cc]]\ncontroller = 74\nparam = \"synth.gain\"\n",
     )
     .unwrap();
     let mut r = renderer();
-    let midi = |r: &mut Renderer, bytes: &[u8]| {
+    let mut midi = |r: &mut Renderer, bytes: &[u8]| {
         let play = input::parse_midi(bytes).expect("a channel message");
         let at = r.clock();
-        input::apply(r, &map, &input::Command::Midi(play), at).unwrap();
+        input::apply(r, &mut map, &input::Command::Midi(play), at).unwrap();
     };
     midi(&mut r, &[0x90, 69, 127]); // channel 1: not heard
     let a = channel(&r.render(4800), 2, 0);
@@ -265,7 +265,7 @@ fn random_midi_bytes_never_disturb_the_music_or_allocate() {
     // The synth at most 0.5 (0.75 with the sine): below the master
     // limiter, which is linked across channels.
     r.set_gain("synth", 0.5, 0).unwrap();
-    let map = MidiMap::default();
+    let mut map = MidiMap::default();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move || {
         seed ^= seed << 13;
@@ -294,7 +294,7 @@ fn random_midi_bytes_never_disturb_the_music_or_allocate() {
             if let Some(play) = input::parse_midi(&bytes) {
                 parsed += 1;
                 let at = r.clock() + rand() % 100;
-                let _ = input::apply(&mut r, &map, &input::Command::Midi(play), at);
+                let _ = input::apply(&mut r, &mut map, &input::Command::Midi(play), at);
             }
         }
         out.extend(r.render(100));

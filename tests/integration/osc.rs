@@ -100,7 +100,7 @@ impl Rig {
             .expect("the OSC packet arrives within 5 s");
         let at = self.r.now();
         self.server
-            .answer(&mut self.r, &MidiMap::default(), &inc, at);
+            .answer(&mut self.r, &mut MidiMap::default(), &inc, at);
     }
 
     fn left(&self) -> Vec<f32> {
@@ -326,7 +326,8 @@ fn garbage_osc_never_disturbs_the_music() {
         // What parsed is applied; nothing may reach the sine.
         while let Ok(inc) = rig.rx.try_recv() {
             let at = rig.r.now();
-            rig.server.answer(&mut rig.r, &MidiMap::default(), &inc, at);
+            rig.server
+                .answer(&mut rig.r, &mut MidiMap::default(), &inc, at);
         }
         rig.blocks(1);
     }
@@ -499,4 +500,50 @@ fn run_with_osc_plays_notes_and_parameters_live() {
         "peak {}",
         peak(tail)
     );
+}
+
+/// MIDI learn over OSC: `/lel/synth/gain/learn`, then the next controller
+/// that moves (any channel) sets the gain over its range, at once and from
+/// then on; learning an unknown parameter is answered with an error.
+#[test]
+fn midi_learn_maps_the_next_controller() {
+    let mut rig = Rig::new(&[]);
+    let mut map = MidiMap::default();
+    let c = client();
+    c.send_to(&msg("/lel/synth/nope/learn", vec![]), rig.addr())
+        .unwrap();
+    let inc = rig.rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let at = rig.r.now();
+    rig.server.answer(&mut rig.r, &mut map, &inc, at);
+    let m = reply(&c);
+    assert_eq!(m[0].addr, "/lel/error");
+    assert!(
+        format!("{:?}", m[0].args).contains("nope"),
+        "{:?}",
+        m[0].args
+    );
+
+    c.send_to(&msg("/lel/synth/gain/learn", vec![]), rig.addr())
+        .unwrap();
+    let inc = rig.rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let at = rig.r.now();
+    rig.server.answer(&mut rig.r, &mut map, &inc, at);
+    let midi = |rig: &mut Rig, map: &mut MidiMap, bytes: &[u8]| {
+        let play = lel_host::testing::parse_midi(bytes).unwrap();
+        let at = rig.r.now();
+        lel_host::testing::apply(&mut rig.r, map, &lel_host::testing::Command::Midi(play), at)
+            .unwrap();
+    };
+    midi(&mut rig, &mut map, &[0x90, 69, 127]);
+    midi(&mut rig, &mut map, &[0xB3, 20, 127]); // learned: gain 1.0
+    assert_eq!(rig.r.params("synth").unwrap()[0].value, 1.0);
+    midi(&mut rig, &mut map, &[0xB0, 20, 0]); // any channel: gain 0
+    assert_eq!(rig.r.params("synth").unwrap()[0].value, 0.0);
+    midi(&mut rig, &mut map, &[0xB0, 21, 127]); // another controller: no change
+    assert_eq!(rig.r.params("synth").unwrap()[0].value, 0.0);
+    midi(&mut rig, &mut map, &[0xB0, 20, 50]);
+    rig.blocks(40);
+    let want = 50.0 / 127.0;
+    let p = peak(&rig.left());
+    assert!((p - want).abs() < 0.01, "gain {want} heard: {p}");
 }

@@ -39,6 +39,8 @@ pub struct MidiMap {
     /// Signal -> bit mask of the channels it hears.
     channels: BTreeMap<String, u16>,
     cc: Vec<CcMapping>,
+    /// MIDI learn: the parameter the next controller will be mapped to.
+    learning: Option<(String, String)>,
 }
 
 #[derive(serde::Deserialize)]
@@ -128,6 +130,26 @@ impl MidiMap {
         self.channels
             .get(signal)
             .is_none_or(|mask| mask & (1 << (channel & 15)) != 0)
+    }
+
+    /// MIDI learn: map the next controller that moves to `signal.param`.
+    pub fn learn(&mut self, signal: &str, param: &str) {
+        self.learning = Some((signal.into(), param.into()));
+    }
+
+    /// A controller moved: if a parameter is waiting to learn one, map this
+    /// controller (on any channel) to it, in place of the controller's
+    /// earlier mappings, and return the new mapping.
+    pub fn learned(&mut self, controller: u8) -> Option<&CcMapping> {
+        let (signal, param) = self.learning.take()?;
+        self.cc.retain(|m| m.controller != controller);
+        self.cc.push(CcMapping {
+            channel: None,
+            controller,
+            signal,
+            param,
+        });
+        self.cc.last()
     }
 
     /// The parameters controller `controller` on `channel` sets.

@@ -91,6 +91,10 @@ pub enum Command {
     /// A MIDI message, routed by the [`MidiMap`]: to every signal that hears
     /// its channel, and a mapped controller also sets its parameter.
     Midi(Play),
+    /// MIDI learn: the next controller that moves is mapped to `signal`'s
+    /// parameter `key` (added to the map for this run, and said in a log
+    /// line in the map file's words).
+    Learn { signal: String, key: String },
 }
 
 /// Apply `cmd` to `target` at frame `at` (live: [`Target::now`], the next
@@ -101,11 +105,22 @@ pub enum Command {
 /// An unknown signal or parameter, a value out of range, a full queue.
 pub fn apply<T: Target + ?Sized>(
     target: &mut T,
-    map: &MidiMap,
+    map: &mut MidiMap,
     cmd: &Command,
     at: u64,
 ) -> anyhow::Result<()> {
     match cmd {
+        Command::Learn { signal, key } => {
+            let params = target
+                .params(signal)
+                .ok_or_else(|| anyhow::anyhow!("no signal named `{signal}` is playing"))?;
+            anyhow::ensure!(
+                params.iter().any(|p| &p.key == key),
+                "{signal} has no parameter `{key}` to learn a controller for"
+            );
+            map.learn(signal, key);
+            tracing::info!("MIDI learn: move a controller to map it to {signal}.{key}");
+        }
         Command::Set { signal, key, value } => {
             target.set_param(signal, key, *value, at)?;
         }
@@ -127,6 +142,16 @@ pub fn apply<T: Target + ?Sized>(
                 value,
             } = *play
             {
+                if let Some(m) = map.learned(controller) {
+                    tracing::info!(
+                        "MIDI learn: controller {controller} (channel {}) now sets {}.{}; to keep it, add to the map file: [[cc]] controller = {controller}, param = \"{}.{}\"",
+                        channel + 1,
+                        m.signal,
+                        m.param,
+                        m.signal,
+                        m.param
+                    );
+                }
                 for m in map.controls(channel, controller) {
                     let r = match target.params(&m.signal) {
                         None => Err(anyhow::anyhow!(

@@ -10,6 +10,7 @@
 //! | `/lel/<signal>/<param>` | one number | sets the parameter (plain units) |
 //! | `/lel/<signal>/note` | key, velocity (0..127; 0 releases) | plays a note |
 //! | `/lel/<signal>/cc` | controller, value (0..127) | sends a control change |
+//! | `/lel/<signal>/<param>/learn` | none | MIDI learn: the next controller that moves sets the parameter |
 //! | `/lel/signals` | none | answered with `/lel/signals s...` |
 //! | `/lel/<signal>/params` | none | answered with a bundle: `/lel/<signal>/params i` (count), then one `/lel/<signal>/param s f f f f s i` per parameter (key, value, default, min, max, unit, steps) |
 //!
@@ -114,13 +115,21 @@ fn parse_message(m: &OscMessage) -> Result<Request, String> {
     let parts: Vec<&str> = m.addr.split('/').collect();
     let shape = || {
         format!(
-            "{} with {} argument(s): not an address lel-host knows (/lel/<signal>/<param> f, /lel/<signal>/note i i, /lel/<signal>/cc i i, /lel/signals, /lel/<signal>/params)",
+            "{} with {} argument(s): not an address lel-host knows (/lel/<signal>/<param> f, /lel/<signal>/note i i, /lel/<signal>/cc i i, /lel/<signal>/<param>/learn, /lel/signals, /lel/<signal>/params)",
             m.addr,
             m.args.len()
         )
     };
     match parts.as_slice() {
         ["", "lel", "signals"] if m.args.is_empty() => Ok(Request::Signals),
+        ["", "lel", signal, key, "learn"]
+            if m.args.is_empty() && !signal.is_empty() && !key.is_empty() =>
+        {
+            Ok(Request::Do(Command::Learn {
+                signal: (*signal).into(),
+                key: (*key).into(),
+            }))
+        }
         ["", "lel", signal, "params"] if m.args.is_empty() && !signal.is_empty() => {
             Ok(Request::Params((*signal).into()))
         }
@@ -230,7 +239,7 @@ impl OscServer {
     pub fn answer<T: Target + ?Sized>(
         &mut self,
         target: &mut T,
-        map: &MidiMap,
+        map: &mut MidiMap,
         inc: &Incoming,
         at: u64,
     ) {
@@ -386,6 +395,13 @@ mod tests {
             Request::Do(Command::Set { .. })
         ));
         assert_eq!(p("/lel/signals", vec![]).unwrap(), vec![Request::Signals]);
+        assert_eq!(
+            p("/lel/bass/cutoff/learn", vec![]).unwrap(),
+            vec![Request::Do(Command::Learn {
+                signal: "bass".into(),
+                key: "cutoff".into()
+            })]
+        );
         assert_eq!(
             p("/lel/bass/params", vec![]).unwrap(),
             vec![Request::Params("bass".into())]

@@ -365,14 +365,15 @@ impl Live {
                     use crate::input::Target as _;
                     let at = self.control.now();
                     if let Some(osc) = &mut self.osc {
-                        osc.answer(&mut self.control, &self.midi_map, &inc, at);
+                        osc.answer(&mut self.control, &mut self.midi_map, &inc, at);
                     }
                 }
                 Msg::Midi(play) => {
                     use crate::input::Target as _;
                     let at = self.control.now();
                     let cmd = crate::input::Command::Midi(play);
-                    if let Err(e) = crate::input::apply(&mut self.control, &self.midi_map, &cmd, at)
+                    if let Err(e) =
+                        crate::input::apply(&mut self.control, &mut self.midi_map, &cmd, at)
                     {
                         self.midi_errors.warn(&format!("{e:#}"));
                     }
