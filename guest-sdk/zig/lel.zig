@@ -47,6 +47,7 @@
 //! helper renumbers no other).
 
 const builtin = @import("builtin");
+const std = @import("std");
 
 // ---- the contract ----------------------------------------------------------
 
@@ -729,6 +730,179 @@ pub const Delay = struct {
 };
 
 /// `x` times `g`.
+// ---- envelopes: the Rust SDK's adsr -----------------------------------------
+
+/// Linear ADSR (key "env#n", 16 bytes): gate on while > 0, times in
+/// seconds, level in [0, 1]; the Rust SDK's `adsr`, formula for formula.
+pub const Env = struct {
+    s: *extern struct { level: f64, stage: u32, gate: u32 } = undefined,
+    sr: f64 = 0,
+    ok: bool = false,
+
+    pub fn claim(self: *Env, opt: Claim) Error!void {
+        self.s = @ptrCast(try claimKind(.env, 16, opt));
+        self.sr = rt.sample_rate;
+        self.ok = true;
+    }
+
+    fn step(seconds: f64, sr: f64) f64 {
+        const n = seconds * sr;
+        return if (n > 1.0) 1.0 / n else 1.0;
+    }
+
+    pub fn tick(self: *Env, gate_value: f64, attack: f64, decay: f64, sustain_in: f64, release: f64) f64 {
+        if (!self.ok) return 0;
+        const st = self.s;
+        const on: u32 = if (gate_value > 0.0) 1 else 0;
+        const sustain = clamp(sustain_in, 0.0, 1.0);
+        if (on == 1 and st.gate == 0) {
+            st.stage = 1;
+        } else if (on == 0 and st.gate != 0) {
+            st.stage = 4;
+        }
+        st.gate = on;
+        switch (st.stage) {
+            1 => {
+                st.level += step(attack, self.sr);
+                if (st.level >= 1.0) {
+                    st.level = 1.0;
+                    st.stage = 2;
+                }
+            },
+            2 => {
+                st.level -= (1.0 - sustain) * step(decay, self.sr);
+                if (st.level <= sustain) {
+                    st.level = sustain;
+                    st.stage = 3;
+                }
+            },
+            3 => st.level = sustain,
+            4 => {
+                st.level -= step(release, self.sr);
+                if (st.level <= 0.0) {
+                    st.level = 0.0;
+                    st.stage = 0;
+                }
+            },
+            else => {
+                st.level = 0.0;
+                st.stage = 0;
+            },
+        }
+        return st.level;
+    }
+};
+
+// ---- polyphony ---------------------------------------------------------------
+
+pub const max_voices = 16;
+
+/// A voice of the table (32 bytes): gate 0 released, 1 held, 2 restarted now.
+pub const VoiceSlot = extern struct { velocity: f32, key: u32, gate: u32, used: u32, on: u64, off: u64 };
+
+const PolyState = extern struct { order: u64, reserved: u64, voices: [max_voices]VoiceSlot };
+
+/// What a voice plays this frame.
+pub const Voice = struct { hz: f64, gate: f64, velocity: f64, key: u32 };
+
+/// A voice allocator for `n` voices (1 to 16), its table under "poly#n"
+/// (528 bytes). The Rust SDK's `poly` policy: a note-on takes the voice
+/// already playing that key, else the free voice released longest ago
+/// (never-used first, lowest index on ties), else steals the voice held
+/// longest; a held voice taking a note reads gate 0 for one frame.
+pub const Poly = struct {
+    s: ?*PolyState = null,
+    n: u32 = 1,
+    bend: f32 = std.math.nan(f32),
+    hz: [max_voices]f64 = [_]f64{440.0} ** max_voices,
+
+    pub fn claim(self: *Poly, n: u32, opt: Claim) Error!void {
+        self.n = @max(1, @min(n, max_voices));
+        self.s = @ptrCast(try claimKind(.poly, @sizeOf(PolyState), opt));
+        try notes();
+        self.bend = std.math.nan(f32);
+    }
+
+    fn noteOn(s: *PolyState, n: u32, key: u32, vel: f32) u32 {
+        var pick: u32 = n;
+        var i: u32 = 0;
+        while (i < n) : (i += 1) {
+            const v = &s.voices[i];
+            if (v.used != 0 and v.key == key and (pick == n or v.on >= s.voices[pick].on)) pick = i;
+        }
+        if (pick == n) {
+            var best: u64 = 0;
+            i = 0;
+            while (i < n) : (i += 1) {
+                const v = &s.voices[i];
+                if (v.gate != 0) continue;
+                const t: u64 = if (v.used != 0) v.off else 0;
+                if (pick == n or t < best) {
+                    pick = i;
+                    best = t;
+                }
+            }
+        }
+        if (pick == n) {
+            pick = 0;
+            i = 1;
+            while (i < n) : (i += 1) {
+                if (s.voices[i].on < s.voices[pick].on) pick = i;
+            }
+        }
+        const v = &s.voices[pick];
+        s.order += 1;
+        v.gate = if (v.gate != 0) 2 else 1;
+        v.key = key;
+        v.velocity = vel;
+        v.used = 1;
+        v.on = s.order;
+        return pick;
+    }
+
+    /// Call at the start of every frame: hands this frame's note-ons and
+    /// note-offs to the voices.
+    pub fn begin(self: *Poly, cx: *const Ctx) void {
+        const s = self.s orelse return;
+        const n = self.n;
+        const b: f32 = if (rt.notes) |ns| ns.bend else 0;
+        const retune = b != self.bend;
+        self.bend = b;
+        for (cx.events) |*e| {
+            if (e.kind == event_kind.note_on) {
+                const i = noteOn(s, n, e.number & 127, e.value);
+                self.hz[i] = keyHz(@floatFromInt(s.voices[i].key), b);
+            } else if (e.kind == event_kind.note_off) {
+                var i: u32 = 0;
+                while (i < n) : (i += 1) {
+                    const v = &s.voices[i];
+                    if (v.gate != 0 and v.key == e.number) {
+                        s.order += 1;
+                        v.gate = 0;
+                        v.off = s.order;
+                    }
+                }
+            }
+        }
+        if (retune) {
+            var i: u32 = 0;
+            while (i < n) : (i += 1) {
+                const v = &s.voices[i];
+                self.hz[i] = keyHz(if (v.used != 0) @floatFromInt(v.key) else 69.0, b);
+            }
+        }
+    }
+
+    /// Voice `i` this frame (after `begin`).
+    pub fn voice(self: *Poly, i: u32) Voice {
+        const s = self.s orelse return .{ .hz = 440, .gate = 0, .velocity = 0, .key = 69 };
+        const v = &s.voices[i];
+        const r = Voice{ .hz = self.hz[i], .gate = if (v.gate == 1) 1.0 else 0.0, .velocity = v.velocity, .key = v.key };
+        if (v.gate == 2) v.gate = 1;
+        return r;
+    }
+};
+
 pub inline fn gain(x: f64, g: f64) f64 {
     return x * g;
 }

@@ -784,22 +784,30 @@ fn score(r: &mut Renderer, signal: &str) -> Vec<f32> {
     out
 }
 
+/// The poly-synth's languages besides Rust (its reference).
+const POLY_LANGS: [&str; 2] = ["c", "zig"];
+
 #[test]
-fn the_poly_synth_sounds_the_same_in_rust_and_c() {
+fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
     let (mut r, s) = play_poly("rust");
     let reference = score(&mut r, &s);
     assert!(rms(&reference) > 0.02, "poly-synth-rust is audible");
-    let (mut r, s) = play_poly("c");
-    let out = score(&mut r, &s);
-    let d = max_diff(&out, &reference);
-    let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
-    eprintln!("poly-synth-c: max difference {d:e}, {same} samples identical");
-    assert_eq!(d, 0.0, "poly-synth-c: bit for bit with poly-synth-rust");
+    for lang in POLY_LANGS {
+        let (mut r, s) = play_poly(lang);
+        let out = score(&mut r, &s);
+        let d = max_diff(&out, &reference);
+        let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
+        eprintln!("poly-synth-{lang}: max difference {d:e}, {same} samples identical");
+        assert_eq!(
+            d, 0.0,
+            "poly-synth-{lang}: bit for bit with poly-synth-rust"
+        );
+    }
 }
 
 #[test]
 fn the_poly_synth_plays_chords_and_the_ninth_note_steals_the_oldest() {
-    for lang in ["rust", "c"] {
+    for lang in ["rust", "c", "zig"] {
         let (mut r, s) = play_poly(lang);
         for k in CHORD {
             note_on(&mut r, &s, k, 1.0, 0);
@@ -841,12 +849,13 @@ fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
     let (mut r, s) = play_poly("rust");
     setup(&mut r, &s);
     let straight = r.render(before + after);
-    // The same instrument rebuilt, then its C build in its place: every
+    // The same instrument rebuilt, or its C or Zig build in its place: every
     // voice's phase, filter and envelope, the voice table and the note
     // state carried, the cutoff the player set kept.
     for (lang, bytes) in [
         ("rust", another_version(module("poly-synth", "rust"))),
         ("c", module("poly-synth", "c").to_vec()),
+        ("zig", module("poly-synth", "zig").to_vec()),
     ] {
         let (mut r, s) = play_poly("rust");
         setup(&mut r, &s);
