@@ -447,7 +447,7 @@ fn recorded_session(dir: &Path) -> std::path::PathBuf {
                 "--device",
                 "none",
                 "--seconds",
-                "0.5",
+                "1.5",
                 "--no-console",
                 "--session",
             ])
@@ -524,7 +524,10 @@ fn damaged_or_incomplete_sessions_are_refused_naming_the_file_and_the_fault() {
                     .collect();
                 std::fs::write(d.join("session.txt"), cut).unwrap()
             }),
-            vec!["session.txt: incomplete: no `end` line".into()],
+            vec![
+                "session.txt: incomplete: no `end` line".into(),
+                "`lel-host replay --partial` renders that much".into(),
+            ],
         ),
         (
             "a garbled line",
@@ -571,6 +574,46 @@ fn damaged_or_incomplete_sessions_are_refused_naming_the_file_and_the_fault() {
         }
         assert!(err.lines().count() <= 2, "{what}: one clear line:\n{err}");
     }
+    // A session cut short (the machine crashed: no `end`, a half-written
+    // last line) replays with `--partial` up to its last `played` line: the
+    // intact replay's first frames, bit for bit.
+    let (_, _, full) = read_wav(&out);
+    let cut = copy("cut");
+    let played: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("played ").map(|p| p.parse().unwrap()))
+        .collect();
+    let last = *played.last().expect("`played` lines every half second");
+    assert!(last >= 24_000, "{text}");
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("end ")).collect();
+    lines.push("96000 loa");
+    std::fs::write(cut.join("session.txt"), lines.join("\n")).unwrap();
+    let partial = dir.path().join("partial.wav");
+    let o = run_ok(
+        Command::new(lel_host_bin())
+            .arg("replay")
+            .arg(&cut)
+            .arg("--partial")
+            .arg("-o")
+            .arg(&partial)
+            .env("LEL_LOG", "info"),
+        "lel-host replay --partial",
+        "",
+    );
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("is cut short; left out"), "{log}");
+    assert!(log.contains(&format!("up to frame {last}")), "{log}");
+    let (_, _, some) = read_wav(&partial);
+    assert_eq!(
+        some.len() as u64,
+        last * 2,
+        "stereo, up to the last `played`"
+    );
+    assert!(
+        (0..some.len()).all(|i| some[i].to_bits() == full[i].to_bits()),
+        "the partial replay is the full one's beginning"
+    );
+
     let err = replay_error(&dir.path().join("nowhere"), &out);
     assert!(err.contains("nowhere: no such session folder"), "{err}");
 }

@@ -358,7 +358,9 @@ impl Control {
                 notices.push(n);
             }
         }
+        let played = self.clock();
         if let Some(session) = &mut self.session {
+            session.played(played);
             session.flush();
         }
         notices
