@@ -918,3 +918,145 @@ fn a_parameter_jump_does_not_click_on_the_host() {
     let settled = peak(&out[12_345 + 960..20_000]);
     assert!((settled - 0.8).abs() < 0.01, "settled at {settled}");
 }
+
+/// The poly-synth played over OSC on a real UDP socket: a chord, a cutoff
+/// move and a release, each packet applied at the next block (as the live
+/// control loop does); the spectrum holds the chord, the knob is the
+/// player's, and velocity 0 releases.
+#[test]
+fn the_poly_synth_plays_osc_notes_and_knobs_over_udp() {
+    use lel_host::testing::{MidiMap, OscServer, Target as _};
+    use rosc::OscType;
+    let signal = "poly-synth-rust";
+    let mut r = mono();
+    r.load_bytes(signal, module("poly-synth", "rust")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut server = OscServer::start("127.0.0.1:0".parse().unwrap(), move |inc| {
+        let _ = tx.send(inc);
+    })
+    .unwrap();
+    let to = server.local_addr();
+    let c = crate::osc::client();
+    let mut send = |r: &mut Renderer, addr: &str, args: Vec<OscType>| {
+        c.send_to(&crate::osc::msg(addr, args), to).unwrap();
+        let inc = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the OSC packet arrives");
+        let at = r.now();
+        server.answer(r, &mut MidiMap::default(), &inc, at);
+    };
+    let note = |k: i32, v: i32| vec![OscType::Int(k), OscType::Int(v)];
+    r.render(1280);
+    for k in CHORD {
+        send(&mut r, "/lel/poly-synth-rust/note", note(k as i32, 100));
+    }
+    send(
+        &mut r,
+        "/lel/poly-synth-rust/cutoff",
+        vec![OscType::Float(900.0)],
+    );
+    r.render(4800);
+    let chord = peaks(&r.render(SR as usize / 2), 0.15);
+    for k in CHORD {
+        assert!(
+            has(&chord, hz(k)),
+            "{} Hz in the OSC chord {chord:?}",
+            hz(k)
+        );
+    }
+    let cutoff = r
+        .params(signal)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.key == "cutoff")
+        .unwrap();
+    assert_eq!((cutoff.value, cutoff.user_set), (900.0, true));
+    for k in CHORD {
+        send(&mut r, "/lel/poly-synth-rust/note", note(k as i32, 0));
+    }
+    // The release (0.3 s) runs out: silence within 0.35 s.
+    r.render(16_800);
+    assert_eq!(peak(&r.render(4800)), 0.0, "released by velocity 0");
+}
+
+/// The poly-synth rendered from a Standard MIDI File by `lel-host render
+/// --midi` with `--set`: a chord, then a fifth note while it holds.
+#[test]
+fn the_poly_synth_renders_a_midi_file_chord() {
+    use midly::num::{u4, u7, u15, u28};
+    use midly::{Header, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+    let ev = |delta: u32, on: bool, key: u8| TrackEvent {
+        delta: u28::new(delta),
+        kind: TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: if on {
+                MidiMessage::NoteOn {
+                    key: u7::new(key),
+                    vel: u7::new(110),
+                }
+            } else {
+                MidiMessage::NoteOff {
+                    key: u7::new(key),
+                    vel: u7::new(0),
+                }
+            },
+        },
+    };
+    // 96 ticks a beat at the default 120 bpm: a beat is 0.5 s.
+    let mut track: Vec<TrackEvent> = CHORD.iter().map(|&k| ev(0, true, k)).collect();
+    track.push(ev(96, true, 76));
+    track.extend(
+        CHORD
+            .iter()
+            .map(|&k| ev(if k == CHORD[0] { 192 } else { 0 }, false, k)),
+    );
+    track.push(ev(0, false, 76));
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(midly::MetaMessage::EndOfTrack),
+    });
+    let smf = Smf {
+        header: Header::new(midly::Format::SingleTrack, Timing::Metrical(u15::new(96))),
+        tracks: vec![track],
+    };
+    let dir = tempdir();
+    let mid = dir.path().join("chord.mid");
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    std::fs::write(&mid, bytes).unwrap();
+    let wasm = dir.path().join("poly-synth-rust.wasm");
+    std::fs::write(&wasm, module("poly-synth", "rust")).unwrap();
+    let wav = dir.path().join("chord.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&wasm)
+            .arg("--midi")
+            .arg(&mid)
+            .args([
+                "--set",
+                "poly-synth-rust.cutoff=1200",
+                "--seconds",
+                "2",
+                "-o",
+            ])
+            .arg(&wav),
+        "render --midi",
+        "",
+    );
+    let (ch, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, ch as usize, 0);
+    // Before the fifth note (0.05 to 0.5 s): the chord; after (0.6 to 1.4 s):
+    // the chord and 76.
+    let before = peaks(&left[2400..24_000], 0.15);
+    for k in CHORD {
+        assert!(has(&before, hz(k)), "{} Hz in {before:?}", hz(k));
+    }
+    let after = peaks(&left[28_800..67_200], 0.1);
+    for k in CHORD.iter().chain([&76u8]) {
+        assert!(has(&after, hz(*k)), "{} Hz in {after:?}", hz(*k));
+    }
+    // All released at 1.5 s; the release (0.3 s) is over by 1.85 s.
+    assert_eq!(peak(&left[88_800..]), 0.0, "silent after the release");
+}
