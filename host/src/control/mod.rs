@@ -141,6 +141,7 @@ impl Control {
                 sample_rate: settings.sample_rate,
                 max_frames: settings.block,
                 init_timeout: settings.init_timeout,
+                compile_limit: settings.compile_limit,
                 limits: settings.limits.clone(),
             },
             settings.cache_dir.clone(),
