@@ -918,3 +918,230 @@ fn a_parameter_jump_does_not_click_on_the_host() {
     let settled = peak(&out[12_345 + 960..20_000]);
     assert!((settled - 0.8).abs() < 0.01, "settled at {settled}");
 }
+
+/// The poly-synth played over OSC on a real UDP socket: a chord, a cutoff
+/// move and a release, each packet applied at the next block (as the live
+/// control loop does); the spectrum holds the chord, the knob is the
+/// player's, and velocity 0 releases.
+#[test]
+fn the_poly_synth_plays_osc_notes_and_knobs_over_udp() {
+    use lel_host::testing::{MidiMap, OscServer, Target as _};
+    use rosc::OscType;
+    let signal = "poly-synth-rust";
+    let mut r = mono();
+    r.load_bytes(signal, module("poly-synth", "rust")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut server = OscServer::start("127.0.0.1:0".parse().unwrap(), move |inc| {
+        let _ = tx.send(inc);
+    })
+    .unwrap();
+    let to = server.local_addr();
+    let c = crate::osc::client();
+    let mut send = |r: &mut Renderer, addr: &str, args: Vec<OscType>| {
+        c.send_to(&crate::osc::msg(addr, args), to).unwrap();
+        let inc = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the OSC packet arrives");
+        let at = r.now();
+        server.answer(r, &mut MidiMap::default(), &inc, at);
+    };
+    let note = |k: i32, v: i32| vec![OscType::Int(k), OscType::Int(v)];
+    r.render(1280);
+    for k in CHORD {
+        send(&mut r, "/lel/poly-synth-rust/note", note(k as i32, 100));
+    }
+    send(
+        &mut r,
+        "/lel/poly-synth-rust/cutoff",
+        vec![OscType::Float(900.0)],
+    );
+    r.render(4800);
+    let chord = peaks(&r.render(SR as usize / 2), 0.15);
+    for k in CHORD {
+        assert!(
+            has(&chord, hz(k)),
+            "{} Hz in the OSC chord {chord:?}",
+            hz(k)
+        );
+    }
+    let cutoff = r
+        .params(signal)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.key == "cutoff")
+        .unwrap();
+    assert_eq!((cutoff.value, cutoff.user_set), (900.0, true));
+    for k in CHORD {
+        send(&mut r, "/lel/poly-synth-rust/note", note(k as i32, 0));
+    }
+    // The release (0.3 s) runs out: silence within 0.35 s.
+    r.render(16_800);
+    assert_eq!(peak(&r.render(4800)), 0.0, "released by velocity 0");
+}
+
+/// The poly-synth rendered from a Standard MIDI File by `lel-host render
+/// --midi` with `--set`: a chord, then a fifth note while it holds.
+#[test]
+fn the_poly_synth_renders_a_midi_file_chord() {
+    use midly::num::{u4, u7, u15, u28};
+    use midly::{Header, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+    let ev = |delta: u32, on: bool, key: u8| TrackEvent {
+        delta: u28::new(delta),
+        kind: TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: if on {
+                MidiMessage::NoteOn {
+                    key: u7::new(key),
+                    vel: u7::new(110),
+                }
+            } else {
+                MidiMessage::NoteOff {
+                    key: u7::new(key),
+                    vel: u7::new(0),
+                }
+            },
+        },
+    };
+    // 96 ticks a beat at the default 120 bpm: a beat is 0.5 s.
+    let mut track: Vec<TrackEvent> = CHORD.iter().map(|&k| ev(0, true, k)).collect();
+    track.push(ev(96, true, 76));
+    track.extend(
+        CHORD
+            .iter()
+            .map(|&k| ev(if k == CHORD[0] { 192 } else { 0 }, false, k)),
+    );
+    track.push(ev(0, false, 76));
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(midly::MetaMessage::EndOfTrack),
+    });
+    let smf = Smf {
+        header: Header::new(midly::Format::SingleTrack, Timing::Metrical(u15::new(96))),
+        tracks: vec![track],
+    };
+    let dir = tempdir();
+    let mid = dir.path().join("chord.mid");
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    std::fs::write(&mid, bytes).unwrap();
+    let wasm = dir.path().join("poly-synth-rust.wasm");
+    std::fs::write(&wasm, module("poly-synth", "rust")).unwrap();
+    let wav = dir.path().join("chord.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&wasm)
+            .arg("--midi")
+            .arg(&mid)
+            .args([
+                "--set",
+                "poly-synth-rust.cutoff=1200",
+                "--seconds",
+                "2",
+                "-o",
+            ])
+            .arg(&wav),
+        "render --midi",
+        "",
+    );
+    let (ch, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, ch as usize, 0);
+    // Before the fifth note (0.05 to 0.5 s): the chord; after (0.6 to 1.4 s):
+    // the chord and 76.
+    let before = peaks(&left[2400..24_000], 0.15);
+    for k in CHORD {
+        assert!(has(&before, hz(k)), "{} Hz in {before:?}", hz(k));
+    }
+    let after = peaks(&left[28_800..67_200], 0.1);
+    for k in CHORD.iter().chain([&76u8]) {
+        assert!(has(&after, hz(*k)), "{} Hz in {after:?}", hz(*k));
+    }
+    // All released at 1.5 s; the release (0.3 s) is over by 1.85 s.
+    assert_eq!(peak(&left[88_800..]), 0.0, "silent after the release");
+}
+
+// ---- contract 0.1.0 modules built by the SDKs before 0.2.0 ------------------
+
+/// Modules the guest SDKs built when they emitted `lel:signal@0.1.0`
+/// (`scripts/build-0.1-modules` rebuilds them from that commit): the chain
+/// in Rust, C, Zig and AssemblyScript, and the wit-bindgen sine.
+const V0_1_MODULES: [(&str, &str); 5] = [
+    ("chain", "rust"),
+    ("chain", "c"),
+    ("chain", "zig"),
+    ("chain", "as"),
+    ("sine", "wit"),
+];
+
+/// A module built by an SDK of contract 0.1.0 plays exactly as today's
+/// 0.2.0 build of the same code, ignores notes and has no parameters; and a
+/// signal playing the 0.1.0 build takes today's 0.2.0 build as its next
+/// version with every block of state carried, going on as if nothing
+/// happened (an SDK upgrade mid-performance).
+#[test]
+fn modules_built_by_the_0_1_sdks_play_unchanged_and_upgrade_to_0_2_in_place() {
+    use lel_host::contract::{ContractVersion, validate};
+    let before = 62_464; // 1.3 s: echoes in the delay line, phases mid-cycle
+    let after = SR as usize;
+    for (name, lang) in V0_1_MODULES {
+        let signal = format!("{name}-{lang}");
+        let path = repo_root().join(format!("tests/integration/data/contract-0.1/{signal}.wasm"));
+        let old = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let new = module(name, lang);
+        assert_eq!(
+            validate(&old).unwrap().version,
+            ContractVersion::V0_1,
+            "{signal}: the 0.1.0 build"
+        );
+        assert_eq!(
+            validate(new).unwrap().version,
+            ContractVersion::V0_2,
+            "{signal}: today's build"
+        );
+
+        // Played alone, with a note sent to it: the sound of the code.
+        let mut r = mono();
+        let report = r.load_bytes(&signal, &old).unwrap().unwrap();
+        assert!(report.params.is_empty(), "{signal}: no parameters");
+        assert_eq!(report.event_capacity, None, "{signal}: no event buffer");
+        r.send_event(&signal, NoteEvent::note_on(0, 60, 1.0), 1000)
+            .unwrap();
+        let straight_old = r.render(before + after);
+        let straight_new = render(&signal, new, before + after);
+        assert!(all_finite(&straight_old));
+        let f = dominant_frequency(&straight_old[SR as usize..], SR);
+        assert!((f - 440.0).abs() < 1.0, "{signal} (0.1.0) at 440 Hz: {f}");
+        assert!(rms(&straight_old) > 0.05, "{signal} (0.1.0) is audible");
+        assert_eq!(
+            max_diff(&straight_old, &straight_new),
+            0.0,
+            "{signal}: the 0.1.0 build plays the 0.2.0 build's samples"
+        );
+
+        // Upgraded in place mid-echo.
+        let mut r = mono();
+        r.load_bytes(&signal, &old).unwrap();
+        let mut out = r.render(before);
+        let report = r
+            .load_bytes(&signal, new)
+            .unwrap()
+            .expect("the 0.2.0 build loads as the next version");
+        assert!(!report.layout.blocks.is_empty(), "{signal} claims state");
+        for b in &report.layout.blocks {
+            assert!(b.carried, "{signal}: {} carried from 0.1.0 to 0.2.0", b.key);
+        }
+        out.extend(r.render(after));
+        assert!(
+            r.take_notices()
+                .iter()
+                .any(|n| matches!(n, lel_host::Notice::Swapped { .. })),
+            "{signal}: the 0.2.0 build swapped in"
+        );
+        assert_eq!(
+            max_diff(&out, &straight_old),
+            0.0,
+            "{signal}: upgraded to 0.2.0, it goes on exactly as if nothing happened"
+        );
+    }
+}
