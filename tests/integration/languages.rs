@@ -1060,3 +1060,88 @@ fn the_poly_synth_renders_a_midi_file_chord() {
     // All released at 1.5 s; the release (0.3 s) is over by 1.85 s.
     assert_eq!(peak(&left[88_800..]), 0.0, "silent after the release");
 }
+
+// ---- contract 0.1.0 modules built by the SDKs before 0.2.0 ------------------
+
+/// Modules the guest SDKs built when they emitted `lel:signal@0.1.0`
+/// (`scripts/build-0.1-modules` rebuilds them from that commit): the chain
+/// in Rust, C, Zig and AssemblyScript, and the wit-bindgen sine.
+const V0_1_MODULES: [(&str, &str); 5] = [
+    ("chain", "rust"),
+    ("chain", "c"),
+    ("chain", "zig"),
+    ("chain", "as"),
+    ("sine", "wit"),
+];
+
+/// A module built by an SDK of contract 0.1.0 plays exactly as today's
+/// 0.2.0 build of the same code, ignores notes and has no parameters; and a
+/// signal playing the 0.1.0 build takes today's 0.2.0 build as its next
+/// version with every block of state carried, going on as if nothing
+/// happened (an SDK upgrade mid-performance).
+#[test]
+fn modules_built_by_the_0_1_sdks_play_unchanged_and_upgrade_to_0_2_in_place() {
+    use lel_host::contract::{ContractVersion, validate};
+    let before = 62_464; // 1.3 s: echoes in the delay line, phases mid-cycle
+    let after = SR as usize;
+    for (name, lang) in V0_1_MODULES {
+        let signal = format!("{name}-{lang}");
+        let path = repo_root().join(format!("tests/integration/data/contract-0.1/{signal}.wasm"));
+        let old = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let new = module(name, lang);
+        assert_eq!(
+            validate(&old).unwrap().version,
+            ContractVersion::V0_1,
+            "{signal}: the 0.1.0 build"
+        );
+        assert_eq!(
+            validate(new).unwrap().version,
+            ContractVersion::V0_2,
+            "{signal}: today's build"
+        );
+
+        // Played alone, with a note sent to it: the sound of the code.
+        let mut r = mono();
+        let report = r.load_bytes(&signal, &old).unwrap().unwrap();
+        assert!(report.params.is_empty(), "{signal}: no parameters");
+        assert_eq!(report.event_capacity, None, "{signal}: no event buffer");
+        r.send_event(&signal, NoteEvent::note_on(0, 60, 1.0), 1000)
+            .unwrap();
+        let straight_old = r.render(before + after);
+        let straight_new = render(&signal, new, before + after);
+        assert!(all_finite(&straight_old));
+        let f = dominant_frequency(&straight_old[SR as usize..], SR);
+        assert!((f - 440.0).abs() < 1.0, "{signal} (0.1.0) at 440 Hz: {f}");
+        assert!(rms(&straight_old) > 0.05, "{signal} (0.1.0) is audible");
+        assert_eq!(
+            max_diff(&straight_old, &straight_new),
+            0.0,
+            "{signal}: the 0.1.0 build plays the 0.2.0 build's samples"
+        );
+
+        // Upgraded in place mid-echo.
+        let mut r = mono();
+        r.load_bytes(&signal, &old).unwrap();
+        let mut out = r.render(before);
+        let report = r
+            .load_bytes(&signal, new)
+            .unwrap()
+            .expect("the 0.2.0 build loads as the next version");
+        assert!(!report.layout.blocks.is_empty(), "{signal} claims state");
+        for b in &report.layout.blocks {
+            assert!(b.carried, "{signal}: {} carried from 0.1.0 to 0.2.0", b.key);
+        }
+        out.extend(r.render(after));
+        assert!(
+            r.take_notices()
+                .iter()
+                .any(|n| matches!(n, lel_host::Notice::Swapped { .. })),
+            "{signal}: the 0.2.0 build swapped in"
+        );
+        assert_eq!(
+            max_diff(&out, &straight_old),
+            0.0,
+            "{signal}: upgraded to 0.2.0, it goes on exactly as if nothing happened"
+        );
+    }
+}
