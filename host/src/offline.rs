@@ -107,6 +107,8 @@ impl Renderer {
         crate::rt::cpu::ensure_registered();
         let step = self.mixer.config().block as usize * self.mixer.config().channels;
         for chunk in out.chunks_mut(step) {
+            // Versions handed over beyond the queue's room join now, in order.
+            self.control.send_unsent();
             self.mixer.render(chunk);
             self.control.set_running();
             let n = self.control.poll();
