@@ -130,7 +130,7 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
     write(&mods, "bad.wat", &faulty(0, "unreachable", ""));
     let record = dir.path().join("out.wav");
     let command = format!(
-        "{} run {} --device none --sample-rate {SR} --channels 1 --record {}; echo \"exit status $?\"; sleep 60",
+        "{} run {} --device none --sample-rate {SR} --channels 1 --threads 2 --record {}; echo \"exit status $?\"; sleep 60",
         lel_host_bin().display(),
         mods.display(),
         record.display()
@@ -156,6 +156,20 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
         "header names the output:\n{screen}"
     );
     assert!(screen.contains("q quit"), "keys documented:\n{screen}");
+    // The header: rate, channels, block, threads; the master meter, late
+    // blocks and lost time.
+    let head: Vec<&str> = screen.lines().take(2).collect();
+    for field in [
+        "| 48000 Hz | 1 ch | block 128 | 2 threads |",
+        "master [",
+        "| late blocks ",
+        "| lost ",
+    ] {
+        assert!(
+            head.iter().any(|l| l.contains(field)),
+            "`{field}` in the header:\n{screen}"
+        );
+    }
     // The faulty module's row says why it is muted.
     let bad = row(&screen, "bad").unwrap_or_else(|| panic!("a row for bad:\n{screen}"));
     assert!(bad.contains("muted: trap"), "bad's row says why: {bad}");
