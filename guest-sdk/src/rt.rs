@@ -20,7 +20,14 @@ use crate::node::Node;
 pub const GRAPH_BYTES: usize = 16 * 1024;
 
 /// Frames `process` renders per loop iteration (see `Runtime::render`).
-const UNROLL: usize = 4;
+const UNROLL: usize = 8;
+
+/// Its body written out [`UNROLL`] times.
+macro_rules! unrolled {
+    ($body:block) => {
+        $body $body $body $body $body $body $body $body
+    };
+}
 
 /// The state region: a static buffer aligned to 16 bytes.
 #[repr(C, align(16))]
@@ -260,14 +267,16 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         // loop back-edge (lel-host's epoch check) checks UNROLL times less.
         let mut chunks = out.chunks_exact_mut(ch * UNROLL);
         for chunk in &mut chunks {
-            let (a, rest) = chunk.split_at_mut(ch);
-            let (b, rest) = rest.split_at_mut(ch);
-            let (c, d) = rest.split_at_mut(ch);
-            one(graph, &mut cx, (clock, frames, frame), a);
-            one(graph, &mut cx, (clock, frames, frame + 1), b);
-            one(graph, &mut cx, (clock, frames, frame + 2), c);
-            one(graph, &mut cx, (clock, frames, frame + 3), d);
-            frame += UNROLL as u32;
+            let mut rest = chunk;
+            // `tick` written out UNROLL times (a loop here could stay a
+            // loop, with its back-edge, when the graph is large).
+            unrolled!({
+                let (o, r) = core::mem::take(&mut rest).split_at_mut(ch);
+                rest = r;
+                one(graph, &mut cx, (clock, frames, frame), o);
+                frame += 1;
+            });
+            let _ = rest;
         }
         for o in chunks.into_remainder().chunks_exact_mut(ch) {
             one(graph, &mut cx, (clock, frames, frame), o);
