@@ -18,9 +18,18 @@ export const MAX_ALIGN: i32 = 16;
 export const MAX_CHANNELS: i32 = 64;
 /** Largest module file the host loads (64 MiB). */
 export const MAX_MODULE_BYTES: i32 = 67108864;
+/** Most parameters one version may declare with `param` (0.2.0). */
+export const MAX_PARAMS: i32 = 64;
+/** Longest parameter key, in bytes (ASCII letters, digits, `_`, `-`, `.`). */
+export const MAX_PARAM_KEY_LEN: i32 = 64;
+/** Longest parameter unit, in bytes of UTF-8. */
+export const MAX_UNIT_LEN: i32 = 16;
+/** Bytes of one event in a module's event buffer (0.2.0). */
+export const EVENT_BYTES: i32 = 16;
 
-// What `claim` returns to the module when it fails: the contract's codes,
-// returned by the host (the range -1 to -15 is the contract's).
+// What `claim` and `param` return to the module when they fail: the contract's
+// codes, returned by the host (the range -1 to -15 is the contract's; -3 is
+// `claim`'s only, -7 to -9 are `param`'s only).
 /** The state region cannot hold the block. */
 export const REGION_FULL: i32 = -1;
 /** The key is empty, longer than max-key-len bytes, or not UTF-8. */
@@ -33,6 +42,12 @@ export const DUPLICATE_KEY: i32 = -4;
 export const NOT_IN_INIT: i32 = -5;
 /** The module exports no `state-ptr`/`state-len`, or they describe memory it does not have. */
 export const NO_STATE_REGION: i32 = -6;
+/** `param`: default, min or max not finite, min not below max, default outside min..max, or steps 1. */
+export const BAD_RANGE: i32 = -7;
+/** `param`: more than max-params parameters in one `init`. */
+export const TOO_MANY_PARAMS: i32 = -8;
+/** `param`: the unit is longer than max-unit-len bytes, or not UTF-8. */
+export const BAD_UNIT: i32 = -9;
 
 // What a module built with one of the lel SDKs returns from `init` when the
 // SDK itself fails (the range -16 to -31 is the SDKs'). SDK-private: the host
@@ -61,6 +76,21 @@ export const LOG_DEBUG: i32 = 3;
 /** Even more detail. */
 export const LOG_TRACE: i32 = 4;
 
+// The kind of an event in a module's event buffer (byte 4 of each 16-byte
+// event, 0.2.0).
+/** A note starts: number = key 0..127, value = velocity 0..1. */
+export const NOTE_ON: i32 = 1;
+/** A note ends: number = key, value = release velocity 0..1. */
+export const NOTE_OFF: i32 = 2;
+/** A MIDI controller moved: number = controller 0..127, value = 0..1. */
+export const CONTROL_CHANGE: i32 = 3;
+/** The pitch wheel moved: value = -1..1 (the range in semitones is the guest's). */
+export const PITCH_BEND: i32 = 4;
+/** Channel aftertouch: value = 0..1. */
+export const CHANNEL_PRESSURE: i32 = 5;
+/** A parameter changed at this frame: number = its index, value = the new value. */
+export const PARAM: i32 = 6;
+
 // The SDKs' defaults (not the contract's): every SDK sizes its module the
 // same.
 /** Bytes in the state region of a module (1 MiB). */
@@ -69,6 +99,8 @@ export const DEFAULT_STATE_BYTES: i32 = 1048576;
 export const DEFAULT_OUTPUT_SAMPLES: i32 = 8192;
 /** Alignment of every block the SDKs' helpers claim. */
 export const CLAIM_ALIGN: i32 = 16;
+/** Events in an SDK's static event buffer (4096 bytes, 0.2.0). */
+export const DEFAULT_EVENT_CAPACITY: i32 = 256;
 
 // The host's functions.
 @external("lel:signal/host@0.1.0", "claim")

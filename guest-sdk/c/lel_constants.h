@@ -18,15 +18,23 @@
 #define LEL_MAX_ALIGN 16 /* Largest alignment a claim may ask for; `state-ptr` must be aligned to it. */
 #define LEL_MAX_CHANNELS 64 /* Most output channels `init` may return (it returns 1 to this many). */
 #define LEL_MAX_MODULE_BYTES 67108864 /* Largest module file the host loads (64 MiB). */
+#define LEL_MAX_PARAMS 64 /* Most parameters one version may declare with `param` (0.2.0). */
+#define LEL_MAX_PARAM_KEY_LEN 64 /* Longest parameter key, in bytes (ASCII letters, digits, `_`, `-`, `.`). */
+#define LEL_MAX_UNIT_LEN 16 /* Longest parameter unit, in bytes of UTF-8. */
+#define LEL_EVENT_BYTES 16 /* Bytes of one event in a module's event buffer (0.2.0). */
 
-/* What `claim` returns to the module when it fails: the contract's codes,
- * returned by the host (the range -1 to -15 is the contract's). */
+/* What `claim` and `param` return to the module when they fail: the
+ * contract's codes, returned by the host (the range -1 to -15 is the
+ * contract's; -3 is `claim`'s only, -7 to -9 are `param`'s only). */
 #define LEL_REGION_FULL (-1) /* The state region cannot hold the block. */
 #define LEL_BAD_KEY (-2) /* The key is empty, longer than max-key-len bytes, or not UTF-8. */
 #define LEL_BAD_ALIGN (-3) /* The alignment is not a power of two, or above max-align. */
 #define LEL_DUPLICATE_KEY (-4) /* The key was already claimed in this `init`. */
 #define LEL_NOT_IN_INIT (-5) /* `claim` is only callable during `init`. */
 #define LEL_NO_STATE_REGION (-6) /* The module exports no `state-ptr`/`state-len`, or they describe memory it does not have. */
+#define LEL_BAD_RANGE (-7) /* `param`: default, min or max not finite, min not below max, default outside min..max, or steps 1. */
+#define LEL_TOO_MANY_PARAMS (-8) /* `param`: more than max-params parameters in one `init`. */
+#define LEL_BAD_UNIT (-9) /* `param`: the unit is longer than max-unit-len bytes, or not UTF-8. */
 
 /* What a module built with one of the lel SDKs returns from `init` when
  * the SDK itself fails (the range -16 to -31 is the SDKs'). SDK-private:
@@ -46,11 +54,21 @@
 #define LEL_LOG_DEBUG 3 /* Detail for debugging. */
 #define LEL_LOG_TRACE 4 /* Even more detail. */
 
+/* The kind of an event in a module's event buffer (byte 4 of each 16-byte
+ * event, 0.2.0). */
+#define LEL_NOTE_ON 1 /* A note starts: number = key 0..127, value = velocity 0..1. */
+#define LEL_NOTE_OFF 2 /* A note ends: number = key, value = release velocity 0..1. */
+#define LEL_CONTROL_CHANGE 3 /* A MIDI controller moved: number = controller 0..127, value = 0..1. */
+#define LEL_PITCH_BEND 4 /* The pitch wheel moved: value = -1..1 (the range in semitones is the guest's). */
+#define LEL_CHANNEL_PRESSURE 5 /* Channel aftertouch: value = 0..1. */
+#define LEL_PARAM 6 /* A parameter changed at this frame: number = its index, value = the new value. */
+
 /* The SDKs' defaults (not the contract's): every SDK sizes its module the
  * same. */
 #define LEL_DEFAULT_STATE_BYTES 1048576 /* Bytes in the state region of a module (1 MiB). */
 #define LEL_DEFAULT_OUTPUT_SAMPLES 8192 /* `f32` samples in the static output buffer. */
 #define LEL_CLAIM_ALIGN 16 /* Alignment of every block the SDKs' helpers claim. */
+#define LEL_DEFAULT_EVENT_CAPACITY 256 /* Events in an SDK's static event buffer (4096 bytes, 0.2.0). */
 
 /* The host's functions. */
 __attribute__((import_module(LEL_HOST_MODULE), import_name("claim")))

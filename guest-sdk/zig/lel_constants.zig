@@ -17,9 +17,18 @@ pub const max_align = 16;
 pub const max_channels = 64;
 /// Largest module file the host loads (64 MiB).
 pub const max_module_bytes = 67108864;
+/// Most parameters one version may declare with `param` (0.2.0).
+pub const max_params = 64;
+/// Longest parameter key, in bytes (ASCII letters, digits, `_`, `-`, `.`).
+pub const max_param_key_len = 64;
+/// Longest parameter unit, in bytes of UTF-8.
+pub const max_unit_len = 16;
+/// Bytes of one event in a module's event buffer (0.2.0).
+pub const event_bytes = 16;
 
-// What `claim` returns to the module when it fails: the contract's codes,
-// returned by the host (the range -1 to -15 is the contract's).
+// What `claim` and `param` return to the module when they fail: the contract's
+// codes, returned by the host (the range -1 to -15 is the contract's; -3 is
+// `claim`'s only, -7 to -9 are `param`'s only).
 /// The state region cannot hold the block.
 pub const region_full: i32 = -1;
 /// The key is empty, longer than max-key-len bytes, or not UTF-8.
@@ -33,6 +42,13 @@ pub const not_in_init: i32 = -5;
 /// The module exports no `state-ptr`/`state-len`, or they describe memory it
 /// does not have.
 pub const no_state_region: i32 = -6;
+/// `param`: default, min or max not finite, min not below max, default outside
+/// min..max, or steps 1.
+pub const bad_range: i32 = -7;
+/// `param`: more than max-params parameters in one `init`.
+pub const too_many_params: i32 = -8;
+/// `param`: the unit is longer than max-unit-len bytes, or not UTF-8.
+pub const bad_unit: i32 = -9;
 
 // What a module built with one of the lel SDKs returns from `init` when the
 // SDK itself fails (the range -16 to -31 is the SDKs'). SDK-private: the host
@@ -63,6 +79,23 @@ pub const log_debug: i32 = 3;
 /// Even more detail.
 pub const log_trace: i32 = 4;
 
+// The kind of an event in a module's event buffer (byte 4 of each 16-byte
+// event, 0.2.0).
+/// A note starts: number = key 0..127, value = velocity 0..1.
+pub const note_on: u8 = 1;
+/// A note ends: number = key, value = release velocity 0..1.
+pub const note_off: u8 = 2;
+/// A MIDI controller moved: number = controller 0..127, value = 0..1.
+pub const control_change: u8 = 3;
+/// The pitch wheel moved: value = -1..1 (the range in semitones is the
+/// guest's).
+pub const pitch_bend: u8 = 4;
+/// Channel aftertouch: value = 0..1.
+pub const channel_pressure: u8 = 5;
+/// A parameter changed at this frame: number = its index, value = the new
+/// value.
+pub const param: u8 = 6;
+
 // The SDKs' defaults (not the contract's): every SDK sizes its module the
 // same.
 /// Bytes in the state region of a module (1 MiB).
@@ -71,6 +104,8 @@ pub const default_state_bytes = 1048576;
 pub const default_output_samples = 8192;
 /// Alignment of every block the SDKs' helpers claim.
 pub const claim_align = 16;
+/// Events in an SDK's static event buffer (4096 bytes, 0.2.0).
+pub const default_event_capacity = 256;
 
 /// The host's functions.
 pub const host = struct {

@@ -36,8 +36,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lel::prelude::*;
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 const SR: u32 = 48_000;
 const BLOCK: usize = 128;
@@ -300,7 +300,8 @@ impl Direct {
         let engine = wasmtime::Engine::new(&config).unwrap();
         let module = wasmtime::Module::from_file(&engine, path).unwrap();
         let mut linker = wasmtime::Linker::<u32>::new(&engine);
-        let host = lel_host::contract::host_module();
+        // The benchmark's guests are 0.1.0 modules (`process(frames, clock)`).
+        let host = lel_host::contract::ContractVersion::V0_1.spec().host_module;
         linker
             .func_wrap(
                 host,

@@ -29,11 +29,12 @@ pub struct Table {
 }
 
 /// What every group means for the code generated from it.
-const GROUPS: [&str; 5] = [
+const GROUPS: [&str; 6] = [
     "limit",
     "claim-code",
     "sdk-code",
     "log-level",
+    "event-kind",
     "sdk-default",
 ];
 
@@ -99,6 +100,7 @@ pub fn parse(path: &Path) -> Table {
             "claim-code" => (-15..=-1).contains(&value),
             "sdk-code" => (-31..=-16).contains(&value),
             "log-level" => (0..=i32::MAX as i64).contains(&value),
+            "event-kind" => (1..=255).contains(&value),
             _ => (1..=i32::MAX as i64).contains(&value),
         };
         if !range_ok {
@@ -149,52 +151,127 @@ impl Table {
     }
 }
 
-/// The prose of `wit/lel.wit` must state the table's numbers: each claim
-/// code in `claim`'s list, the key length and alignment, the log levels,
-/// the channel range and the state region's alignment.
-pub fn check_wit_prose(table: &Table, claim: &str, log: &str, init: &str, state_ptr: &str) {
-    let fail = |func: &str, what: String| -> ! {
-        panic!(
-            "wit/lel.wit: the doc of `{func}` disagrees with wit/constants.txt: {what} (edit the one that is wrong)"
-        )
-    };
-    let listed: Vec<i64> = claim
-        .lines()
+/// The docs of the newest contract version's functions.
+pub struct Docs<'a> {
+    pub claim: &'a str,
+    pub log: &'a str,
+    pub param: &'a str,
+    pub init: &'a str,
+    pub state_ptr: &'a str,
+    pub events_len: &'a str,
+    pub process: &'a str,
+}
+
+/// The codes a doc lists, one a line (`  -4  duplicate key: ...`).
+fn listed_codes(doc: &str) -> Vec<i64> {
+    doc.lines()
         .filter_map(|l| {
             let l = l.trim_start();
             l.starts_with('-')
                 .then(|| l.split_whitespace().next()?.parse::<i64>().ok())
                 .flatten()
         })
-        .collect();
-    let codes: Vec<i64> = table.in_group("claim-code").map(|c| c.value).collect();
-    if listed != codes {
-        fail(
-            "claim",
-            format!("it lists the codes {listed:?}, the table {codes:?}"),
-        );
-    }
-    let key = format!("1 to {} bytes", table.value("max-key-len"));
-    if !claim.contains(&key) {
-        fail("claim", format!("it does not say \"{key}\""));
-    }
-    let align = format!("at most {}", table.value("max-align"));
-    if !claim.contains(&align) {
-        fail("claim", format!("it does not say \"{align}\""));
-    }
-    for c in table.in_group("log-level") {
-        let level = format!("{} {}", c.value, c.name.trim_start_matches("log-"));
-        if !log.contains(&level) {
-            fail("log", format!("it does not say \"{level}\""));
+        .collect()
+}
+
+/// Claim codes that only `param` returns, and those only `claim` returns.
+const PARAM_ONLY: [&str; 3] = ["bad-range", "too-many-params", "bad-unit"];
+const CLAIM_ONLY: [&str; 1] = ["bad-align"];
+
+/// The prose of `wit/lel.wit` must state the table's numbers: each code in
+/// `claim`'s and `param`'s lists, the key lengths and alignment, the log
+/// levels, the channel range, the state region's alignment, the parameter
+/// limits, the event size and the event kinds.
+pub fn check_wit_prose(table: &Table, d: &Docs) {
+    let fail = |func: &str, what: String| -> ! {
+        panic!(
+            "wit/lel.wit: the doc of `{func}` disagrees with wit/constants.txt: {what} (edit the one that is wrong)"
+        )
+    };
+    let says = |func: &str, doc: &str, text: String| {
+        let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !flat.contains(&text) {
+            fail(func, format!("it does not say \"{text}\""));
+        }
+    };
+    for (func, doc, skip) in [
+        ("claim", d.claim, &PARAM_ONLY[..]),
+        ("param", d.param, &CLAIM_ONLY[..]),
+    ] {
+        let listed = listed_codes(doc);
+        let codes: Vec<i64> = table
+            .in_group("claim-code")
+            .filter(|c| !skip.contains(&c.name.as_str()))
+            .map(|c| c.value)
+            .collect();
+        if listed != codes {
+            fail(
+                func,
+                format!("it lists the codes {listed:?}, the table {codes:?}"),
+            );
         }
     }
-    let channels = format!("1 to {}", table.value("max-channels"));
-    if !init.contains(&channels) {
-        fail("init", format!("it does not say \"{channels}\""));
+    says(
+        "claim",
+        d.claim,
+        format!("1 to {} bytes", table.value("max-key-len")),
+    );
+    says(
+        "claim",
+        d.claim,
+        format!("at most {}", table.value("max-align")),
+    );
+    for c in table.in_group("log-level") {
+        says(
+            "log",
+            d.log,
+            format!("{} {}", c.value, c.name.trim_start_matches("log-")),
+        );
     }
-    let aligned = format!("aligned to {} bytes", table.value("max-align"));
-    if !state_ptr.contains(&aligned) {
-        fail("state-ptr", format!("it does not say \"{aligned}\""));
+    says(
+        "init",
+        d.init,
+        format!("1 to {}", table.value("max-channels")),
+    );
+    says(
+        "state-ptr",
+        d.state_ptr,
+        format!("aligned to {} bytes", table.value("max-align")),
+    );
+    says(
+        "param",
+        d.param,
+        format!("1 to {} bytes", table.value("max-param-key-len")),
+    );
+    says(
+        "param",
+        d.param,
+        format!("0 to {} bytes", table.value("max-unit-len")),
+    );
+    says(
+        "param",
+        d.param,
+        format!("At most {} parameters", table.value("max-params")),
+    );
+    says(
+        "param",
+        d.param,
+        format!("more than {} in one", table.value("max-params")),
+    );
+    let bytes = table.value("event-bytes");
+    says("process", d.process, format!("Each event is {bytes} bytes"));
+    says(
+        "events-len",
+        d.events_len,
+        format!("`len / {bytes}` events"),
+    );
+    says(
+        "events-len",
+        d.events_len,
+        format!("room for {}", table.value("default-event-capacity")),
+    );
+    for c in table.in_group("event-kind") {
+        says("process", d.process, format!("{} {}", c.value, c.name));
     }
 }
 
@@ -249,6 +326,7 @@ pub fn host(table: &Table) -> String {
     for c in &table.constants {
         let ty = match c.group.as_str() {
             "limit" | "sdk-default" => "u32",
+            "event-kind" => "u8",
             _ => "i32",
         };
         for l in wrap(&c.doc, 76) {
@@ -300,6 +378,7 @@ enum Core {
     Len(String),
     I32(String),
     I64(String),
+    F32(String),
 }
 
 fn core_params(f: &Function) -> Vec<Core> {
@@ -314,6 +393,7 @@ fn core_params(f: &Function) -> Vec<Core> {
                 out.push(Core::I32(p.name.clone()))
             }
             Type::U64 | Type::S64 => out.push(Core::I64(p.name.clone())),
+            Type::F32 => out.push(Core::F32(p.name.clone())),
             ref other => panic!(
                 "wit/lel.wit: `{}` takes a {other:?}; the SDK generator in host/build/constants.rs knows string and integers only",
                 f.name
@@ -372,6 +452,7 @@ pub fn rust(c: &Contract) -> String {
         for k in c.table.in_group(g) {
             let ty = match g {
                 "limit" | "sdk-default" => "usize",
+                "event-kind" => "u8",
                 _ => "i32",
             };
             for l in wrap(&k.doc, 76) {
@@ -404,6 +485,7 @@ pub fn rust(c: &Contract) -> String {
                 Core::Ptr(n) => format!("{}_ptr: i32", snake(n)),
                 Core::Len(n) | Core::I32(n) => format!("{}: i32", snake(n)),
                 Core::I64(n) => format!("{}: i64", snake(n)),
+                Core::F32(n) => format!("{}: f32", snake(n)),
             })
             .collect();
         let ret = match core_result(f) {
@@ -481,8 +563,9 @@ pub fn c(c: &Contract) -> String {
             .iter()
             .map(|p| match p {
                 Core::Ptr(n) => format!("const char *{}", snake(n)),
-                Core::Len(n) | Core::I32(n) => format!("int32_t {}", snake(n)),
+                Core::Len(n) | Core::I32(n) => format!("int32_t {}", c_ident(&snake(n))),
                 Core::I64(n) => format!("int64_t {}", snake(n)),
+                Core::F32(n) => format!("float {}", c_ident(&snake(n))),
             })
             .collect();
         let ret = match core_result(f) {
@@ -507,6 +590,30 @@ pub fn c(c: &Contract) -> String {
     writeln!(out).unwrap();
     writeln!(out, "#endif /* LEL_CONSTANTS_H */").unwrap();
     out
+}
+
+/// C keywords a WIT parameter name could collide with (spelled with a
+/// `_value` suffix).
+const C_KEYWORDS: [&str; 6] = ["default", "case", "switch", "int", "float", "unsigned"];
+
+fn c_ident(name: &str) -> String {
+    if C_KEYWORDS.contains(&name) {
+        format!("{name}_value")
+    } else {
+        name.to_string()
+    }
+}
+
+/// AssemblyScript (TypeScript) keywords a WIT parameter name could collide
+/// with (spelled with a `Value` suffix).
+const TS_KEYWORDS: [&str; 5] = ["default", "case", "switch", "in", "function"];
+
+fn ts_ident(name: &str) -> String {
+    if TS_KEYWORDS.contains(&name) {
+        format!("{name}Value")
+    } else {
+        name.to_string()
+    }
 }
 
 /// Zig keywords a WIT name could collide with (spelled `@"align"`).
@@ -550,6 +657,7 @@ pub fn zig(c: &Contract) -> String {
         for k in c.table.in_group(g) {
             let ty = match g {
                 "limit" | "sdk-default" => "",
+                "event-kind" => ": u8",
                 _ => ": i32",
             };
             for l in wrap(&k.doc, 76) {
@@ -568,6 +676,7 @@ pub fn zig(c: &Contract) -> String {
                 Core::Ptr(n) => format!("{}: [*]const u8", zig_ident(&snake(n))),
                 Core::Len(n) | Core::I32(n) => format!("{}: i32", zig_ident(&snake(n))),
                 Core::I64(n) => format!("{}: i64", zig_ident(&snake(n))),
+                Core::F32(n) => format!("{}: f32", zig_ident(&snake(n))),
             })
             .collect();
         let ret = match core_result(f) {
@@ -635,8 +744,9 @@ pub fn assemblyscript(c: &Contract) -> String {
             .iter()
             .map(|p| match p {
                 Core::Ptr(n) => format!("{}: usize", camel(n, false)),
-                Core::Len(n) | Core::I32(n) => format!("{}: i32", camel(n, false)),
+                Core::Len(n) | Core::I32(n) => format!("{}: i32", ts_ident(&camel(n, false))),
                 Core::I64(n) => format!("{}: i64", camel(n, false)),
+                Core::F32(n) => format!("{}: f32", ts_ident(&camel(n, false))),
             })
             .collect();
         let ret = match core_result(f) {

@@ -38,6 +38,22 @@ pub enum Command {
     Devices(DevicesArgs),
     /// Create a ready-to-build signal project in a new folder NAME.
     New(NewArgs),
+    /// Render a session recorded by `run --session DIR` offline, bit for
+    /// bit what was played.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The session folder.
+    pub dir: PathBuf,
+    /// Output WAV file (32-bit float).
+    #[arg(short = 'o', long = "output", value_name = "OUT.wav")]
+    pub output: PathBuf,
+    /// Threads rendering signals in parallel (the output is the same
+    /// whatever the number).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +134,11 @@ pub struct RunArgs {
     /// one beyond the limit is named in a message and left out.
     #[arg(long = "max-signals", default_value_t = 1_000, value_name = "N")]
     pub max_signals: usize,
+    /// Record the performance as a session in folder DIR: every module
+    /// version that played and every event at its frame, for `lel-host
+    /// replay DIR -o OUT.wav`.
+    #[arg(long, value_name = "DIR")]
+    pub session: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -235,6 +256,20 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Render(a) => render(a),
         Command::Run(a) => crate::live::run(run_options(a)?),
+        Command::Replay(a) => {
+            let session = crate::session::read(&a.dir)?;
+            let threads = threads(a.threads, 1)?;
+            let started = std::time::Instant::now();
+            let frames = crate::session::replay(&session, &a.output, threads)?;
+            let seconds = frames as f64 / session.settings.sample_rate as f64;
+            tracing::info!(
+                "replayed {seconds:.2} s from {} to {} in {:.2} s",
+                a.dir.display(),
+                a.output.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(true)
+        }
         Command::New(a) => {
             let dir = crate::scaffold::new_project(&a.name, a.lang, &a.dir)?;
             println!("created {}", dir.display());
@@ -316,6 +351,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
         adapt_channels: a.channels.is_none(),
         settings,
         record: a.record,
+        session: a.session,
         seconds: a.seconds,
         stats: a.stats,
         shed: a.shed,

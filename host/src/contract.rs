@@ -27,11 +27,69 @@ pub struct FuncSpec {
     pub optional: bool,
 }
 
+/// One version of the contract, as `wit/lel.wit` defines it.
+#[derive(Debug)]
+pub struct VersionSpec {
+    /// `0.1.0`, `0.2.0`.
+    pub version: &'static str,
+    /// The import module of the host's functions, e.g. `lel:signal/host@0.2.0`.
+    pub host_module: &'static str,
+    pub imports: &'static [FuncSpec],
+    pub exports: &'static [FuncSpec],
+}
+
 include!(concat!(env!("OUT_DIR"), "/contract_table.rs"));
 
-/// The import module the host provides, e.g. `lel:signal/host@0.1.0`.
+/// The contract versions a module can be built against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ContractVersion {
+    /// `lel:signal@0.1.0`: state, `init`, `process(frames, clock)`.
+    #[default]
+    V0_1,
+    /// `lel:signal@0.2.0`: adds parameters (`param`), the event buffer
+    /// (`events-ptr`/`events-len`) and `process(frames, clock, events)`.
+    V0_2,
+}
+
+impl ContractVersion {
+    /// Its table, generated from `wit/lel.wit`.
+    pub fn spec(self) -> &'static VersionSpec {
+        let v = match self {
+            ContractVersion::V0_1 => "0.1.0",
+            ContractVersion::V0_2 => "0.2.0",
+        };
+        spec(v).expect("wit/lel.wit defines 0.1.0 and 0.2.0")
+    }
+}
+
+/// The table of contract version `version` (`0.1.0`, `0.2.0`).
+pub fn spec(version: &str) -> Option<&'static VersionSpec> {
+    VERSIONS.iter().find(|v| v.version == version)
+}
+
+/// The newest contract version's table.
+pub fn newest() -> &'static VersionSpec {
+    VERSIONS.last().expect("wit/lel.wit defines a version")
+}
+
+/// The import module of the newest contract version, e.g.
+/// `lel:signal/host@0.2.0` (each version has its own: see [`VERSIONS`]).
 pub fn host_module() -> &'static str {
-    IMPORTS.first().map(|f| f.module).unwrap_or("")
+    newest().host_module
+}
+
+/// The newest version's imports.
+pub const IMPORTS: &[FuncSpec] = VERSIONS[VERSIONS.len() - 1].imports;
+/// The newest version's exports.
+pub const EXPORTS: &[FuncSpec] = VERSIONS[VERSIONS.len() - 1].exports;
+
+/// `0.1.0 and 0.2.0`.
+fn versions_spoken() -> String {
+    let v: Vec<&str> = VERSIONS.iter().map(|v| v.version).collect();
+    match v.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => v.join(""),
+    }
 }
 
 /// The contract's numbers (error codes, log levels, limits) as tabled in
@@ -52,9 +110,13 @@ pub const MAX_FUNCTION_BYTES: u64 = 1 << 20;
 /// What [`validate`] learned about a module that satisfies the contract.
 #[derive(Debug, Clone, Default)]
 pub struct Shape {
+    /// The contract version it was built against.
+    pub version: ContractVersion,
     /// The module exports `state-ptr` and `state-len`.
     pub has_state_region: bool,
-    /// The host functions it imports (`claim`, `log`).
+    /// The module exports `events-ptr` and `events-len` (0.2.0 only).
+    pub has_event_buffer: bool,
+    /// The host functions it imports (`claim`, `log`, `param`).
     pub imports: Vec<String>,
 }
 
@@ -88,11 +150,22 @@ pub enum ContractError {
     #[error("invalid WebAssembly: {0}")]
     Invalid(String),
     #[error(
-        "module targets `{module}`, this host speaks {speaks} (rebuild it against lel:signal@{speaks})"
+        "module targets `{module}`, this host speaks {speaks} (rebuild it against lel:signal@{newest})"
     )]
     WrongVersion {
         module: String,
-        speaks: &'static str,
+        speaks: String,
+        newest: &'static str,
+    },
+    #[error(
+        "imports `{first}` from `{first_module}` and `{second}` from `{second_module}`: a module is built against one contract version (rebuild it against lel:signal@{newest} alone)"
+    )]
+    MixedVersions {
+        first: String,
+        first_module: String,
+        second: String,
+        second_module: String,
+        newest: &'static str,
     },
     #[error(
         "imports `{name}` from `{module}`, which lel-host does not provide: a signal may import only {allowed} from `{host}` (build without libc/WASI, e.g. `-nostdlib`)"
@@ -124,7 +197,16 @@ pub enum ContractError {
     ExportType {
         name: &'static str,
         got: Signature,
-        expected: Signature,
+        /// The type expected, and which version it is of and why, when
+        /// that matters.
+        expected: String,
+    },
+    #[error(
+        "exports `{present}` but not `{missing}`: the event buffer needs both (or neither, for a module that takes no events)"
+    )]
+    HalfEventBuffer {
+        present: &'static str,
+        missing: &'static str,
     },
     #[error(
         "exports `{present}` but not `{missing}`: the state region needs both (or neither, for a module that claims nothing)"
@@ -325,6 +407,10 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
     let mut func_types: Vec<u32> = Vec::new(); // type index of every function, imports first
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
     let mut shape = Shape::default();
+    // The version its imports name (the first import decides; the others
+    // must agree), and that first import.
+    let mut version: Option<ContractVersion> = None;
+    let mut first_import: Option<(String, String)> = None;
 
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(parse_err)? {
@@ -344,7 +430,15 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     let import = import.map_err(parse_err)?;
-                    func_types.push(check_import(&import, &types)?);
+                    let spec = import_version(&import, &mut first_import)?;
+                    func_types.push(check_import(&import, spec, &types)?);
+                    if version.is_none() {
+                        version = Some(if spec.version == "0.1.0" {
+                            ContractVersion::V0_1
+                        } else {
+                            ContractVersion::V0_2
+                        });
+                    }
                     shape.imports.push(import.name.to_string());
                 }
             }
@@ -363,23 +457,84 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
         }
     }
 
-    shape.has_state_region = check_exports(&exports, &func_types, &types)?;
+    // A module that imports nothing is told apart by its `process`: the
+    // 0.2.0 one takes `events`.
+    let by_imports = version.is_some();
+    let version = version.unwrap_or_else(|| {
+        let process = exports
+            .iter()
+            .find(|(n, k, _)| n == "process" && *k == ExternalKind::Func)
+            .and_then(|(_, _, i)| func_types.get(*i as usize))
+            .and_then(|&t| types.get(t as usize).cloned().flatten());
+        let v2 = ContractVersion::V0_2.spec();
+        let v2_process = v2.exports.iter().find(|f| f.name == "process");
+        match (process, v2_process) {
+            (Some(p), Some(f)) if p == Signature::of(f) => ContractVersion::V0_2,
+            _ => ContractVersion::V0_1,
+        }
+    });
+    shape.version = version;
+    (shape.has_state_region, shape.has_event_buffer) =
+        check_exports(&exports, &func_types, &types, version, by_imports)?;
     Ok(shape)
 }
 
-/// The exports the contract asks for, with their kinds and types; whether
-/// the module has a state region (both optional exports, or neither).
+/// The contract version an import belongs to; an import from another
+/// version than the module's first import is an error.
+fn import_version(
+    import: &wasmparser::Import<'_>,
+    first: &mut Option<(String, String)>,
+) -> Result<&'static VersionSpec, ContractError> {
+    let Some(spec) = VERSIONS.iter().find(|v| v.host_module == import.module) else {
+        let newest = newest();
+        let package_prefix = newest
+            .host_module
+            .split('@')
+            .next()
+            .unwrap_or(newest.host_module);
+        if import.module.starts_with(package_prefix) && import.module.contains('@') {
+            return Err(ContractError::WrongVersion {
+                module: import.module.to_string(),
+                speaks: versions_spoken(),
+                newest: VERSION,
+            });
+        }
+        return Err(unknown_import(import.module, import.name, newest));
+    };
+    match first {
+        Some((module, name)) if *module != import.module => Err(ContractError::MixedVersions {
+            first: name.clone(),
+            first_module: module.clone(),
+            second: import.name.to_string(),
+            second_module: import.module.to_string(),
+            newest: VERSION,
+        }),
+        Some(_) => Ok(spec),
+        None => {
+            *first = Some((import.module.to_string(), import.name.to_string()));
+            Ok(spec)
+        }
+    }
+}
+
+/// The exports `version` asks for, with their kinds and types; whether
+/// the module has a state region and an event buffer (each a pair of
+/// optional exports: both, or neither). `by_imports`: the version was
+/// decided by the module's imports (else by its `process`).
 fn check_exports(
     exports: &[(String, ExternalKind, u32)],
     func_types: &[u32],
     types: &[Option<Signature>],
-) -> Result<bool, ContractError> {
+    version: ContractVersion,
+    by_imports: bool,
+) -> Result<(bool, bool), ContractError> {
+    let spec = version.spec();
     let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
     match find(MEMORY_EXPORT) {
         None => {
             return Err(ContractError::MissingExport {
                 name: MEMORY_EXPORT,
-                required: required_exports(),
+                required: required_exports(spec),
             });
         }
         Some((_, ExternalKind::Memory, _)) => {}
@@ -391,19 +546,19 @@ fn check_exports(
             });
         }
     }
-    for spec in EXPORTS {
-        let Some((_, kind, index)) = find(spec.name) else {
-            if spec.optional {
+    for f in spec.exports {
+        let Some((_, kind, index)) = find(f.name) else {
+            if f.optional {
                 continue;
             }
             return Err(ContractError::MissingExport {
-                name: spec.name,
-                required: required_exports(),
+                name: f.name,
+                required: required_exports(spec),
             });
         };
         if *kind != ExternalKind::Func {
             return Err(ContractError::ExportKind {
-                name: spec.name,
+                name: f.name,
                 kind: kind_name(*kind),
                 expected: "function",
             });
@@ -411,59 +566,72 @@ fn check_exports(
         let got = func_types
             .get(*index as usize)
             .and_then(|&t| types.get(t as usize).cloned().flatten());
-        let expected = Signature::of(spec);
+        let expected = Signature::of(f);
         if got.as_ref() != Some(&expected) {
+            let why = match (version, f.name) {
+                (ContractVersion::V0_2, "process") if by_imports => format!(
+                    " (it imports from `{}`, so it is a {} module, whose `process` takes `events`)",
+                    spec.host_module, spec.version
+                ),
+                (ContractVersion::V0_1, "process") => {
+                    let v2 = ContractVersion::V0_2.spec();
+                    let v2_process = v2
+                        .exports
+                        .iter()
+                        .find(|f| f.name == "process")
+                        .map(|f| Signature::of(f).to_string())
+                        .unwrap_or_default();
+                    if by_imports {
+                        format!(
+                            " (it imports from `{}`, so it is a {} module; a {} module's `process` is {v2_process} and imports from `{}`)",
+                            spec.host_module, spec.version, v2.version, v2.host_module
+                        )
+                    } else {
+                        format!(" ({}), or {v2_process} ({})", spec.version, v2.version)
+                    }
+                }
+                _ => String::new(),
+            };
             return Err(ContractError::ExportType {
-                name: spec.name,
+                name: f.name,
                 got: got.unwrap_or(Signature {
                     params: vec![],
                     results: vec![],
                 }),
-                expected,
+                expected: format!("{expected}{why}"),
             });
         }
     }
-    let optional: Vec<&'static str> = EXPORTS
-        .iter()
-        .filter(|f| f.optional)
-        .map(|f| f.name)
-        .collect();
-    let present: Vec<bool> = optional.iter().map(|n| find(n).is_some()).collect();
-    if let Some(i) = present.iter().position(|&p| p)
-        && let Some(j) = present.iter().position(|&p| !p)
-    {
-        return Err(ContractError::HalfStateRegion {
-            present: optional[i],
-            missing: optional[j],
-        });
-    }
-    Ok(!optional.is_empty() && present.iter().all(|&p| p))
+    let pair = |a: &'static str, b: &'static str| -> Result<bool, (&'static str, &'static str)> {
+        let has = |n: &str| spec.exports.iter().any(|f| f.name == n) && find(n).is_some();
+        match (has(a), has(b)) {
+            (true, true) => Ok(true),
+            (false, false) => Ok(false),
+            (true, false) => Err((a, b)),
+            (false, true) => Err((b, a)),
+        }
+    };
+    let state = pair("state-ptr", "state-len")
+        .map_err(|(present, missing)| ContractError::HalfStateRegion { present, missing })?;
+    let events = pair("events-ptr", "events-len")
+        .map_err(|(present, missing)| ContractError::HalfEventBuffer { present, missing })?;
+    Ok((state, events))
 }
 
-/// One import: from the host module of this contract version, a known
+/// One import from the host module of contract version `spec`: a known
 /// function with the contract's type. Returns its type index.
 fn check_import(
     import: &wasmparser::Import<'_>,
+    spec: &'static VersionSpec,
     types: &[Option<Signature>],
 ) -> Result<u32, ContractError> {
-    let host = host_module();
-    let package_prefix = host.split('@').next().unwrap_or(host);
-    if import.module != host {
-        if import.module.starts_with(package_prefix) && import.module.contains('@') {
-            return Err(ContractError::WrongVersion {
-                module: import.module.to_string(),
-                speaks: VERSION,
-            });
-        }
-        return Err(unknown_import(import.module, import.name));
-    }
-    let Some(spec) = IMPORTS.iter().find(|f| f.name == import.name) else {
-        return Err(unknown_import(import.module, import.name));
+    let Some(f) = spec.imports.iter().find(|f| f.name == import.name) else {
+        return Err(unknown_import(import.module, import.name, spec));
     };
     let TypeRef::Func(ty) = import.ty else {
-        return Err(unknown_import(import.module, import.name));
+        return Err(unknown_import(import.module, import.name, spec));
     };
-    let expected = Signature::of(spec);
+    let expected = Signature::of(f);
     let got = types.get(ty as usize).cloned().flatten();
     if got.as_ref() != Some(&expected) {
         return Err(ContractError::ImportType {
@@ -478,23 +646,28 @@ fn check_import(
     Ok(ty)
 }
 
-fn unknown_import(module: &str, name: &str) -> ContractError {
+fn unknown_import(module: &str, name: &str, spec: &'static VersionSpec) -> ContractError {
+    let names: Vec<String> = spec
+        .imports
+        .iter()
+        .map(|f| format!("`{}`", f.name))
+        .collect();
+    let allowed = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    };
     ContractError::UnknownImport {
         module: module.to_string(),
         name: name.to_string(),
-        allowed: IMPORTS
-            .iter()
-            .map(|f| format!("`{}`", f.name))
-            .collect::<Vec<_>>()
-            .join(" and "),
-        host: host_module(),
+        allowed,
+        host: spec.host_module,
     }
 }
 
-fn required_exports() -> String {
+fn required_exports(spec: &VersionSpec) -> String {
     let mut names = vec![format!("`{MEMORY_EXPORT}`")];
     names.extend(
-        EXPORTS
+        spec.exports
             .iter()
             .filter(|f| !f.optional)
             .map(|f| format!("`{}`", f.name)),
@@ -520,22 +693,45 @@ mod tests {
     #[test]
     fn the_table_generated_from_lel_wit_is_the_documented_abi() {
         assert_eq!(PACKAGE, "lel:signal");
-        assert_eq!(VERSION, "0.1.0");
-        assert_eq!(host_module(), "lel:signal/host@0.1.0");
+        assert_eq!(VERSION, "0.2.0");
+        assert_eq!(host_module(), "lel:signal/host@0.2.0");
         assert_eq!(MEMORY_EXPORT, "memory");
-        let sig = |name: &str| {
-            let f = IMPORTS
+        let sig = |version: ContractVersion, name: &str| {
+            let spec = version.spec();
+            let f = spec
+                .imports
                 .iter()
-                .chain(EXPORTS)
+                .chain(spec.exports)
                 .find(|f| f.name == name)
                 .unwrap();
             (Signature::of(f).to_string(), f.optional)
         };
-        assert_eq!(sig("claim"), ("(i32, i32, i32, i32) -> i32".into(), true));
-        assert_eq!(sig("log"), ("(i32, i32, i32) -> ()".into(), true));
-        assert_eq!(sig("state-ptr"), ("() -> i32".into(), true));
-        assert_eq!(sig("state-len"), ("() -> i32".into(), true));
-        assert_eq!(sig("init"), ("(i32, i32) -> i32".into(), false));
-        assert_eq!(sig("process"), ("(i32, i64) -> i32".into(), false));
+        for v in [ContractVersion::V0_1, ContractVersion::V0_2] {
+            assert_eq!(
+                sig(v, "claim"),
+                ("(i32, i32, i32, i32) -> i32".into(), true)
+            );
+            assert_eq!(sig(v, "log"), ("(i32, i32, i32) -> ()".into(), true));
+            assert_eq!(sig(v, "state-ptr"), ("() -> i32".into(), true));
+            assert_eq!(sig(v, "state-len"), ("() -> i32".into(), true));
+            assert_eq!(sig(v, "init"), ("(i32, i32) -> i32".into(), false));
+        }
+        let v1 = ContractVersion::V0_1;
+        let v2 = ContractVersion::V0_2;
+        assert_eq!(v1.spec().host_module, "lel:signal/host@0.1.0");
+        assert_eq!(v2.spec().host_module, "lel:signal/host@0.2.0");
+        assert_eq!(sig(v1, "process"), ("(i32, i64) -> i32".into(), false));
+        assert_eq!(sig(v2, "process"), ("(i32, i64, i32) -> i32".into(), false));
+        assert_eq!(
+            sig(v2, "param"),
+            (
+                "(i32, i32, f32, f32, f32, i32, i32, i32) -> i32".into(),
+                true
+            )
+        );
+        assert_eq!(sig(v2, "events-ptr"), ("() -> i32".into(), true));
+        assert_eq!(sig(v2, "events-len"), ("() -> i32".into(), true));
+        assert_eq!(v1.spec().imports.len(), 2);
+        assert_eq!(v1.spec().exports.len(), 4);
     }
 }

@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("LEL_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(lel_host::live::console::log_writer)
+        .with_writer(lel_host::log_writer)
         .with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none(),
@@ -18,8 +18,8 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .without_time()
         .init();
-    let cli = lel_host::cli::Cli::parse();
-    match lel_host::cli::run(cli) {
+    let cli = lel_host::Cli::parse();
+    match lel_host::run(cli) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {

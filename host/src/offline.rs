@@ -119,6 +119,26 @@ impl Renderer {
         }
     }
 
+    /// Record everything from now on as a session in `dir` (as `run
+    /// --session DIR` does; `lel-host replay DIR` renders it again). Call it
+    /// before the first load.
+    ///
+    /// # Errors
+    /// When the folder cannot be created or holds a session already.
+    pub fn record_session(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let w = crate::session::Writer::create(dir, self.control.settings())?;
+        self.control.record_session(w);
+        Ok(())
+    }
+
+    /// Finish the session being recorded (its `end` is the clock now).
+    ///
+    /// # Errors
+    /// When it could not be written completely.
+    pub fn finish_session(&mut self) -> anyhow::Result<()> {
+        self.control.finish_session()
+    }
+
     /// Events since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
@@ -164,5 +184,49 @@ impl Renderer {
     /// An unknown signal or a full queue.
     pub fn solo(&mut self, signal: &str, on: bool, at: u64) -> anyhow::Result<()> {
         self.control.solo(signal, on, at)
+    }
+}
+
+/// Parameters and note events (`lel:signal@0.2.0`, see
+/// [`Control::set_param`], [`Control::send_event`], [`Control::params`]);
+/// `at` counts frames from the start of the render.
+impl Renderer {
+    /// Set parameter `key` of `signal` to `value` from frame `at` on;
+    /// returns the value applied (snapped to the parameter's steps).
+    ///
+    /// # Errors
+    /// An unknown signal or parameter, a value out of range (the message
+    /// names signal, parameter and range), or a full queue; nothing changes.
+    pub fn set_param(
+        &mut self,
+        signal: &str,
+        key: &str,
+        value: f32,
+        at: u64,
+    ) -> anyhow::Result<f32> {
+        self.control.set_param(signal, key, value, at)
+    }
+
+    /// Send a note or controller event to `signal` at frame `at`.
+    ///
+    /// # Errors
+    /// An unknown signal, a value out of range, or a full queue.
+    pub fn send_event(
+        &mut self,
+        signal: &str,
+        event: crate::rt::messages::NoteEvent,
+        at: u64,
+    ) -> anyhow::Result<()> {
+        self.control.send_event(signal, event, at)
+    }
+
+    /// The parameters of `signal`'s current version with their values.
+    pub fn params(&self, signal: &str) -> Option<Vec<crate::control::ParamInfo>> {
+        self.control.params(signal)
+    }
+
+    /// The names of the signals playing.
+    pub fn signals(&self) -> Vec<String> {
+        self.control.signals()
     }
 }

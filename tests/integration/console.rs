@@ -13,15 +13,15 @@ use crate::fixtures::{faulty, sine};
 use crate::util::*;
 
 const SR: u32 = 48_000;
-const INSTALL: &str = "install tmux: `apt-get install tmux` (scripts/setup does)";
+pub(crate) const INSTALL: &str = "install tmux: `apt-get install tmux` (scripts/setup does)";
 
 /// A detached tmux session, killed when dropped.
-struct Tmux {
+pub(crate) struct Tmux {
     name: String,
 }
 
 impl Tmux {
-    fn start(name: &str, dir: &Path, command: &str) -> Tmux {
+    pub(crate) fn start(name: &str, dir: &Path, command: &str) -> Tmux {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", name])
             .output();
@@ -49,7 +49,7 @@ impl Tmux {
         }
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = run_ok(
             Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]),
             "tmux capture-pane",
@@ -58,7 +58,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn keys(&self, keys: &str) {
+    pub(crate) fn keys(&self, keys: &str) {
         run_ok(
             Command::new("tmux").args(["send-keys", "-t", &self.name, keys]),
             "tmux send-keys",
@@ -67,7 +67,7 @@ impl Tmux {
     }
 
     /// Wait until `ok` holds for the screen; panic with the screen if not.
-    fn wait(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
@@ -92,7 +92,7 @@ impl Drop for Tmux {
 }
 
 /// The table row of `signal` (its name, then a space, in a line with a meter).
-fn row<'a>(screen: &'a str, signal: &str) -> Option<&'a str> {
+pub(crate) fn row<'a>(screen: &'a str, signal: &str) -> Option<&'a str> {
     let name = format!(" {signal} ");
     screen
         .lines()
@@ -100,7 +100,7 @@ fn row<'a>(screen: &'a str, signal: &str) -> Option<&'a str> {
 }
 
 /// A row's CPU share now, in percent (`  0.3 % pk   1.2 %`).
-fn cpu(row: &str) -> Option<f64> {
+pub(crate) fn cpu(row: &str) -> Option<f64> {
     let at = row.find(" % pk ")?;
     row[..at].split_whitespace().last()?.parse().ok()
 }

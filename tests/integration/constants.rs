@@ -29,6 +29,11 @@ const INSTALL: &str = "Install the toolchains with scripts/setup-languages \
      (apt-get install clang lld; pip install --target target/tools/ziglang ziglang; \
      npm ci in examples/assemblyscript).";
 
+/// The contract version the SDKs' generated files declare.
+fn sdk_spec() -> &'static contract::VersionSpec {
+    contract::spec(contract::SDK_VERSION).expect("SDK_VERSION is a version of wit/lel.wit")
+}
+
 /// The host's value of the constant `name`.
 fn host(name: &str) -> i64 {
     CONSTANTS
@@ -104,9 +109,9 @@ fn the_rust_sdk_agrees_with_the_host() {
     use lel::log::Level;
     assert_eq!(
         k::PACKAGE,
-        format!("{}@{}", contract::PACKAGE, contract::VERSION)
+        format!("{}@{}", contract::PACKAGE, contract::SDK_VERSION)
     );
-    assert_eq!(k::HOST_MODULE, contract::host_module());
+    assert_eq!(k::HOST_MODULE, sdk_spec().host_module);
     let sdk: Vec<(&str, i64)> = vec![
         ("max-key-len", k::MAX_KEY_LEN as i64),
         ("max-align", k::MAX_ALIGN as i64),
@@ -131,6 +136,20 @@ fn the_rust_sdk_agrees_with_the_host() {
         ("default-state-bytes", lel::DEFAULT_STATE_BYTES as i64),
         ("default-output-samples", lel::DEFAULT_OUTPUT_SAMPLES as i64),
         ("claim-align", lel::CLAIM_ALIGN as i64),
+        ("max-params", k::MAX_PARAMS as i64),
+        ("max-param-key-len", k::MAX_PARAM_KEY_LEN as i64),
+        ("max-unit-len", k::MAX_UNIT_LEN as i64),
+        ("event-bytes", k::EVENT_BYTES as i64),
+        ("bad-range", k::BAD_RANGE as i64),
+        ("too-many-params", k::TOO_MANY_PARAMS as i64),
+        ("bad-unit", k::BAD_UNIT as i64),
+        ("note-on", k::NOTE_ON as i64),
+        ("note-off", k::NOTE_OFF as i64),
+        ("control-change", k::CONTROL_CHANGE as i64),
+        ("pitch-bend", k::PITCH_BEND as i64),
+        ("channel-pressure", k::CHANNEL_PRESSURE as i64),
+        ("param", k::PARAM as i64),
+        ("default-event-capacity", k::DEFAULT_EVENT_CAPACITY as i64),
     ];
     check_all("Rust", &sdk);
 }
@@ -184,7 +203,8 @@ fn check_module(lang: &str, wasm: &[u8], probes: &[(String, String)]) {
         .imports()
         .map(|i| (i.module().to_string(), i.name().to_string()))
         .collect();
-    let want: BTreeSet<(String, String)> = contract::IMPORTS
+    let want: BTreeSet<(String, String)> = sdk_spec()
+        .imports
         .iter()
         .map(|f| (f.module.to_string(), f.name.to_string()))
         .collect();
@@ -192,7 +212,7 @@ fn check_module(lang: &str, wasm: &[u8], probes: &[(String, String)]) {
         imports,
         want,
         "{lang}: the SDK imports the host's functions from {}",
-        contract::host_module()
+        sdk_spec().host_module
     );
     let mut store = wasmtime::Store::new(&engine, ());
     let mut linker = wasmtime::Linker::new(&engine);
@@ -277,7 +297,7 @@ fn the_host_names_an_sdk_code_that_init_returns() {
         host("max-channels") + 1
     );
     let wasm = clang(&src);
-    let mut r = lel_host::offline::Renderer::new(Default::default()).unwrap();
+    let mut r = lel_host::Renderer::new(Default::default()).unwrap();
     let err = r
         .load_bytes("wide", &wasm)
         .expect_err("65 channels are refused");

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use lel_host::offline::{RenderSettings, Renderer};
+use lel_host::{RenderSettings, Renderer};
 
 use crate::fixtures::{self, module};
 use crate::util::*;
@@ -49,7 +49,7 @@ fn process_of_the_wrong_type() {
     );
     assert_eq!(
         wat("m.wat", &text),
-        "`process` has type (f32) -> i32, expected (i32, i64) -> i32"
+        "`process` has type (f32) -> i32, expected (i32, i64) -> i32 (0.1.0), or (i32, i64, i32) -> i32 (0.2.0)"
     );
 }
 
@@ -62,7 +62,7 @@ fn wrong_contract_version() {
     );
     assert_eq!(
         wat("m.wat", &text),
-        "module targets `lel:signal/host@9.9.9`, this host speaks 0.1.0 (rebuild it against lel:signal@0.1.0)"
+        "module targets `lel:signal/host@9.9.9`, this host speaks 0.1.0 and 0.2.0 (rebuild it against lel:signal@0.2.0)"
     );
 }
 
@@ -75,7 +75,7 @@ fn unknown_import() {
     );
     assert_eq!(
         wat("m.wat", &text),
-        "imports `fd_write` from `wasi_snapshot_preview1`, which lel-host does not provide: a signal may import only `claim` and `log` from `lel:signal/host@0.1.0` (build without libc/WASI, e.g. `-nostdlib`)"
+        "imports `fd_write` from `wasi_snapshot_preview1`, which lel-host does not provide: a signal may import only `claim`, `log` and `param` from `lel:signal/host@0.2.0` (build without libc/WASI, e.g. `-nostdlib`)"
     );
 }
 
@@ -95,8 +95,8 @@ fn import_of_the_wrong_type() {
 #[test]
 fn init_returns_an_error_code() {
     assert_eq!(
-        wat("m.wat", &module("", "(i32.const -7)", "(i32.const 0)")),
-        "`init` returned -7: the module rejected this version (see its log for why)"
+        wat("m.wat", &module("", "(i32.const -40)", "(i32.const 0)")),
+        "`init` returned -40: the module rejected this version (see its log for why)"
     );
 }
 
@@ -266,7 +266,7 @@ fn check_names_the_file_and_the_cause_and_exits_1() {
     let path = write(
         dir.path(),
         "lead.wat",
-        &module("", "(i32.const -7)", "(i32.const 0)"),
+        &module("", "(i32.const -40)", "(i32.const 0)"),
     );
     let out = Command::new(lel_host_bin())
         .arg("check")
@@ -278,7 +278,7 @@ fn check_names_the_file_and_the_cause_and_exits_1() {
     assert_eq!(
         stdout.trim(),
         format!(
-            "error lead: {}: `init` returned -7: the module rejected this version (see its log for why)",
+            "error lead: {}: `init` returned -40: the module rejected this version (see its log for why)",
             path.display()
         )
     );

@@ -7,8 +7,8 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use arbitrary::Unstructured;
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 use crate::fixtures;
 use crate::util::*;

@@ -6,8 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use lel_host::control::{Notice, Settings};
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::{Notice, Settings};
 
 use crate::fixtures::{self, count_of, counter, faulty};
 use crate::util::*;
@@ -446,11 +446,11 @@ fn faults_and_rollbacks_leave_the_fault_free_path_allocation_free() {
     );
     println!("allocations on fault paths: {fault_allocs} for 2 traps");
     assert_eq!(
-        lel_host::rt::version::DROPPED_ON_AUDIO_THREAD.load(Ordering::Relaxed),
+        lel_host::testing::DROPPED_ON_AUDIO_THREAD.load(Ordering::Relaxed),
         0
     );
     assert!(
-        lel_host::rt::version::DROPPED.load(Ordering::Relaxed) > 0,
+        lel_host::testing::DROPPED.load(Ordering::Relaxed) > 0,
         "retired versions were dropped"
     );
 }
@@ -536,7 +536,7 @@ fn run_keeps_a_configurable_share_of_the_block_as_the_call_budget() {
 fn overflowing_queues_lose_events_and_leak_versions_but_never_free_on_the_audio_thread() {
     // The control side stops draining: 1,200 swaps pile up 1,200 events and
     // 1,200 retired versions against queues of 1,024.
-    let (mut control, mut mixer) = lel_host::control::Control::new(Settings {
+    let (mut control, mut mixer) = lel_host::testing::Control::new(Settings {
         channels: 1,
         check_alloc: true,
         cache_dir: None,

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 use crate::util::*;
 
@@ -275,7 +275,7 @@ fn the_chains_state_survives_a_reload_in_every_language() {
         assert!(
             r.take_notices()
                 .iter()
-                .any(|n| matches!(n, lel_host::control::Notice::Swapped { .. })),
+                .any(|n| matches!(n, lel_host::Notice::Swapped { .. })),
             "{name}: the new version swapped in"
         );
         assert_eq!(
@@ -507,12 +507,12 @@ fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
 
 #[test]
 fn the_zig_version_is_pinned_once() {
-    let want = lel_host::scaffold::ZIG_VERSION;
+    let want = lel_host::ZIG_VERSION;
     for script in ["scripts/setup-languages", "scripts/build-examples"] {
         let text = std::fs::read_to_string(repo_root().join(script)).unwrap();
         assert!(
             text.contains(&format!("ZIG_VERSION={want}\n")),
-            "{script} pins Zig {want} like lel_host::scaffold::ZIG_VERSION"
+            "{script} pins Zig {want} like lel_host::ZIG_VERSION"
         );
     }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use lel_host::control::{Notice, Settings};
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::{Notice, Settings};
 
 use crate::fixtures::{self, count_of};
 use crate::util::*;
@@ -191,7 +191,7 @@ fn growing_a_table_every_block_never_allocates_on_the_audio_thread() {
     assert!(
         !r.take_notices()
             .iter()
-            .any(|n| matches!(n, lel_host::control::Notice::GrowRefused { .. })),
+            .any(|n| matches!(n, lel_host::Notice::GrowRefused { .. })),
         "within the limit"
     );
     assert_eq!(audio_thread_allocations(&mut r), 0);
@@ -205,7 +205,7 @@ fn a_refused_table_grow_names_the_table_limit() {
         channels: 1,
         block: BLOCK as u32,
         check_alloc: true,
-        limits: lel_host::rt::guest::GuestLimits {
+        limits: lel_host::GuestLimits {
             max_table_elements: 500,
             ..Default::default()
         },
@@ -228,7 +228,7 @@ fn a_refused_table_grow_names_the_table_limit() {
         .take_notices()
         .into_iter()
         .filter_map(|n| match n {
-            lel_host::control::Notice::GrowRefused { message, .. } => Some(message),
+            lel_host::Notice::GrowRefused { message, .. } => Some(message),
             _ => None,
         })
         .collect();
@@ -438,15 +438,18 @@ fn versions(n: usize) -> Vec<(String, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let bytes = wat::parse_str(fixtures::sine(300.0 + i as f64, 0.5)).unwrap();
-            (lel_host::loader::cache::hash(&bytes), bytes)
+            (lel_host::testing::hash(&bytes), bytes)
         })
         .collect()
 }
 
 #[test]
 fn the_memory_cache_keeps_the_most_recently_used_modules_within_its_bytes() {
-    use lel_host::loader::cache::{CacheLimits, ModuleCache, Source};
-    let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+    use lel_host::{
+        Source,
+        testing::{CacheLimits, ModuleCache},
+    };
+    let runtime = lel_host::testing::Runtime::new().unwrap();
     let engine = &runtime.engine;
     let v = versions(6);
     // One module's size sets the limit: room for three.
@@ -487,8 +490,11 @@ fn the_memory_cache_keeps_the_most_recently_used_modules_within_its_bytes() {
 
 #[test]
 fn the_disk_cache_keeps_the_most_recently_used_files_within_its_bytes() {
-    use lel_host::loader::cache::{CacheLimits, ModuleCache, Source};
-    let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+    use lel_host::{
+        Source,
+        testing::{CacheLimits, ModuleCache},
+    };
+    let runtime = lel_host::testing::Runtime::new().unwrap();
     let engine = &runtime.engine;
     let dir = tempdir();
     let v = versions(6);

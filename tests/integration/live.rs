@@ -49,7 +49,7 @@ impl LiveRun {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     log.lock()
                         .unwrap()
-                        .push(lel_host::live::console::strip_ansi(&line));
+                        .push(lel_host::testing::strip_ansi(&line));
                 }
             });
         }
@@ -65,6 +65,11 @@ impl LiveRun {
     pub fn expect_rejections(mut self) -> Self {
         self.success = false;
         self
+    }
+
+    /// The process id of `lel-host run`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -125,19 +130,48 @@ impl LiveRun {
     }
 }
 
-/// Where `x` stops being `amp_a * sin(2 pi f n / SR)` and, from there on, is
-/// `amp_b * sin(...)` with the same phase: returns the swap frame. Panics if
-/// either part deviates (a phase jump, a click, a missing block).
+/// Where a first version of a sine starts in `x`: `run` starts the stream
+/// at once and each signal joins in the first block after it is ready, so
+/// the sine (phase 0 at its own first frame, whose sample is sin 0 = 0)
+/// starts a few blocks in, and `x` is silent before that. Returns the frame
+/// of the sine's first frame.
+pub fn sine_onset(x: &[f32]) -> usize {
+    let first = x
+        .iter()
+        .position(|&s| s != 0.0)
+        .unwrap_or_else(|| panic!("the sine never played ({} frames)", x.len()));
+    first.saturating_sub(1)
+}
+
+/// From [`sine_onset`] on, `x` is `amp * sin(2 pi 440 (n - onset) / SR)`,
+/// sample-exact, and silent before: returns the onset.
+pub fn assert_sine_from_onset(x: &[f32], amp: f64) -> usize {
+    let onset = sine_onset(x);
+    for (n, &s) in x.iter().enumerate().skip(onset) {
+        let want = sine_at(440.0, amp, n - onset, SR);
+        assert!(
+            (s as f64 - want).abs() < 1e-5,
+            "frame {n} (onset {onset}): {s}, expected {want:.6}: the sine was disturbed"
+        );
+    }
+    onset
+}
+
+/// Where `x` stops being `amp_a * sin(2 pi f (n - onset) / SR)` (from the
+/// sine's onset, see [`sine_onset`]) and, from there on, is `amp_b *
+/// sin(...)` with the same phase: returns the swap frame. Panics if either
+/// part deviates (a phase jump, a click, a missing block).
 pub fn assert_continuous_swap(x: &[f32], f: f64, amp_a: f64, amp_b: f64) -> usize {
-    let ideal = |n: usize| sine_at(f, 1.0, n, SR);
-    let swap = (0..x.len())
+    let onset = sine_onset(x);
+    let ideal = |n: usize| sine_at(f, 1.0, n - onset, SR);
+    let swap = (onset..x.len())
         .find(|&n| (x[n] as f64 - amp_a * ideal(n)).abs() > 1e-4)
         .unwrap_or_else(|| panic!("no swap: the first version played throughout"));
     for (n, &s) in x.iter().enumerate().skip(swap) {
         let err = (s as f64 - amp_b * ideal(n)).abs();
         assert!(
             err < 1e-4,
-            "after the swap at frame {swap}, frame {n} is {s}, expected {:.6}: the phase jumped",
+            "after the swap at frame {swap} (onset {onset}), frame {n} is {s}, expected {:.6}: the phase jumped",
             amp_b * ideal(n)
         );
     }
@@ -169,6 +203,8 @@ fn run_folder(dir: &Path, music: &Path, seconds: &str) -> LiveRun {
     let m = music.to_str().unwrap();
     let run = LiveRun::start(dir, &[m, "--device", "none", "--seconds", seconds], &[]);
     run.wait_for("playing on the silent clock", Duration::from_secs(20));
+    // The stream starts at once; the first version joins when it is ready.
+    run.wait_for(": loaded (", Duration::from_secs(20));
     run
 }
 
@@ -398,14 +434,40 @@ fn a_faulty_module_in_run_is_muted_and_the_rest_plays_on() {
     );
     let (log, x) = run.finish();
     assert!(log.contains("bad.wat); muted"), "names the file:\n{log}");
-    // Both started at clock 0; `bad` adds 0.1 for 40 blocks, then nothing.
-    for (n, &s) in x.iter().enumerate() {
-        let dc = if n < 40 * 128 { 0.1 } else { 0.0 };
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR) - dc).abs() < 1e-5,
-            "frame {n}: {s}"
-        );
-    }
+    // Each joined when it was ready, at a block boundary: the sine from its
+    // onset, and `bad` adding 0.1 for 40 blocks from its own, then nothing.
+    // Find the sine's onset: the one block boundary after which what is left
+    // is 0.1 or 0 on every frame.
+    let residual = |onset: usize| -> Vec<f64> {
+        x.iter()
+            .enumerate()
+            .map(|(n, &s)| {
+                let sine = if n < onset {
+                    0.0
+                } else {
+                    sine_at(440.0, 0.5, n - onset, SR)
+                };
+                s as f64 - sine
+            })
+            .collect()
+    };
+    let only_dc = |r: &[f64]| r.iter().all(|v| v.abs() < 1e-5 || (v - 0.1).abs() < 1e-5);
+    let r = (0..x.len() / 2)
+        .step_by(128)
+        .map(residual)
+        .find(|r| only_dc(r))
+        .unwrap_or_else(|| panic!("the sine is not sample-exact from any block boundary"));
+    let dc: Vec<usize> = (0..r.len())
+        .filter(|&n| (r[n] - 0.1).abs() < 1e-5)
+        .collect();
+    let (start, end) = (dc[0], dc[dc.len() - 1] + 1);
+    assert_eq!(start % 128, 0, "`bad` starts at a block boundary: {start}");
+    assert_eq!(
+        end - start,
+        40 * 128,
+        "`bad` played 40 blocks, then was muted"
+    );
+    assert_eq!(dc.len(), end - start, "`bad` played without a gap");
 }
 
 #[test]
@@ -430,12 +492,7 @@ fn a_broken_save_is_rejected_with_the_file_named_and_the_old_version_plays_on() 
         1,
         "reported once, after the retries:\n{log}"
     );
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}: the old version kept playing"
-        );
-    }
+    assert_sine_from_onset(&x, 0.5);
 }
 
 #[test]

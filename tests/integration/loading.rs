@@ -8,27 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::fixtures;
-use crate::live::{LiveRun, SR};
+use crate::live::{LiveRun, SR, assert_sine_from_onset};
 use crate::util::*;
-
-/// The first frame of `x` that is not silent; before it `x` is silent and
-/// from it on `x` is `amp * sin(2 pi 440 (n - onset) / SR)`, sample-exact.
-fn assert_sine_from_onset(x: &[f32], amp: f64) -> usize {
-    let onset = x
-        .iter()
-        .position(|&s| s != 0.0)
-        .unwrap_or_else(|| panic!("the sine never played"));
-    // sin(0) is 0: the sine's first frame is silent too.
-    let onset = onset.saturating_sub(1);
-    for (n, &s) in x.iter().enumerate().skip(onset) {
-        let want = sine_at(440.0, amp, n - onset, SR);
-        assert!(
-            (s as f64 - want).abs() < 1e-5,
-            "frame {n} (onset {onset}): {s}, expected {want:.6}: the sine was disturbed"
-        );
-    }
-    onset
-}
 
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
@@ -230,12 +211,21 @@ fn max_signals_leaves_out_the_last_files_by_name_and_names_each() {
 #[test]
 fn the_stream_starts_at_once_and_a_slow_init_or_a_compile_bomb_delays_no_one() {
     let dir = tempdir();
-    let music = dir.path().join("music");
+    slow_starters_delay_no_one(dir.path(), "idle");
+}
+
+/// A sine, a 0.9 s `init` and a compile bomb in the folder at the start of
+/// `run` (with a cold compiled-module cache): the stream starts at once, the
+/// bomb is rejected, and the sine is heard within 100 ms of the stream's
+/// start, sample-exact from its first frame. Also run under load
+/// (`timing.rs`).
+pub fn slow_starters_delay_no_one(dir: &Path, what: &str) {
+    let music = dir.join("music");
     std::fs::create_dir(&music).unwrap();
     std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
     // An `init` that counts down 3.2 billion times: 0.8 to 1 s of CPU time
-    // on this machine (a slower one stops it at the 1 s limit: either way it
-    // is well past the stream's 500 ms start-up wait), then plays silence.
+    // on this machine (a slower one stops it at the 1 s limit), then plays
+    // silence.
     let slow = fixtures::module(
         "",
         "(local $i i32) (local.set $i (i32.const 0xC0000000)) (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i))) (i32.const 1)",
@@ -245,23 +235,181 @@ fn the_stream_starts_at_once_and_a_slow_init_or_a_compile_bomb_delays_no_one() {
     let bomb = fixtures::module(&"(func)".repeat(50_000), "(i32.const 1)", "(i32.const 0)");
     std::fs::write(music.join("bomb.wat"), bomb).unwrap();
     let m = music.to_str().unwrap();
-    let run = LiveRun::start(dir.path(), &[m, "--device", "none", "--seconds", "3"], &[])
-        .expect_rejections();
-    run.wait_for("slow: ", Duration::from_secs(20));
-    let (log, x) = run.finish();
+    let cache = dir.join("cache");
+    let run = LiveRun::start(
+        dir,
+        &[m, "--device", "none"],
+        &[("LEL_CACHE_DIR", cache.as_path())],
+    )
+    .expect_rejections();
+    // Under load the slow `init` (judged by its CPU time) takes seconds of
+    // wall time: play until it is done, then stop as Ctrl-C would.
+    run.wait_for("slow: ", Duration::from_secs(60));
+    let (log, x) = run.interrupt();
     let line = |needle: &str| {
         log.lines()
             .position(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+            .unwrap_or_else(|| panic!("{what}: no {needle:?} in:\n{log}"))
     };
     assert!(
-        line("playing on the silent clock") < line("slow: "),
-        "the stream did not wait for the slow init:\n{log}"
+        line("playing on the silent clock") < line("sine: loaded ("),
+        "{what}: the stream started before any signal was ready:\n{log}"
     );
-    assert!(line("bomb: rejected") < line("slow: "), "{log}");
+    assert!(line("sine: loaded (") < line("slow: "), "{what}:\n{log}");
+    assert!(line("bomb: rejected") < line("slow: "), "{what}:\n{log}");
     let onset = assert_sine_from_onset(&x, 0.5);
+    println!(
+        "{what}: the sine is heard {:.1} ms after the stream's start; log:\n{log}",
+        onset as f64 * 1e3 / SR as f64
+    );
     assert!(
         onset < SR as usize / 10,
-        "the sine is heard {onset} frames after the stream's start (want < 100 ms)"
+        "{what}: the sine is heard {onset} frames after the stream's start (want < 100 ms):\n{log}"
     );
+}
+
+/// Each thread of a running process: its name, nice value and whether its
+/// policy is SCHED_FIFO (from `/proc/PID/task/*/stat`).
+fn threads_of(pid: u32) -> Vec<(String, i64, bool)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = match std::fs::read_to_string(task.unwrap().path().join("stat")) {
+            Ok(s) => s,
+            Err(_) => continue, // the thread ended meanwhile
+        };
+        // `pid (comm) state ...`: comm may hold spaces; fields count from
+        // after its closing parenthesis (field 3 is the state).
+        let open = stat.find('(').unwrap();
+        let close = stat.rfind(')').unwrap();
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let nice: i64 = fields[19 - 3].parse().unwrap();
+        let policy: u32 = fields[41 - 3].parse().unwrap();
+        out.push((name, nice, policy == 1));
+    }
+    out
+}
+
+#[test]
+fn compiles_run_on_a_bounded_pool_of_threads_below_the_audio() {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    // A module big enough that wasmtime compiles it on several threads.
+    let big = fixtures::module(
+        &"(func (result f32) (f32.mul (f32.const 1) (f32.const 2)))".repeat(2_000),
+        "(i32.const 1)",
+        "(i32.const 0)",
+    );
+    std::fs::write(music.join("big.wat"), big).unwrap();
+    let cache = dir.path().join("cache");
+    let run = LiveRun::start(
+        dir.path(),
+        &[
+            music.to_str().unwrap(),
+            "--device",
+            "none",
+            "--seconds",
+            "2",
+        ],
+        &[("LEL_CACHE_DIR", cache.as_path())],
+    );
+    run.wait_for("big: loaded (", Duration::from_secs(30));
+    let threads = threads_of(run.pid());
+    let (_, x) = run.finish();
+    assert_sine_from_onset(&x, 0.5);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let named = |prefix: &str| -> Vec<&(String, i64, bool)> {
+        threads.iter().filter(|t| t.0.starts_with(prefix)).collect()
+    };
+    let compile = named("lel-compile");
+    assert!(
+        !compile.is_empty() && compile.len() <= cores,
+        "one compile thread per core at most ({cores}): {threads:?}"
+    );
+    let load = named("lel-load");
+    assert!(
+        !load.is_empty() && load.len() <= (cores + 2).clamp(4, 16),
+        "a bounded pool of loaders: {threads:?}"
+    );
+    for (name, nice, fifo) in compile.iter().chain(&load) {
+        assert!(
+            *nice >= 5 && !fifo,
+            "{name} runs below normal priority (nice {nice}, real-time {fifo})"
+        );
+    }
+    // Only the threads of the stream and the clocks are real-time (when the
+    // system allows it), always above every compile and load.
+    for (name, _, fifo) in &threads {
+        if *fifo {
+            assert!(
+                [
+                    "lel-clock",
+                    "lel-cpu-clock",
+                    "lel-epoch",
+                    "lel-pool",
+                    "lel-audio"
+                ]
+                .iter()
+                .any(|p| name.starts_with(p)),
+                "{name} is real-time: {threads:?}"
+            );
+        }
+    }
+    // The threads that run guest code unnamed: none (rayon's own pool would
+    // show as `lel-host`, the process's name, next to the main thread).
+    assert_eq!(
+        named("lel-host").len(),
+        1,
+        "only the main thread keeps the process's name: {threads:?}"
+    );
+}
+
+#[test]
+fn identical_bytes_loaded_at_once_are_compiled_once() {
+    // Three signals with the same module, all asked for at the start: their
+    // loads run side by side, and one compile serves all three. The module
+    // carries 3,000 extra functions so that its compile (tens of ms) surely
+    // overlaps the other loads.
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    let padding = "(func (result f32) (f32.mul (f32.const 1) (f32.const 2)))".repeat(3_000);
+    let mut sine = fixtures::sine(440.0, 0.1);
+    let end = sine.rfind(')').unwrap();
+    sine.insert_str(end, &padding);
+    for name in ["a", "b", "c"] {
+        std::fs::write(music.join(format!("{name}.wat")), &sine).unwrap();
+    }
+    let wav = dir.path().join("out.wav");
+    let out = std::process::Command::new(lel_host_bin())
+        .args(["render", "--channels", "1", "--seconds", "0.2", "-o"])
+        .arg(&wav)
+        .arg(&music)
+        .env("LEL_CACHE_DIR", "off")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches(": loaded (").count(), 3, "{log}");
+    assert_eq!(
+        log.matches(", compiled in ").count(),
+        1,
+        "one compile:\n{log}"
+    );
+    assert_eq!(
+        log.matches(", from the in-memory cache").count(),
+        2,
+        "the other two waited for it:\n{log}"
+    );
+    // Three identical sines in phase.
+    let (_, _, x) = read_wav(&wav);
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.3, n, SR)).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
 }

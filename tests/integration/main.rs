@@ -11,6 +11,7 @@
 //!   files, hidden files, slow and oversized modules)
 //! - `device`: the real cpal path through an ALSA device
 //! - `mixing`: per-signal gain, mute and solo at exact frames
+//! - `params`: contract 0.2, parameters and events at exact frames
 //! - `threads`: rendering on several threads, bit-identical to one
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 //! - `console`: the live console in a real terminal (tmux)
@@ -29,8 +30,10 @@ mod limits;
 mod live;
 mod loading;
 mod mixing;
+mod params;
 mod render;
 mod sdk;
+mod session;
 mod swap;
 mod threads;
 mod timing;

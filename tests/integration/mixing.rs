@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 use crate::fixtures::sine;
 use crate::util::*;

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use lel_host::offline::{RenderSettings, Renderer};
+use lel_host::{RenderSettings, Renderer};
 
 use crate::fixtures;
 use crate::util::*;
@@ -188,7 +188,7 @@ fn check_command_lists_channels_and_claims_and_sets_the_exit_status() {
     write(
         dir.path(),
         "bad.wat",
-        &fixtures::module("", "(i32.const -7)", "(i32.const 0)"),
+        &fixtures::module("", "(i32.const -40)", "(i32.const 0)"),
     );
     let out = Command::new(lel_host_bin())
         .arg("check")
@@ -202,7 +202,7 @@ fn check_command_lists_channels_and_claims_and_sets_the_exit_status() {
         "{stdout}"
     );
     assert!(stdout.contains("error bad: "), "{stdout}");
-    assert!(stdout.contains("bad.wat: `init` returned -7"), "{stdout}");
+    assert!(stdout.contains("bad.wat: `init` returned -40"), "{stdout}");
 }
 
 #[test]

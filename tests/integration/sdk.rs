@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use lel_host::offline::{RenderSettings, Renderer};
+use lel_host::{RenderSettings, Renderer};
 
 use crate::util::*;
 

@@ -2,8 +2,8 @@
 //! state carries, a resized key starts fresh, released keys free their
 //! space, and thousands of versions never exhaust the region.
 
-use lel_host::control::{Notice, Settings};
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::{Notice, Settings};
 
 use crate::fixtures::{self, count_of, counter};
 use crate::util::*;
@@ -302,7 +302,7 @@ fn a_crossfade_without_carried_state_is_equal_power() {
 
 #[test]
 fn compiled_modules_are_cached_by_content_in_memory_and_on_disk() {
-    use lel_host::loader::cache::Source;
+    use lel_host::Source;
     let cache = tempdir();
     let engine = || {
         Renderer::with_settings(Settings {

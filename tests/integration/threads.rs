@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use lel_host::control::{Notice, Settings};
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::{Notice, Settings};
 
 use crate::fixtures::{self, counter, faulty, sine};
 use crate::util::*;

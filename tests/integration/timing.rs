@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 use crate::fixtures;
 use crate::util::*;
@@ -87,7 +87,7 @@ impl Drop for Load {
 
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
-    Duration::from_nanos(lel_host::rt::cpu::thread_cpu_ns())
+    Duration::from_nanos(lel_host::testing::thread_cpu_ns())
 }
 
 /// `host/benches/heavy.wat` with `work` filter steps per frame and level `amp`.
@@ -198,6 +198,11 @@ fn overload_of(log: &str) -> (f64, Vec<(String, f64)>) {
 /// Every scenario of the issue, with `load` running throughout.
 fn under(load: Load, dir: &Path, works: (u32, u32)) -> Load {
     let (work30, work40) = works;
+    // Phase 0: a slow `init` and a compile bomb at the start delay no one:
+    // the sine is heard within 100 ms of the stream's start.
+    let start_dir = dir.join("start");
+    std::fs::create_dir_all(&start_dir).unwrap();
+    crate::loading::slow_starters_delay_no_one(&start_dir, load.what);
     let sine = repo_root().join("examples/wat/sine.wat");
     // Phase 1 (20 s): a sine in `run` on the silent clock, and a 30 % module
     // rendered for 20 s, side by side.

@@ -158,7 +158,7 @@ pub fn lel_host_bin() -> PathBuf {
 
 /// Allocator calls the engine's audio-thread code made outside fault paths
 /// (counted by lel-host's allocator when `Settings::check_alloc` is on).
-pub fn audio_thread_allocations(r: &mut lel_host::offline::Renderer) -> u64 {
+pub fn audio_thread_allocations(r: &mut lel_host::Renderer) -> u64 {
     r.control()
         .stats()
         .violations

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use lel_host::control::Settings;
-use lel_host::offline::Renderer;
+use lel_host::Renderer;
+use lel_host::Settings;
 
 use super::{SR, repo};
 
@@ -49,7 +49,7 @@ impl QuietCore {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
         let h = std::thread::spawn(move || {
-            lel_host::rt::priority::promote(lel_host::rt::priority::Role::Audio);
+            lel_host::testing::promote(lel_host::testing::Role::Audio);
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
                 std::hint::spin_loop();
             }
@@ -91,7 +91,7 @@ fn best(runs: usize, mut f: impl FnMut()) -> Duration {
 ///    first version, then a second that carries every block): linear-ish
 ///    placement gives a ratio near 4, quadratic near 16.
 pub fn claims() {
-    use lel_host::rt::layout::{Claims, Layout};
+    use lel_host::testing::{Claims, Layout};
     let place = |n: usize| {
         let keys: Vec<String> = (0..n).map(|i| format!("voice#{i}")).collect();
         best(3, || {
@@ -123,7 +123,7 @@ pub fn pool() {
     // for this process would otherwise decide the ratio, not the pool. And
     // `--threads 1` runs keep the other core quiet (see `QuietCore`), so that
     // both sides have the machine to themselves.
-    let rt = lel_host::rt::priority::promote(lel_host::rt::priority::Role::Audio);
+    let rt = lel_host::testing::promote(lel_host::testing::Role::Audio);
     println!(
         "pool: rendering threads at {} priority",
         if rt {

@@ -9,6 +9,7 @@
 
 mod mixing;
 mod notice;
+mod params;
 mod pipeline;
 mod settings;
 
@@ -26,6 +27,7 @@ use crate::rt::messages::{Command, Garbage, SlotId};
 use crate::rt::mixer::{Mixer, MixerLink};
 
 pub use notice::Notice;
+pub use params::ParamInfo;
 pub use pipeline::{Loaded, Request};
 pub use settings::Settings;
 
@@ -58,6 +60,8 @@ struct Signal {
     playing: Option<Playing>,
     /// Where its next version stands in the load pipeline.
     load: pipeline::Status,
+    /// Its parameters by key, with the values the host owns.
+    params: params::SignalParams,
 }
 
 /// The versions handed to the audio thread.
@@ -68,12 +72,15 @@ struct Playing {
     hash: String,
     raw: String,
     /// Layouts of recent versions (for rollback), newest last.
-    layouts: Vec<(u64, Layout, String)>,
+    layouts: Vec<(u64, Layout, String, Arc<[u8]>)>,
     /// When the change that led to the last hand-over was noticed, for
     /// latency figures.
     requested: Option<Instant>,
     /// Compile (or cache) time of versions on their way to the audio thread.
     compile_times: Vec<(u64, Duration)>,
+    /// The binary module of the version last handed over (a restart with
+    /// fresh state starts these same bytes again).
+    binary: Arc<[u8]>,
 }
 
 pub struct Control {
@@ -93,6 +100,13 @@ pub struct Control {
     overflows: (u64, u64),
     /// The load pipeline's side of this table.
     pipeline: pipeline::Pipeline,
+    /// The next signal-wide parameter id (unique in the engine).
+    next_param_id: u32,
+    /// Where the run is recorded as a session (`run --session DIR`).
+    session: Option<crate::session::Writer>,
+    /// Replaying a session: the control side starts nothing by itself (no
+    /// restart after a fault); the session says what was started.
+    replaying: bool,
 }
 
 impl Control {
@@ -140,6 +154,9 @@ impl Control {
             running: false,
             overflows: (0, 0),
             pipeline: pipeline::Pipeline::new(),
+            next_param_id: 0,
+            session: None,
+            replaying: false,
         };
         Ok((control, mixer))
     }
@@ -209,16 +226,19 @@ impl Control {
 
     /// Hand a prepared version of `signal` (which holds a slot) to the audio
     /// thread: it plays from the next block.
+    #[allow(clippy::too_many_arguments)]
     fn hand_over(
         &mut self,
         signal: &str,
         prepared: Prepared,
+        binary: Arc<[u8]>,
         raw: String,
         requested: Option<Instant>,
         may_fade_in: bool,
+        hand: pipeline::HandOver,
     ) -> LoadReport {
         let Prepared {
-            version,
+            mut version,
             report,
             log,
         } = prepared;
@@ -227,6 +247,12 @@ impl Control {
             .get_mut(signal)
             .expect("a signal being loaded has a record");
         let slot = rec.slot;
+        rec.params.adopt(
+            &mut version,
+            report.version,
+            &report.params,
+            &mut self.next_param_id,
+        );
         let playing = rec.playing.get_or_insert_with(|| Playing {
             current: 0,
             hash: String::new(),
@@ -234,7 +260,9 @@ impl Control {
             layouts: Vec::new(),
             requested: None,
             compile_times: Vec::new(),
+            binary: binary.clone(),
         });
+        playing.binary = binary.clone();
         playing.current = report.version;
         playing.requested = requested;
         playing
@@ -243,18 +271,34 @@ impl Control {
         playing.compile_times.push((report.version, report.compile));
         playing.hash = report.hash.clone();
         playing.raw = raw;
-        playing
-            .layouts
-            .push((report.version, report.layout.clone(), report.hash.clone()));
+        playing.layouts.push((
+            report.version,
+            report.layout.clone(),
+            report.hash.clone(),
+            binary.clone(),
+        ));
         if playing.layouts.len() > 4 {
             playing.layouts.remove(0);
         }
         self.slot_names[slot] = Some((signal.to_string(), rec.path.clone()));
         self.logs.push((signal.into(), log));
+        let fade_in = hand.fade_in.unwrap_or(self.running && may_fade_in);
+        if let Some(session) = &mut self.session {
+            session.handed(&crate::session::Handed {
+                version: report.version,
+                slot,
+                signal,
+                binary: &binary,
+                fade_in,
+                restart: hand.restart,
+                against: hand.against,
+            });
+        }
         let mut cmd = Command::Load {
             slot,
             version,
-            fade_in: self.running && may_fade_in,
+            fade_in,
+            restart: hand.restart,
         };
         // The queue is large; if the audio thread is not draining it (a
         // stalled device), wait rather than drop a version.
@@ -307,11 +351,87 @@ impl Control {
         self.report_overflows();
         let mut notices = Vec::new();
         while let Ok(event) = self.link.events.pop() {
+            if let Some(session) = &mut self.session {
+                session.event(&event);
+            }
             if let Some(n) = self.notice(event) {
                 notices.push(n);
             }
         }
+        if let Some(session) = &mut self.session {
+            session.flush();
+        }
         notices
+    }
+
+    /// The settings this engine was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Record everything from now on as a session (see [`crate::session`]).
+    pub fn record_session(&mut self, writer: crate::session::Writer) {
+        self.session = Some(writer);
+    }
+
+    /// Finish the session being recorded: what the audio thread reported
+    /// is written, then the end (the clock after the last block).
+    ///
+    /// # Errors
+    /// When the session could not be written completely.
+    pub fn finish_session(&mut self) -> anyhow::Result<()> {
+        self.poll();
+        let end = self.clock();
+        let lost = self
+            .link
+            .stats
+            .lost_events
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match self.session.take() {
+            Some(w) => w.finish(end, lost),
+            None => Ok(()),
+        }
+    }
+
+    /// The binary module of the version of `signal` last handed over.
+    pub fn playing_binary(&self, signal: &str) -> Option<Arc<[u8]>> {
+        self.signals
+            .get(signal)
+            .and_then(|s| s.playing.as_ref())
+            .map(|p| p.binary.clone())
+    }
+
+    /// Replay mode: nothing is started but what the caller asks for.
+    pub(crate) fn set_replaying(&mut self) {
+        self.replaying = true;
+    }
+
+    /// Send a command to the audio thread (replay: unloads and forced
+    /// faults by slot).
+    pub(crate) fn command(&mut self, cmd: Command) -> anyhow::Result<()> {
+        self.link
+            .commands
+            .push(cmd)
+            .map_err(|_| anyhow::anyhow!("the command queue is full"))
+    }
+
+    /// Queue a control event by slot (replay). A parameter change also
+    /// sets the value in the signal's table (by the id the replayed loads
+    /// gave the key, the same as in the recorded run).
+    pub(crate) fn control_to_slot(
+        &mut self,
+        e: crate::rt::messages::ControlEvent,
+    ) -> anyhow::Result<()> {
+        self.link
+            .controls
+            .push(e)
+            .map_err(|_| anyhow::anyhow!("the control-event queue is full"))?;
+        if let crate::rt::messages::ControlKind::Param { id, value } = e.kind
+            && let Some(rec) = self.signals.values_mut().find(|s| s.slot == e.slot)
+        {
+            rec.params.set_by_id(id, value);
+        }
+        Ok(())
     }
 
     /// Warn (once per new loss) when the audio thread's queues overflowed.

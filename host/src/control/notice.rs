@@ -49,6 +49,12 @@ pub enum Notice {
         micros: u32,
         percent: u32,
     },
+    /// Events for the signal were dropped: its event buffer and backlog
+    /// were full (it takes fewer events a block than it is sent).
+    EventsDropped {
+        signal: String,
+        count: u64,
+    },
 }
 
 impl Control {
@@ -77,6 +83,7 @@ impl Control {
                 ..
             } => self.swapped(slot, version, clock, carried, at),
             Event::Unloaded { slot, .. } => self.unloaded(slot),
+            Event::Unloading { .. } | Event::Block { .. } | Event::Applied(_) => return None,
             Event::Faulted {
                 slot,
                 version,
@@ -86,7 +93,7 @@ impl Control {
             } => {
                 let (signal, file) = self.label(slot);
                 let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
-                if after_carry {
+                if after_carry && !self.replaying {
                     message.push_str(&self.restart_fresh(&signal, version));
                 }
                 tracing::error!("{message}");
@@ -115,6 +122,14 @@ impl Control {
                 };
                 tracing::warn!("{message}");
                 Notice::GrowRefused { signal, message }
+            }
+            Event::EventsDropped { slot, count, .. } => {
+                let (signal, file) = self.label(slot);
+                tracing::warn!(
+                    "{signal}: {count} events were dropped: its event buffer and the host's backlog of {} were full (it is sent more events than it takes a block; give it a larger event buffer) ({file})",
+                    crate::rt::params::BACKLOG_EVENTS
+                );
+                Notice::EventsDropped { signal, count }
             }
             Event::Slow {
                 slot,
@@ -228,14 +243,18 @@ impl Control {
     /// next load claims against its layout.
     fn rolled_back(&mut self, slot: SlotId, to: u64, clock: u64) -> Notice {
         let (signal, _) = self.label(slot);
+        if let Some(s) = self.signals.get_mut(&signal) {
+            s.params.rolled_back(to, &mut self.next_param_id);
+        }
         if let Some(p) = self
             .signals
             .get_mut(&signal)
             .and_then(|s| s.playing.as_mut())
-            && let Some((_, _, hash)) = p.layouts.iter().find(|(id, _, _)| *id == to)
+            && let Some((_, _, hash, binary)) = p.layouts.iter().find(|(id, ..)| *id == to)
         {
             p.current = to;
             p.hash = hash.clone();
+            p.binary = binary.clone();
             p.raw.clear(); // known by its binary's hash only
         }
         tracing::warn!("{signal}: rolled back to the last good version ({to}) with its state");

@@ -19,6 +19,7 @@ use crate::files::{is_text, read_file};
 use crate::loader::cache::{self, Hash, Source};
 use crate::loader::{LoadError, LoadReport, Loader, Prepared};
 use crate::rt::layout::Layout;
+use crate::rt::messages::SlotId;
 
 use super::{Control, LoadOutcome, Signal};
 
@@ -38,6 +39,16 @@ pub struct Request {
     /// One of the first versions `run` starts with: it starts without a
     /// fade-in even when it joins a stream already running.
     first: bool,
+    /// Load even when the bytes are those playing (a retry, a replay).
+    always: bool,
+    /// A restart: fresh state, crossfaded in so the fresh start does not click.
+    restart: bool,
+    /// A session replay: the slot, the fade-in and the version (by its id
+    /// in the session, and layout) whose state layout it claims against,
+    /// exactly as in the run that recorded it.
+    slot: Option<SlotId>,
+    fade_in: Option<bool>,
+    against: Option<(u64, Layout)>,
 }
 
 impl Request {
@@ -50,6 +61,11 @@ impl Request {
             noticed: None,
             fresh_state: false,
             first: false,
+            always: false,
+            restart: false,
+            slot: None,
+            fade_in: None,
+            against: None,
         }
     }
 
@@ -62,6 +78,11 @@ impl Request {
             noticed: None,
             fresh_state: false,
             first: false,
+            always: false,
+            restart: false,
+            slot: None,
+            fade_in: None,
+            against: None,
         }
     }
 
@@ -69,6 +90,42 @@ impl Request {
     /// first time (and loads even if its bytes are those playing).
     pub fn with_fresh_state(mut self) -> Self {
         self.fresh_state = true;
+        self
+    }
+
+    /// Load even if the bytes are those playing (retrying a faulted
+    /// version, say).
+    pub fn always(mut self) -> Self {
+        self.always = true;
+        self
+    }
+
+    /// Restart the signal with fresh state: as [`Request::with_fresh_state`],
+    /// and the fresh version is crossfaded in (equal power, at least the
+    /// fade time) rather than swapped, so its fresh start does not click.
+    pub fn restart(mut self) -> Self {
+        self.fresh_state = true;
+        self.always = true;
+        self.restart = true;
+        self
+    }
+
+    /// A replayed version: in `slot`, with or without a fade-in, its state
+    /// claimed against `against` (a version's id and layout; `None`:
+    /// nothing carried), whatever plays now.
+    pub(crate) fn replayed(
+        mut self,
+        slot: SlotId,
+        fade_in: bool,
+        restart: bool,
+        against: Option<(u64, Layout)>,
+    ) -> Self {
+        self.always = true;
+        self.slot = Some(slot);
+        self.fade_in = Some(fade_in);
+        self.restart = restart;
+        self.fresh_state = against.is_none();
+        self.against = against;
         self
     }
 
@@ -166,8 +223,32 @@ pub(super) struct Done {
     ticket: u64,
     /// Hash of the raw bytes read (text or binary), when they were read.
     raw: Option<Hash>,
-    /// `None`: the bytes are those of the version playing.
-    result: Result<Option<Prepared>, LoadError>,
+    /// `None`: the bytes are those of the version playing. With the
+    /// prepared version, its binary module.
+    result: Result<Option<Ready>, LoadError>,
+}
+
+/// A prepared version and its binary module.
+type Ready = (Prepared, Arc<[u8]>);
+
+/// A request on a worker: what to report and how to hand it over.
+struct InFlight {
+    ticket: u64,
+    path: PathBuf,
+    noticed: Option<Instant>,
+    first: bool,
+    hand: HandOver,
+}
+
+/// How a prepared version is handed to the audio thread (and recorded in
+/// a session).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HandOver {
+    /// The fade-in asked for (`None`: as the stream's state decides).
+    pub fade_in: Option<bool>,
+    pub restart: bool,
+    /// The version whose state layout this one claimed against.
+    pub against: Option<u64>,
 }
 
 /// The pipeline's own state inside [`Control`].
@@ -178,7 +259,7 @@ pub(super) struct Pipeline {
     ready: VecDeque<Loaded>,
     /// Requests in flight, by ticket: what to report when they finish.
     next_ticket: u64,
-    in_flight: Vec<(u64, PathBuf, Option<Instant>, bool)>,
+    in_flight: Vec<InFlight>,
     /// Called by a worker after it sends a result (to wake a control loop).
     wake: Option<Arc<dyn Fn() + Send + Sync>>,
     pool: Pool,
@@ -297,7 +378,15 @@ impl Control {
         let rec = match self.signals.get_mut(&req.signal) {
             Some(rec) => rec,
             None => {
-                let Some(slot) = self.free.pop() else {
+                let slot = match req.slot {
+                    Some(s) => self
+                        .free
+                        .iter()
+                        .position(|f| *f == s)
+                        .map(|i| self.free.remove(i)),
+                    None => self.free.pop(),
+                };
+                let Some(slot) = slot else {
                     let slots = self.settings.slots;
                     self.pipeline.ready.push_back(Loaded {
                         signal: req.signal,
@@ -313,6 +402,7 @@ impl Control {
                     path: None,
                     playing: None,
                     load: Status::Idle,
+                    params: Default::default(),
                 })
             }
         };
@@ -332,22 +422,30 @@ impl Control {
     }
 
     /// Start preparing `req` on a worker.
-    fn dispatch(&mut self, req: Request) {
+    fn dispatch(&mut self, mut req: Request) {
         let rec = self
             .signals
             .get_mut(&req.signal)
             .expect("a requested signal has a record");
-        let (current, previous) = match &rec.playing {
-            _ if req.fresh_state => (None, Layout::default()),
-            Some(p) => (
+        let (current, previous, against) = match (&rec.playing, req.against.take()) {
+            (_, Some((id, layout))) => (None, layout, Some(id)),
+            _ if req.fresh_state => (None, Layout::default(), None),
+            (Some(p), None) => (
                 Some((p.raw.clone(), p.hash.clone())),
                 p.layouts
                     .iter()
-                    .find(|(id, _, _)| *id == p.current)
-                    .map(|(_, l, _)| l.clone())
+                    .find(|(id, ..)| *id == p.current)
+                    .map(|(_, l, ..)| l.clone())
                     .unwrap_or_default(),
+                Some(p.current),
             ),
-            None => (None, Layout::default()),
+            (None, None) => (None, Layout::default(), None),
+        };
+        let current = current.filter(|_| !req.always);
+        let hand = HandOver {
+            fade_in: req.fade_in,
+            restart: req.restart,
+            against,
         };
         let ticket = self.pipeline.next_ticket;
         self.pipeline.next_ticket += 1;
@@ -363,9 +461,13 @@ impl Control {
             first,
             ..
         } = req;
-        self.pipeline
-            .in_flight
-            .push((ticket, path.clone().unwrap_or_default(), noticed, first));
+        self.pipeline.in_flight.push(InFlight {
+            ticket,
+            path: path.clone().unwrap_or_default(),
+            noticed,
+            first,
+            hand,
+        });
         let (loader, tx, wake, failures) = (
             self.loader.clone(),
             self.pipeline.tx.clone(),
@@ -428,11 +530,17 @@ impl Control {
             .pipeline
             .in_flight
             .iter()
-            .position(|(t, _, _, _)| *t == ticket)
+            .position(|f| f.ticket == ticket)
         else {
             return;
         };
-        let (_, path, noticed, first) = self.pipeline.in_flight.swap_remove(at);
+        let InFlight {
+            path,
+            noticed,
+            first,
+            hand,
+            ..
+        } = self.pipeline.in_flight.swap_remove(at);
         let path = (!path.as_os_str().is_empty()).then_some(path);
         let Some(rec) = self.signals.get_mut(&signal) else {
             return; // unloaded meanwhile
@@ -446,12 +554,14 @@ impl Control {
         };
         let was_playing = rec.playing.is_some();
         let result = match result {
-            Ok(Some(prepared)) => Ok(LoadOutcome::Loaded(self.hand_over(
+            Ok(Some((prepared, binary))) => Ok(LoadOutcome::Loaded(self.hand_over(
                 &signal,
                 prepared,
+                binary,
                 raw.unwrap_or_default(),
                 noticed,
                 !first,
+                hand,
             ))),
             Ok(None) => Ok(LoadOutcome::Unchanged),
             Err(e) => Err(e),
@@ -556,7 +666,7 @@ impl Job<'_> {
         &self,
         path: Option<PathBuf>,
         bytes: Option<Vec<u8>>,
-    ) -> (Option<Hash>, Result<Option<Prepared>, LoadError>) {
+    ) -> (Option<Hash>, Result<Option<Ready>, LoadError>) {
         let (raw, text) = match (bytes, &path) {
             (Some(b), _) => (b, false),
             (None, Some(p)) => match read_file(p) {
@@ -585,7 +695,7 @@ impl Job<'_> {
         raw_hash: &Hash,
         raw: Vec<u8>,
         text: bool,
-    ) -> Result<Option<Prepared>, LoadError> {
+    ) -> Result<Option<Ready>, LoadError> {
         if self.current.as_ref().is_some_and(|(r, _)| r == raw_hash) {
             return Ok(None);
         }
@@ -604,8 +714,7 @@ impl Job<'_> {
         {
             return Ok(None);
         }
-        self.loader
-            .prepare(self.signal, &binary, self.previous)
-            .map(Some)
+        let prepared = self.loader.prepare(self.signal, &binary, self.previous)?;
+        Ok(Some((prepared, binary.into())))
     }
 }

@@ -326,7 +326,7 @@ impl Console {
                     self.rows.remove(signal);
                 }
             }
-            Notice::GrowRefused { .. } | Notice::Slow { .. } => {}
+            Notice::GrowRefused { .. } | Notice::Slow { .. } | Notice::EventsDropped { .. } => {}
         }
     }
 
@@ -424,22 +424,33 @@ impl Console {
             KeyCode::Char('r') => match row.path.clone() {
                 Some(path) => {
                     row.reloading = true;
-                    control.request(Request::file(name.clone(), path.clone()));
-                    Ok(format!("{name}: reloading {} (console)", path.display()))
+                    let req = Request::file(name.clone(), path.clone());
+                    // A muted (faulted) signal is tried again even when its
+                    // file did not change; a playing one only reloads new bytes.
+                    if matches!(row.state, State::Faulted(_)) {
+                        control.request(req.always());
+                        Ok(format!(
+                            "{name}: trying {} again after its fault (console)",
+                            path.display()
+                        ))
+                    } else {
+                        control.request(req);
+                        Ok(format!("{name}: reloading {} (console)", path.display()))
+                    }
                 }
                 None => Err(anyhow::anyhow!("{name} has no file to reload")),
             },
-            KeyCode::Char('f') => match row.path.clone() {
-                Some(path) => {
-                    control.unload(&name);
-                    control.request(Request::file(name.clone(), path.clone()));
-                    row.state = State::Loading;
+            KeyCode::Char('f') => match control.playing_binary(&name) {
+                Some(binary) => {
+                    row.reloading = true;
+                    control.request(
+                        Request::bytes(name.clone(), binary.to_vec(), row.path.clone()).restart(),
+                    );
                     Ok(format!(
-                        "{name}: restarting from {} with fresh state (console)",
-                        path.display()
+                        "{name}: restarting the same version with fresh state (console)"
                     ))
                 }
-                None => Err(anyhow::anyhow!("{name} has no file to restart from")),
+                None => Err(anyhow::anyhow!("{name} has no version to restart")),
             },
             _ => return,
         };

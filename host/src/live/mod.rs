@@ -26,11 +26,6 @@ use crate::rt::callback::{AudioCallback, WarmUp};
 use output::OutputRequest;
 use watcher::{Change, Due, Settler, WatchSet};
 
-/// How long the stream waits at most for the first versions: those ready by
-/// then start together in the first block; the others join when ready,
-/// without a fade-in (a first version starts from silence either way).
-pub const START_GRACE: Duration = Duration::from_millis(500);
-
 /// What wakes the control loop.
 enum Msg {
     Change(Change),
@@ -49,6 +44,8 @@ pub struct RunOptions {
     pub adapt_channels: bool,
     pub settings: Settings,
     pub record: Option<PathBuf>,
+    /// Record the performance as a session in this folder.
+    pub session: Option<PathBuf>,
     pub seconds: Option<f64>,
     /// Print a summary (swap latencies, late blocks, audio-thread
     /// allocations) at the end.
@@ -100,27 +97,23 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     };
     let files = collect_modules(&opts.paths)?;
     let (mut control, mixer) = Control::new(opts.settings.clone())?;
+    if let Some(dir) = &opts.session {
+        control.record_session(crate::session::Writer::create(dir, &opts.settings)?);
+    }
+    // Wake the control loop whenever a load finishes, from the first
+    // versions on.
+    control.on_load_finished(move || {
+        let _ = tx.send(Msg::LoadFinished);
+    });
 
-    // First versions: asked for all at once, each prepared on its own. The
-    // stream starts when they are all ready or after START_GRACE, whichever
-    // comes first: what is ready by then starts together in the first block,
-    // a slow one (a long `init`) joins when it is ready.
+    // First versions: asked for all at once, each prepared on its own
+    // worker; the stream starts at once, without waiting for any of them.
+    // Each joins in the first block after it is ready (from silence, as at
+    // the start), so a slow `init` or a big module delays no one.
     let mut first: HashSet<String> = HashSet::new();
     for f in &files {
         first.insert(signal_name(f));
         control.request(Request::file(signal_name(f), f.clone()).first_version());
-    }
-    let mut all_ok = true;
-    let grace = Instant::now() + START_GRACE;
-    while !first.is_empty() && Instant::now() < grace {
-        for loaded in control.take_loaded(grace.saturating_duration_since(Instant::now())) {
-            first.remove(&loaded.signal);
-            all_ok &= loaded.result.is_ok();
-            loaded.log();
-            if let Some(c) = &mut console {
-                c.loaded(&loaded);
-            }
-        }
     }
 
     let channels = opts.settings.channels as u16;
@@ -160,9 +153,6 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         });
     }
 
-    control.on_load_finished(move || {
-        let _ = tx.send(Msg::LoadFinished);
-    });
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -180,7 +170,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         summary: Summary::default(),
         load: load_watch::LoadWatch::new(opts.shed),
         first,
-        all_ok,
+        all_ok: true,
         console,
         quit: false,
     };
@@ -203,6 +193,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     drop(console);
     let callback = output.and_then(output::Output::stop);
     control.poll();
+    let session = control.finish_session();
     if let Some(r) = recorder {
         let path = r.path.clone();
         summary.recorded_samples = r.finish()?;
@@ -231,6 +222,7 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     if opts.stats {
         println!("{}", format_summary(&summary, started.elapsed()));
     }
+    session?;
     Ok(all_ok)
 }
 
@@ -377,7 +369,8 @@ impl Live {
             c.loaded(&loaded);
         }
         if self.first.remove(&loaded.signal) {
-            // A first version that missed the start: reported at once.
+            // A first version: reported at once (no retry: it was on disk
+            // before the run started, not being written).
             self.all_ok &= loaded.result.is_ok();
             return loaded.log();
         }

@@ -3,11 +3,14 @@
 //! lel-host is near-instant. Both are bounded and evict the least recently
 //! used modules by bytes (defaults [`DEFAULT_MEMORY_BYTES`] and
 //! [`DEFAULT_DISK_BYTES`], or `LEL_CACHE_MEMORY_MB` / `LEL_CACHE_DISK_MB`).
+//! Identical bytes are compiled once even when several loads ask at the same
+//! time (two signals with the same module, a retry): the first compiles, the
+//! others wait for its result ([`Flight`]).
 //! Runs on loader threads (disk writes and eviction on a writer thread).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -146,10 +149,41 @@ fn module_bytes(module: &Module) -> u64 {
     (range.end as usize - range.start as usize) as u64
 }
 
+/// One compile under way, and its result once there: the loads that ask for
+/// the same hash meanwhile wait for it instead of compiling again.
+#[derive(Default)]
+struct Flight {
+    result: Mutex<Option<Result<Module, String>>>,
+    done: Condvar,
+}
+
+impl Flight {
+    fn finish(&self, result: &wasmtime::Result<(Module, Source)>) {
+        let shared = match result {
+            Ok((m, _)) => Ok(m.clone()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> wasmtime::Result<Module> {
+        let mut result = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = &*result {
+                return r.clone().map_err(wasmtime::Error::msg);
+            }
+            result = self.done.wait(result).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 pub struct ModuleCache {
     dir: Option<PathBuf>,
     limits: CacheLimits,
     memory: Mutex<Lru>,
+    /// Compiles (or disk loads) under way, by hash.
+    in_flight: Mutex<HashMap<Hash, Arc<Flight>>>,
     /// Disk writes under way (joined by [`ModuleCache::wait_for_disk`]).
     writers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -165,12 +199,14 @@ impl ModuleCache {
             dir,
             limits,
             memory: Mutex::new(Lru::default()),
+            in_flight: Mutex::default(),
             writers: Mutex::new(Vec::new()),
         }
     }
 
     /// The compiled module for `bytes`, compiling it at most once while it
-    /// stays cached.
+    /// stays cached. When a compile of the same hash is under way, waits for
+    /// it and shares its module (reported as [`Source::Memory`]) or its error.
     ///
     /// # Errors
     /// When the module does not compile.
@@ -183,32 +219,93 @@ impl ModuleCache {
         if let Some(m) = self.lock_memory().get(hash) {
             return Ok((m, Source::Memory));
         }
-        let (module, source) = match self.load_disk(engine, hash) {
-            Some(m) => (m, Source::Disk),
-            None => {
-                let m = Module::new(engine, bytes)?;
-                // Off the reload's critical path: the swap need not wait for
-                // the disk.
-                if let Some(dir) = self.dir.clone() {
-                    let (hash, module, limit) = (hash.clone(), m.clone(), self.limits.disk_bytes);
-                    let writer = std::thread::Builder::new()
-                        .name("lel-cache-write".into())
-                        .spawn(move || {
-                            store_disk(&dir, &hash, &module);
-                            evict_disk(&dir, limit);
-                        });
-                    if let Ok(w) = writer {
-                        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-                        writers.retain(|w| !w.is_finished());
-                        writers.push(w);
+        let (flight, leader) = {
+            let mut flights = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match flights.get(hash) {
+                Some(f) => (f.clone(), false),
+                None => {
+                    // Checked again under the lock: a compile may have
+                    // finished since.
+                    if let Some(m) = self.lock_memory().get(hash) {
+                        return Ok((m, Source::Memory));
                     }
+                    let f = Arc::new(Flight::default());
+                    flights.insert(hash.clone(), f.clone());
+                    (f, true)
                 }
-                (m, Source::Compiled)
             }
         };
-        self.lock_memory()
-            .insert(hash, module.clone(), self.limits.memory_bytes);
-        Ok((module, source))
+        if !leader {
+            return flight.wait().map(|m| (m, Source::Memory));
+        }
+        // The leader: whatever happens (even a panic in the compiler), the
+        // waiters get an answer and the flight is removed.
+        struct Land<'a> {
+            cache: &'a ModuleCache,
+            hash: &'a Hash,
+            flight: Arc<Flight>,
+            done: bool,
+        }
+        impl Drop for Land<'_> {
+            fn drop(&mut self) {
+                if !self.done {
+                    self.flight
+                        .finish(&Err(wasmtime::Error::msg("the compiler panicked")));
+                }
+                let mut flights = self
+                    .cache
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                flights.remove(self.hash);
+            }
+        }
+        let mut land = Land {
+            cache: self,
+            hash,
+            flight,
+            done: false,
+        };
+        let result = self.load_or_compile(engine, hash, bytes);
+        if let Ok((module, _)) = &result {
+            self.lock_memory()
+                .insert(hash, module.clone(), self.limits.memory_bytes);
+        }
+        land.flight.finish(&result);
+        land.done = true;
+        drop(land);
+        result
+    }
+
+    /// From the disk cache, else compiled (and written to disk off the
+    /// caller's thread).
+    fn load_or_compile(
+        &self,
+        engine: &Engine,
+        hash: &Hash,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Module, Source)> {
+        if let Some(m) = self.load_disk(engine, hash) {
+            return Ok((m, Source::Disk));
+        }
+        let m = Module::new(engine, bytes)?;
+        // Off the reload's critical path: the swap need not wait for the
+        // disk.
+        if let Some(dir) = self.dir.clone() {
+            let (hash, module, limit) = (hash.clone(), m.clone(), self.limits.disk_bytes);
+            let writer = std::thread::Builder::new()
+                .name("lel-cache-write".into())
+                .spawn(move || {
+                    store_disk(&dir, &hash, &module);
+                    evict_disk(&dir, limit);
+                });
+            if let Ok(w) = writer {
+                let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+                writers.retain(|w| !w.is_finished());
+                writers.push(w);
+            }
+        }
+        Ok((m, Source::Compiled))
     }
 
     /// Bytes of compiled code held in memory, and how many modules.

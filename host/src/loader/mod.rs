@@ -1,8 +1,9 @@
 //! The loader: turns module bytes into a [`Version`] ready for the audio
 //! thread. Validates against the contract, compiles (once per content hash),
 //! instantiates, finds the state region and runs `init`, placing its claims
-//! against the layout of the version now playing. Runs on loader threads,
-//! never on the audio thread.
+//! (and the cells of its parameters, `lel:signal@0.2.0`) against the layout
+//! of the version now playing, then finds its event buffer. Runs on loader
+//! threads, never on the audio thread.
 
 pub mod cache;
 pub mod guest_log;
@@ -14,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
-use crate::contract::{self, ContractError};
+use crate::contract::{self, ContractError, ContractVersion};
 use crate::rt::guest::{self, GuestLimits, HostState};
 use crate::rt::layout::{Claims, Layout, MAX_ALIGN};
 use crate::rt::log_ring::{self, LogConsumer};
-use crate::rt::version::Version;
+use crate::rt::params::{Controls, EVENT_BYTES, NO_ID, ParamCell, ParamDecl};
+use crate::rt::version::{Process, Version};
 use cache::{Hash, ModuleCache, Source};
 use runtime::Runtime;
 
@@ -33,6 +35,8 @@ pub enum Export {
     StatePtr,
     StateLen,
     Init,
+    EventsPtr,
+    EventsLen,
 }
 
 impl std::fmt::Display for Export {
@@ -42,6 +46,8 @@ impl std::fmt::Display for Export {
             Export::StatePtr => "`state-ptr`",
             Export::StateLen => "`state-len`",
             Export::Init => "`init`",
+            Export::EventsPtr => "`events-ptr`",
+            Export::EventsLen => "`events-len`",
         })
     }
 }
@@ -57,6 +63,8 @@ pub enum LoadError {
     Instantiate(String),
     #[error("{0}")]
     StateRegion(String),
+    #[error("{0}")]
+    EventBuffer(String),
     #[error("{0}")]
     Claim(String),
     #[error(
@@ -154,6 +162,12 @@ pub struct LoadReport {
     pub compile: Duration,
     /// Instantiate and `init` time.
     pub init: Duration,
+    /// The contract version the module was built against.
+    pub contract: ContractVersion,
+    /// The parameters its `init` declared, in order (index = position).
+    pub params: Vec<ParamDecl>,
+    /// Events its event buffer holds (`None`: it has none).
+    pub event_capacity: Option<u32>,
 }
 
 /// A version and what comes with it.
@@ -241,9 +255,49 @@ impl Loader {
         }
         let channels = self.init(&mut store, &instance)?;
         let layout = store.data_mut().claims.take().expect("set above").finish();
-        let process = instance
-            .get_typed_func::<(i32, i64), i32>(&mut store, "process")
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let params = std::mem::take(&mut store.data_mut().params);
+        let buffer = if shape.has_event_buffer {
+            let (ptr, len) = self.event_buffer(&mut store, &instance, &memory)?;
+            let (events_end, state_end) = (
+                ptr as u64 + len as u64,
+                state_base as u64 + state_len as u64,
+            );
+            if state_len > 0
+                && len > 0
+                && (ptr as u64) < state_end
+                && (state_base as u64) < events_end
+            {
+                return Err(LoadError::EventBuffer(format!(
+                    "the event buffer {ptr:#x}..{:#x} overlaps the state region {state_base:#x}..{:#x} (give the events a buffer of their own)",
+                    ptr as u64 + len as u64,
+                    state_base as u64 + state_len as u64
+                )));
+            }
+            Some((ptr, len / EVENT_BYTES))
+        } else {
+            None
+        };
+        let process = match shape.version {
+            ContractVersion::V0_1 => instance
+                .get_typed_func::<(i32, i64), i32>(&mut store, "process")
+                .map(Process::V1),
+            ContractVersion::V0_2 => instance
+                .get_typed_func::<(i32, i64, i32), i32>(&mut store, "process")
+                .map(Process::V2),
+        }
+        .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let cells: Box<[ParamCell]> = params
+            .iter()
+            .map(|p| ParamCell {
+                id: NO_ID,
+                addr: state_base + p.offset,
+                min: p.min,
+                max: p.max,
+                steps: p.steps,
+                value: p.default,
+                user_set: false,
+            })
+            .collect();
         let (log_tx, log_rx) = log_ring::ring();
         store.data_mut().log_ring = Some(log_tx);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +311,9 @@ impl Loader {
             source,
             compile,
             init: t1.elapsed(),
+            contract: shape.version,
+            params,
+            event_capacity: buffer.map(|(_, capacity)| capacity),
         };
         let version = Box::new(Version {
             id,
@@ -266,6 +323,7 @@ impl Loader {
             memory,
             state_base,
             layout,
+            controls: Controls::new(cells, buffer),
         });
         Ok(Prepared {
             version,
@@ -285,6 +343,7 @@ impl Loader {
                 claims: None,
                 state_base: 0,
                 claim_error: None,
+                params: Vec::new(),
                 log_ring: None,
                 limits: self.config.limits.clone(),
                 overrun: Default::default(),
@@ -350,6 +409,39 @@ impl Loader {
         if ptr as u64 + len as u64 > size {
             return Err(LoadError::StateRegion(format!(
                 "the state region {ptr:#x}..{:#x} lies outside the module's {size}-byte memory",
+                ptr as u64 + len as u64
+            )));
+        }
+        Ok((ptr, len))
+    }
+
+    /// Call `events-ptr` and `events-len` (after `init`) and check the
+    /// buffer they give: 8-byte aligned, inside memory.
+    fn event_buffer(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::Instance,
+        memory: &wasmtime::Memory,
+    ) -> Result<(u32, u32), LoadError> {
+        let mut call = |export: Export, name: &str| -> Result<u32, LoadError> {
+            let f = instance
+                .get_typed_func::<(), i32>(&mut *store, name)
+                .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+            f.call(&mut *store, ())
+                .map(|v| v as u32)
+                .map_err(|e| self.guest_error(export, e, store))
+        };
+        let ptr = call(Export::EventsPtr, "events-ptr")?;
+        let len = call(Export::EventsLen, "events-len")?;
+        let size = memory.data_size(&*store) as u64;
+        if !ptr.is_multiple_of(8) {
+            return Err(LoadError::EventBuffer(format!(
+                "`events-ptr` returned {ptr:#x}, which is not 8-byte aligned (align the event buffer to 8)"
+            )));
+        }
+        if ptr as u64 + len as u64 > size {
+            return Err(LoadError::EventBuffer(format!(
+                "the event buffer {ptr:#x}..{:#x} (`events-ptr`, `events-len`) lies outside the module's {size}-byte memory",
                 ptr as u64 + len as u64
             )));
         }

@@ -1,6 +1,7 @@
 //! The shared WebAssembly runtime: one wasmtime `Engine` configured for
 //! real-time calls, the epoch ticker that bounds every call into a guest, and
-//! the host functions (`claim`, `log`) a module may import.
+//! the host functions (`claim`, `log`, and `param` of `lel:signal@0.2.0`) a
+//! module may import, under the import module of each contract version.
 //! Built once on the control thread; the ticker has a thread of its own.
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
+        start_compile_pool();
         let mut config = Config::new();
         config.allocation_strategy(pooling(limits));
         config
@@ -57,18 +59,32 @@ impl Runtime {
             .max_wasm_stack(256 << 10);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        let host = contract::host_module();
-        linker.func_wrap(host, "claim", claim)?;
         let guest_log = Arc::new(GuestLog::new());
-        {
-            let guest_log = guest_log.clone();
-            linker.func_wrap(
-                host,
-                "log",
-                move |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
-                    log(&guest_log, caller, level, ptr, len)
-                },
-            )?;
+        for spec in contract::VERSIONS {
+            let host = spec.host_module;
+            for f in spec.imports {
+                match f.name {
+                    "claim" => {
+                        linker.func_wrap(host, "claim", claim)?;
+                    }
+                    "log" => {
+                        let guest_log = guest_log.clone();
+                        linker.func_wrap(
+                            host,
+                            "log",
+                            move |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                                log(&guest_log, caller, level, ptr, len)
+                            },
+                        )?;
+                    }
+                    "param" => {
+                        linker.func_wrap(host, "param", param)?;
+                    }
+                    other => anyhow::bail!(
+                        "wit/lel.wit names a host function `{other}` ({host}) that lel-host does not implement"
+                    ),
+                }
+            }
         }
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -103,6 +119,21 @@ impl Runtime {
     pub fn ticks_for(budget: Duration) -> u64 {
         crate::rt::cpu::ticks_for(budget)
     }
+}
+
+/// wasmtime compiles the functions of a module in parallel on rayon's global
+/// thread pool. lel-host starts that pool itself, before the first compile:
+/// one thread per core (bounded), named `lel-compile-N`, each at the
+/// loaders' lower priority (nice 5, [`crate::rt::priority::background`]).
+/// Otherwise the pool would start on whichever thread compiles first (the
+/// control thread, for the audio thread's warm-up module) and inherit its
+/// normal priority, competing with playback and the control loop. Building
+/// the global pool works once per process; later calls change nothing.
+pub fn start_compile_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("lel-compile-{i}"))
+        .start_handler(|_| crate::rt::priority::background())
+        .build_global();
 }
 
 /// Versions (instances) alive at once in one engine: 1,000 signals, each
@@ -196,6 +227,81 @@ fn claim(
             e.code as i32
         }
     }
+}
+
+/// `param(key_ptr, key_len, default, min, max, unit_ptr, unit_len, steps)
+/// -> i32` (`lel:signal@0.2.0`): only during `init`, on a loader thread.
+/// Checks the declaration (`rt::params::check_decl`), places its 4-byte cell
+/// in the state region in the parameters' namespace, writes the default
+/// there and returns the cell's address, or a code (see `wit/lel.wit`).
+#[allow(clippy::too_many_arguments)]
+fn param(
+    mut caller: Caller<'_, HostState>,
+    key_ptr: i32,
+    key_len: i32,
+    default: f32,
+    min: f32,
+    max: f32,
+    unit_ptr: i32,
+    unit_len: i32,
+    steps: i32,
+) -> i32 {
+    use crate::rt::params::{ParamDecl, check_decl};
+    let fail = |caller: &mut Caller<'_, HostState>, code: ClaimCode, msg: String| -> i32 {
+        caller.data_mut().claim_error.get_or_insert(msg);
+        code as i32
+    };
+    let Some(claims) = caller.data().claims.as_ref() else {
+        return ClaimCode::NotInInit as i32;
+    };
+    if !claims.has_region() {
+        let msg = "`param` called by a module with no state region (export `state-ptr` and `state-len`: parameter cells live there)".to_string();
+        return fail(&mut caller, ClaimCode::NoStateRegion, msg);
+    }
+    let Some(key) = guest_bytes(&mut caller, key_ptr, key_len) else {
+        let msg = format!("param key at {key_ptr:#x}+{key_len} lies outside the module's memory");
+        return fail(&mut caller, ClaimCode::BadKey, msg);
+    };
+    let Some(unit) = guest_bytes(&mut caller, unit_ptr, unit_len) else {
+        let msg =
+            format!("param unit at {unit_ptr:#x}+{unit_len} lies outside the module's memory");
+        return fail(&mut caller, ClaimCode::BadUnit, msg);
+    };
+    let count = caller.data().params.len();
+    let (key, unit) = match check_decl(&key, default, min, max, &unit, steps as u32, count) {
+        Ok(k) => k,
+        Err(e) => return fail(&mut caller, e.code, e.message),
+    };
+    let base = caller.data().state_base;
+    let placed = caller
+        .data_mut()
+        .claims
+        .as_mut()
+        .expect("checked above")
+        .param_cell(&key);
+    let offset = match placed {
+        Ok(o) => o,
+        Err(e) => return fail(&mut caller, e.code, e.message),
+    };
+    if let Some(memory) = caller
+        .get_export(contract::MEMORY_EXPORT)
+        .and_then(|e| e.into_memory())
+    {
+        let at = (base + offset) as usize;
+        if let Some(cell) = memory.data_mut(&mut caller).get_mut(at..at + 4) {
+            cell.copy_from_slice(&default.to_le_bytes());
+        }
+    }
+    caller.data_mut().params.push(ParamDecl {
+        key: key.into(),
+        default,
+        min,
+        max,
+        unit: unit.into(),
+        steps: steps as u32,
+        offset,
+    });
+    (base + offset) as i32
 }
 
 /// `log(level, ptr, len)`: to the rate-limited guest log while loading;

@@ -15,6 +15,17 @@ use super::mixer::Mixer;
 /// Largest device buffer converted in one piece (larger ones are split).
 const SCRATCH_FRAMES: usize = 4096;
 
+/// `(module (func (export "w")))` in the binary format: wasmtime is built
+/// without its text parser, so text would not compile (and the warm-up would
+/// silently not happen).
+pub const WARM_UP_MODULE: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
+    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+    0x07, 0x05, 0x01, 0x01, b'w', 0x00, 0x00, // exports: "w" = function 0
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: an empty body
+];
+
 /// A trivial wasm function called once on the audio thread before the first
 /// block: wasmtime sets up per-thread state (a signal stack) on a thread's
 /// first call into wasm, which allocates and makes system calls.
@@ -27,7 +38,7 @@ impl WarmUp {
     /// # Errors
     /// When the tiny module does not compile (it always does).
     pub fn new(engine: &Engine) -> anyhow::Result<Self> {
-        let module = Module::new(engine, "(module (func (export \"w\")))")?;
+        let module = Module::new(engine, WARM_UP_MODULE)?;
         let mut store = Store::new(engine, ());
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = wasmtime::Instance::new(&mut store, &module, &[])?;

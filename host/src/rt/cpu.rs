@@ -199,11 +199,6 @@ pub fn ensure_registered() {
     }
 }
 
-/// Is the calling thread registered?
-pub fn is_registered() -> bool {
-    ME.with(Cell::get).is_some()
-}
-
 fn start_sampler() {
     SAMPLER.get_or_init(|| {
         let _ = now_ns();

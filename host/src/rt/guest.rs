@@ -20,9 +20,11 @@ pub struct HostState {
     pub claims: Option<Claims>,
     /// Address of the state region in the module's memory.
     pub state_base: u32,
-    /// The first failed claim: it rejects the version even if the guest
-    /// ignored the error code.
+    /// The first failed claim or `param`: it rejects the version even if
+    /// the guest ignored the error code.
     pub claim_error: Option<String>,
+    /// The parameters declared during `init` (`lel:signal@0.2.0`), in order.
+    pub params: Vec<super::params::ParamDecl>,
     /// Log lines sent during `process` (the audio thread): a bounded ring
     /// drained by a control thread. `None` while loading: logged at once.
     pub log_ring: Option<LogProducer>,

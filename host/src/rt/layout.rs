@@ -16,6 +16,10 @@
 //!
 //! The layout of a version is therefore always a set of disjoint blocks of
 //! its own claims: churn over thousands of reloads cannot exhaust the region.
+//!
+//! Parameter cells (`param` of `lel:signal@0.2.0`) are placed by the same
+//! rules, as 4-byte blocks in a namespace of their own ([`Block::param`]):
+//! a parameter's key never meets a claim's key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -38,6 +42,12 @@ pub enum ClaimCode {
     DuplicateKey = consts::DUPLICATE_KEY,
     NotInInit = consts::NOT_IN_INIT,
     NoStateRegion = consts::NO_STATE_REGION,
+    /// `param` only (0.2.0).
+    BadRange = consts::BAD_RANGE,
+    /// `param` only (0.2.0).
+    TooManyParams = consts::TOO_MANY_PARAMS,
+    /// `param` only (0.2.0).
+    BadUnit = consts::BAD_UNIT,
 }
 
 /// One claimed block.
@@ -52,6 +62,8 @@ pub struct Block {
     /// For a carried block: its index in the layout it was carried from (the
     /// swap looks there first).
     pub source: u32,
+    /// A parameter's cell (its own namespace), not a claim.
+    pub param: bool,
 }
 
 /// The blocks of one version, in claim order.
@@ -66,8 +78,14 @@ impl Layout {
         self.blocks.iter().map(|b| b.size as u64).sum()
     }
 
+    /// The claim of `key` (not a parameter's cell).
     pub fn get(&self, key: &str) -> Option<&Block> {
-        self.blocks.iter().find(|b| &*b.key == key)
+        self.blocks.iter().find(|b| &*b.key == key && !b.param)
+    }
+
+    /// The cell of parameter `key`.
+    pub fn get_param(&self, key: &str) -> Option<&Block> {
+        self.blocks.iter().find(|b| &*b.key == key && b.param)
     }
 }
 
@@ -92,8 +110,8 @@ impl fmt::Display for ClaimError {
 #[derive(Debug)]
 pub struct Claims {
     previous: Layout,
-    /// Key -> index in `previous`.
-    previous_keys: HashMap<Box<str>, usize>,
+    /// (Namespace, key) -> index in `previous`.
+    previous_keys: HashMap<(bool, Box<str>), usize>,
     /// Previous blocks whose space a fresh block took (or that overlap an
     /// earlier previous block, which a well-formed layout never has).
     evicted: Vec<bool>,
@@ -104,8 +122,8 @@ pub struct Claims {
     /// False for a module without `state-ptr`/`state-len`.
     has_region: bool,
     layout: Layout,
-    /// Key -> index in `layout`.
-    keys: HashMap<Box<str>, usize>,
+    /// (Namespace, key) -> index in `layout`.
+    keys: HashMap<(bool, Box<str>), usize>,
     claimed: u64,
     /// Space free of this version's blocks and of `previous_live`.
     around_all: FreeSpace,
@@ -140,7 +158,7 @@ impl Claims {
             .blocks
             .iter()
             .enumerate()
-            .map(|(i, b)| (b.key.clone(), i))
+            .map(|(i, b)| ((b.param, b.key.clone()), i))
             .collect();
         Claims {
             previous,
@@ -206,12 +224,49 @@ impl Claims {
                 ),
             );
         }
-        if self.keys.contains_key(key) {
+        if self.keys.contains_key(&(false, key.into())) {
             return err(
                 ClaimCode::DuplicateKey,
                 format!("claim \"{key}\" is made twice in one init (give each helper its own key)"),
             );
         }
+        self.place(false, key, size, align)
+    }
+
+    /// Place the 4-byte cell of parameter `key` (already checked by the
+    /// caller: see `rt::params`); returns its offset in the region.
+    pub fn param_cell(&mut self, key: &str) -> Result<u32, ClaimError> {
+        let err = |code, message: String| Err(ClaimError { code, message });
+        if !self.has_region {
+            return err(
+                ClaimCode::NoStateRegion,
+                format!(
+                    "param \"{key}\" declared by a module with no state region (export `state-ptr` and `state-len`: parameter cells live there)"
+                ),
+            );
+        }
+        if self.keys.contains_key(&(true, key.into())) {
+            return err(
+                ClaimCode::DuplicateKey,
+                format!(
+                    "param \"{key}\" is declared twice in one init (give each parameter its own key)"
+                ),
+            );
+        }
+        self.place(true, key, 4, 4).map_err(|e| ClaimError {
+            code: e.code,
+            message: e.message.replacen("claim", "the cell of param", 1),
+        })
+    }
+
+    /// Does the module have a state region?
+    pub fn has_region(&self) -> bool {
+        self.has_region
+    }
+
+    /// Place a block of `size` bytes under `key` in namespace `param`.
+    fn place(&mut self, param: bool, key: &str, size: u32, align: u32) -> Result<u32, ClaimError> {
+        let err = |code, message: String| Err(ClaimError { code, message });
         if size > self.region_len {
             return err(
                 ClaimCode::RegionFull,
@@ -221,7 +276,7 @@ impl Claims {
                 ),
             );
         }
-        let previous = self.previous_keys.get(key).copied();
+        let previous = self.previous_keys.get(&(param, key.into())).copied();
         // Carry: same key, same size, still in place and suitably aligned.
         if let Some(i) = previous {
             let b = &self.previous.blocks[i];
@@ -235,7 +290,7 @@ impl Claims {
                 self.previous_live.remove(&(offset, i));
                 self.around_mine
                     .occupy(offset as u64, offset as u64 + size as u64);
-                self.push(key, offset, size, Some(i));
+                self.push(param, key, offset, size, Some(i));
                 return Ok(offset);
             }
         }
@@ -289,12 +344,20 @@ impl Claims {
         }
         self.around_all.occupy(start, end);
         self.around_mine.occupy(start, end);
-        self.push(key, offset, size, None);
+        self.push(param, key, offset, size, None);
         Ok(offset)
     }
 
-    fn push(&mut self, key: &str, offset: u32, size: u32, carried_from: Option<usize>) {
-        self.keys.insert(key.into(), self.layout.blocks.len());
+    fn push(
+        &mut self,
+        param: bool,
+        key: &str,
+        offset: u32,
+        size: u32,
+        carried_from: Option<usize>,
+    ) {
+        self.keys
+            .insert((param, key.into()), self.layout.blocks.len());
         self.claimed += size as u64;
         self.layout.blocks.push(Block {
             key: key.into(),
@@ -302,6 +365,7 @@ impl Claims {
             size,
             carried: carried_from.is_some(),
             source: carried_from.map_or(0, |i| i as u32),
+            param,
         });
     }
 

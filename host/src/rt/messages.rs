@@ -16,9 +16,22 @@ pub enum Command {
         version: Box<Version>,
         /// Ramp the signal in (a file added while playing).
         fade_in: bool,
+        /// A restart with fresh state: crossfade (equal power) from the
+        /// version playing over at least the fade time, so the fresh start
+        /// does not click even when swaps are instant (`--xfade 0`).
+        restart: bool,
     },
     /// Fade the slot out and retire its versions.
     Unload { slot: SlotId },
+    /// Fault `version` in `slot` at this block as if its `process` call had
+    /// failed with `fault`, without calling it (a session replay reproducing
+    /// a fault that depends on time, not on the module: a runaway stopped by
+    /// its CPU budget, a starved call).
+    Fault {
+        slot: SlotId,
+        version: u64,
+        fault: Fault,
+    },
 }
 
 /// Audio thread -> dropper: things whose drop would allocate, free or lock.
@@ -69,6 +82,14 @@ pub enum Event {
     },
     /// The slot finished fading out and is empty.
     Unloaded { slot: SlotId, version: u64 },
+    /// The slot began fading out (an unload took effect) at `clock`.
+    Unloading { slot: SlotId, clock: u64 },
+    /// From `clock` on, blocks are `frames` long (sent for the first block
+    /// and whenever the device's buffer changes the block length).
+    Block { frames: u32, clock: u64 },
+    /// A control event took effect; its `at` is the frame it was applied at
+    /// (the frame asked for, or the start of the block it arrived in).
+    Applied(ControlEvent),
     /// `version` was silenced.
     Faulted {
         slot: SlotId,
@@ -93,6 +114,14 @@ pub enum Event {
         version: u64,
         kind: super::guest::GrowKind,
     },
+    /// Events for `version` were dropped (`count` since the last report,
+    /// at most one report a second per slot): its event buffer and its
+    /// backlog were full.
+    EventsDropped {
+        slot: SlotId,
+        version: u64,
+        count: u64,
+    },
     /// A call took more than `percent` of the block period.
     Slow {
         slot: SlotId,
@@ -115,7 +144,10 @@ pub struct ControlEvent {
 
 /// What a [`ControlEvent`] changes. Gain, mute and solo ramp over the fade
 /// time (10 ms by default) from their frame on, so no change clicks.
-/// Parameter and note events will join these.
+/// Parameter and note events go to the signal's versions: the mixer hands
+/// each slot the ones due in a block before the slots render, and every
+/// version rendered gets them in its event buffer at their frames
+/// (`lel:signal@0.2.0`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum ControlKind {
@@ -125,4 +157,116 @@ pub enum ControlKind {
     Mute(bool),
     /// While any signal is soloed, only soloed signals are heard.
     Solo(bool),
+    /// Set the parameter whose signal-wide id (given by the control side
+    /// to each key) is `id` to `value` (plain units; each version clamps it
+    /// to its range and snaps it to its steps). Sent by
+    /// `Control::set_param`, which checks it.
+    Param { id: u32, value: f32 },
+    /// A note or controller event for the signal's versions.
+    Note(NoteEvent),
+}
+
+/// The kind of an event in a guest's event buffer (`wit/constants.txt`,
+/// `[event-kind]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EventKind {
+    NoteOn = super::consts::NOTE_ON,
+    NoteOff = super::consts::NOTE_OFF,
+    ControlChange = super::consts::CONTROL_CHANGE,
+    PitchBend = super::consts::PITCH_BEND,
+    ChannelPressure = super::consts::CHANNEL_PRESSURE,
+    /// A parameter change (made by `Control::set_param`, never sent as a
+    /// [`NoteEvent`]).
+    Param = super::consts::PARAM,
+}
+
+/// A note or controller event as a guest receives it (see `process` in
+/// `wit/lel.wit`): `channel` 0..15 (the MIDI channel minus one), `number`
+/// the key or controller 0..127 (0 for pitch-bend and pressure), `value`
+/// the velocity or controller value 0..1, or the bend -1..1.
+/// `Control::send_event` checks these ranges and turns a note-on of
+/// velocity 0 into a note-off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoteEvent {
+    pub kind: EventKind,
+    pub channel: u8,
+    pub number: u16,
+    pub value: f32,
+}
+
+impl NoteEvent {
+    /// Key `key` (0..127) starts with `velocity` 0..1 (0 is a note-off).
+    pub fn note_on(channel: u8, key: u8, velocity: f32) -> Self {
+        NoteEvent {
+            kind: EventKind::NoteOn,
+            channel,
+            number: key as u16,
+            value: velocity,
+        }
+    }
+
+    /// Key `key` ends, with a release velocity 0..1.
+    pub fn note_off(channel: u8, key: u8, velocity: f32) -> Self {
+        NoteEvent {
+            kind: EventKind::NoteOff,
+            channel,
+            number: key as u16,
+            value: velocity,
+        }
+    }
+
+    /// Controller `controller` (0..127) moved to `value` 0..1.
+    pub fn control_change(channel: u8, controller: u8, value: f32) -> Self {
+        NoteEvent {
+            kind: EventKind::ControlChange,
+            channel,
+            number: controller as u16,
+            value,
+        }
+    }
+
+    /// The pitch wheel moved to `bend`, -1..1 (0: centre).
+    pub fn pitch_bend(channel: u8, bend: f32) -> Self {
+        NoteEvent {
+            kind: EventKind::PitchBend,
+            channel,
+            number: 0,
+            value: bend,
+        }
+    }
+
+    /// Channel pressure (aftertouch) `pressure`, 0..1.
+    pub fn channel_pressure(channel: u8, pressure: f32) -> Self {
+        NoteEvent {
+            kind: EventKind::ChannelPressure,
+            channel,
+            number: 0,
+            value: pressure,
+        }
+    }
+
+    /// The event a MIDI channel message stands for, with the contract's
+    /// scaling: velocities, controller values and pressure `v / 127`, the
+    /// 14-bit bend `(v - 8192) / 8192` (clamped to -1..1), a note-on of
+    /// velocity 0 as a note-off. `None` for other messages (program change,
+    /// polyphonic aftertouch, system messages) and malformed ones.
+    pub fn from_midi(bytes: &[u8]) -> Option<Self> {
+        let (&status, data) = bytes.split_first()?;
+        let channel = status & 0x0f;
+        let d = |i: usize| data.get(i).copied().filter(|b| *b < 0x80);
+        let seven = |v: u8| v as f32 / 127.0;
+        Some(match status & 0xf0 {
+            0x80 => NoteEvent::note_off(channel, d(0)?, seven(d(1)?)),
+            0x90 if d(1)? == 0 => NoteEvent::note_off(channel, d(0)?, 0.0),
+            0x90 => NoteEvent::note_on(channel, d(0)?, seven(d(1)?)),
+            0xb0 => NoteEvent::control_change(channel, d(0)?, seven(d(1)?)),
+            0xd0 => NoteEvent::channel_pressure(channel, seven(d(0)?)),
+            0xe0 => {
+                let v = (d(0)? as i32) | (d(1)? as i32) << 7;
+                NoteEvent::pitch_bend(channel, ((v - 8192) as f32 / 8192.0).clamp(-1.0, 1.0))
+            }
+            _ => return None,
+        })
+    }
 }

@@ -1,6 +1,7 @@
 //! The block loop: at each block boundary apply queued commands (loads,
 //! swaps, unloads), let every slot render into its own buffer (on the
-//! audio thread alone or shared with the [`pool`](super::pool)'s workers),
+//! audio thread alone or shared with the [`pool`](super::pool)'s workers,
+//! each slot given the parameter and note events due in the block first),
 //! sum the buffers in slot order, then run the master stage. The same code
 //! serves the live audio callback and offline rendering. Runs on the audio
 //! thread.
@@ -68,6 +69,8 @@ pub struct Mixer {
     levels: Arc<Levels>,
     /// Allocator calls on this thread while guests faulted (this render call).
     own_faults: u64,
+    /// Length of the last block (an [`Event::Block`] says when it changes).
+    last_frames: u32,
 }
 
 /// The queue ends the control side keeps.
@@ -140,6 +143,7 @@ impl Mixer {
             meters: meters.clone(),
             levels: levels.clone(),
             own_faults: 0,
+            last_frames: 0,
         };
         let link = MixerLink {
             commands: cmd_tx,
@@ -219,28 +223,57 @@ impl Mixer {
     fn render_block(&mut self, block: &mut [f32]) {
         let frames = (block.len() / self.config.channels) as u32;
         let ctx = Self::ctx(&self.config, self.clock, frames);
+        if frames != self.last_frames {
+            self.last_frames = frames;
+            self.outbox.event(Event::Block {
+                frames,
+                clock: self.clock,
+            });
+        }
         while let Ok(cmd) = self.commands.pop() {
             match cmd {
                 Command::Load {
                     slot,
                     version,
                     fade_in,
+                    restart,
                 } if slot < self.pool.len() => {
                     let (s, out) = self.pool.lane(slot);
                     if s.is_idle() {
                         // A new signal in this slot: default strip.
                         self.strips.reset(slot);
                     }
-                    s.load(version, fade_in, &ctx, out);
+                    s.load(version, fade_in, restart, &ctx, out);
                     out.drain_into(&mut self.outbox);
                 }
                 Command::Load { version, .. } => self.outbox.retire(version),
                 Command::Unload { slot } if slot < self.pool.len() => {
                     self.pool.lane(slot).0.unload(&ctx);
+                    self.outbox.event(Event::Unloading {
+                        slot,
+                        clock: self.clock,
+                    });
                 }
                 Command::Unload { .. } => {}
+                Command::Fault {
+                    slot,
+                    version,
+                    fault,
+                } if slot < self.pool.len() => {
+                    self.pool.lane(slot).0.force_fault(version, fault);
+                }
+                Command::Fault { .. } => {}
             }
         }
+        // Parameter and note events due in this block go to their slots
+        // before any slot renders (on whichever thread).
+        // Each one a slot took is reported as applied at its frame.
+        let (pool, outbox) = (&mut self.pool, &mut self.outbox);
+        self.strips.dispatch(self.clock, frames, |e, applied| {
+            if applied.slot < pool.len() && pool.lane(applied.slot).0.push_event(e) {
+                outbox.event(Event::Applied(applied));
+            }
+        });
         self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
         self.meter(ctx.block_nanos, frames);
@@ -281,7 +314,10 @@ impl Mixer {
             let i = pool.active_slot(k);
             (i, pool.slot(i).output(frames, ch))
         });
-        self.strips.mix(block, ch, self.clock, slots);
+        let outbox = &mut self.outbox;
+        self.strips.mix(block, ch, self.clock, slots, &mut |e| {
+            outbox.event(Event::Applied(e))
+        });
         for k in 0..n {
             let i = self.pool.active_slot(k);
             if self.pool.slot(i).is_idle() {

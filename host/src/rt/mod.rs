@@ -26,6 +26,7 @@ pub mod messages;
 pub mod meter;
 pub mod mixer;
 pub mod outbox;
+pub mod params;
 pub mod pool;
 pub mod priority;
 pub mod slot;

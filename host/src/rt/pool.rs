@@ -216,10 +216,6 @@ impl Pool {
         self.shared.lanes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.shared.lanes.is_empty()
-    }
-
     /// Blocks rendered by more than one thread so far.
     pub fn parallel_blocks(&self) -> u64 {
         self.parallel_blocks
@@ -384,5 +380,128 @@ fn worker(shared: &Shared, warm_up: Option<WarmUp>) {
                     .fetch_add(violations, Ordering::Relaxed);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The guard on the workers: an allocation made while a worker renders
+    //! a slot (outside any fault) is counted, like one on the audio thread.
+
+    use std::sync::atomic::AtomicU64;
+
+    use wasmtime::{Config, Engine, Linker, Module, Store};
+
+    use super::*;
+    use crate::rt::guest::{CallLimits, HostState};
+    use crate::rt::layout::Layout;
+    use crate::rt::version::{Process, Version};
+
+    /// Calls of the allocating host function made on a pool worker, each
+    /// one allocation and one free.
+    static WORKER_CALLS: AtomicU64 = AtomicU64::new(0);
+
+    /// A version whose `process` spins for about a millisecond (so that
+    /// both threads take a slot) and calls `alloc`, a host function that
+    /// allocates and frees a buffer: a non-fault allocation inside a slot.
+    fn version(engine: &Engine, id: u64) -> Box<Version> {
+        let wat = r#"(module
+            (import "test" "alloc" (func $alloc))
+            (memory (export "memory") 1)
+            (func (export "process") (param i32 i64) (result i32)
+              (local $i i32)
+              (loop $spin
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $spin (i32.lt_u (local.get $i) (i32.const 1000000))))
+              (call $alloc)
+              (i32.const 1024)))"#;
+        let module = Module::new(engine, wat::parse_str(wat).unwrap()).unwrap();
+        let mut linker = Linker::new(engine);
+        linker
+            .func_wrap("test", "alloc", || {
+                let on_worker = std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with("lel-pool"));
+                let buf = std::hint::black_box(vec![1u8; 64]);
+                drop(buf);
+                if on_worker {
+                    WORKER_CALLS.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .unwrap();
+        let mut store = Store::new(
+            engine,
+            HostState {
+                signal: "test".into(),
+                claims: None,
+                state_base: 0,
+                claim_error: None,
+                params: Vec::new(),
+                log_ring: None,
+                limits: Default::default(),
+                overrun: Default::default(),
+            },
+        );
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let process = Process::V1(instance.get_typed_func(&mut store, "process").unwrap());
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        Box::new(Version {
+            id,
+            channels: 1,
+            store,
+            process,
+            memory,
+            state_base: 0,
+            layout: Layout::default(),
+            controls: Default::default(),
+        })
+    }
+
+    #[test]
+    fn an_allocation_on_a_worker_is_counted() {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).unwrap();
+        assert_eq!(
+            crate::rt::callback::WARM_UP_MODULE,
+            wat::parse_str(r#"(module (func (export "w")))"#).unwrap(),
+            "the warm-up module is the trivial one"
+        );
+        WarmUp::new(&engine).expect("the warm-up module compiles");
+        let ctx = BlockCtx {
+            frames: 128,
+            clock: 0,
+            out_channels: 1,
+            call: CallLimits {
+                cpu: Duration::from_secs(1),
+                wall: Duration::from_secs(10),
+            },
+            fade_frames: 0,
+            xfade_frames: 0,
+            rollback_frames: 0,
+            block_nanos: 2_666_666,
+            sample_rate: 48_000,
+        };
+        let stats = Arc::new(Stats::default());
+        let slots = (0..2).map(|i| Slot::new(i, 128, 1)).collect();
+        let mut pool = Pool::new(slots, 2, Some(&engine), true, false, stats.clone(), ctx).unwrap();
+        for i in 0..2 {
+            let (slot, out) = pool.lane(i);
+            slot.load(version(&engine, i as u64), false, false, &ctx, out);
+        }
+        // The audio thread (this test's thread) runs outside the guard here:
+        // only the worker's allocator calls can be counted.
+        for _ in 0..50 {
+            pool.render(&ctx, Duration::ZERO);
+        }
+        let calls = WORKER_CALLS.load(Ordering::Relaxed);
+        assert!(pool.parallel_blocks() == 50, "every block was shared");
+        assert!(calls > 0, "the worker rendered slots");
+        assert_eq!(
+            stats.violations.load(Ordering::Relaxed),
+            2 * calls,
+            "one allocation and one free per call on the worker, all counted"
+        );
+        drop(pool);
     }
 }

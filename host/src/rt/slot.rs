@@ -11,6 +11,8 @@ use super::guest::CallLimits;
 use super::kernels;
 use super::messages::{Event, Fault, SlotId};
 use super::outbox::SlotOutbox;
+use super::params::BlockEvent;
+use super::strip::PENDING_CAPACITY;
 use super::version::Version;
 
 /// A fault within this many blocks of a swap that carried state is reported
@@ -107,6 +109,15 @@ pub struct Slot {
     /// Wall time the guest calls of the last block took (for the pool's
     /// choice between one thread and several).
     busy_nanos: u64,
+    /// The parameter and note events due in this block, in frame order,
+    /// handed over by the mixer before the slots render (room for every
+    /// event the mixer can hold, allocated once).
+    events: Vec<BlockEvent>,
+    /// A fault to report for this version's next call instead of calling it
+    /// (see [`super::messages::Command::Fault`]).
+    forced: Option<(u64, Fault)>,
+    /// When dropped events were last reported (at most once a second).
+    dropped_reported_at: Option<u64>,
 }
 
 impl Slot {
@@ -128,7 +139,27 @@ impl Slot {
             slow_reported_at: None,
             buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
             busy_nanos: 0,
+            events: Vec::with_capacity(PENDING_CAPACITY),
+            forced: None,
+            dropped_reported_at: None,
         }
+    }
+
+    /// An event due in the next block (called by the mixer before the
+    /// slots render). An idle slot drops it. Returns whether it was taken.
+    pub fn push_event(&mut self, e: BlockEvent) -> bool {
+        if !self.is_idle() && self.events.len() < self.events.capacity() {
+            // Within capacity: never reallocates.
+            self.events.push(e);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Fault `version` at its next call in this slot (this block).
+    pub fn force_fault(&mut self, version: u64, fault: Fault) {
+        self.forced = Some((version, fault));
     }
 
     /// The block rendered by the last [`Slot::process`] (`frames` frames).
@@ -150,6 +181,7 @@ impl Slot {
         &mut self,
         mut new: Box<Version>,
         fade_in: bool,
+        restart: bool,
         ctx: &BlockCtx,
         out: &mut SlotOutbox,
     ) {
@@ -184,13 +216,18 @@ impl Slot {
             self.unloading = false;
             self.fade = Ramp::to(self.fade.value, 1.0, ctx.fade_frames);
         }
-        if ctx.xfade_frames > 0 {
+        let xfade = if restart {
+            ctx.xfade_frames.max(ctx.fade_frames)
+        } else {
+            ctx.xfade_frames
+        };
+        if xfade > 0 {
             if let Some(v) = self.outgoing.take() {
                 out.retire(v);
             }
             self.outgoing = Some(old);
-            self.xfade_left = ctx.xfade_frames;
-            self.xfade_len = ctx.xfade_frames;
+            self.xfade_left = xfade;
+            self.xfade_len = xfade;
             self.xfade_law = Law::for_swap(carried);
         } else {
             self.keep_previous(old, ctx, out);
@@ -218,10 +255,32 @@ impl Slot {
         mix.fill(0.0);
         self.busy_nanos = 0;
         self.process_into(ctx, mix, out);
+        self.forced = None;
         self.buf = buf;
     }
 
     fn process_into(&mut self, ctx: &BlockCtx, mix: &mut [f32], out: &mut SlotOutbox) {
+        let mut events = std::mem::take(&mut self.events);
+        self.render_versions(ctx, mix, out, &events);
+        // Versions not rendered in this block (kept for rollback, or taken
+        // back after a fault) still follow the parameter values.
+        for v in [&mut self.live, &mut self.outgoing, &mut self.previous]
+            .into_iter()
+            .flatten()
+        {
+            v.follow(ctx.clock, &events);
+        }
+        events.clear();
+        self.events = events;
+    }
+
+    fn render_versions(
+        &mut self,
+        ctx: &BlockCtx,
+        mix: &mut [f32],
+        out: &mut SlotOutbox,
+        events: &[BlockEvent],
+    ) {
         // Both versions of a crossfade follow the same fade ramp from here.
         let fade_at_start = self.fade;
         if let Some(mut v) = self.live.take() {
@@ -231,7 +290,7 @@ impl Slot {
             let mut n = 0u32;
             // Fully faded in and no crossfade: every frame's gain is exactly 1.
             let unity = fade.value == 1.0 && fade.done() && (xfade.0 == 0 || xfade.1 == 0);
-            let result = self.render(&mut v, ctx, mix, out, unity, |_| {
+            let result = self.render(&mut v, ctx, events, mix, out, unity, |_| {
                 let x = crossfade_gain(xfade, law, n, true);
                 n += 1;
                 fade.next() * x
@@ -249,7 +308,7 @@ impl Slot {
             let law = self.xfade_law;
             let mut fade = fade_at_start;
             let mut n = 0u32;
-            let result = self.render(&mut v, ctx, mix, out, false, |_| {
+            let result = self.render(&mut v, ctx, events, mix, out, false, |_| {
                 let x = crossfade_gain(xfade, law, n, false);
                 n += 1;
                 fade.next() * x
@@ -335,19 +394,43 @@ impl Slot {
         }
     }
 
-    /// Call one version and mix its output with a per-frame gain.
+    /// Give one version this block's parameter values and events, call it
+    /// and mix its output with a per-frame gain.
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &mut self,
         v: &mut Version,
         ctx: &BlockCtx,
+        events: &[BlockEvent],
         mix: &mut [f32],
         out: &mut SlotOutbox,
         unity: bool,
         mut gain: impl FnMut(usize) -> f32,
     ) -> Result<(), Fault> {
+        if let Some((id, fault)) = self.forced
+            && id == v.id
+        {
+            self.forced = None;
+            return Err(fault);
+        }
         let before = violation_count();
+        let n = v.feed(ctx.clock, events);
+        let c = &mut v.controls;
+        if c.dropped > c.dropped_reported
+            && self
+                .dropped_reported_at
+                .is_none_or(|at| ctx.clock >= at + ctx.sample_rate as u64)
+        {
+            out.event(Event::EventsDropped {
+                slot: self.id,
+                version: v.id,
+                count: c.dropped - c.dropped_reported,
+            });
+            c.dropped_reported = c.dropped;
+            self.dropped_reported_at = Some(ctx.clock);
+        }
         let started = Instant::now();
-        let result = v.process(ctx.frames, ctx.clock, ctx.call);
+        let result = v.process(ctx.frames, ctx.clock, n, ctx.call);
         let took = started.elapsed().as_nanos() as u64;
         self.busy_nanos += took;
         if let Some(kind) = v.take_grow_refusal() {

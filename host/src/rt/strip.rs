@@ -2,9 +2,12 @@
 //! summed: control events (frame-timestamped, from their own wait-free
 //! queue) split the block at their frames, and every level change ramps
 //! linearly over the fade time, so a change starts on its exact frame and
-//! never clicks. Runs on the audio thread; never allocates.
+//! never clicks. Parameter and note events wait here for their block too,
+//! and are handed to their slots before the slots render
+//! ([`Strips::dispatch`]). Runs on the audio thread; never allocates.
 
 use super::messages::{ControlEvent, ControlKind};
+use super::params::{BlockEvent, Delivery};
 
 /// Most control events waiting for their frame (more stay in the queue).
 pub const PENDING_CAPACITY: usize = 256;
@@ -79,17 +82,67 @@ impl Strips {
         }
     }
 
+    /// At the start of a block (`clock` .. `clock + frames`): take what
+    /// arrived from the queue, and hand every parameter and note event due
+    /// in the block to `deliver` (the event at its offset in the block,
+    /// and as applied: its slot, and its `at` the frame it takes effect at),
+    /// in frame order (stable); they leave the pending list. Gain, mute and
+    /// solo events stay for [`Strips::mix`].
+    pub fn dispatch(
+        &mut self,
+        clock: u64,
+        frames: u32,
+        mut deliver: impl FnMut(BlockEvent, ControlEvent),
+    ) {
+        self.receive();
+        let end = clock + frames as u64;
+        let mut keep = 0;
+        for k in 0..self.pending.len() {
+            let e = self.pending[k];
+            let what = match e.kind {
+                ControlKind::Param { id, value } if e.at < end => {
+                    Some(Delivery::Param { id, value })
+                }
+                ControlKind::Note(n) if e.at < end => Some(Delivery::Note(n)),
+                _ => None,
+            };
+            match what {
+                Some(what) => {
+                    let offset = e.at.saturating_sub(clock);
+                    deliver(
+                        BlockEvent {
+                            offset: offset as u32,
+                            what,
+                        },
+                        ControlEvent {
+                            at: clock + offset,
+                            ..e
+                        },
+                    )
+                }
+                None => {
+                    self.pending[keep] = e;
+                    keep += 1;
+                }
+            }
+        }
+        self.pending.truncate(keep);
+    }
+
     /// Sum `slots` (slot index, its block) into `block` (interleaved,
     /// `channels` per frame), applying the events due in this block
     /// (`clock` .. `clock + frames`) at their frames. Sums in the order given.
+    /// Only events taken in by [`Strips::dispatch`] at the block's start
+    /// count (so none due in the block is missed by the slots). Each event
+    /// applied is passed to `applied` with the frame it took effect at.
     pub fn mix<'a>(
         &mut self,
         block: &mut [f32],
         channels: usize,
         clock: u64,
         slots: impl Iterator<Item = (usize, &'a [f32])> + Clone,
+        applied: &mut impl FnMut(ControlEvent),
     ) {
-        self.receive();
         let frames = (block.len() / channels) as u64;
         let mut start = 0u64;
         loop {
@@ -114,6 +167,10 @@ impl Strips {
             for k in 0..due {
                 let e = self.pending[k];
                 self.apply(e);
+                applied(ControlEvent {
+                    at: clock + start,
+                    ..e
+                });
             }
             self.pending.drain(..due);
             self.retarget();
@@ -165,6 +222,8 @@ impl Strips {
                     }
                 }
             }
+            // Handed to the slot by `dispatch` (one for an idle slot ends here).
+            ControlKind::Param { .. } | ControlKind::Note(_) => {}
         }
     }
 
@@ -214,7 +273,14 @@ mod tests {
     fn block(s: &mut Strips, clock: u64, frames: usize) -> Vec<f32> {
         let src = vec![1.0f32; frames];
         let mut out = vec![0.0f32; frames];
-        s.mix(&mut out, 1, clock, std::iter::once((0usize, &src[..])));
+        s.dispatch(clock, frames as u32, |_, _| {});
+        s.mix(
+            &mut out,
+            1,
+            clock,
+            std::iter::once((0usize, &src[..])),
+            &mut |_| {},
+        );
         out
     }
 

@@ -9,6 +9,14 @@ use wasmtime::{Memory, Store, TypedFunc};
 use super::guest::{CallLimits, GrowKind, HostState};
 use super::layout::Layout;
 use super::messages::Fault;
+use super::params::{BlockEvent, Controls};
+
+/// A version's `process` export: `lel:signal@0.1.0`'s `(frames, clock)`
+/// or `0.2.0`'s `(frames, clock, events)`.
+pub enum Process {
+    V1(TypedFunc<(i32, i64), i32>),
+    V2(TypedFunc<(i32, i64, i32), i32>),
+}
 
 /// Versions dropped so far, and how many of those on the audio thread
 /// (which must stay zero: dropping a wasmtime store frees memory and may
@@ -22,12 +30,15 @@ pub struct Version {
     pub id: u64,
     pub channels: u32,
     pub(crate) store: Store<HostState>,
-    pub(crate) process: TypedFunc<(i32, i64), i32>,
+    pub(crate) process: Process,
     pub(crate) memory: Memory,
     /// Where the state region starts in the module's memory.
     pub(crate) state_base: u32,
     /// The claimed blocks, in claim order.
     pub(crate) layout: Layout,
+    /// Its parameters (values, cells), event buffer and event backlog
+    /// (empty for a 0.1.0 module).
+    pub(crate) controls: Controls,
 }
 
 impl Version {
@@ -42,14 +53,19 @@ impl Version {
         &mut self,
         frames: u32,
         clock: u64,
+        events: u32,
         limits: CallLimits,
     ) -> Result<usize, (Fault, Option<wasmtime::Error>)> {
         let ticks = self.store.data_mut().overrun.start(limits);
         self.store.set_epoch_deadline(ticks);
-        let ptr = match self
-            .process
-            .call(&mut self.store, (frames as i32, clock as i64))
-        {
+        let result = match &self.process {
+            Process::V1(f) => f.call(&mut self.store, (frames as i32, clock as i64)),
+            Process::V2(f) => f.call(
+                &mut self.store,
+                (frames as i32, clock as i64, events as i32),
+            ),
+        };
+        let ptr = match result {
             Ok(p) => p as u32,
             Err(e) => {
                 let fault = match e.downcast_ref::<wasmtime::Trap>() {
@@ -78,6 +94,40 @@ impl Version {
         Ok(ptr as usize)
     }
 
+    /// Before the `process` call of the block at `clock`: write the
+    /// parameter cells (the values at the block's first frame) and this
+    /// block's `events` (after any backlog) into the guest's memory. Returns
+    /// how many events were written (the `events` argument of `process`).
+    pub fn feed(&mut self, clock: u64, events: &[BlockEvent]) -> u32 {
+        let memory = self.memory.data_mut(&mut self.store);
+        self.controls.feed(memory, clock, events)
+    }
+
+    /// A block's events for a version not rendered in it: the parameter
+    /// values follow (notes are not kept).
+    pub fn follow(&mut self, clock: u64, events: &[BlockEvent]) {
+        if self.controls.fed_at != Some(clock) {
+            self.controls.fed_at = Some(clock);
+            self.controls.follow(events);
+        }
+    }
+
+    /// The parameters (values, ranges, signal-wide ids), in declaration order.
+    pub fn params(&self) -> &[super::params::ParamCell] {
+        &self.controls.cells
+    }
+
+    /// Mutable: the control side gives each cell its id and starting value
+    /// before handing the version over.
+    pub fn params_mut(&mut self) -> &mut [super::params::ParamCell] {
+        &mut self.controls.cells
+    }
+
+    /// Events dropped because the event backlog was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.controls.dropped
+    }
+
     /// CPU time the last call used at least (a system call: for the
     /// slow-call path only, never per block).
     pub fn last_call_cpu(&self) -> std::time::Duration {
@@ -98,7 +148,9 @@ impl Version {
         let mut copied = 0;
         let src_mem = old.memory.data(&old.store);
         let dst_mem = self.memory.data_mut(&mut self.store);
-        for block in self.layout.blocks.iter().filter(|b| b.carried) {
+        // Parameter cells are not state: the host writes them before every
+        // block (their values come along below, by key).
+        for block in self.layout.blocks.iter().filter(|b| b.carried && !b.param) {
             // Where the claim found it, if `old` is the layout it was placed
             // against (the usual case: O(1)); else look it up by key.
             let src = old
@@ -106,7 +158,13 @@ impl Version {
                 .blocks
                 .get(block.source as usize)
                 .filter(|o| o.key == block.key)
-                .or_else(|| old.layout.blocks.iter().find(|o| o.key == block.key));
+                .filter(|o| o.param == block.param)
+                .or_else(|| {
+                    old.layout
+                        .blocks
+                        .iter()
+                        .find(|o| o.key == block.key && o.param == block.param)
+                });
             let Some(src) = src else {
                 continue;
             };
@@ -123,6 +181,7 @@ impl Version {
                 copied += 1;
             }
         }
+        self.controls.take_values_from(&old.controls);
         copied
     }
 
