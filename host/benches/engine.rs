@@ -175,7 +175,7 @@ fn main() {
     // `-- dump MODULE OUT`: the machine code lel-host's own engine makes of
     // MODULE, as an ELF file (`objdump -d OUT`), to see the checks it emits.
     if let Some(at) = args.iter().position(|a| a == "dump") {
-        let runtime = lel_host::loader::runtime::Runtime::new().unwrap();
+        let runtime = lel_host::testing::Runtime::new().unwrap();
         let module = wasmtime::Module::from_file(&runtime.engine, &args[at + 1]).unwrap();
         std::fs::write(&args[at + 2], module.serialize().unwrap()).unwrap();
         return;
@@ -759,10 +759,22 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
         .map(|k| wat::parse_str(version(200 + k)).unwrap())
         .collect();
     for (label, opt, parallel) in [
-        ("Cranelift `speed`, parallel (as lel-host)", wasmtime::OptLevel::Speed, true),
-        ("Cranelift `speed`, one thread", wasmtime::OptLevel::Speed, false),
+        (
+            "Cranelift `speed`, parallel (as lel-host)",
+            wasmtime::OptLevel::Speed,
+            true,
+        ),
+        (
+            "Cranelift `speed`, one thread",
+            wasmtime::OptLevel::Speed,
+            false,
+        ),
         ("Cranelift `none`, parallel", wasmtime::OptLevel::None, true),
-        ("Cranelift `none`, one thread", wasmtime::OptLevel::None, false),
+        (
+            "Cranelift `none`, one thread",
+            wasmtime::OptLevel::None,
+            false,
+        ),
     ] {
         let mut config = wasmtime::Config::new();
         config

@@ -314,9 +314,9 @@ impl Live {
                     renamed: true,
                     ..
                 }) => self.settler.renamed(path, at),
-                Msg::Change(Change::Touched { path, at, complete, .. }) => {
-                    self.settler.touch(path, at, complete)
-                }
+                Msg::Change(Change::Touched {
+                    path, at, complete, ..
+                }) => self.settler.touch(path, at, complete),
                 Msg::Change(Change::Error(msg)) => tracing::warn!("{msg}"),
                 Msg::LoadFinished => {}
             }

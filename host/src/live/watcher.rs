@@ -215,7 +215,12 @@ impl Settler {
     /// Note an event on `path`. `complete`: the event says the writer is
     /// done, so a short settle is enough.
     pub fn touch(&mut self, path: PathBuf, at: Instant, complete: bool) {
-        self.touch_settled(path, at, if complete { SETTLE_COMPLETE } else { SETTLE }, complete);
+        self.touch_settled(
+            path,
+            at,
+            if complete { SETTLE_COMPLETE } else { SETTLE },
+            complete,
+        );
     }
 
     /// Note a rename into place on `path`: due at once.

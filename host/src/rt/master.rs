@@ -122,7 +122,14 @@ mod tests {
     #[test]
     fn the_quiet_shortcut_changes_no_sample() {
         let mut input = Vec::new();
-        for (amp, n) in [(0.5, 3000), (3.0, 700), (0.88, 9000), (0.0, 500), (1.5, 64), (0.2, 20_000)] {
+        for (amp, n) in [
+            (0.5, 3000),
+            (3.0, 700),
+            (0.88, 9000),
+            (0.0, 500),
+            (1.5, 64),
+            (0.2, 20_000),
+        ] {
             input.extend(sine(amp, n));
         }
         input[2 * 12_001] = f32::NAN;
@@ -140,7 +147,10 @@ mod tests {
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert!(bits(&fast) == bits(&slow), "the shortcut changed samples");
-        assert!(shortcuts > 100, "the shortcut was taken ({shortcuts} blocks)");
+        assert!(
+            shortcuts > 100,
+            "the shortcut was taken ({shortcuts} blocks)"
+        );
         assert!(slow.iter().any(|s| *s != 0.0 && s.abs() < 0.5));
     }
 
