@@ -24,7 +24,7 @@ use wit_parser::{
 /// declare (`guest-sdk/src/contract.rs`, `lel_constants.h`, ...): the SDKs
 /// move to a new version all at once, by changing this and running
 /// `scripts/gen-constants`.
-const SDK_VERSION: &str = "0.1.0";
+const SDK_VERSION: &str = "0.2.0";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

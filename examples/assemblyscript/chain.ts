@@ -14,7 +14,7 @@
 
 import { Ctx, Delay, Lowpass, Osc, Setup, Tremolo, gain, signal } from "../../guest-sdk/assemblyscript/lel";
 // The contract's exports (the transform names statePtr/stateLen `state-ptr`/`state-len`).
-export { statePtr, stateLen, init, process } from "../../guest-sdk/assemblyscript/lel";
+export { statePtr, stateLen, eventsPtr, eventsLen, init, process } from "../../guest-sdk/assemblyscript/lel";
 
 const osc = new Osc();
 const lowpass = new Lowpass();

@@ -10,7 +10,7 @@
 
 import { Ctx, Osc, Setup, gain, signal } from "../../guest-sdk/assemblyscript/lel";
 // The contract's exports (the transform names statePtr/stateLen `state-ptr`/`state-len`).
-export { statePtr, stateLen, init, process } from "../../guest-sdk/assemblyscript/lel";
+export { statePtr, stateLen, eventsPtr, eventsLen, init, process } from "../../guest-sdk/assemblyscript/lel";
 
 const osc = new Osc();
 

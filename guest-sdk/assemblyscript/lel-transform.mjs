@@ -6,6 +6,7 @@
 // asc transform renames them after compilation, inside asc itself:
 //
 //     statePtr -> state-ptr        stateLen -> state-len
+//     eventsPtr -> events-ptr      eventsLen -> events-len
 //
 // Nothing else changes (`init`, `process`, `memory` already match, and
 // AssemblyScript's `u64` is the contract's `i64` clock). Use it with
@@ -18,6 +19,8 @@
 const RENAMES = [
   ["statePtr", "state-ptr"],
   ["stateLen", "state-len"],
+  ["eventsPtr", "events-ptr"],
+  ["eventsLen", "events-len"],
 ];
 
 export default class LelContractNames {

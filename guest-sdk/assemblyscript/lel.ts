@@ -49,7 +49,9 @@
 import {
   CLAIM_ALIGN, DEFAULT_OUTPUT_SAMPLES, DEFAULT_STATE_BYTES, LOG_DEBUG, LOG_ERROR, LOG_INFO,
   LOG_TRACE, LOG_WARN, MAX_ALIGN, MAX_CHANNELS, REGION_FULL, BAD_ARGS,
-  OUTPUT_TOO_SMALL, BAD_CHANNELS, hostClaim, hostLog,
+  OUTPUT_TOO_SMALL, BAD_CHANNELS, hostClaim, hostLog, hostParam, NOTE_ON, NOTE_OFF,
+  CONTROL_CHANGE, PITCH_BEND, CHANNEL_PRESSURE, PARAM, MAX_PARAMS, DEFAULT_EVENT_CAPACITY,
+  TOO_MANY_PARAMS,
 } from "./lel_constants";
 export * from "./lel_constants";
 
@@ -89,6 +91,11 @@ export class Setup {
 
 /// Where a frame is: as `Ctx` in the Rust SDK.
 export class Ctx {
+  /** Address of the first event at this frame (16 bytes each; already
+   * applied to parameters and notes). */
+  events: usize = 0;
+  /** Events at this frame. */
+  nEvents: u32 = 0;
   sampleRate: f64 = 0;
   /** Absolute frame index of this frame. */
   clock: u64 = 0;
@@ -178,10 +185,10 @@ export function exp(x: f64): f64 {
 
 // ---- state -----------------------------------------------------------------
 
-const enum Kind { Osc = 0, Noise, Lowpass, Highpass, Biquad, Tremolo, Delay, Env }
-const KINDS: StaticArray<string> = ["osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env"];
+const enum Kind { Osc = 0, Noise, Lowpass, Highpass, Biquad, Tremolo, Delay, Env, Poly }
+const KINDS: StaticArray<string> = ["osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env", "poly"];
 
-const counters = new StaticArray<u32>(8);
+const counters = new StaticArray<u32>(9);
 let claimError: i32 = 0;
 let sampleRate_: f64 = 0;
 let maxFrames_: u32 = 0;
@@ -211,6 +218,155 @@ function claimKind(kind: Kind, size: u32, name: string): usize {
   counters[kind] = index + 1;
   if (name.length > 0) return claim(name, size, CLAIM_ALIGN);
   return claim(KINDS[kind] + "#" + index.toString(), size, CLAIM_ALIGN);
+}
+
+// ---- parameters and notes (contract 0.2) -------------------------------------
+
+const NOTE_ON_KIND: u8 = <u8>NOTE_ON;
+const NOTE_OFF_KIND: u8 = <u8>NOTE_OFF;
+const CONTROL_CHANGE_KIND: u8 = <u8>CONTROL_CHANGE;
+const PITCH_BEND_KIND: u8 = <u8>PITCH_BEND;
+const CHANNEL_PRESSURE_KIND: u8 = <u8>CHANNEL_PRESSURE;
+const PARAM_KIND: u8 = <u8>PARAM;
+const MAX_PARAMS_: i32 = MAX_PARAMS;
+const EVENT_CAPACITY: i32 = DEFAULT_EVENT_CAPACITY;
+const TOO_MANY_PARAMS_: i32 = TOO_MANY_PARAMS;
+
+const EVENTS: usize = memory.data(EVENT_CAPACITY * 16, 8);
+const PARAMS: usize = memory.data(MAX_PARAMS_ * 4, 4);
+let nParams: i32 = 0;
+let notes_: usize = 0;
+
+/// A host parameter: `claim` it in `setup`, `tick` it once per frame for
+/// the smoothed value (a straight ramp to each new value lasting 20 ms,
+/// none for a stepped parameter: the Rust SDK's law). Declare a key once.
+export class Param {
+  cell: usize = 0;
+  index: i32 = 0;
+  ramp: u32 = 1;
+  left: u32 = 0;
+  y: f64 = 0;
+  target: f64 = NaN;
+  step: f64 = 0;
+
+  /// Declares `key` with its default, range, unit ("" for none) and steps
+  /// (0 continuous, n >= 2 values). A failure is logged and rejects the
+  /// version.
+  claim(key: string, def: f64, min: f64, max: f64, unit: string = "", steps: u32 = 0): void {
+    this.cell = 0;
+    this.y = def;
+    this.target = NaN;
+    this.left = 0;
+    this.smooth(steps == 0 ? 0.02 : 0.0);
+    if (nParams >= MAX_PARAMS_) {
+      if (claimError == 0) claimError = TOO_MANY_PARAMS_;
+      return;
+    }
+    const keyLen = toScratch(key);
+    const unitAt = SCRATCH + 512;
+    const unitLen = <i32>String.UTF8.encodeUnsafe(changetype<usize>(unit), unit.length < 16 ? unit.length : 16, unitAt);
+    const r = hostParam(SCRATCH, keyLen, <f32>def, <f32>min, <f32>max, unitAt, unitLen, <i32>steps);
+    if (r < 0) {
+      if (claimError == 0) {
+        claimError = r;
+        log(Level.Error, "lel: init failed, param '" + key + "': " + r.toString());
+      }
+      return;
+    }
+    this.cell = <usize>r;
+    this.index = nParams;
+    store<u32>(PARAMS + (<usize>nParams << 2), <u32>r);
+    nParams++;
+  }
+
+  /// Sets the ramp time in seconds (0: none).
+  smooth(seconds: f64): void {
+    const n = Math.floor(seconds * sampleRate_ + 0.5);
+    this.ramp = n >= 1.0 && n < 4.0e9 ? <u32>n : 1;
+  }
+
+  /// The value the host holds now (no smoothing).
+  value(): f64 { return this.cell ? <f64>load<f32>(this.cell) : this.y; }
+
+  /// The smoothed value for this frame (once per frame).
+  tick(): f64 {
+    if (!this.cell) return this.y;
+    const x = <f64>load<f32>(this.cell);
+    if (x != this.target) {
+      if (isNaN(this.target) || this.ramp <= 1) {
+        this.y = x;
+        this.left = 0;
+      } else {
+        this.step = (x - this.y) / <f64>this.ramp;
+        this.left = this.ramp;
+      }
+      this.target = x;
+    }
+    if (this.left > 0) {
+      this.left--;
+      this.y = this.left == 0 ? this.target : this.y + this.step;
+    }
+    return this.y;
+  }
+}
+
+// The monophonic note state, claimed under "notes" (544 bytes; every
+// channel plays it): key u32 @0, gate u32 @4, played u32 @8, velocity f32
+// @12, bend f32 @16, pressure f32 @20, cc f32[128] @32. A note-on sets key,
+// velocity and the gate; a note-off closes the gate only if it releases
+// the last key played.
+
+/// Claims the note state (in `setup`; once is enough).
+export function notes(): void {
+  if (notes_ == 0) notes_ = claim("notes", 544, CLAIM_ALIGN);
+}
+
+/// `440 exp((key - 69 + 2 bend) ln2 / 12)`: `key` bent by `bend` (-1..1).
+export function keyHz(key: f64, bendValue: f64): f64 {
+  return 440.0 * exp((key - 69.0 + 2.0 * bendValue) * (0.69314718055994530942 / 12.0));
+}
+
+/// 1 while the last key played is held, else 0.
+export function gate(): f64 { return notes_ ? <f64>load<u32>(notes_, 4) : 0.0; }
+/// The last key's frequency with the bend, in Hz (440 before any note).
+export function pitch(): f64 {
+  if (!notes_) return 440.0;
+  const key: f64 = load<u32>(notes_, 8) ? <f64>load<u32>(notes_) : 69.0;
+  return keyHz(key, <f64>load<f32>(notes_, 16));
+}
+/// The last note-on's velocity, 0..1.
+export function velocity(): f64 { return notes_ ? <f64>load<f32>(notes_, 12) : 0.0; }
+/// Controller `c`, 0..1.
+export function cc(c: u32): f64 { return notes_ ? <f64>load<f32>(notes_ + 32 + (<usize>(c & 127) << 2)) : 0.0; }
+/// The pitch bend, -1..1.
+export function bend(): f64 { return notes_ ? <f64>load<f32>(notes_, 16) : 0.0; }
+/// The channel pressure, 0..1.
+export function pressure(): f64 { return notes_ ? <f64>load<f32>(notes_, 20) : 0.0; }
+
+function applyEvent(e: usize): void {
+  const kind = load<u8>(e, 4);
+  const number = <u32>load<u16>(e, 6);
+  const value = load<f32>(e, 8);
+  if (kind == PARAM_KIND) {
+    if (<i32>number < nParams && value == value) store<f32>(<usize>load<u32>(PARAMS + (<usize>number << 2)), value);
+    return;
+  }
+  const n = notes_;
+  if (!n) return;
+  if (kind == NOTE_ON_KIND) {
+    store<u32>(n, number & 127);
+    store<f32>(n, value, 12);
+    store<u32>(n, 1, 4);
+    store<u32>(n, 1, 8);
+  } else if (kind == NOTE_OFF_KIND) {
+    if (load<u32>(n) == number) store<u32>(n, 0, 4);
+  } else if (kind == CONTROL_CHANGE_KIND) {
+    if (number < 128) store<f32>(n + 32 + (<usize>number << 2), value);
+  } else if (kind == PITCH_BEND_KIND) {
+    store<f32>(n, value, 16);
+  } else if (kind == CHANNEL_PRESSURE_KIND) {
+    store<f32>(n, value, 20);
+  }
 }
 
 // ---- oscillators -----------------------------------------------------------
@@ -514,11 +670,19 @@ export function statePtr(): u32 { return <u32>STATE; }
 /// Contract export `state-len` (renamed by lel-transform.mjs).
 export function stateLen(): u32 { return <u32>STATE_BYTES; }
 
+/// Contract export `events-ptr` (renamed by lel-transform.mjs).
+export function eventsPtr(): u32 { return <u32>EVENTS; }
+
+/// Contract export `events-len` (renamed by lel-transform.mjs).
+export function eventsLen(): u32 { return <u32>(EVENT_CAPACITY * 16); }
+
 /// Contract export `init`: claims state, returns the channel count.
 export function init(sampleRate: u32, maxFrames: u32): i32 {
   ready = false;
   if (sampleRate == 0 || maxFrames == 0) return BAD_ARGS;
-  for (let i = 0; i < 8; i++) counters[i] = 0;
+  for (let i = 0; i < 9; i++) counters[i] = 0;
+  nParams = 0;
+  notes_ = 0;
   claimError = 0;
   sampleRate_ = <f64>sampleRate;
   maxFrames_ = maxFrames;
@@ -546,7 +710,7 @@ export function init(sampleRate: u32, maxFrames: u32): i32 {
 
 /// Contract export `process`: renders `frames` frames from `clock`, returns
 /// the address of the interleaved f32 samples.
-export function process(frames: u32, clock: u64): u32 {
+export function process(frames: u32, clock: u64, events: u32): u32 {
   if (!ready) {
     const n = frames < <u32>OUTPUT_SAMPLES ? frames : <u32>OUTPUT_SAMPLES;
     memory.fill(OUT_STATIC, 0, <usize>n << 2);
@@ -561,7 +725,20 @@ export function process(frames: u32, clock: u64): u32 {
   cx.channels = ch;
   const f = frameBuf;
   let o = out_;
+  if (events > <u32>EVENT_CAPACITY) events = <u32>EVENT_CAPACITY;
+  let k: u32 = 0;
   for (let i: u32 = 0; i < frames; i++) {
+    // The events at this frame (late ones at the first frame still to
+    // render, past-the-end ones at the last).
+    const first = k;
+    while (k < events) {
+      const at = load<u32>(EVENTS + (<usize>k << 4));
+      if ((at < frames ? at : frames - 1) > i) break;
+      applyEvent(EVENTS + (<usize>k << 4));
+      k++;
+    }
+    cx.events = EVENTS + (<usize>first << 4);
+    cx.nEvents = k - first;
     cx.frame = i;
     cx.clock = clock + <u64>i;
     cx.t = <f64>cx.clock / cx.sampleRate;

@@ -1,13 +1,13 @@
-// lel_constants.ts: the lel:signal@0.1.0 contract's constants and host imports
+// lel_constants.ts: the lel:signal@0.2.0 contract's constants and host imports
 // for the AssemblyScript SDK (lel.ts imports it), generated from
 // wit/lel.wit and wit/constants.txt by lel-host's build script
 // (host/build/constants.rs): do not edit; run scripts/gen-constants after
 // changing those.
 
 /** The contract package and version this SDK speaks. */
-export const PACKAGE = "lel:signal@0.1.0";
+export const PACKAGE = "lel:signal@0.2.0";
 /** The import module of the host's functions. */
-export const HOST_MODULE = "lel:signal/host@0.1.0";
+export const HOST_MODULE = "lel:signal/host@0.2.0";
 
 // Limits the host enforces.
 /** Longest `claim` key, in bytes (a key is 1 to this many bytes of UTF-8). */
@@ -103,7 +103,9 @@ export const CLAIM_ALIGN: i32 = 16;
 export const DEFAULT_EVENT_CAPACITY: i32 = 256;
 
 // The host's functions.
-@external("lel:signal/host@0.1.0", "claim")
+@external("lel:signal/host@0.2.0", "claim")
 export declare function hostClaim(key: usize, keyLen: i32, size: i32, align: i32): i32;
-@external("lel:signal/host@0.1.0", "log")
+@external("lel:signal/host@0.2.0", "log")
 export declare function hostLog(level: i32, msg: usize, msgLen: i32): void;
+@external("lel:signal/host@0.2.0", "param")
+export declare function hostParam(key: usize, keyLen: i32, defaultValue: f32, min: f32, max: f32, unit: usize, unitLen: i32, steps: i32): i32;

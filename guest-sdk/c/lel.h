@@ -94,6 +94,16 @@ typedef struct lel_setup_ctx {
   uint32_t max_frames;
 } lel_setup_ctx;
 
+/* One event (contract 0.2), as the host writes it: 16 bytes. */
+typedef struct lel_event {
+  uint32_t frame;   /* frame in the block */
+  uint8_t kind;     /* LEL_NOTE_ON .. LEL_PARAM */
+  uint8_t channel;  /* MIDI channel - 1 */
+  uint16_t number;  /* key, controller or parameter index */
+  float value;      /* velocity, controller value, bend, pressure, value */
+  uint32_t reserved;
+} lel_event;
+
 /* Where a frame is: as `Ctx` in the Rust SDK. */
 typedef struct lel_ctx {
   double sample_rate;
@@ -103,6 +113,8 @@ typedef struct lel_ctx {
   uint32_t frames;      /* frames in this block */
   uint32_t frame;       /* index of this frame in the block */
   uint32_t channels;
+  const lel_event *events; /* the events at this frame (already applied to */
+  uint32_t n_events;       /* parameters and notes; `lel_poly_begin` reads them) */
 } lel_ctx;
 
 /* Claim state, precompute; return the channel count (1 to
@@ -342,11 +354,17 @@ static inline double lel_exp(double x) {
 
 static _Alignas(LEL_MAX_ALIGN) unsigned char lel__state[LEL_STATE_BYTES];
 static _Alignas(LEL_MAX_ALIGN) float lel__out_static[LEL_OUTPUT_SAMPLES];
+static _Alignas(8) lel_event lel__events[LEL_DEFAULT_EVENT_CAPACITY];
+
+typedef struct lel_note_state lel_note_state;
 
 static struct {
   int error;           /* first failed claim (0: none) */
   const char *name;    /* lel_name(): the key of the next claim */
-  uint32_t counters[8];
+  uint32_t counters[9];
+  float *params[LEL_MAX_PARAMS]; /* value cells, by index */
+  uint32_t n_params;
+  lel_note_state *notes;         /* claimed by the first note helper */
   double sample_rate;
   uint32_t max_frames;
   uint32_t channels;
@@ -355,9 +373,9 @@ static struct {
 } lel__rt;
 
 enum { LEL_K_OSC, LEL_K_NOISE, LEL_K_LOWPASS, LEL_K_HIGHPASS, LEL_K_BIQUAD,
-       LEL_K_TREMOLO, LEL_K_DELAY, LEL_K_ENV };
-static const char *const lel__kinds[8] = {
-    "osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env"};
+       LEL_K_TREMOLO, LEL_K_DELAY, LEL_K_ENV, LEL_K_POLY };
+static const char *const lel__kinds[9] = {
+    "osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env", "poly"};
 
 static inline size_t lel__strlen(const char *s) {
   size_t n = 0;
@@ -400,6 +418,27 @@ static inline void *lel_claim(const char *key, uint32_t size, uint32_t align) {
   return (void *)(uintptr_t)(uint32_t)r;
 }
 
+/* Logs a failed `claim`/`param` of `key` with `code` (the first only). */
+static inline void lel__fail(const char *what, const char *key, int32_t code) {
+  if (lel__rt.error) return;
+  char msg[LEL_MAX_KEY_LEN + 48];
+  const char *pre = "lel: init failed, ";
+  size_t n = 0, i;
+  for (i = 0; pre[i]; i++) msg[n++] = pre[i];
+  for (i = 0; what[i]; i++) msg[n++] = what[i];
+  msg[n++] = ' ';
+  msg[n++] = '\'';
+  for (i = 0; key[i] && i < LEL_MAX_KEY_LEN; i++) msg[n++] = key[i];
+  msg[n++] = '\'';
+  msg[n++] = ':';
+  msg[n++] = ' ';
+  msg[n++] = '-';
+  if (code <= -10) msg[n++] = (char)('0' + (-code / 10) % 10);
+  msg[n++] = (char)('0' + (-code) % 10);
+  lel_host_log(LEL_ERROR, msg, (int32_t)n);
+  lel__rt.error = code;
+}
+
 /* Claims a block for a helper of kind `kind`: under "kind#n", or the name
  * set with lel_name(). Blocks are LEL_CLAIM_ALIGN-aligned (16 bytes), as in
  * every SDK. */
@@ -438,10 +477,269 @@ static inline void lel_begin_init(double sample_rate) {
   int i;
   lel__rt.error = 0;
   lel__rt.name = NULL;
-  for (i = 0; i < 8; i++) lel__rt.counters[i] = 0;
+  for (i = 0; i < 9; i++) lel__rt.counters[i] = 0;
+  lel__rt.n_params = 0;
+  lel__rt.notes = NULL;
   lel__rt.sample_rate = sample_rate;
 }
 static inline int lel_init_error(void) { return lel__rt.error; }
+
+/* ---- parameters (contract 0.2) ------------------------------------------ */
+
+/* A host parameter: declared in `lel_setup` with `lel_param_init`, read
+ * once per frame with `lel_param_tick` (smoothed: a straight ramp to each
+ * new value lasting 20 ms, none for a stepped parameter; the law of the
+ * Rust SDK's README, "Algorithms"). Declare each key once. */
+typedef struct lel_param {
+  float *cell;
+  uint32_t index, ramp, left;
+  double y, target, step;
+} lel_param;
+
+/* Sets the ramp time in seconds (0: none); call after lel_param_init. */
+static inline void lel_param_smooth(lel_param *p, double seconds) {
+  double n = lel_floor(seconds * lel__rt.sample_rate + 0.5);
+  p->ramp = (n >= 1.0 && n < 4.0e9) ? (uint32_t)n : 1u;
+}
+
+/* Declares parameter `key` (1 to 64 ASCII letters, digits, `_`, `-`, `.`)
+ * with its default, range, unit ("" for none) and steps (0 continuous,
+ * n >= 2 values). A failure rejects the version (logged). */
+static inline void lel_param_init(lel_param *p, const char *key, double def, double min,
+                                  double max, const char *unit, uint32_t steps) {
+  p->cell = NULL;
+  p->target = __builtin_nan("");
+  p->left = 0;
+  p->y = def;
+  p->step = 0.0;
+  lel_param_smooth(p, steps == 0 ? 0.02 : 0.0);
+  if (lel__rt.n_params >= LEL_MAX_PARAMS) {
+    lel__fail("param", key, LEL_TOO_MANY_PARAMS);
+    return;
+  }
+  int32_t r = lel_host_param(key, (int32_t)lel__strlen(key), (float)def, (float)min,
+                             (float)max, unit, (int32_t)lel__strlen(unit), (int32_t)steps);
+  if (r < 0) {
+    lel__fail("param", key, r);
+    return;
+  }
+  p->cell = (float *)(uintptr_t)(uint32_t)r;
+  p->index = lel__rt.n_params;
+  lel__rt.params[lel__rt.n_params++] = p->cell;
+}
+
+/* The value the host holds now (no smoothing). */
+static inline double lel_param_value(const lel_param *p) {
+  return p->cell ? (double)*p->cell : p->y;
+}
+
+/* The smoothed value for this frame (call once per frame). */
+static inline double lel_param_tick(lel_param *p) {
+  if (!p->cell) return p->y;
+  double x = (double)*p->cell;
+  if (x != p->target) {
+    if (p->target != p->target || p->ramp <= 1) {
+      p->y = x;
+      p->left = 0;
+    } else {
+      p->step = (x - p->y) / (double)p->ramp;
+      p->left = p->ramp;
+    }
+    p->target = x;
+  }
+  if (p->left > 0) {
+    p->left--;
+    p->y = p->left == 0 ? p->target : p->y + p->step;
+  }
+  return p->y;
+}
+
+/* ---- notes (contract 0.2) ------------------------------------------------ */
+
+/* The monophonic note state, claimed under "notes" (544 bytes): every
+ * channel plays it (omni). Law: a note-on sets key, velocity and the gate;
+ * a note-off closes the gate only if it releases the last key played. */
+struct lel_note_state {
+  uint32_t key, gate, played;
+  float velocity, bend, pressure;
+  uint32_t reserved[2];
+  float cc[128];
+};
+
+/* Claims the note state (in `lel_setup`; once is enough, more are free). */
+static inline void lel_notes_init(void) {
+  if (lel__rt.notes) return;
+  lel__rt.notes = (lel_note_state *)lel_claim("notes", (uint32_t)sizeof(lel_note_state),
+                                              LEL_CLAIM_ALIGN);
+}
+
+static inline void lel__note_apply(lel_note_state *n, const lel_event *e) {
+  switch (e->kind) {
+    case LEL_NOTE_ON:
+      n->key = e->number & 127u;
+      n->velocity = e->value;
+      n->gate = 1;
+      n->played = 1;
+      break;
+    case LEL_NOTE_OFF:
+      if (n->key == e->number) n->gate = 0;
+      break;
+    case LEL_CONTROL_CHANGE:
+      if (e->number < 128) n->cc[e->number] = e->value;
+      break;
+    case LEL_PITCH_BEND: n->bend = e->value; break;
+    case LEL_CHANNEL_PRESSURE: n->pressure = e->value; break;
+    default: break;
+  }
+}
+
+/* Frequency of `key` bent by `bend` (-1..1, two semitones each way):
+ * 440 exp((key - 69 + 2 bend) ln2 / 12). */
+static inline double lel_key_hz(double key, double bend) {
+  return 440.0 * lel_exp((key - 69.0 + 2.0 * bend) * (0.69314718055994530942 / 12.0));
+}
+
+/* The mono note values (after lel_notes_init): gate 0/1, pitch in Hz with
+ * the bend (440 before any note), velocity 0..1, key (69 before any
+ * note), controller n 0..1, bend -1..1, pressure 0..1. */
+static inline double lel_gate(void) { return lel__rt.notes ? (double)lel__rt.notes->gate : 0.0; }
+static inline double lel_pitch(void) {
+  lel_note_state *n = lel__rt.notes;
+  if (!n) return 440.0;
+  return lel_key_hz(n->played ? (double)n->key : 69.0, (double)n->bend);
+}
+static inline double lel_velocity(void) { return lel__rt.notes ? (double)lel__rt.notes->velocity : 0.0; }
+static inline double lel_key(void) {
+  lel_note_state *n = lel__rt.notes;
+  return n && n->played ? (double)n->key : 69.0;
+}
+static inline double lel_cc(uint32_t c) { return lel__rt.notes ? (double)lel__rt.notes->cc[c & 127u] : 0.0; }
+static inline double lel_bend(void) { return lel__rt.notes ? (double)lel__rt.notes->bend : 0.0; }
+static inline double lel_pressure(void) { return lel__rt.notes ? (double)lel__rt.notes->pressure : 0.0; }
+
+/* Applies one event: a parameter change writes its cell, anything else
+ * goes to the note state (if claimed). */
+static inline void lel__apply(const lel_event *e) {
+  if (e->kind == LEL_PARAM) {
+    if (e->number < lel__rt.n_params && e->value == e->value) *lel__rt.params[e->number] = e->value;
+  } else if (lel__rt.notes) {
+    lel__note_apply(lel__rt.notes, e);
+  }
+}
+
+/* ---- polyphony ---------------------------------------------------------- */
+
+#define LEL_MAX_VOICES 16
+
+typedef struct lel_voice_slot {
+  float velocity;
+  uint32_t key, gate, used; /* gate: 0 released, 1 held, 2 restarted now */
+  uint64_t on, off;
+} lel_voice_slot;
+
+typedef struct lel_poly_state {
+  uint64_t order, reserved;
+  lel_voice_slot voices[LEL_MAX_VOICES];
+} lel_poly_state;
+
+/* A voice allocator for `n` voices (1 to 16), its table claimed under
+ * "poly#n" (528 bytes). The policy of the Rust SDK's `poly`: a note-on
+ * takes the voice already playing that key, else the free voice released
+ * longest ago (never-used first, lowest index on ties), else steals the
+ * voice held longest; a held voice taking a note reads gate 0 for one
+ * frame so its envelope restarts. */
+typedef struct lel_poly {
+  lel_poly_state *s;
+  uint32_t n;
+  float bend;
+  double hz[LEL_MAX_VOICES];
+} lel_poly;
+
+/* What a voice plays this frame. */
+typedef struct lel_voice {
+  double hz, gate, velocity;
+  uint32_t key;
+} lel_voice;
+
+static inline void lel_poly_init(lel_poly *p, uint32_t n) {
+  uint32_t i;
+  p->n = n < 1 ? 1 : n > LEL_MAX_VOICES ? LEL_MAX_VOICES : n;
+  p->s = (lel_poly_state *)lel__claim_kind(LEL_K_POLY, (uint32_t)sizeof(lel_poly_state));
+  lel_notes_init();
+  p->bend = __builtin_nanf("");
+  for (i = 0; i < LEL_MAX_VOICES; i++) p->hz[i] = 440.0;
+}
+
+static inline uint32_t lel__poly_note_on(lel_poly_state *s, uint32_t n, uint32_t key, float vel) {
+  uint32_t i, pick = n;
+  for (i = 0; i < n; i++)
+    if (s->voices[i].used && s->voices[i].key == key && (pick == n || s->voices[i].on >= s->voices[pick].on))
+      pick = i;
+  if (pick == n) {
+    uint64_t best = 0;
+    for (i = 0; i < n; i++) {
+      if (s->voices[i].gate != 0) continue;
+      uint64_t t = s->voices[i].used ? s->voices[i].off : 0;
+      if (pick == n || t < best) pick = i, best = t;
+    }
+  }
+  if (pick == n) {
+    pick = 0;
+    for (i = 1; i < n; i++)
+      if (s->voices[i].on < s->voices[pick].on) pick = i;
+  }
+  lel_voice_slot *v = &s->voices[pick];
+  s->order++;
+  v->gate = v->gate ? 2u : 1u;
+  v->key = key;
+  v->velocity = vel;
+  v->used = 1;
+  v->on = s->order;
+  return pick;
+}
+
+/* Call at the start of every frame, before the voices: hands this
+ * frame's note-ons and note-offs to the voices. */
+static inline void lel_poly_begin(lel_poly *p, const lel_ctx *cx) {
+  lel_poly_state *s = p->s;
+  uint32_t i, j, n = p->n;
+  if (!s) return;
+  float bend = lel__rt.notes ? lel__rt.notes->bend : 0.0f;
+  int retune = bend != p->bend;
+  p->bend = bend;
+  for (j = 0; j < cx->n_events; j++) {
+    const lel_event *e = &cx->events[j];
+    if (e->kind == LEL_NOTE_ON) {
+      i = lel__poly_note_on(s, n, e->number & 127u, e->value);
+      p->hz[i] = lel_key_hz((double)s->voices[i].key, (double)bend);
+    } else if (e->kind == LEL_NOTE_OFF) {
+      for (i = 0; i < n; i++) {
+        lel_voice_slot *v = &s->voices[i];
+        if (v->gate && v->key == e->number) {
+          s->order++;
+          v->gate = 0;
+          v->off = s->order;
+        }
+      }
+    }
+  }
+  if (retune)
+    for (i = 0; i < n; i++)
+      p->hz[i] = lel_key_hz(s->voices[i].used ? (double)s->voices[i].key : 69.0, (double)bend);
+}
+
+/* Voice `i` this frame (after lel_poly_begin). */
+static inline lel_voice lel_poly_voice(lel_poly *p, uint32_t i) {
+  lel_voice r = {440.0, 0.0, 0.0, 69};
+  if (!p->s || i >= p->n) return r;
+  lel_voice_slot *v = &p->s->voices[i];
+  r.hz = p->hz[i];
+  r.gate = v->gate == 1 ? 1.0 : 0.0;
+  r.velocity = (double)v->velocity;
+  r.key = v->key;
+  if (v->gate == 2) v->gate = 1;
+  return r;
+}
 
 /* ---- oscillators ----------------------------------------------------- */
 
@@ -712,6 +1010,58 @@ static inline double lel_delay_tick(lel_delay *d, double x, double seconds) {
 }
 
 /* Every channel times `g`. */
+/* ---- envelopes: the Rust SDK's adsr ------------------------------------ */
+
+typedef struct lel_env_state {
+  double level;
+  uint32_t stage, gate; /* stage: 0 idle, 1 attack, 2 decay, 3 sustain, 4 release */
+} lel_env_state;
+
+typedef struct lel_env {
+  lel_env_state *s;
+  double sr;
+} lel_env;
+
+/* Claims an envelope's state ("env#n", 16 bytes). */
+static inline void lel_env_init(lel_env *e) {
+  e->s = (lel_env_state *)lel__claim_kind(LEL_K_ENV, 16);
+  e->sr = lel__rt.sample_rate;
+}
+
+static inline double lel__env_step(double seconds, double sr) {
+  double n = seconds * sr;
+  return n > 1.0 ? 1.0 / n : 1.0;
+}
+
+/* Linear ADSR: gate on while > 0, times in seconds; level in [0, 1]. */
+static inline double lel_adsr_tick(lel_env *e, double gate, double attack, double decay,
+                                   double sustain, double release) {
+  lel_env_state *s = e->s;
+  uint32_t on = gate > 0.0;
+  sustain = lel_clamp(sustain, 0.0, 1.0);
+  if (!s) return 0.0;
+  if (on && !s->gate) s->stage = 1;
+  else if (!on && s->gate) s->stage = 4;
+  s->gate = on;
+  switch (s->stage) {
+    case 1:
+      s->level += lel__env_step(attack, e->sr);
+      if (s->level >= 1.0) { s->level = 1.0; s->stage = 2; }
+      break;
+    case 2:
+      s->level -= (1.0 - sustain) * lel__env_step(decay, e->sr);
+      if (s->level <= sustain) { s->level = sustain; s->stage = 3; }
+      break;
+    case 3: s->level = sustain; break;
+    case 4:
+      s->level -= lel__env_step(release, e->sr);
+      if (s->level <= 0.0) { s->level = 0.0; s->stage = 0; }
+      break;
+    default: s->level = 0.0; s->stage = 0;
+  }
+  return s->level;
+}
+
 static inline double lel_gain(double x, double g) { return x * g; }
 
 /* Equal-power pan of a mono `x` to (left, right), `p` in [-1, 1]:
@@ -732,6 +1082,14 @@ LEL_EXPORT("state-ptr") uint32_t lel_export_state_ptr(void) {
 
 LEL_EXPORT("state-len") uint32_t lel_export_state_len(void) {
   return (uint32_t)sizeof lel__state;
+}
+
+LEL_EXPORT("events-ptr") uint32_t lel_export_events_ptr(void) {
+  return (uint32_t)(uintptr_t)lel__events;
+}
+
+LEL_EXPORT("events-len") uint32_t lel_export_events_len(void) {
+  return (uint32_t)sizeof lel__events;
 }
 
 LEL_EXPORT("init") int32_t lel_export_init(uint32_t sample_rate, uint32_t max_frames) {
@@ -760,9 +1118,10 @@ LEL_EXPORT("init") int32_t lel_export_init(uint32_t sample_rate, uint32_t max_fr
   return ch;
 }
 
-LEL_EXPORT("process") uint32_t lel_export_process(uint32_t frames, uint64_t clock) {
+LEL_EXPORT("process") uint32_t lel_export_process(uint32_t frames, uint64_t clock,
+                                                  uint32_t events) {
   float *out = lel__rt.out;
-  uint32_t ch = lel__rt.channels, i, c;
+  uint32_t ch = lel__rt.channels, i, c, k = 0;
   if (!lel__rt.ready) {
     uint32_t n = frames;
     if (n > LEL_OUTPUT_SAMPLES) n = LEL_OUTPUT_SAMPLES;
@@ -770,9 +1129,17 @@ LEL_EXPORT("process") uint32_t lel_export_process(uint32_t frames, uint64_t cloc
     return (uint32_t)(uintptr_t)lel__out_static;
   }
   if (frames > lel__rt.max_frames) frames = lel__rt.max_frames;
-  lel_ctx cx = {lel__rt.sample_rate, clock, 0.0, clock, frames, 0, ch};
+  lel_ctx cx = {lel__rt.sample_rate, clock, 0.0, clock, frames, 0, ch, lel__events, 0};
   double f[LEL_MAX_CHANNELS];
+  if (events > LEL_DEFAULT_EVENT_CAPACITY) events = LEL_DEFAULT_EVENT_CAPACITY;
   for (i = 0; i < frames; i++) {
+    /* The events at this frame (late or out-of-order ones at the first
+     * frame still to render, past-the-end ones at the last). */
+    uint32_t first = k;
+    while (k < events && (lel__events[k].frame < frames ? lel__events[k].frame : frames - 1) <= i)
+      lel__apply(&lel__events[k++]);
+    cx.events = lel__events + first;
+    cx.n_events = k - first;
     cx.frame = i;
     cx.clock = clock + i;
     cx.t = (double)cx.clock / cx.sample_rate;

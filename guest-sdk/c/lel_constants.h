@@ -1,4 +1,4 @@
-/* lel_constants.h: the lel:signal@0.1.0 contract's constants and host
+/* lel_constants.h: the lel:signal@0.2.0 contract's constants and host
  * imports for the C SDK (lel.h includes it), generated from wit/lel.wit
  * and wit/constants.txt by lel-host's build script
  * (host/build/constants.rs): do not edit; run scripts/gen-constants after
@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 /* The contract package and version this SDK speaks. */
-#define LEL_PACKAGE "lel:signal@0.1.0"
+#define LEL_PACKAGE "lel:signal@0.2.0"
 /* The import module of the host's functions. */
-#define LEL_HOST_MODULE "lel:signal/host@0.1.0"
+#define LEL_HOST_MODULE "lel:signal/host@0.2.0"
 
 /* Limits the host enforces. */
 #define LEL_MAX_KEY_LEN 256 /* Longest `claim` key, in bytes (a key is 1 to this many bytes of UTF-8). */
@@ -75,5 +75,7 @@ __attribute__((import_module(LEL_HOST_MODULE), import_name("claim")))
 int32_t lel_host_claim(const char *key, int32_t key_len, int32_t size, int32_t align);
 __attribute__((import_module(LEL_HOST_MODULE), import_name("log")))
 void lel_host_log(int32_t level, const char *msg, int32_t msg_len);
+__attribute__((import_module(LEL_HOST_MODULE), import_name("param")))
+int32_t lel_host_param(const char *key, int32_t key_len, float default_value, float min, float max, const char *unit, int32_t unit_len, int32_t steps);
 
 #endif /* LEL_CONSTANTS_H */

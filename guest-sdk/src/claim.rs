@@ -9,6 +9,7 @@ use bytemuck::Pod;
 
 use crate::contract;
 use crate::ctx::Ctx;
+use crate::events::{Input, NoteState};
 use crate::key::{Key, KeyBuf, MAX_KEY_LEN};
 
 /// Alignment of every block the SDK's helpers claim.
@@ -34,6 +35,13 @@ impl Error {
     pub const NOT_IN_INIT: Error = Error(contract::NOT_IN_INIT);
     /// `-6`: no (valid) state region.
     pub const NO_STATE_REGION: Error = Error(contract::NO_STATE_REGION);
+    /// `-7`: a parameter's default, minimum or maximum is not finite,
+    /// `min >= max`, the default is outside, or `steps` is 1.
+    pub const BAD_RANGE: Error = Error(contract::BAD_RANGE);
+    /// `-8`: more than 64 parameters.
+    pub const TOO_MANY_PARAMS: Error = Error(contract::TOO_MANY_PARAMS);
+    /// `-9`: a parameter's unit is longer than 16 bytes or not UTF-8.
+    pub const BAD_UNIT: Error = Error(contract::BAD_UNIT);
     /// `-16`: `init` got a zero sample rate or `max-frames`.
     pub const BAD_ARGS: Error = Error(contract::BAD_ARGS);
     /// `-17`: the output buffer cannot hold `max-frames` frames.
@@ -58,6 +66,11 @@ impl Error {
             contract::DUPLICATE_KEY => "duplicate key: two helpers claim the same name",
             contract::NOT_IN_INIT => "claim outside init",
             contract::NO_STATE_REGION => "no state region",
+            contract::BAD_RANGE => {
+                "bad parameter range: default, min, max must be finite, min < max, default in between, steps not 1"
+            }
+            contract::TOO_MANY_PARAMS => "too many parameters (at most 64)",
+            contract::BAD_UNIT => "bad parameter unit: at most 16 bytes of UTF-8",
             contract::BAD_ARGS => "bad init arguments",
             contract::OUTPUT_TOO_SMALL => "output buffer too small for max-frames",
             contract::BAD_ADDRESS => "claim returned an address outside the state region",
@@ -74,6 +87,48 @@ impl Error {
 pub trait Claimer {
     /// Claims `size` bytes aligned to `align` under `key`.
     fn claim(&mut self, key: &[u8], size: u32, align: u32) -> Result<NonNull<u8>, i32>;
+
+    /// Declares a parameter (contract 0.2 `param`) and returns the address
+    /// of its `f32` value cell.
+    fn param(&mut self, decl: &ParamDecl<'_>) -> Result<NonNull<u8>, i32>;
+}
+
+/// A parameter declaration, as `param` takes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamDecl<'a> {
+    /// 1 to 64 bytes of ASCII letters, digits, `_`, `-`, `.`.
+    pub key: &'a [u8],
+    /// Value before the user sets one.
+    pub default: f32,
+    /// Lowest value.
+    pub min: f32,
+    /// Highest value.
+    pub max: f32,
+    /// 0 to 16 bytes of UTF-8 ("Hz", "s", "").
+    pub unit: &'a [u8],
+    /// 0 continuous, N >= 2 evenly spaced values from `min` to `max`.
+    pub steps: u32,
+}
+
+/// The contract's checks on a parameter declaration (the host makes the
+/// same; the native claimers use this).
+pub fn check_param(d: &ParamDecl<'_>) -> Result<(), i32> {
+    let key_ok = !d.key.is_empty()
+        && d.key.len() <= contract::MAX_PARAM_KEY_LEN
+        && d.key
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !key_ok {
+        return Err(Error::BAD_KEY.0);
+    }
+    let finite = d.default.is_finite() && d.min.is_finite() && d.max.is_finite();
+    if !finite || d.min >= d.max || d.default < d.min || d.default > d.max || d.steps == 1 {
+        return Err(Error::BAD_RANGE.0);
+    }
+    if d.unit.len() > contract::MAX_UNIT_LEN || core::str::from_utf8(d.unit).is_err() {
+        return Err(Error::BAD_UNIT.0);
+    }
+    Ok(())
 }
 
 /// The contract's checks on a key and an alignment.
@@ -109,6 +164,27 @@ impl Claimer for HostClaimer {
                 key.len() as i32,
                 size as i32,
                 align as i32,
+            )
+        };
+        if r < 0 {
+            return Err(r);
+        }
+        NonNull::new(r as u32 as usize as *mut u8).ok_or(Error::BAD_ADDRESS.0)
+    }
+
+    fn param(&mut self, d: &ParamDecl<'_>) -> Result<NonNull<u8>, i32> {
+        // SAFETY: `param` only reads the key's and unit's bytes, live slices
+        // in this module's memory; wasm32 addresses fit in i32.
+        let r = unsafe {
+            contract::host::param(
+                d.key.as_ptr() as usize as i32,
+                d.key.len() as i32,
+                d.default,
+                d.min,
+                d.max,
+                d.unit.as_ptr() as usize as i32,
+                d.unit.len() as i32,
+                d.steps as i32,
             )
         };
         if r < 0 {
@@ -182,6 +258,38 @@ impl Claimer for Bump {
             Ok(NonNull::new_unchecked(p))
         }
     }
+
+    fn param(&mut self, d: &ParamDecl<'_>) -> Result<NonNull<u8>, i32> {
+        check_param(d)?;
+        // A namespace of its own: the key's hash is taken over a prefix
+        // no claim key can have a hash collision with by construction of
+        // the prefix byte (0xff is not UTF-8).
+        let mut k = [0u8; contract::MAX_PARAM_KEY_LEN + 1];
+        k[0] = 0xff;
+        k[1..=d.key.len()].copy_from_slice(d.key);
+        let h = key_hash(&k[..=d.key.len()]);
+        if self.keys[..self.count].contains(&h) {
+            return Err(Error::DUPLICATE_KEY.0);
+        }
+        if self.count == Bump::MAX_KEYS {
+            return Err(Error::REGION_FULL.0);
+        }
+        let base = self.base.as_ptr() as usize;
+        let start = (base + self.next).next_multiple_of(4) - base;
+        let end = start + 4;
+        if end > self.len {
+            return Err(Error::REGION_FULL.0);
+        }
+        self.keys[self.count] = h;
+        self.count += 1;
+        self.next = end;
+        // SAFETY: as in `claim`: `start..end` is inside the region, fresh.
+        unsafe {
+            let p = self.base.as_ptr().add(start);
+            p.cast::<f32>().write(d.default);
+            Ok(NonNull::new_unchecked(p))
+        }
+    }
 }
 
 /// What helpers get while the signal is set up (inside `init`): the sample
@@ -194,6 +302,8 @@ pub struct Binder<'a> {
     channels: u32,
     slots: Option<NonNull<crate::func::Slots>>,
     failed: KeyBuf,
+    input: Input,
+    param_keys: [u64; contract::MAX_PARAMS],
 }
 
 impl<'a> Binder<'a> {
@@ -215,7 +325,61 @@ impl<'a> Binder<'a> {
             channels,
             slots: None,
             failed: KeyBuf::default(),
+            input: Input::new(),
+            param_keys: [0; contract::MAX_PARAMS],
         }
+    }
+
+    /// Declares a parameter with the host and returns its value cell. A key
+    /// declared again in the same `init` (a `param("cutoff", ..)` in every
+    /// voice of a `poly`) gets the first declaration's cell: the host sees
+    /// one `param` call per key, and the n-th key declared has index n - 1.
+    pub fn param(&mut self, d: &ParamDecl<'_>) -> Result<NonNull<f32>, Error> {
+        let h = key_hash(d.key);
+        let n = self.input.count;
+        if let Some(i) = self.param_keys[..n].iter().position(|&k| k == h)
+            && let Some(cell) = self.input.params[i]
+        {
+            return Ok(cell);
+        }
+        let fail = |b: &mut Self, code: i32| {
+            let mut buf = KeyBuf::default();
+            buf.push(d.key);
+            b.failed = buf;
+            Error(code)
+        };
+        if n == contract::MAX_PARAMS {
+            return Err(fail(self, Error::TOO_MANY_PARAMS.0));
+        }
+        let p = self.claimer.param(d).map_err(|c| fail(self, c))?;
+        let (start, len) = self.region;
+        let a = p.as_ptr() as usize;
+        if a < start || a - start > len || len - (a - start) < 4 || !a.is_multiple_of(4) {
+            return Err(fail(self, Error::BAD_ADDRESS.0));
+        }
+        let cell = p.cast::<f32>();
+        self.param_keys[n] = h;
+        self.input.params[n] = Some(cell);
+        self.input.count = n + 1;
+        Ok(cell)
+    }
+
+    /// The monophonic note state (claimed under `"notes"` the first time).
+    pub fn notes(&mut self) -> Result<NonNull<NoteState>, Error> {
+        if let Some(n) = self.input.notes {
+            return Ok(n);
+        }
+        let p = self
+            .claim_bytes(&Key::fixed("notes"), size_of::<NoteState>() as u32)?
+            .cast();
+        self.input.notes = Some(p);
+        Ok(p)
+    }
+
+    /// What the runtime needs to apply events: the parameter cells by index
+    /// and the note state.
+    pub fn input(&self) -> Input {
+        self.input
     }
 
     /// Sample rate in Hz.

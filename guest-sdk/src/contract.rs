@@ -1,12 +1,12 @@
-//! The `lel:signal@0.1.0` contract's constants and host imports for the Rust SDK,
+//! The `lel:signal@0.2.0` contract's constants and host imports for the Rust SDK,
 //! generated from wit/lel.wit and wit/constants.txt by lel-host's build
 //! script (host/build/constants.rs): do not edit; run scripts/gen-constants
 //! after changing those
 
 /// The contract package and version this SDK speaks.
-pub const PACKAGE: &str = "lel:signal@0.1.0";
+pub const PACKAGE: &str = "lel:signal@0.2.0";
 /// The import module of the host's functions.
-pub const HOST_MODULE: &str = "lel:signal/host@0.1.0";
+pub const HOST_MODULE: &str = "lel:signal/host@0.2.0";
 
 // Limits the host enforces.
 /// Longest `claim` key, in bytes (a key is 1 to this many bytes of UTF-8).
@@ -107,14 +107,17 @@ pub const CLAIM_ALIGN: usize = 16;
 /// Events in an SDK's static event buffer (4096 bytes, 0.2.0).
 pub const DEFAULT_EVENT_CAPACITY: usize = 256;
 
-/// The host's functions (`lel:signal/host@0.1.0`), on wasm32.
+/// The host's functions (`lel:signal/host@0.2.0`), on wasm32.
 #[cfg(target_arch = "wasm32")]
+#[rustfmt::skip]
 pub(crate) mod host {
-    #[link(wasm_import_module = "lel:signal/host@0.1.0")]
+    #[link(wasm_import_module = "lel:signal/host@0.2.0")]
     unsafe extern "C" {
         /// `claim` of `wit/lel.wit`.
         pub fn claim(key_ptr: i32, key_len: i32, size: i32, align: i32) -> i32;
         /// `log` of `wit/lel.wit`.
         pub fn log(level: i32, msg_ptr: i32, msg_len: i32);
+        /// `param` of `wit/lel.wit`.
+        pub fn param(key_ptr: i32, key_len: i32, default: f32, min: f32, max: f32, unit_ptr: i32, unit_len: i32, steps: i32) -> i32;
     }
 }

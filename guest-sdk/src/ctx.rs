@@ -1,7 +1,9 @@
 //! The context every parameter and helper sees for each sample: sample rate,
 //! block, absolute clock (frames and seconds) and channel count.
 
+use crate::events::Event;
 use crate::math::floor;
+use crate::poly::VoiceNow;
 
 /// Where a sample is on the host's shared timeline, and what the signal is.
 ///
@@ -27,6 +29,11 @@ pub struct Ctx {
     pub frame: u32,
     /// Output channels of the signal (what `init` returned).
     pub channels: u32,
+    /// The events at this frame (set by the runtime for one frame only).
+    pub(crate) events: *const Event,
+    pub(crate) n_events: u32,
+    /// The voice a `poly` is rendering (set by the poly for its voices).
+    pub(crate) voice: VoiceNow,
 }
 
 impl Ctx {
@@ -41,7 +48,30 @@ impl Ctx {
             frames: 1,
             frame: 0,
             channels,
+            events: core::ptr::null(),
+            n_events: 0,
+            voice: VoiceNow::NONE,
         }
+    }
+
+    /// The events at this frame (notes, controllers, parameter changes),
+    /// in the host's order; empty on most frames.
+    #[inline(always)]
+    pub(crate) fn events(&self) -> &[Event] {
+        if self.n_events == 0 {
+            return &[];
+        }
+        // SAFETY: the runtime (or the test harness) sets `events` to
+        // `n_events` events of the block's buffer for the one frame it
+        // renders with this context, and clears it before the buffer
+        // changes; `Ctx` escapes no further than a helper's `tick`.
+        unsafe { core::slice::from_raw_parts(self.events, self.n_events as usize) }
+    }
+
+    /// The voice a `poly` is rendering (`VoiceNow::NONE` outside one).
+    #[inline(always)]
+    pub(crate) fn voice(&self) -> &VoiceNow {
+        &self.voice
     }
 
     /// Moves the context to frame `frame` of the block starting at

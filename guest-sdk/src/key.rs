@@ -7,8 +7,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 pub const MAX_KEY_LEN: usize = crate::contract::MAX_KEY_LEN;
 
 /// Helper types with automatic keys, in the order of [`COUNTERS`].
-const KINDS: [&str; 8] = [
-    "osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env",
+const KINDS: [&str; 9] = [
+    "osc", "noise", "lowpass", "highpass", "biquad", "tremolo", "delay", "env", "poly",
 ];
 
 static COUNTERS: [AtomicU32; KINDS.len()] = [const { AtomicU32::new(0) }; KINDS.len()];
@@ -107,7 +107,7 @@ impl Default for KeyBuf {
 }
 
 impl KeyBuf {
-    fn push(&mut self, s: &[u8]) {
+    pub(crate) fn push(&mut self, s: &[u8]) {
         let room = self.bytes.len() - self.len;
         let n = s.len().min(room);
         self.bytes[self.len..self.len + n].copy_from_slice(&s[..n]);

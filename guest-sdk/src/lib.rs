@@ -47,16 +47,20 @@ mod claim;
 pub mod contract;
 mod ctx;
 mod env;
+pub mod events;
 mod filter;
 mod frame;
 mod func;
 mod fx;
 mod key;
+mod knob;
 pub mod log;
 pub mod math;
 mod node;
+mod notes;
 mod osc;
 mod param;
+mod poly;
 #[doc(hidden)]
 pub mod rt;
 #[cfg(not(target_arch = "wasm32"))]
@@ -64,9 +68,12 @@ pub mod testing;
 
 pub use bytemuck;
 
-pub use claim::{Binder, Block, Bump, CLAIM_ALIGN, Claimer, Error, One, check_claim};
+pub use claim::{
+    Binder, Block, Bump, CLAIM_ALIGN, Claimer, Error, One, ParamDecl, check_claim, check_param,
+};
 pub use ctx::Ctx;
 pub use env::{Env, EnvState, adsr, ar};
+pub use events::{Event, NoteState};
 pub use filter::{
     Biquad, BiquadState, Coefficients, Highpass, Lowpass, Mode, one_pole_coefficient,
 };
@@ -77,12 +84,15 @@ pub use fx::{
     pan_gains, stereo,
 };
 pub use key::Key;
+pub use knob::{DEFAULT_SMOOTH, Knob, param};
 pub use node::Node;
+pub use notes::{NoteValue, bend, cc, gate, key, pitch, pressure, velocity};
 pub use osc::{
     Noise, NoiseState, Osc, OscState, Saw, Sine, Square, Triangle, Wave, noise, osc, saw, sine,
     square, triangle,
 };
 pub use param::Param;
+pub use poly::{MAX_VOICES, Poly, PolyState, Voice, VoiceSlot, VoiceValue, poly};
 
 /// Default size of the state region in bytes (1 MiB): room for about five
 /// seconds of mono delay line at 48 kHz besides everything else. Change it
@@ -97,8 +107,8 @@ pub const DEFAULT_OUTPUT_SAMPLES: usize = contract::DEFAULT_OUTPUT_SAMPLES;
 pub mod prelude {
     pub use crate::math::{PI, TAU, cos, exp, floor, hz_from_midi, sin, tanh};
     pub use crate::{
-        Ctx, Mode, Node, Param, adsr, ar, func, noise, osc, saw, silence, sine, square, stereo,
-        triangle, value,
+        Ctx, Mode, Node, Param, Voice, adsr, ar, bend, cc, func, gate, noise, osc, param, pitch,
+        poly, pressure, saw, silence, sine, square, stereo, triangle, value, velocity,
     };
 }
 
@@ -142,16 +152,29 @@ macro_rules! signal {
             __LEL_RUNTIME.state_len()
         }
 
+        /// Contract export `events-ptr`: address of the event buffer.
+        #[cfg_attr(target_arch = "wasm32", unsafe(export_name = "events-ptr"))]
+        pub extern "C" fn lel_events_ptr() -> u32 {
+            __LEL_RUNTIME.events_ptr()
+        }
+
+        /// Contract export `events-len`: length of the event buffer in bytes.
+        #[cfg_attr(target_arch = "wasm32", unsafe(export_name = "events-len"))]
+        pub extern "C" fn lel_events_len() -> u32 {
+            __LEL_RUNTIME.events_len()
+        }
+
         /// Contract export `init`: claims state, returns the channel count.
         #[cfg_attr(target_arch = "wasm32", unsafe(export_name = "init"))]
         pub extern "C" fn lel_init(sample_rate: u32, max_frames: u32) -> i32 {
             __LEL_RUNTIME.init(sample_rate, max_frames, lel_signal)
         }
 
-        /// Contract export `process`: renders a block, returns its address.
+        /// Contract export `process`: renders a block with the `events`
+        /// events the host wrote into the event buffer, returns its address.
         #[cfg_attr(target_arch = "wasm32", unsafe(export_name = "process"))]
-        pub extern "C" fn lel_process(frames: u32, clock: u64) -> u32 {
-            __LEL_RUNTIME.process(frames, clock, lel_signal)
+        pub extern "C" fn lel_process(frames: u32, clock: u64, events: u32) -> u32 {
+            __LEL_RUNTIME.process(frames, clock, events, lel_signal)
         }
     };
 }

@@ -1,6 +1,8 @@
 //! The runtime behind `lel::signal!`: the statics a module needs (state
-//! region, output buffer, the built graph) and the bodies of its exports
-//! `state-ptr`, `state-len`, `init` and `process`.
+//! region, output buffer, event buffer, the built graph) and the bodies of
+//! its exports `state-ptr`, `state-len`, `events-ptr`, `events-len`, `init`
+//! and `process`. `init` runs on the host's loader thread, `process` on its
+//! audio thread (never both at once).
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
@@ -9,6 +11,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::claim::{Binder, Error};
 use crate::ctx::Ctx;
+use crate::events::{EVENT_CAPACITY, Event, EventBuf, Input};
 use crate::frame::Frame;
 use crate::key::Session;
 use crate::log::{Level, Line};
@@ -17,7 +20,7 @@ use crate::node::Node;
 /// Bytes reserved for the built graph (the helpers' parameters, keys and
 /// pointers to their state, not the state itself). A signal whose graph
 /// does not fit fails to compile.
-pub const GRAPH_BYTES: usize = 16 * 1024;
+pub const GRAPH_BYTES: usize = 64 * 1024;
 
 /// Frames `process` renders per loop iteration (see `Runtime::render`).
 const UNROLL: usize = 8;
@@ -44,6 +47,7 @@ struct Status {
     sample_rate: f64,
     max_frames: u32,
     out: *mut f32,
+    input: Input,
 }
 
 /// A module's runtime, in a `static` the `signal!` macro declares.
@@ -54,6 +58,7 @@ struct Status {
 pub struct Runtime<const STATE: usize, const OUT: usize> {
     state: Region<STATE>,
     out: UnsafeCell<OutBuf<OUT>>,
+    events: UnsafeCell<EventBuf>,
     graph: UnsafeCell<GraphBuf>,
     status: UnsafeCell<Status>,
     busy: AtomicBool,
@@ -84,12 +89,23 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         Runtime {
             state: Region(UnsafeCell::new([0; STATE])),
             out: UnsafeCell::new(OutBuf([0.0; OUT])),
+            events: UnsafeCell::new(EventBuf(
+                [Event {
+                    frame: 0,
+                    kind: 0,
+                    channel: 0,
+                    number: 0,
+                    value: 0.0,
+                    reserved: 0,
+                }; EVENT_CAPACITY],
+            )),
             graph: UnsafeCell::new(GraphBuf([MaybeUninit::uninit(); GRAPH_BYTES])),
             status: UnsafeCell::new(Status {
                 ready: false,
                 sample_rate: 0.0,
                 max_frames: 0,
                 out: ptr::null_mut(),
+                input: Input::new(),
             }),
             busy: AtomicBool::new(false),
         }
@@ -110,6 +126,30 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
     /// `state-len`: the region's length in bytes.
     pub fn state_len(&self) -> u32 {
         STATE as u32
+    }
+
+    /// `events-ptr`: the event buffer's address (meaningful on wasm32).
+    pub fn events_ptr(&self) -> u32 {
+        self.events.get() as usize as u32
+    }
+
+    /// `events-len`: the event buffer's length in bytes.
+    pub fn events_len(&self) -> u32 {
+        size_of::<EventBuf>() as u32
+    }
+
+    /// Writes `events` into the event buffer, as the host does before
+    /// `process` (native tests of a `signal!` module); returns how many
+    /// fit.
+    pub fn write_events(&self, events: &[Event]) -> u32 {
+        let Some(_busy) = self.enter() else {
+            return 0;
+        };
+        // SAFETY: `busy` is held: nothing else touches the buffer.
+        let buf = unsafe { &mut (*self.events.get()).0 };
+        let n = events.len().min(EVENT_CAPACITY);
+        buf[..n].copy_from_slice(&events[..n]);
+        n as u32
     }
 
     /// `init`: builds the signal with `build`, claims its state, returns its
@@ -184,6 +224,7 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         if let Err(e) = graph.bind(&mut b) {
             return Err(fail(e, b.failed_key()));
         }
+        status.input = b.input();
         drop(session);
 
         // SAFETY: the buffer is large and aligned enough for `N` (checked at
@@ -197,8 +238,8 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
 
     /// `process`: renders `frames` frames starting at `clock` and returns
     /// the address of the interleaved `f32` samples (0 if re-entered).
-    pub fn process<N: Node>(&self, frames: u32, clock: u64, build: fn() -> N) -> u32 {
-        match self.render::<N>(frames, clock, build) {
+    pub fn process<N: Node>(&self, frames: u32, clock: u64, events: u32, build: fn() -> N) -> u32 {
+        match self.render::<N>(frames, clock, events, build) {
             Some(p) => p as usize as u32,
             None => 0,
         }
@@ -210,10 +251,11 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         &self,
         frames: u32,
         clock: u64,
+        events: u32,
         build: fn() -> N,
         dst: &mut [f32],
     ) -> usize {
-        let Some(p) = self.render::<N>(frames, clock, build) else {
+        let Some(p) = self.render::<N>(frames, clock, events, build) else {
             return 0;
         };
         let Some(_busy) = self.enter() else {
@@ -228,7 +270,13 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         n
     }
 
-    fn render<N: Node>(&self, frames: u32, clock: u64, _build: fn() -> N) -> Option<*const f32> {
+    fn render<N: Node>(
+        &self,
+        frames: u32,
+        clock: u64,
+        events: u32,
+        _build: fn() -> N,
+    ) -> Option<*const f32> {
         let _busy = self.enter()?;
         let ch = N::Frame::CHANNELS;
         // SAFETY: `busy` is held: nothing else touches the cells.
@@ -251,38 +299,102 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         // (the same `build`, hence the same type); `busy` makes this the
         // only reference.
         let graph = unsafe { &mut *self.graph.get().cast::<N>() };
+        // SAFETY: `busy` is held; the host wrote the events before calling.
+        let evs = unsafe { &(*self.events.get()).0 };
+        let evs = &evs[..(events as usize).min(EVENT_CAPACITY)];
         let mut cx = Ctx::new(status.sample_rate, clock, ch as u32);
-        let mut frame = 0u32;
-        #[inline(always)]
-        fn one<N: Node>(graph: &mut N, cx: &mut Ctx, at: (u64, u32, u32), o: &mut [f32]) {
-            cx.seek(at.0, at.1, at.2);
-            let f = graph.tick(cx);
-            for (d, s) in o.iter_mut().zip(f.as_slice()) {
-                *d = *s as f32;
-            }
-        }
-        // UNROLL frames per loop iteration, the graph's `tick` written out
-        // UNROLL times: the same samples, in the same order, as one frame
-        // per iteration, but a runtime that checks for runaways on every
-        // loop back-edge (lel-host's epoch check) checks UNROLL times less.
-        let mut chunks = out.chunks_exact_mut(ch * UNROLL);
-        for chunk in &mut chunks {
-            let mut rest = chunk;
-            // `tick` written out UNROLL times (a loop here could stay a
-            // loop, with its back-edge, when the graph is large).
-            unrolled!({
-                let (o, r) = core::mem::take(&mut rest).split_at_mut(ch);
-                rest = r;
-                one(graph, &mut cx, (clock, frames, frame), o);
-                frame += 1;
-            });
-            let _ = rest;
-        }
-        for o in chunks.into_remainder().chunks_exact_mut(ch) {
-            one(graph, &mut cx, (clock, frames, frame), o);
-            frame += 1;
-        }
+        render_block(graph, &mut cx, clock, frames, out, evs, &status.input);
         Some(status.out)
+    }
+}
+
+/// Renders one block of `frames` frames from `clock` into `out`
+/// (interleaved), applying `events` at their frames: before the frame an
+/// event is at renders, parameter events write their cell and note events
+/// update the note state, and the frame's context lists them (for `poly`).
+/// Events out of order or past the block are applied at the next frame
+/// still to render (the last one at the latest).
+pub(crate) fn render_block<N: Node>(
+    graph: &mut N,
+    cx: &mut Ctx,
+    clock: u64,
+    frames: u32,
+    out: &mut [f32],
+    events: &[Event],
+    input: &Input,
+) {
+    let ch = N::Frame::CHANNELS;
+    let mut frame = 0u32;
+    let mut rest = events;
+    while frame < frames {
+        // The frames before the next event: no events in their context.
+        let next = match rest.first() {
+            Some(e) => e.frame.clamp(frame, frames - 1),
+            None => frames,
+        };
+        let a = frame as usize * ch;
+        let b = next as usize * ch;
+        cx.events = core::ptr::null();
+        cx.n_events = 0;
+        run(graph, cx, clock, frames, frame, &mut out[a..b]);
+        frame = next;
+        if frame == frames {
+            break;
+        }
+        // The events at `frame` (and any stragglers before it).
+        let n = rest
+            .iter()
+            .position(|e| e.frame.clamp(frame, frames - 1) > frame)
+            .unwrap_or(rest.len());
+        let (now, later) = rest.split_at(n);
+        for e in now {
+            input.apply(e);
+        }
+        cx.events = now.as_ptr();
+        cx.n_events = now.len() as u32;
+        let a = frame as usize * ch;
+        run(graph, cx, clock, frames, frame, &mut out[a..a + ch]);
+        cx.events = core::ptr::null();
+        cx.n_events = 0;
+        rest = later;
+        frame += 1;
+    }
+}
+
+/// Renders the frames of `out` (interleaved), the first one being frame
+/// `frame` of the block.
+#[inline(always)]
+fn run<N: Node>(graph: &mut N, cx: &mut Ctx, clock: u64, frames: u32, frame: u32, out: &mut [f32]) {
+    let ch = N::Frame::CHANNELS;
+    let mut frame = frame;
+    #[inline(always)]
+    fn one<N: Node>(graph: &mut N, cx: &mut Ctx, at: (u64, u32, u32), o: &mut [f32]) {
+        cx.seek(at.0, at.1, at.2);
+        let f = graph.tick(cx);
+        for (d, s) in o.iter_mut().zip(f.as_slice()) {
+            *d = *s as f32;
+        }
+    }
+    // UNROLL frames per loop iteration, the graph's `tick` written out
+    // UNROLL times: the same samples, in the same order, as one frame
+    // per iteration, but a runtime that checks for runaways on every
+    // loop back-edge (lel-host's epoch check) checks UNROLL times less.
+    let mut chunks = out.chunks_exact_mut(ch * UNROLL);
+    for chunk in &mut chunks {
+        let mut rest = chunk;
+        // `tick` written out UNROLL times (a loop here could stay a loop,
+        // with its back-edge, when the graph is large).
+        unrolled!({
+            let (o, r) = core::mem::take(&mut rest).split_at_mut(ch);
+            rest = r;
+            one(graph, cx, (clock, frames, frame), o);
+            frame += 1;
+        });
+        let _ = rest;
+    }
+    for o in chunks.into_remainder().chunks_exact_mut(ch) {
+        one(graph, cx, (clock, frames, frame), o);
+        frame += 1;
     }
 }
 

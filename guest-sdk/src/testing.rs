@@ -1,17 +1,20 @@
 //! Native test harness (not on wasm32): renders a signal the way lel-host
 //! does, with a claimer that follows the host's rules, including carrying
-//! state over to a new version (`swap`), so helpers and whole signals can be
-//! tested with `cargo test`.
+//! state over to a new version (`swap`), parameters kept by key and events
+//! delivered at their frames (contract 0.2), so helpers and whole signals
+//! can be tested with `cargo test`. Runs on the test's thread.
 
 use std::boxed::Box;
+use std::format;
 use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
 use core::ptr::NonNull;
 
-use crate::claim::{Binder, Claimer, Error, check_claim};
+use crate::claim::{Binder, Claimer, Error, ParamDecl, check_claim, check_param};
 use crate::ctx::Ctx;
+use crate::events::{EVENT_CAPACITY, Event, Input, kind};
 use crate::frame::Frame;
 use crate::key::Session;
 use crate::node::Node;
@@ -29,6 +32,45 @@ pub struct Claimed {
     pub carried: bool,
 }
 
+/// A parameter as the host keeps it (per signal, by key, across versions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostParam {
+    /// The key.
+    pub key: String,
+    /// Its index in the current version (declaration order).
+    pub index: usize,
+    /// The current value.
+    pub value: f32,
+    /// The current version's default.
+    pub default: f32,
+    /// Lowest value.
+    pub min: f32,
+    /// Highest value.
+    pub max: f32,
+    /// Unit.
+    pub unit: String,
+    /// 0 continuous, else the number of values.
+    pub steps: u32,
+    /// True once set by the user (then a reload keeps the value).
+    pub user_set: bool,
+    /// True when the current version declared it.
+    pub declared: bool,
+    cell: usize,
+}
+
+/// `v` clamped to `[min, max]` and snapped to `steps` values (the host's
+/// rule).
+pub fn snap(v: f32, min: f32, max: f32, steps: u32) -> f32 {
+    let v = v.clamp(min, max);
+    if steps >= 2 {
+        let n = (steps - 1) as f32;
+        let i = ((v - min) / (max - min) * n).round();
+        (min + i * (max - min) / n).clamp(min, max)
+    } else {
+        v
+    }
+}
+
 /// The host's claim rules over a region: a key claimed again with the same
 /// size gets the same offset (and the previous version's bytes), anything
 /// else a fresh zeroed block past every block handed out so far.
@@ -38,6 +80,8 @@ struct HostLike<'a> {
     high: &'a mut usize,
     previous: &'a [Claimed],
     now: Vec<Claimed>,
+    params: &'a mut Vec<HostParam>,
+    declared: usize,
 }
 
 impl Claimer for HostLike<'_> {
@@ -84,6 +128,70 @@ impl Claimer for HostLike<'_> {
         // SAFETY: `p` is inside the region, which is not null.
         Ok(unsafe { NonNull::new_unchecked(p) })
     }
+
+    fn param(&mut self, d: &ParamDecl<'_>) -> Result<NonNull<u8>, i32> {
+        check_param(d)?;
+        let key = String::from_utf8(d.key.to_vec()).map_err(|_| Error::BAD_KEY.0)?;
+        if self.params.iter().any(|p| p.declared && p.key == key) {
+            return Err(Error::DUPLICATE_KEY.0);
+        }
+        if self.declared == crate::contract::MAX_PARAMS {
+            return Err(Error::TOO_MANY_PARAMS.0);
+        }
+        let base = self.base.as_ptr() as usize;
+        let start = (base + *self.high).next_multiple_of(4) - base;
+        if start + 4 > self.len {
+            return Err(Error::REGION_FULL.0);
+        }
+        *self.high = start + 4;
+        let index = self.declared;
+        self.declared += 1;
+        let unit = String::from_utf8_lossy(d.unit).into_owned();
+        let value = match self.params.iter_mut().find(|p| p.key == key) {
+            Some(p) => {
+                p.value = if p.user_set {
+                    snap(p.value, d.min, d.max, d.steps)
+                } else {
+                    d.default
+                };
+                *p = HostParam {
+                    index,
+                    default: d.default,
+                    min: d.min,
+                    max: d.max,
+                    unit,
+                    steps: d.steps,
+                    declared: true,
+                    cell: start,
+                    ..p.clone()
+                };
+                p.value
+            }
+            None => {
+                self.params.push(HostParam {
+                    key,
+                    index,
+                    value: d.default,
+                    default: d.default,
+                    min: d.min,
+                    max: d.max,
+                    unit,
+                    steps: d.steps,
+                    user_set: false,
+                    declared: true,
+                    cell: start,
+                });
+                d.default
+            }
+        };
+        // SAFETY: `start..start + 4` lies in the region (checked above),
+        // fresh, 4-aligned.
+        let p = unsafe { self.base.as_ptr().add(start) };
+        // SAFETY: as above.
+        unsafe { p.cast::<f32>().write(value) };
+        // SAFETY: inside the region, not null.
+        Ok(unsafe { NonNull::new_unchecked(p) })
+    }
 }
 
 /// Renders a signal natively, block by block, like lel-host.
@@ -104,6 +212,10 @@ impl Claimer for HostLike<'_> {
 /// ```
 pub struct Harness<N: Node> {
     graph: N,
+    input: Input,
+    params: Vec<HostParam>,
+    /// Events to deliver: (clock frame, event), in the order sent.
+    pending: Vec<(u64, Event)>,
     claimed: Vec<Claimed>,
     high: usize,
     sample_rate: u32,
@@ -170,9 +282,21 @@ impl<N: Node> Harness<N> {
     ) -> Result<Self, Error> {
         let region = Region::new(region_bytes);
         let mut high = 0;
-        let (graph, claimed) = bind(build, &region, &mut high, &[], sample_rate, block)?;
+        let mut params = Vec::new();
+        let (graph, claimed, input) = bind(
+            build,
+            &region,
+            &mut high,
+            &[],
+            &mut params,
+            sample_rate,
+            block,
+        )?;
         Ok(Harness {
             graph,
+            input,
+            params,
+            pending: Vec::new(),
             claimed,
             high,
             sample_rate,
@@ -189,6 +313,9 @@ impl<N: Node> Harness<N> {
     pub fn swap<M: Node>(self, build: impl FnOnce() -> M) -> Result<Harness<M>, Error> {
         let Harness {
             graph,
+            input: _,
+            mut params,
+            pending,
             claimed,
             mut high,
             sample_rate,
@@ -197,8 +324,18 @@ impl<N: Node> Harness<N> {
             region,
         } = self;
         let snapshot = region.snapshot();
-        let (new_graph, new_claimed) =
-            bind(build, &region, &mut high, &claimed, sample_rate, block)?;
+        for p in &mut params {
+            p.declared = false;
+        }
+        let (new_graph, new_claimed, input) = bind(
+            build,
+            &region,
+            &mut high,
+            &claimed,
+            &mut params,
+            sample_rate,
+            block,
+        )?;
         drop(graph);
         let base = region.base().as_ptr();
         for c in new_claimed.iter().filter(|c| c.carried) {
@@ -210,6 +347,9 @@ impl<N: Node> Harness<N> {
         }
         Ok(Harness {
             graph: new_graph,
+            input,
+            params,
+            pending,
             claimed: new_claimed,
             high,
             sample_rate,
@@ -220,7 +360,10 @@ impl<N: Node> Harness<N> {
     }
 
     /// Renders `frames` frames (interleaved `f32`, `channels()` per frame)
-    /// and advances the clock.
+    /// and advances the clock, delivering the events sent for them the way
+    /// lel-host does: per block, at their frames, parameter cells holding
+    /// the value in force at each block's first frame, at most 256 events a
+    /// block (the rest at frame 0 of the next).
     pub fn render(&mut self, frames: usize) -> Vec<f32> {
         let ch = N::Frame::CHANNELS;
         let mut out = vec![0.0f32; frames * ch];
@@ -228,16 +371,120 @@ impl<N: Node> Harness<N> {
         for chunk in out.chunks_mut(self.block * ch) {
             let n = chunk.len() / ch;
             let start = self.clock;
-            for (i, o) in chunk.chunks_exact_mut(ch).enumerate() {
-                cx.seek(start, n as u32, i as u32);
-                let f = self.graph.tick(&cx);
-                for (d, s) in o.iter_mut().zip(f.as_slice()) {
-                    *d = *s as f32;
-                }
-            }
+            let events = self.block_events(start, n as u64);
+            crate::rt::render_block(
+                &mut self.graph,
+                &mut cx,
+                start,
+                n as u32,
+                chunk,
+                &events,
+                &self.input,
+            );
             self.clock += n as u64;
         }
         out
+    }
+
+    /// The events of the block `start..start + n`, with the parameter cells
+    /// set to the values in force at `start`.
+    fn block_events(&mut self, start: u64, n: u64) -> Vec<Event> {
+        self.pending.sort_by_key(|(at, _)| *at);
+        let due = self
+            .pending
+            .iter()
+            .take_while(|(at, _)| *at < start + n)
+            .count();
+        let taken: Vec<(u64, Event)> = self.pending.drain(..due).collect();
+        let mut events = Vec::new();
+        for (at, mut e) in taken {
+            let at = at.max(start);
+            if e.kind == kind::PARAM && at == start {
+                // In force at the first frame: in the cell, no event.
+                self.set_table(e.number as usize, e.value);
+                continue;
+            }
+            e.frame = (at - start) as u32;
+            events.push(e);
+        }
+        if events.len() > EVENT_CAPACITY {
+            for mut e in events.drain(EVENT_CAPACITY..) {
+                e.frame = 0;
+                self.pending.push((start + n, e));
+            }
+        }
+        let base = self.region.base().as_ptr();
+        for p in self.params.iter().filter(|p| p.declared) {
+            // SAFETY: the cell lies in the region (handed out by the
+            // claimer, 4-aligned); the graph is not ticking.
+            unsafe { base.add(p.cell).cast::<f32>().write(p.value) };
+        }
+        for e in events.iter().filter(|e| e.kind == kind::PARAM) {
+            self.set_table(e.number as usize, e.value);
+        }
+        events
+    }
+
+    fn set_table(&mut self, index: usize, value: f32) {
+        if let Some(p) = self
+            .params
+            .iter_mut()
+            .find(|p| p.declared && p.index == index)
+        {
+            p.value = value;
+        }
+    }
+
+    /// Sends `ev` for clock frame `at` (a past frame: the next block's
+    /// first frame).
+    pub fn send(&mut self, at: u64, ev: Event) {
+        self.pending.push((at, ev));
+    }
+
+    /// A note-on of `key` at `velocity` (0..1) at clock frame `at`.
+    pub fn note_on(&mut self, at: u64, key: u8, velocity: f32) {
+        self.send(at, Event::note_on(key, velocity));
+    }
+
+    /// A note-off of `key` at clock frame `at`.
+    pub fn note_off(&mut self, at: u64, key: u8) {
+        self.send(at, Event::note_off(key));
+    }
+
+    /// Sets parameter `key` to `value` at clock frame `at`, as the host
+    /// does: out of range or unknown is an error and changes nothing;
+    /// returns the value applied (snapped to the steps).
+    pub fn set_param(&mut self, key: &str, value: f32, at: u64) -> Result<f32, String> {
+        let p = self
+            .params
+            .iter_mut()
+            .find(|p| p.declared && p.key == key)
+            .ok_or_else(|| format!("no parameter '{key}'"))?;
+        if !(value >= p.min && value <= p.max) {
+            return Err(format!(
+                "parameter '{key}': {value} is outside {} to {}",
+                p.min, p.max
+            ));
+        }
+        let v = snap(value, p.min, p.max, p.steps);
+        p.user_set = true;
+        let index = p.index as u16;
+        self.send(at, Event::new(kind::PARAM, index, v));
+        Ok(v)
+    }
+
+    /// The host's parameter table (every key ever declared; `declared`
+    /// marks the current version's).
+    pub fn params(&self) -> &[HostParam] {
+        &self.params
+    }
+
+    /// The current value of parameter `key`.
+    pub fn param(&self, key: &str) -> Option<f32> {
+        self.params
+            .iter()
+            .find(|p| p.declared && p.key == key)
+            .map(|p| p.value)
     }
 
     /// Renders `frames` frames of channel `ch` only.
@@ -282,9 +529,10 @@ fn bind<M: Node>(
     region: &Region,
     high: &mut usize,
     previous: &[Claimed],
+    params: &mut Vec<HostParam>,
     sample_rate: u32,
     block: usize,
-) -> Result<(M, Vec<Claimed>), Error> {
+) -> Result<(M, Vec<Claimed>, Input), Error> {
     let base = region.base();
     let len = region.len();
     let session = Session::begin();
@@ -295,6 +543,8 @@ fn bind<M: Node>(
         high,
         previous,
         now: Vec::new(),
+        params,
+        declared: 0,
     };
     let mut b = Binder::new(
         &mut claimer,
@@ -305,6 +555,7 @@ fn bind<M: Node>(
         M::Frame::CHANNELS as u32,
     );
     graph.bind(&mut b)?;
+    let input = b.input();
     drop(session);
-    Ok((graph, claimer.now))
+    Ok((graph, claimer.now, input))
 }

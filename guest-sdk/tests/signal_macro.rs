@@ -20,8 +20,8 @@ fn signal_macro_exports_work_natively() {
     let mut out = vec![0.0f32; 256];
     let mut rendered = Vec::new();
     for block in 0..10u64 {
-        assert_ne!(lel_process(128, 2 * block * 128), 0);
-        let n = __LEL_RUNTIME.render_into(128, (2 * block + 1) * 128, lel_signal, &mut out);
+        assert_ne!(lel_process(128, 2 * block * 128, 0), 0);
+        let n = __LEL_RUNTIME.render_into(128, (2 * block + 1) * 128, 0, lel_signal, &mut out);
         assert_eq!(n, 256);
         rendered.extend_from_slice(&out);
     }

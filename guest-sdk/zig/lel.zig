@@ -47,6 +47,7 @@
 //! helper renumbers no other).
 
 const builtin = @import("builtin");
+const std = @import("std");
 
 // ---- the contract ----------------------------------------------------------
 
@@ -68,6 +69,9 @@ pub const Error = error{
     BadArgs,
     OutputTooSmall,
     BadChannels,
+    BadRange,
+    TooManyParams,
+    BadUnit,
     Unknown,
 };
 
@@ -83,6 +87,9 @@ pub fn code(err: Error) i32 {
         error.BadArgs => constants.bad_args,
         error.OutputTooSmall => constants.output_too_small,
         error.BadChannels => constants.bad_channels,
+        error.BadRange => constants.bad_range,
+        error.TooManyParams => constants.too_many_params,
+        error.BadUnit => constants.bad_unit,
         error.Unknown => rt.unknown_code,
     };
 }
@@ -95,6 +102,9 @@ fn fromCode(c: i32) Error {
         constants.duplicate_key => error.DuplicateKey,
         constants.not_in_init => error.NotInInit,
         constants.no_state_region => error.NoStateRegion,
+        constants.bad_range => error.BadRange,
+        constants.too_many_params => error.TooManyParams,
+        constants.bad_unit => error.BadUnit,
         else => blk: {
             rt.unknown_code = c;
             break :blk error.Unknown;
@@ -123,6 +133,33 @@ pub const Setup = struct {
     max_frames: u32,
 };
 
+/// One event (contract 0.2) as the host writes it: 16 bytes.
+pub const Event = extern struct {
+    /// Frame in the block.
+    frame: u32,
+    /// `event_kind.note_on` .. `event_kind.param`.
+    kind: u8,
+    /// MIDI channel - 1.
+    channel: u8,
+    /// Key, controller or parameter index.
+    number: u16,
+    /// Velocity, controller value, bend, pressure or parameter value.
+    value: f32,
+    reserved: u32,
+};
+
+/// The event kinds (lel_constants.zig).
+pub const event_kind = struct {
+    pub const note_on: u8 = constants.note_on;
+    pub const note_off: u8 = constants.note_off;
+    pub const control_change: u8 = constants.control_change;
+    pub const pitch_bend: u8 = constants.pitch_bend;
+    pub const channel_pressure: u8 = constants.channel_pressure;
+    pub const param: u8 = constants.param;
+};
+const max_params = constants.max_params;
+const event_capacity = constants.default_event_capacity;
+
 /// Where a frame is: as `Ctx` in the Rust SDK.
 pub const Ctx = struct {
     sample_rate: f64,
@@ -137,6 +174,8 @@ pub const Ctx = struct {
     /// Index of this frame in the block.
     frame: u32,
     channels: u32,
+    /// The events at this frame (already applied to parameters and notes).
+    events: []const Event = &.{},
 };
 
 // ---- math: the Rust SDK's `lel::math` ------------------------------------
@@ -178,11 +217,14 @@ pub inline fn exp(x: f64) f64 {
 
 // ---- state ----------------------------------------------------------------
 
-const Kind = enum(u3) { osc, noise, lowpass, highpass, biquad, tremolo, delay, env };
+const Kind = enum(u4) { osc, noise, lowpass, highpass, biquad, tremolo, delay, env, poly };
 
 const Runtime = struct {
     in_init: bool = false,
-    counters: [8]u32 = [_]u32{0} ** 8,
+    counters: [9]u32 = [_]u32{0} ** 9,
+    params: [max_params]*f32 = undefined,
+    n_params: u32 = 0,
+    notes: ?*NoteState = null,
     sample_rate: f64 = 0,
     max_frames: u32 = 0,
     channels: u32 = 0,
@@ -256,6 +298,151 @@ fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(constants.claim_a
         n += 1;
     }
     return claimBytes(key[0..n], size, constants.claim_align);
+}
+
+// ---- parameters and notes (contract 0.2) ------------------------------------
+
+const host_param = host.param;
+
+/// A host parameter: `claim` it in `setup`, `tick` it once per frame for
+/// the smoothed value (a straight ramp to each new value lasting 20 ms,
+/// none for a stepped parameter: the Rust SDK's law). Declare a key once.
+pub const Param = struct {
+    cell: ?*f32 = null,
+    index: u32 = 0,
+    ramp: u32 = 1,
+    left: u32 = 0,
+    y: f64 = 0,
+    target: f64 = nan,
+    step: f64 = 0,
+
+    /// Declares `key` with its default, range, unit ("" for none) and
+    /// steps (0 continuous, n >= 2 values).
+    pub fn claim(self: *Param, key: []const u8, default: f64, min: f64, max: f64, unit: []const u8, steps: u32) Error!void {
+        self.* = .{ .y = default };
+        self.smooth(if (steps == 0) 0.02 else 0.0);
+        if (rt.n_params >= max_params) return error.TooManyParams;
+        const r = host_param(key.ptr, @intCast(key.len), @floatCast(default), @floatCast(min), @floatCast(max), unit.ptr, @intCast(unit.len), @bitCast(steps));
+        if (r < 0) {
+            log(.err, "lel: init failed, param rejected");
+            return fromCode(r);
+        }
+        const cell: *f32 = @ptrFromInt(@as(usize, @intCast(r)));
+        self.cell = cell;
+        self.index = rt.n_params;
+        rt.params[rt.n_params] = cell;
+        rt.n_params += 1;
+    }
+
+    /// Sets the ramp time in seconds (0: none).
+    pub fn smooth(self: *Param, seconds: f64) void {
+        const n = @floor(seconds * rt.sample_rate + 0.5);
+        self.ramp = if (n >= 1.0 and n < 4.0e9) @intFromFloat(n) else 1;
+    }
+
+    /// The value the host holds now (no smoothing).
+    pub fn value(self: *const Param) f64 {
+        return if (self.cell) |c| c.* else self.y;
+    }
+
+    /// The smoothed value for this frame (once per frame).
+    pub fn tick(self: *Param) f64 {
+        const c = self.cell orelse return self.y;
+        const x: f64 = c.*;
+        if (x != self.target) {
+            if (self.target != self.target or self.ramp <= 1) {
+                self.y = x;
+                self.left = 0;
+            } else {
+                self.step = (x - self.y) / @as(f64, @floatFromInt(self.ramp));
+                self.left = self.ramp;
+            }
+            self.target = x;
+        }
+        if (self.left > 0) {
+            self.left -= 1;
+            self.y = if (self.left == 0) self.target else self.y + self.step;
+        }
+        return self.y;
+    }
+};
+
+/// The monophonic note state, claimed under "notes" (544 bytes; every
+/// channel plays it). A note-on sets key, velocity and the gate; a
+/// note-off closes the gate only if it releases the last key played.
+pub const NoteState = extern struct {
+    key: u32,
+    gate: u32,
+    played: u32,
+    velocity: f32,
+    bend: f32,
+    pressure: f32,
+    reserved: [2]u32,
+    cc: [128]f32,
+
+    fn apply(n: *NoteState, e: *const Event) void {
+        switch (e.kind) {
+            event_kind.note_on => {
+                n.key = e.number & 127;
+                n.velocity = e.value;
+                n.gate = 1;
+                n.played = 1;
+            },
+            event_kind.note_off => if (n.key == e.number) {
+                n.gate = 0;
+            },
+            event_kind.control_change => if (e.number < 128) {
+                n.cc[e.number] = e.value;
+            },
+            event_kind.pitch_bend => n.bend = e.value,
+            event_kind.channel_pressure => n.pressure = e.value,
+            else => {},
+        }
+    }
+};
+
+/// Claims the note state (in `setup`; once is enough).
+pub fn notes() Error!void {
+    if (rt.notes != null) return;
+    const p = try claimBytes("notes", @sizeOf(NoteState), constants.claim_align);
+    rt.notes = @ptrCast(p);
+}
+
+/// `440 exp((key - 69 + 2 bend) ln2 / 12)`: `key` bent by `bend` (-1..1).
+pub fn keyHz(key: f64, bend_value: f64) f64 {
+    return 440.0 * exp((key - 69.0 + 2.0 * bend_value) * (0.69314718055994530942 / 12.0));
+}
+
+/// 1 while the last key played is held, else 0.
+pub fn gate() f64 {
+    return if (rt.notes) |n| @floatFromInt(n.gate) else 0;
+}
+/// The last key's frequency with the bend, in Hz (440 before any note).
+pub fn pitch() f64 {
+    const n = rt.notes orelse return 440.0;
+    return keyHz(if (n.played != 0) @floatFromInt(n.key) else 69.0, n.bend);
+}
+/// The last note-on's velocity, 0..1.
+pub fn velocity() f64 {
+    return if (rt.notes) |n| n.velocity else 0;
+}
+/// Controller `c`, 0..1.
+pub fn cc(c: u7) f64 {
+    return if (rt.notes) |n| n.cc[c] else 0;
+}
+/// The pitch bend, -1..1.
+pub fn bend() f64 {
+    return if (rt.notes) |n| n.bend else 0;
+}
+/// The channel pressure, 0..1.
+pub fn pressure() f64 {
+    return if (rt.notes) |n| n.pressure else 0;
+}
+
+fn applyEvent(e: *const Event) void {
+    if (e.kind == event_kind.param) {
+        if (e.number < rt.n_params and e.value == e.value) rt.params[e.number].* = e.value;
+    } else if (rt.notes) |n| n.apply(e);
 }
 
 /// The sample rate (set before `setup` runs).
@@ -543,6 +730,179 @@ pub const Delay = struct {
 };
 
 /// `x` times `g`.
+// ---- envelopes: the Rust SDK's adsr -----------------------------------------
+
+/// Linear ADSR (key "env#n", 16 bytes): gate on while > 0, times in
+/// seconds, level in [0, 1]; the Rust SDK's `adsr`, formula for formula.
+pub const Env = struct {
+    s: *extern struct { level: f64, stage: u32, gate: u32 } = undefined,
+    sr: f64 = 0,
+    ok: bool = false,
+
+    pub fn claim(self: *Env, opt: Claim) Error!void {
+        self.s = @ptrCast(try claimKind(.env, 16, opt));
+        self.sr = rt.sample_rate;
+        self.ok = true;
+    }
+
+    fn step(seconds: f64, sr: f64) f64 {
+        const n = seconds * sr;
+        return if (n > 1.0) 1.0 / n else 1.0;
+    }
+
+    pub fn tick(self: *Env, gate_value: f64, attack: f64, decay: f64, sustain_in: f64, release: f64) f64 {
+        if (!self.ok) return 0;
+        const st = self.s;
+        const on: u32 = if (gate_value > 0.0) 1 else 0;
+        const sustain = clamp(sustain_in, 0.0, 1.0);
+        if (on == 1 and st.gate == 0) {
+            st.stage = 1;
+        } else if (on == 0 and st.gate != 0) {
+            st.stage = 4;
+        }
+        st.gate = on;
+        switch (st.stage) {
+            1 => {
+                st.level += step(attack, self.sr);
+                if (st.level >= 1.0) {
+                    st.level = 1.0;
+                    st.stage = 2;
+                }
+            },
+            2 => {
+                st.level -= (1.0 - sustain) * step(decay, self.sr);
+                if (st.level <= sustain) {
+                    st.level = sustain;
+                    st.stage = 3;
+                }
+            },
+            3 => st.level = sustain,
+            4 => {
+                st.level -= step(release, self.sr);
+                if (st.level <= 0.0) {
+                    st.level = 0.0;
+                    st.stage = 0;
+                }
+            },
+            else => {
+                st.level = 0.0;
+                st.stage = 0;
+            },
+        }
+        return st.level;
+    }
+};
+
+// ---- polyphony ---------------------------------------------------------------
+
+pub const max_voices = 16;
+
+/// A voice of the table (32 bytes): gate 0 released, 1 held, 2 restarted now.
+pub const VoiceSlot = extern struct { velocity: f32, key: u32, gate: u32, used: u32, on: u64, off: u64 };
+
+const PolyState = extern struct { order: u64, reserved: u64, voices: [max_voices]VoiceSlot };
+
+/// What a voice plays this frame.
+pub const Voice = struct { hz: f64, gate: f64, velocity: f64, key: u32 };
+
+/// A voice allocator for `n` voices (1 to 16), its table under "poly#n"
+/// (528 bytes). The Rust SDK's `poly` policy: a note-on takes the voice
+/// already playing that key, else the free voice released longest ago
+/// (never-used first, lowest index on ties), else steals the voice held
+/// longest; a held voice taking a note reads gate 0 for one frame.
+pub const Poly = struct {
+    s: ?*PolyState = null,
+    n: u32 = 1,
+    bend: f32 = std.math.nan(f32),
+    hz: [max_voices]f64 = [_]f64{440.0} ** max_voices,
+
+    pub fn claim(self: *Poly, n: u32, opt: Claim) Error!void {
+        self.n = @max(1, @min(n, max_voices));
+        self.s = @ptrCast(try claimKind(.poly, @sizeOf(PolyState), opt));
+        try notes();
+        self.bend = std.math.nan(f32);
+    }
+
+    fn noteOn(s: *PolyState, n: u32, key: u32, vel: f32) u32 {
+        var pick: u32 = n;
+        var i: u32 = 0;
+        while (i < n) : (i += 1) {
+            const v = &s.voices[i];
+            if (v.used != 0 and v.key == key and (pick == n or v.on >= s.voices[pick].on)) pick = i;
+        }
+        if (pick == n) {
+            var best: u64 = 0;
+            i = 0;
+            while (i < n) : (i += 1) {
+                const v = &s.voices[i];
+                if (v.gate != 0) continue;
+                const t: u64 = if (v.used != 0) v.off else 0;
+                if (pick == n or t < best) {
+                    pick = i;
+                    best = t;
+                }
+            }
+        }
+        if (pick == n) {
+            pick = 0;
+            i = 1;
+            while (i < n) : (i += 1) {
+                if (s.voices[i].on < s.voices[pick].on) pick = i;
+            }
+        }
+        const v = &s.voices[pick];
+        s.order += 1;
+        v.gate = if (v.gate != 0) 2 else 1;
+        v.key = key;
+        v.velocity = vel;
+        v.used = 1;
+        v.on = s.order;
+        return pick;
+    }
+
+    /// Call at the start of every frame: hands this frame's note-ons and
+    /// note-offs to the voices.
+    pub fn begin(self: *Poly, cx: *const Ctx) void {
+        const s = self.s orelse return;
+        const n = self.n;
+        const b: f32 = if (rt.notes) |ns| ns.bend else 0;
+        const retune = b != self.bend;
+        self.bend = b;
+        for (cx.events) |*e| {
+            if (e.kind == event_kind.note_on) {
+                const i = noteOn(s, n, e.number & 127, e.value);
+                self.hz[i] = keyHz(@floatFromInt(s.voices[i].key), b);
+            } else if (e.kind == event_kind.note_off) {
+                var i: u32 = 0;
+                while (i < n) : (i += 1) {
+                    const v = &s.voices[i];
+                    if (v.gate != 0 and v.key == e.number) {
+                        s.order += 1;
+                        v.gate = 0;
+                        v.off = s.order;
+                    }
+                }
+            }
+        }
+        if (retune) {
+            var i: u32 = 0;
+            while (i < n) : (i += 1) {
+                const v = &s.voices[i];
+                self.hz[i] = keyHz(if (v.used != 0) @floatFromInt(v.key) else 69.0, b);
+            }
+        }
+    }
+
+    /// Voice `i` this frame (after `begin`).
+    pub fn voice(self: *Poly, i: u32) Voice {
+        const s = self.s orelse return .{ .hz = 440, .gate = 0, .velocity = 0, .key = 69 };
+        const v = &s.voices[i];
+        const r = Voice{ .hz = self.hz[i], .gate = if (v.gate == 1) 1.0 else 0.0, .velocity = v.velocity, .key = v.key };
+        if (v.gate == 2) v.gate = 1;
+        return r;
+    }
+};
+
 pub inline fn gain(x: f64, g: f64) f64 {
     return x * g;
 }
@@ -567,6 +927,15 @@ pub fn signal(comptime S: type) void {
         const output_samples: usize = if (@hasDecl(S, "output_samples")) S.output_samples else constants.default_output_samples;
         var state: [state_bytes]u8 align(constants.max_align) = undefined;
         var out_static: [output_samples]f32 align(constants.max_align) = undefined;
+        var events: [event_capacity]Event align(8) = undefined;
+
+        fn eventsPtr() callconv(.c) u32 {
+            return @intCast(@intFromPtr(&events));
+        }
+
+        fn eventsLen() callconv(.c) u32 {
+            return @sizeOf(@TypeOf(events));
+        }
 
         fn statePtr() callconv(.c) u32 {
             return @intCast(@intFromPtr(&state));
@@ -579,7 +948,9 @@ pub fn signal(comptime S: type) void {
         fn init(sample_rate: u32, max_frames: u32) callconv(.c) i32 {
             rt.ready = false;
             if (sample_rate == 0 or max_frames == 0) return code(error.BadArgs);
-            rt.counters = [_]u32{0} ** 8;
+            rt.counters = [_]u32{0} ** 9;
+            rt.n_params = 0;
+            rt.notes = null;
             rt.sample_rate = @floatFromInt(sample_rate);
             rt.max_frames = max_frames;
             rt.in_init = true;
@@ -605,7 +976,7 @@ pub fn signal(comptime S: type) void {
             return @intCast(ch);
         }
 
-        fn process(frames_in: u32, clock: u64) callconv(.c) u32 {
+        fn process(frames_in: u32, clock: u64, n_events: u32) callconv(.c) u32 {
             if (!rt.ready) {
                 const n = @min(frames_in, output_samples);
                 @memset(out_static[0..n], 0);
@@ -623,8 +994,15 @@ pub fn signal(comptime S: type) void {
                 .channels = ch,
             };
             var f: [max_channels]f64 = undefined;
+            const ne = @min(n_events, event_capacity);
+            var k: u32 = 0;
             var i: u32 = 0;
             while (i < frames) : (i += 1) {
+                // The events at this frame (late ones at the first frame
+                // still to render, past-the-end ones at the last).
+                const first = k;
+                while (k < ne and @min(events[k].frame, frames - 1) <= i) : (k += 1) applyEvent(&events[k]);
+                cx.events = events[first..k];
                 cx.frame = i;
                 cx.clock = clock + i;
                 cx.t = @as(f64, @floatFromInt(cx.clock)) / cx.sample_rate;
@@ -637,6 +1015,8 @@ pub fn signal(comptime S: type) void {
     };
     @export(&E.statePtr, .{ .name = "state-ptr" });
     @export(&E.stateLen, .{ .name = "state-len" });
+    @export(&E.eventsPtr, .{ .name = "events-ptr" });
+    @export(&E.eventsLen, .{ .name = "events-len" });
     @export(&E.init, .{ .name = "init" });
     @export(&E.process, .{ .name = "process" });
 }

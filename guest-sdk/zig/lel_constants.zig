@@ -1,12 +1,12 @@
-//! lel_constants.zig: the lel:signal@0.1.0 contract's constants and host imports
+//! lel_constants.zig: the lel:signal@0.2.0 contract's constants and host imports
 //! for the Zig SDK (lel.zig imports it), generated from wit/lel.wit and
 //! wit/constants.txt by lel-host's build script (host/build/constants.rs):
 //! do not edit; run scripts/gen-constants after changing those.
 
 /// The contract package and version this SDK speaks.
-pub const package = "lel:signal@0.1.0";
+pub const package = "lel:signal@0.2.0";
 /// The import module of the host's functions.
-pub const host_module = "lel:signal/host@0.1.0";
+pub const host_module = "lel:signal/host@0.2.0";
 
 // Limits the host enforces.
 /// Longest `claim` key, in bytes (a key is 1 to this many bytes of UTF-8).
@@ -109,6 +109,7 @@ pub const default_event_capacity = 256;
 
 /// The host's functions.
 pub const host = struct {
-    pub extern "lel:signal/host@0.1.0" fn claim(key: [*]const u8, key_len: i32, size: i32, @"align": i32) i32;
-    pub extern "lel:signal/host@0.1.0" fn log(level: i32, msg: [*]const u8, msg_len: i32) void;
+    pub extern "lel:signal/host@0.2.0" fn claim(key: [*]const u8, key_len: i32, size: i32, @"align": i32) i32;
+    pub extern "lel:signal/host@0.2.0" fn log(level: i32, msg: [*]const u8, msg_len: i32) void;
+    pub extern "lel:signal/host@0.2.0" fn param(key: [*]const u8, key_len: i32, default: f32, min: f32, max: f32, unit: [*]const u8, unit_len: i32, steps: i32) i32;
 };

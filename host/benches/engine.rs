@@ -277,13 +277,21 @@ fn native_voices(bank: &mut bench_voices::Bank, unroll: usize, out: &mut [f32]) 
 
 /// A module called straight through wasmtime (no lel-host), block by block,
 /// its output copied out. `claim` is a bump allocator over the state region.
+/// 0.1.0 modules (`bench-voices`) and 0.2.0 ones (the SDK's chain, called
+/// with no events) both work.
 struct Direct {
     store: wasmtime::Store<u32>,
-    process: wasmtime::TypedFunc<(i32, i64), i32>,
+    process: Process,
     memory: wasmtime::Memory,
     channels: usize,
     clock: u64,
     epochs: bool,
+}
+
+/// `process` of a 0.1.0 or a 0.2.0 module.
+enum Process {
+    V01(wasmtime::TypedFunc<(i32, i64), i32>),
+    V02(wasmtime::TypedFunc<(i32, i64, i32), i32>),
 }
 
 impl Direct {
@@ -300,21 +308,25 @@ impl Direct {
         let engine = wasmtime::Engine::new(&config).unwrap();
         let module = wasmtime::Module::from_file(&engine, path).unwrap();
         let mut linker = wasmtime::Linker::<u32>::new(&engine);
-        // The benchmark's guests are 0.1.0 modules (`process(frames, clock)`).
-        let host = lel_host::contract::ContractVersion::V0_1.spec().host_module;
-        linker
-            .func_wrap(
-                host,
-                "claim",
-                |mut c: wasmtime::Caller<'_, u32>, _k: i32, _l: i32, size: i32, align: i32| {
-                    let at = c.data().next_multiple_of(align.max(1) as u32);
-                    *c.data_mut() = at + size as u32;
-                    at as i32
-                },
-            )
-            .unwrap()
-            .func_wrap(host, "log", |_: i32, _: i32, _: i32| {})
-            .unwrap();
+        for v in [
+            lel_host::contract::ContractVersion::V0_1,
+            lel_host::contract::ContractVersion::V0_2,
+        ] {
+            let host = v.spec().host_module;
+            linker
+                .func_wrap(
+                    host,
+                    "claim",
+                    |mut c: wasmtime::Caller<'_, u32>, _k: i32, _l: i32, size: i32, align: i32| {
+                        let at = c.data().next_multiple_of(align.max(1) as u32);
+                        *c.data_mut() = at + size as u32;
+                        at as i32
+                    },
+                )
+                .unwrap()
+                .func_wrap(host, "log", |_: i32, _: i32, _: i32| {})
+                .unwrap();
+        }
         let mut store = wasmtime::Store::new(&engine, 0u32);
         store.set_epoch_deadline(1 << 40);
         let instance = linker.instantiate(&mut store, &module).unwrap();
@@ -326,8 +338,12 @@ impl Direct {
             .get_typed_func::<(i32, i32), i32>(&mut store, "init")
             .unwrap();
         let channels = init.call(&mut store, (SR as i32, BLOCK as i32)).unwrap() as usize;
+        let process = match instance.get_typed_func(&mut store, "process") {
+            Ok(f) => Process::V01(f),
+            Err(_) => Process::V02(instance.get_typed_func(&mut store, "process").unwrap()),
+        };
         Direct {
-            process: instance.get_typed_func(&mut store, "process").unwrap(),
+            process,
             memory: instance.get_memory(&mut store, "memory").unwrap(),
             store,
             channels,
@@ -342,10 +358,12 @@ impl Direct {
             if self.epochs {
                 self.store.set_epoch_deadline(1 << 40);
             }
-            let p = self
-                .process
-                .call(&mut self.store, (frames as i32, self.clock as i64))
-                .unwrap() as usize;
+            let (f, c) = (frames as i32, self.clock as i64);
+            let p = match &self.process {
+                Process::V01(p) => p.call(&mut self.store, (f, c)),
+                Process::V02(p) => p.call(&mut self.store, (f, c, 0)),
+            }
+            .unwrap() as usize;
             let bytes = &self.memory.data(&self.store)[p..p + chunk.len() * 4];
             for (d, b) in chunk.iter_mut().zip(bytes.chunks_exact(4)) {
                 *d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);

@@ -475,6 +475,9 @@ pub fn rust(c: &Contract) -> String {
     )
     .unwrap();
     writeln!(out, "#[cfg(target_arch = \"wasm32\")]").unwrap();
+    // Generated text, compared byte for byte with the checked-in file:
+    // `cargo fmt` must not rewrap the long import lines.
+    writeln!(out, "#[rustfmt::skip]").unwrap();
     writeln!(out, "pub(crate) mod host {{").unwrap();
     writeln!(out, "    #[link(wasm_import_module = {:?})]", c.host_module).unwrap();
     writeln!(out, "    unsafe extern \"C\" {{").unwrap();

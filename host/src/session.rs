@@ -24,7 +24,7 @@
 //! fade-ns 10000000
 //! xfade-ns 0
 //! rollback-ns 3000000000
-//! 0 block 128
+//! 0 buffer 128
 //! 0 load slot=0 version=3 fade-in=no restart=no against=- module=HASH signal=sine
 //! 5120 load slot=0 version=7 fade-in=yes restart=no against=3 module=HASH signal=sine
 //! 9984 gain slot=0 value=0.70794576
@@ -196,7 +196,7 @@ impl Writer {
     /// An event from the audio thread.
     pub fn event(&mut self, e: &Event) {
         let line = match *e {
-            Event::Block { frames, clock } => format!("{clock} block {frames}"),
+            Event::Buffer { frames, clock } => format!("{clock} buffer {frames}"),
             Event::Started { version, clock, .. } | Event::Swapped { version, clock, .. } => {
                 let Some(p) = self.pending.remove(&version) else {
                     self.failed(format!(
@@ -304,7 +304,7 @@ fn fault_kind(f: Fault) -> &'static str {
 /// One event of a session.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
-    Block(u32),
+    Buffer(u32),
     Load {
         slot: SlotId,
         version: u64,
@@ -392,15 +392,17 @@ impl<'a> Fields<'a> {
 fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
     let mut f = Fields { line, rest };
     let item = match what {
-        "block" => {
+        "buffer" => {
             let n: u32 = rest
                 .trim()
                 .parse()
                 .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| anyhow!("`{line}`: a block is a positive number of frames"))?;
+                .filter(|n| (1..=1 << 20).contains(n))
+                .ok_or_else(|| {
+                    anyhow!("`{line}`: a buffer is a number of frames (1 to 1048576)")
+                })?;
             f.rest = "";
-            Item::Block(n)
+            Item::Buffer(n)
         }
         "load" => {
             let slot = f.num("slot")?;
@@ -637,8 +639,8 @@ pub fn read(dir: &Path) -> anyhow::Result<Session> {
             "{name}: incomplete: no `end` line, so the run that wrote it did not finish (killed, or its disk full?); it has events up to frame {last}"
         )
     })?;
-    if !matches!(events.first(), Some((0, Item::Block(_), _))) && end > 0 {
-        bail!("{name}: incomplete: the first event must be `0 block FRAMES`");
+    if !matches!(events.first(), Some((0, Item::Buffer(_), _))) && end > 0 {
+        bail!("{name}: incomplete: the first event must be `0 buffer FRAMES`");
     }
     // Every module named is there and is what its name says.
     let mut checked = HashSet::new();
@@ -694,11 +696,30 @@ pub fn replay(session: &Session, out: &Path, threads: usize) -> anyhow::Result<u
     let mut slots: HashMap<SlotId, String> = HashMap::new();
     // Faults and rollbacks the session recorded, to check against the replay's.
     let mut expected: Vec<(u64, String, &'static str, usize)> = Vec::new();
-    let mut frames = settings.block;
+    // The device's buffer (split into blocks of at most `settings.block`)
+    // and where the current one started.
+    let (mut buffer, mut buffer_at) = (0u64, 0u64);
     let mut next = 0usize;
     let mut clock = 0u64;
     let mut buf = Vec::new();
     while clock < session.end {
+        if clock == buffer_at + buffer {
+            buffer_at = clock;
+        }
+        // A new buffer size starts with a buffer.
+        while let Some((at, Item::Buffer(f), n)) = session.events.get(next)
+            && *at == clock
+        {
+            if clock != buffer_at {
+                bail!(
+                    "{name} line {n}: the buffer size changes at frame {at}, inside the buffer of {buffer} frames that started at {buffer_at}"
+                );
+            }
+            buffer = *f as u64;
+            next += 1;
+        }
+        // This block: the rest of the buffer, at most a mixer's block.
+        let frames = (buffer_at + buffer - clock).min(settings.block as u64) as u32;
         // Events at this block's start, and control events inside it.
         while let Some((at, item, n)) = session.events.get(next) {
             let (at, n) = (*at, *n);
@@ -711,17 +732,8 @@ pub fn replay(session: &Session, out: &Path, threads: usize) -> anyhow::Result<u
                 )
             };
             match item {
-                Item::Block(f) => {
-                    if at != clock {
-                        return Err(here("a block length changes"));
-                    }
-                    if *f > settings.block {
-                        bail!(
-                            "{name} line {n}: a block of {f} frames is longer than the session's largest block ({})",
-                            settings.block
-                        );
-                    }
-                    frames = *f;
+                Item::Buffer(_) => {
+                    return Err(here("the buffer size changes"));
                 }
                 Item::Load {
                     slot,

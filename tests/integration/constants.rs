@@ -150,6 +150,14 @@ fn the_rust_sdk_agrees_with_the_host() {
         ("channel-pressure", k::CHANNEL_PRESSURE as i64),
         ("param", k::PARAM as i64),
         ("default-event-capacity", k::DEFAULT_EVENT_CAPACITY as i64),
+        // The SDK's API built on them.
+        ("event-bytes", size_of::<lel::Event>() as i64),
+        ("bad-range", lel::Error::BAD_RANGE.0 as i64),
+        ("too-many-params", lel::Error::TOO_MANY_PARAMS.0 as i64),
+        ("bad-unit", lel::Error::BAD_UNIT.0 as i64),
+        ("note-on", lel::events::kind::NOTE_ON as i64),
+        ("param", lel::events::kind::PARAM as i64),
+        ("default-event-capacity", lel::events::EVENT_CAPACITY as i64),
     ];
     check_all("Rust", &sdk);
 }
@@ -247,13 +255,18 @@ fn the_c_sdk_agrees_with_the_host() {
             ("log-trace", "LEL_TRACE"),
             ("default-state-bytes", "LEL_STATE_BYTES"),
             ("default-output-samples", "LEL_OUTPUT_SAMPLES"),
+            ("event-bytes", "sizeof(lel_event)"),
+            (
+                "default-event-capacity",
+                "sizeof lel__events / sizeof(lel_event)",
+            ),
         ],
     );
     let mut src = String::from("#define LEL_NO_EXPORTS\n#include \"lel.h\"\n");
     for (i, (_, e)) in probes.iter().enumerate() {
         src += &format!("LEL_EXPORT(\"k{i}\") int32_t k{i}(void) {{ return (int32_t)({e}); }}\n");
     }
-    src += "LEL_EXPORT(\"imports\") int32_t imports(void) {\n  lel_log(LEL_INFO, \"x\");\n  return lel_host_claim(\"k\", 1, 8, LEL_CLAIM_ALIGN);\n}\n";
+    src += "LEL_EXPORT(\"imports\") int32_t imports(void) {\n  lel_log(LEL_INFO, \"x\");\n  static lel_param p;\n  lel_param_init(&p, \"k\", 0.5, 0.0, 1.0, \"\", 0);\n  return lel_host_claim(\"k\", 1, 8, LEL_CLAIM_ALIGN);\n}\n";
     check_module("C", &clang(&src), &probes);
 }
 
@@ -322,6 +335,9 @@ fn the_zig_sdk_agrees_with_the_host() {
         ("bad-args", "BadArgs"),
         ("output-too-small", "OutputTooSmall"),
         ("bad-channels", "BadChannels"),
+        ("bad-range", "BadRange"),
+        ("too-many-params", "TooManyParams"),
+        ("bad-unit", "BadUnit"),
     ];
     let levels = [
         ("log-error", "err"),
@@ -340,6 +356,9 @@ fn the_zig_sdk_agrees_with_the_host() {
         )
         .collect();
     extra.push(("max-channels".into(), "lel.max_channels".into()));
+    extra.push(("event-bytes".into(), "@sizeOf(lel.Event)".into()));
+    extra.push(("note-on".into(), "lel.event_kind.note_on".into()));
+    extra.push(("param".into(), "lel.event_kind.param".into()));
     let extra: Vec<(&str, &str)> = extra
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -349,7 +368,7 @@ fn the_zig_sdk_agrees_with_the_host() {
     for (i, (_, e)) in probes.iter().enumerate() {
         src += &format!("export fn k{i}() i32 {{ return {e}; }}\n");
     }
-    src += "export fn imports() i32 {\n    lel.log(.info, \"x\");\n    _ = lel.claimBytes(\"k\", 8, lel.constants.claim_align) catch |e| return lel.code(e);\n    return 0;\n}\n";
+    src += "export fn imports() i32 {\n    lel.log(.info, \"x\");\n    _ = lel.claimBytes(\"k\", 8, lel.constants.claim_align) catch |e| return lel.code(e);\n    var p: lel.Param = .{};\n    p.claim(\"k\", 0.5, 0.0, 1.0, \"\", 0) catch |e| return lel.code(e);\n    return 0;\n}\n";
     let dir = tempdir();
     let root = write(dir.path(), "probe.zig", &src);
     let wasm = dir.path().join("probe.wasm");
@@ -396,13 +415,13 @@ fn the_assemblyscript_sdk_agrees_with_the_host() {
     );
     let names: BTreeSet<String> = CONSTANTS.iter().map(|c| upper(c.name)).collect();
     let mut src = format!(
-        "import {{ {}, Level, claim, log }} from \"./lel\";\n",
+        "import {{ {}, Level, Param, claim, log }} from \"./lel\";\n",
         names.into_iter().collect::<Vec<_>>().join(", ")
     );
     for (i, (_, e)) in probes.iter().enumerate() {
         src += &format!("export function k{i}(): i32 {{ return <i32>{e}; }}\n");
     }
-    src += "export function imports(): i32 {\n  log(Level.Info, \"x\");\n  return <i32>claim(\"k\", 8, CLAIM_ALIGN);\n}\n";
+    src += "export function imports(): i32 {\n  log(Level.Info, \"x\");\n  new Param().claim(\"k\", 0.5, 0.0, 1.0);\n  return <i32>claim(\"k\", 8, CLAIM_ALIGN);\n}\n";
     let dir = tempdir();
     for f in ["lel.ts", "lel_constants.ts"] {
         std::fs::copy(

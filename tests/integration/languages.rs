@@ -651,3 +651,270 @@ signal(setup, frame);
         "the host sees the whole over-long key, not a trap: {msg}"
     );
 }
+
+// ---- playing (contract 0.2): parameters and notes in every language --------
+
+use lel_host::NoteEvent;
+
+/// The languages of `mono` besides Rust (its reference).
+const MONO_LANGS: [&str; 4] = ["c", "zig", "as", "wat"];
+
+/// A note-on of `key` at `velocity` for `signal` at clock frame `at`.
+fn note_on(r: &mut Renderer, signal: &str, key: u8, velocity: f32, at: u64) {
+    r.send_event(signal, NoteEvent::note_on(0, key, velocity), at)
+        .unwrap_or_else(|e| panic!("note-on for {signal}: {e:#}"));
+}
+
+fn note_off(r: &mut Renderer, signal: &str, key: u8, at: u64) {
+    r.send_event(signal, NoteEvent::note_off(0, key, 0.0), at)
+        .unwrap_or_else(|e| panic!("note-off for {signal}: {e:#}"));
+}
+
+/// `mono` in one language, played one second: a note, the level turned
+/// mid-note, a pitch bend, a legato note, a note-off of a key no longer the
+/// last (ignored), the release, and a last note. Events fall inside
+/// blocks (not on their boundaries).
+fn play_mono(lang: &str) -> Vec<f32> {
+    let signal = format!("mono-{lang}");
+    let mut r = mono();
+    r.load_bytes(&signal, module("mono", lang))
+        .unwrap_or_else(|e| panic!("load {signal}: {e:#}"));
+    note_on(&mut r, &signal, 69, 1.0, 1000);
+    r.set_param(&signal, "level", 0.9, 5003).unwrap();
+    r.send_event(&signal, NoteEvent::pitch_bend(0, 0.5), 9001)
+        .unwrap();
+    note_on(&mut r, &signal, 72, 0.6, 15_007);
+    note_off(&mut r, &signal, 69, 17_000);
+    note_off(&mut r, &signal, 72, 20_011);
+    note_on(&mut r, &signal, 60, 0.8, 25_005);
+    r.set_param(&signal, "level", 0.2, 30_000).unwrap();
+    r.render(SR as usize)
+}
+
+#[test]
+fn notes_and_a_parameter_sound_the_same_in_every_language() {
+    let reference = play_mono("rust");
+    // The reference plays what it was told, at the frames it was told.
+    assert_eq!(peak(&reference[..1000]), 0.0, "silent before the note");
+    assert!(reference[1001] != 0.0, "the note sounds from its frame");
+    let f = dominant_frequency(&reference[1000..5000], SR);
+    assert!((f - 440.0).abs() < 8.0, "key 69 at 440 Hz: {f}");
+    let (a, b) = (peak(&reference[3000..5000]), peak(&reference[7000..9000]));
+    assert!(
+        (a - 0.5).abs() < 0.01 && (b - 0.9).abs() < 0.01,
+        "level 0.5 then 0.9: {a} {b}"
+    );
+    let f = dominant_frequency(&reference[10_000..15_000], SR);
+    assert!((f - 466.2).abs() < 8.0, "bent up a semitone: {f}");
+    assert_eq!(
+        peak(&reference[20_011..25_005]),
+        0.0,
+        "released at its frame"
+    );
+    for lang in MONO_LANGS {
+        let out = play_mono(lang);
+        let d = max_diff(&out, &reference);
+        let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
+        eprintln!("mono-{lang}: max difference {d:e}, {same} samples identical");
+        assert!(
+            d <= TOLERANCE,
+            "mono-{lang} differs from mono-rust by {d:e}"
+        );
+        if EXACT_LANGS.contains(&lang) {
+            assert_eq!(d, 0.0, "mono-{lang}: bit for bit");
+        }
+    }
+}
+
+/// `poly-synth` in `lang`, played: a four-note chord, a cutoff sweep, five
+/// more notes (the ninth steals), releases with a changed release time.
+fn play_poly(lang: &str) -> (Renderer, String) {
+    let signal = format!("poly-synth-{lang}");
+    let mut r = mono();
+    r.load_bytes(&signal, module("poly-synth", lang))
+        .unwrap_or_else(|e| panic!("load {signal}: {e:#}"));
+    (r, signal)
+}
+
+const CHORD: [u8; 4] = [57, 61, 64, 69];
+
+fn hz(key: u8) -> f64 {
+    440.0 * 2f64.powf((key as f64 - 69.0) / 12.0)
+}
+
+/// Peaks of the spectrum above `floor` times the strongest: local maxima,
+/// interpolated.
+fn peaks(x: &[f32], floor: f64) -> Vec<f64> {
+    let mag = spectrum(x);
+    let top = mag.iter().cloned().fold(0.0, f64::max);
+    let bin = SR as f64 / (2.0 * (mag.len() as f64 - 1.0)).max(1.0);
+    let mut out = Vec::new();
+    for k in 2..mag.len() - 2 {
+        let m = mag[k];
+        if m > floor * top && m > mag[k - 1] && m >= mag[k + 1] && m > mag[k - 2] && m > mag[k + 2]
+        {
+            let (a, b, c) = (mag[k - 1].ln(), m.ln(), mag[k + 1].ln());
+            out.push((k as f64 + 0.5 * (a - c) / (a - 2.0 * b + c)) * bin);
+        }
+    }
+    out
+}
+
+fn has(peaks: &[f64], f: f64) -> bool {
+    peaks.iter().any(|p| (p - f).abs() < 2.0)
+}
+
+fn score(r: &mut Renderer, signal: &str) -> Vec<f32> {
+    for (i, k) in CHORD.iter().enumerate() {
+        note_on(r, signal, *k, 1.0, 100 + i as u64 * 37);
+    }
+    let mut out = r.render(SR as usize / 2);
+    let t = r.clock();
+    r.set_param(signal, "cutoff", 600.0, t + 11).unwrap();
+    for (i, k) in [72u8, 76, 79, 84, 88].iter().enumerate() {
+        note_on(r, signal, *k, 0.7, t + 4800 + i as u64 * 501);
+    }
+    out.extend(r.render(SR as usize / 2));
+    let t = r.clock();
+    r.set_param(signal, "release", 1.5, t + 5).unwrap();
+    for k in [61u8, 64, 69, 72, 76, 79, 84, 88] {
+        note_off(r, signal, k, t + 700);
+    }
+    out.extend(r.render(SR as usize / 2));
+    out
+}
+
+/// The poly-synth's languages besides Rust (its reference).
+const POLY_LANGS: [&str; 2] = ["c", "zig"];
+
+#[test]
+fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
+    let (mut r, s) = play_poly("rust");
+    let reference = score(&mut r, &s);
+    assert!(rms(&reference) > 0.02, "poly-synth-rust is audible");
+    for lang in POLY_LANGS {
+        let (mut r, s) = play_poly(lang);
+        let out = score(&mut r, &s);
+        let d = max_diff(&out, &reference);
+        let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
+        eprintln!("poly-synth-{lang}: max difference {d:e}, {same} samples identical");
+        assert_eq!(
+            d, 0.0,
+            "poly-synth-{lang}: bit for bit with poly-synth-rust"
+        );
+    }
+}
+
+#[test]
+fn the_poly_synth_plays_chords_and_the_ninth_note_steals_the_oldest() {
+    for lang in ["rust", "c", "zig"] {
+        let (mut r, s) = play_poly(lang);
+        for k in CHORD {
+            note_on(&mut r, &s, k, 1.0, 0);
+        }
+        r.render(4800);
+        let chord = peaks(&r.render(SR as usize / 2), 0.15);
+        for k in CHORD {
+            assert!(
+                has(&chord, hz(k)),
+                "{s}: {} Hz in the chord {chord:?}",
+                hz(k)
+            );
+        }
+        // Four more held notes fill the eight voices; the ninth takes the
+        // voice of the oldest held note (57) and every other one sounds on.
+        let t = r.clock();
+        for (i, k) in [50u8, 53, 66, 71, 74].iter().enumerate() {
+            note_on(&mut r, &s, *k, 1.0, t + i as u64 * 480);
+        }
+        r.render(4800);
+        let all = peaks(&r.render(SR as usize / 2), 0.1);
+        assert!(!has(&all, hz(57)), "{s}: 57 was stolen: {all:?}");
+        for k in [61u8, 64, 69, 50, 53, 66, 71, 74] {
+            assert!(has(&all, hz(k)), "{s}: {} Hz still sounds: {all:?}", hz(k));
+        }
+    }
+}
+
+#[test]
+fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
+    let before = 24_064; // mid-note, mid-block of the events' blocks
+    let after = SR as usize / 2;
+    let setup = |r: &mut Renderer, s: &str| {
+        r.set_param(s, "cutoff", 900.0, 0).unwrap();
+        for k in CHORD {
+            note_on(r, s, k, 0.9, 250);
+        }
+    };
+    let (mut r, s) = play_poly("rust");
+    setup(&mut r, &s);
+    let straight = r.render(before + after);
+    // The same instrument rebuilt, or its C or Zig build in its place: every
+    // voice's phase, filter and envelope, the voice table and the note
+    // state carried, the cutoff the player set kept.
+    for (lang, bytes) in [
+        ("rust", another_version(module("poly-synth", "rust"))),
+        ("c", module("poly-synth", "c").to_vec()),
+        ("zig", module("poly-synth", "zig").to_vec()),
+    ] {
+        let (mut r, s) = play_poly("rust");
+        setup(&mut r, &s);
+        let mut out = r.render(before);
+        let report = r
+            .load_bytes(&s, &bytes)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{lang}: a new version loads"));
+        for key in ["poly#0", "notes", "osc#0", "biquad#7", "env#3"] {
+            let b = report
+                .layout
+                .get(key)
+                .unwrap_or_else(|| panic!("{lang}: claims {key}"));
+            assert!(b.carried, "{lang}: {key} carried over");
+        }
+        out.extend(r.render(after));
+        let cutoff = r
+            .params(&s)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.key == "cutoff")
+            .unwrap();
+        assert_eq!((cutoff.value, cutoff.user_set), (900.0, true), "{lang}");
+        assert_eq!(
+            max_diff(&out, &straight),
+            0.0,
+            "{lang}: the chord rings on through the reload as if nothing happened"
+        );
+        let chord = peaks(&out[before..], 0.15);
+        for k in CHORD {
+            assert!(
+                has(&chord, hz(k)),
+                "{lang}: {} Hz after the reload: {chord:?}",
+                hz(k)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_parameter_jump_does_not_click_on_the_host() {
+    // mono-rust holds A4; its level jumps from 0.5 to 0.8, to 0.05 and back
+    // to 0.8 inside blocks (0.8: below the master's -1 dBFS ceiling).
+    // Smoothed, no step between samples is larger than the 440 Hz sine's
+    // own largest step at 0.8.
+    let mut r = mono();
+    r.load_bytes("mono-rust", module("mono", "rust")).unwrap();
+    note_on(&mut r, "mono-rust", 69, 1.0, 0);
+    r.set_param("mono-rust", "level", 0.8, 6_000).unwrap();
+    r.set_param("mono-rust", "level", 0.05, 6_100).unwrap();
+    r.set_param("mono-rust", "level", 0.8, 12_345).unwrap();
+    let out = r.render(SR as usize / 2);
+    let bound = sine_step_bound(0.8, 440.0, SR);
+    let step = max_step(&out);
+    assert!(
+        step <= bound,
+        "largest step {step} > the sine's at 0.8, {bound}"
+    );
+    // And the level got there: 0.8 within 20 ms of the last change.
+    let settled = peak(&out[12_345 + 960..20_000]);
+    assert!((settled - 0.8).abs() < 0.01, "settled at {settled}");
+}

@@ -83,7 +83,7 @@ impl Control {
                 ..
             } => self.swapped(slot, version, clock, carried, at),
             Event::Unloaded { slot, .. } => self.unloaded(slot),
-            Event::Unloading { .. } | Event::Block { .. } | Event::Applied(_) => return None,
+            Event::Unloading { .. } | Event::Buffer { .. } | Event::Applied(_) => return None,
             Event::Faulted {
                 slot,
                 version,

@@ -84,9 +84,10 @@ pub enum Event {
     Unloaded { slot: SlotId, version: u64 },
     /// The slot began fading out (an unload took effect) at `clock`.
     Unloading { slot: SlotId, clock: u64 },
-    /// From `clock` on, blocks are `frames` long (sent for the first block
-    /// and whenever the device's buffer changes the block length).
-    Block { frames: u32, clock: u64 },
+    /// From `clock` on, the device asks for `frames` at a time (each split
+    /// into blocks of at most the mixer's block). Sent for the first buffer
+    /// and whenever the size changes.
+    Buffer { frames: u32, clock: u64 },
     /// A control event took effect; its `at` is the frame it was applied at
     /// (the frame asked for, or the start of the block it arrived in).
     Applied(ControlEvent),

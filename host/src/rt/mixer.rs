@@ -69,7 +69,7 @@ pub struct Mixer {
     levels: Arc<Levels>,
     /// Allocator calls on this thread while guests faulted (this render call).
     own_faults: u64,
-    /// Length of the last block (an [`Event::Block`] says when it changes).
+    /// Frames of the last render call (an [`Event::Buffer`] says when it changes).
     last_frames: u32,
 }
 
@@ -184,6 +184,14 @@ impl Mixer {
             let before = guard::violation_count();
             self.outbox.fault_allocations = 0;
             self.own_faults = 0;
+            let frames = (out.len() / self.config.channels) as u32;
+            if frames != self.last_frames && frames > 0 {
+                self.last_frames = frames;
+                self.outbox.event(Event::Buffer {
+                    frames,
+                    clock: self.clock,
+                });
+            }
             let step = self.config.block as usize * self.config.channels;
             for block in out.chunks_mut(step) {
                 self.render_block(block);
@@ -223,13 +231,6 @@ impl Mixer {
     fn render_block(&mut self, block: &mut [f32]) {
         let frames = (block.len() / self.config.channels) as u32;
         let ctx = Self::ctx(&self.config, self.clock, frames);
-        if frames != self.last_frames {
-            self.last_frames = frames;
-            self.outbox.event(Event::Block {
-                frames,
-                clock: self.clock,
-            });
-        }
         while let Ok(cmd) = self.commands.pop() {
             match cmd {
                 Command::Load {
