@@ -139,6 +139,18 @@ pub struct RunArgs {
     /// replay DIR -o OUT.wav`.
     #[arg(long, value_name = "DIR")]
     pub session: Option<PathBuf>,
+    /// Listen for OSC on UDP (default address 127.0.0.1): `/lel/SIGNAL/PARAM f`,
+    /// `/lel/SIGNAL/note i i`, `/lel/SIGNAL/cc i i`, `/lel/signals`,
+    /// `/lel/SIGNAL/params`.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub osc: Option<String>,
+    /// Play MIDI from this JACK MIDI source (name or number, see `lel-host devices`).
+    #[arg(long, value_name = "PORT")]
+    pub midi: Option<String>,
+    /// Which signals hear which MIDI channels, and controllers mapped to
+    /// parameters (TOML; see the README). Default: every signal hears every channel.
+    #[arg(long = "midi-map", value_name = "FILE")]
+    pub midi_map: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -176,6 +188,17 @@ pub struct RenderArgs {
     /// one beyond the limit is named in a message and left out.
     #[arg(long = "max-signals", default_value_t = 1_000, value_name = "N")]
     pub max_signals: usize,
+    /// Play a Standard MIDI File's notes and controllers into the render,
+    /// each at its exact frame (tempo map honoured).
+    #[arg(long, value_name = "FILE.mid")]
+    pub midi: Option<PathBuf>,
+    /// Which signals hear which MIDI channels, and controllers mapped to
+    /// parameters (TOML; see the README).
+    #[arg(long = "midi-map", value_name = "FILE")]
+    pub midi_map: Option<PathBuf>,
+    /// Set a parameter before the first block (repeatable).
+    #[arg(long = "set", value_name = "SIGNAL.PARAM=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +318,16 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         Command::Devices(_) => {
             print!("{}", crate::live::output::list_devices()?);
+            match crate::input::midi::list_ports() {
+                Ok(ports) if ports.is_empty() => println!("MIDI sources (JACK): none"),
+                Ok(ports) => {
+                    println!("MIDI sources (JACK; `run --midi NUMBER|NAME`):");
+                    for (i, p) in ports.iter().enumerate() {
+                        println!("  {i}: {p}");
+                    }
+                }
+                Err(e) => println!("MIDI sources: {e:#}"),
+            }
             Ok(true)
         }
         Command::Check(a) => {
@@ -356,6 +389,16 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
         stats: a.stats,
         shed: a.shed,
         console: !a.no_console && crate::live::console::available(),
+        osc: a
+            .osc
+            .as_deref()
+            .map(crate::input::osc::parse_listen)
+            .transpose()?,
+        midi: a.midi,
+        midi_map: match &a.midi_map {
+            Some(p) => crate::input::MidiMap::load(p)?,
+            None => crate::input::MidiMap::default(),
+        },
     })
 }
 
@@ -380,6 +423,21 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         "--seconds {} is out of range (more than 0, at most a day)",
         a.seconds
     );
+    let sets = a
+        .set
+        .iter()
+        .map(|s| crate::input::parse_set(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut map = match &a.midi_map {
+        Some(p) => crate::input::MidiMap::load(p)?,
+        None => crate::input::MidiMap::default(),
+    };
+    let mut midi = match &a.midi {
+        Some(p) => crate::input::smf::read(p, settings.sample_rate)?,
+        None => Vec::new(),
+    }
+    .into_iter()
+    .peekable();
     let files = collect_modules(&a.paths)?;
     anyhow::ensure!(!files.is_empty(), "no `.wasm` or `.wat` files to render");
     settings.threads = threads(a.threads, files.len())?;
@@ -392,6 +450,12 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         }
         loaded.log();
     }
+    for cmd in &sets {
+        // A parameter that does not exist is an error: the render would
+        // not be what was asked for.
+        crate::input::apply(&mut renderer, &mut map, cmd, 0).context("--set")?;
+    }
+    let mut midi_errors = crate::input::LogLimit::new("--midi");
     let mut muted: Vec<String> = Vec::new();
     let total = (a.seconds * settings.sample_rate as f64).round() as u64;
     let mut writer = crate::wav::create(&a.output, a.channels, a.sample_rate)?;
@@ -404,13 +468,24 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
         indicatif::ProgressStyle::with_template("{bar:40} {percent}% {msg}")
             .expect("valid template"),
     );
-    let chunk_frames = (settings.sample_rate as u64 / 10).max(settings.block as u64);
+    // With a MIDI file, events are sent one block ahead of their frames.
+    let chunk_frames = if midi.peek().is_some() {
+        settings.block as u64
+    } else {
+        (settings.sample_rate as u64 / 10).max(settings.block as u64)
+    };
     let mut buf = vec![0.0f32; chunk_frames as usize * settings.channels];
     let started = std::time::Instant::now();
     let mut done = 0u64;
     while done < total {
         let n = (total - done).min(chunk_frames) as usize;
         let out = &mut buf[..n * settings.channels];
+        while let Some(t) = midi.next_if(|t| t.frame < done + n as u64) {
+            let cmd = crate::input::Command::Midi(t.play);
+            if let Err(e) = crate::input::apply(&mut renderer, &mut map, &cmd, t.frame) {
+                midi_errors.warn(&format!("{e:#}"));
+            }
+        }
         renderer.render_into(out);
         for n in renderer.take_notices() {
             if let crate::control::Notice::Faulted { signal, .. } = n

@@ -24,6 +24,9 @@
 //!   unloading, retired versions, events as notices.
 //! - `live`: `run`: the device, the watcher, the console.
 //! - `files`: module files: names, folders, reading regular files only.
+//! - `input`: sources of control: OSC (its own thread), MIDI (JACK,
+//!   forwarded by a thread of its own), MIDI files and `--set`, applied by
+//!   the control loop through the control-event queue.
 //! - `offline`: the engine driven without a device (`render`, tests).
 //! - `session`: `run --session DIR` records a performance; `replay`
 //!   renders it again offline, bit for bit.
@@ -39,6 +42,7 @@ mod check;
 mod cli;
 mod control;
 mod files;
+mod input;
 mod live;
 mod loader;
 mod offline;
@@ -66,6 +70,9 @@ pub use scaffold::ZIG_VERSION;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::control::Control;
+    pub use crate::input::midi::parse as parse_midi;
+    pub use crate::input::osc::{Incoming, OscServer};
+    pub use crate::input::{Command, MidiMap, Play, Target, apply};
     pub use crate::live::console::strip_ansi;
     pub use crate::loader::cache::{CacheLimits, ModuleCache, hash};
     pub use crate::loader::runtime::Runtime;

@@ -8,7 +8,8 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEL_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // jack-sys says at info level that it loads libjack.
+                .unwrap_or_else(|_| "info,jack_sys=warn".into()),
         )
         .with_writer(lel_host::log_writer)
         .with_ansi(

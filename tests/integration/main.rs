@@ -16,6 +16,8 @@
 //! - `architecture`: the source tree's shape (the real-time core is a leaf)
 //! - `console`: the live console in a real terminal (tmux)
 //! - `constants`: the SDKs' constants agree with the host's (one table)
+//! - `osc`:     OSC over real UDP: parameters, notes, queries, errors, garbage
+//! - `midi`:    MIDI files, the MIDI map, random bytes, and JACK MIDI end to end
 
 mod architecture;
 mod console;
@@ -29,7 +31,9 @@ mod languages;
 mod limits;
 mod live;
 mod loading;
+mod midi;
 mod mixing;
+mod osc;
 mod params;
 mod render;
 mod sdk;

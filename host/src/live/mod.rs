@@ -5,7 +5,8 @@
 //! its workers, off the audio thread and off this one), finished versions are
 //! handed to the audio thread through the engine's wait-free queue, removals
 //! fade signals out, retired versions are dropped here, events become log
-//! lines.
+//! lines. OSC packets and MIDI messages (`--osc`, `--midi`: their own
+//! threads) wake this loop and are applied here, through the control queue.
 
 pub mod console;
 pub mod load_watch;
@@ -31,6 +32,10 @@ enum Msg {
     Change(Change),
     /// The load pipeline finished a request.
     LoadFinished,
+    /// An OSC packet's requests.
+    Osc(crate::input::osc::Incoming),
+    /// A MIDI message from the MIDI input.
+    Midi(crate::input::Play),
 }
 
 /// Everything `run` needs, validated.
@@ -54,6 +59,11 @@ pub struct RunOptions {
     pub shed: bool,
     /// Show the full-screen live console (on a terminal) instead of log lines.
     pub console: bool,
+    /// Listen for OSC on this address.
+    pub osc: Option<std::net::SocketAddr>,
+    /// Play MIDI from this source (name or number).
+    pub midi: Option<String>,
+    pub midi_map: crate::input::MidiMap,
 }
 
 /// What a run saw, for `--stats` and tests.
@@ -100,6 +110,8 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     if let Some(dir) = &opts.session {
         control.record_session(crate::session::Writer::create(dir, &opts.settings)?);
     }
+    // OSC and MIDI (started once the stream plays) wake it too.
+    let input_tx = tx.clone();
     // Wake the control loop whenever a load finishes, from the first
     // versions on.
     control.on_load_finished(move || {
@@ -153,6 +165,32 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         });
     }
 
+    let osc = match opts.osc {
+        Some(addr) => {
+            let tx = input_tx.clone();
+            let server = crate::input::osc::OscServer::start(addr, move |inc| {
+                let _ = tx.send(Msg::Osc(inc));
+            })?;
+            tracing::info!("listening for OSC on {}", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let midi = opts.midi.as_deref().and_then(|port| {
+        let tx = input_tx;
+        match crate::input::midi::MidiIn::open(port, move |p| {
+            let _ = tx.send(Msg::Midi(p));
+        }) {
+            Ok(m) => {
+                tracing::info!("playing MIDI from {}", m.port);
+                Some(m)
+            }
+            Err(e) => {
+                tracing::warn!("--midi: {e:#}; playing on without MIDI input");
+                None
+            }
+        }
+    });
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -173,6 +211,9 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         all_ok: true,
         console,
         quit: false,
+        osc,
+        midi_map: opts.midi_map.clone(),
+        midi_errors: crate::input::LogLimit::new("MIDI"),
     };
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && !live.quit && deadline.is_none_or(|d| Instant::now() < d)
@@ -180,6 +221,8 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         live.step(&rx, deadline)?;
     }
 
+    // No more OSC or MIDI from here on.
+    drop(midi);
     let Live {
         mut control,
         output,
@@ -187,8 +230,10 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         mut load,
         all_ok,
         console,
+        osc,
         ..
     } = live;
+    drop(osc);
     // The terminal and the log go back to normal before the last lines.
     drop(console);
     let callback = output.and_then(output::Output::stop);
@@ -289,6 +334,9 @@ struct Live {
     console: Option<console::Console>,
     /// The console's `q`.
     quit: bool,
+    osc: Option<crate::input::osc::OscServer>,
+    midi_map: crate::input::MidiMap,
+    midi_errors: crate::input::LogLimit,
 }
 
 impl Live {
@@ -319,6 +367,23 @@ impl Live {
                 }) => self.settler.touch(path, at, complete),
                 Msg::Change(Change::Error(msg)) => tracing::warn!("{msg}"),
                 Msg::LoadFinished => {}
+                Msg::Osc(inc) => {
+                    use crate::input::Target as _;
+                    let at = self.control.now();
+                    if let Some(osc) = &mut self.osc {
+                        osc.answer(&mut self.control, &mut self.midi_map, &inc, at);
+                    }
+                }
+                Msg::Midi(play) => {
+                    use crate::input::Target as _;
+                    let at = self.control.now();
+                    let cmd = crate::input::Command::Midi(play);
+                    if let Err(e) =
+                        crate::input::apply(&mut self.control, &mut self.midi_map, &cmd, at)
+                    {
+                        self.midi_errors.warn(&format!("{e:#}"));
+                    }
+                }
             }
         }
         for loaded in self.control.take_loaded(Duration::ZERO) {

@@ -1,0 +1,597 @@
+//! MIDI: a Standard MIDI File (written here with midly, with tempo changes)
+//! rendered with every onset on its frame and the right pitch; `--set`;
+//! the MIDI map (channels, controllers to parameters); random MIDI bytes
+//! that never disturb the music or allocate on the audio thread; and the
+//! real path end to end: a JACK server (jackd2, dummy driver), a JACK MIDI
+//! source (jack_midiseq, from jackd2's example clients) connected to
+//! `lel-host run --midi`, and what the module played in `--record`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lel_host::Settings;
+use lel_host::testing::{self as input, MidiMap};
+use lel_host::{RenderSettings, Renderer};
+use midly::num::{u4, u7, u15, u24, u28};
+use midly::{Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+
+use crate::fixtures;
+use crate::util::{
+    audio_thread_allocations, channel, dominant_frequency, lel_host_bin, peak, read_wav, run_ok,
+    tempdir, write,
+};
+
+const SR: u32 = 48_000;
+
+fn hz(key: u8) -> f64 {
+    440.0 * 2f64.powf((key as f64 - 69.0) / 12.0)
+}
+
+fn ev(delta: u32, kind: TrackEventKind<'static>) -> TrackEvent<'static> {
+    TrackEvent {
+        delta: u28::new(delta),
+        kind,
+    }
+}
+
+fn note(on: bool, key: u8, vel: u8) -> TrackEventKind<'static> {
+    let (key, vel) = (u7::new(key), u7::new(vel));
+    TrackEventKind::Midi {
+        channel: u4::new(0),
+        message: if on {
+            MidiMessage::NoteOn { key, vel }
+        } else {
+            MidiMessage::NoteOff { key, vel }
+        },
+    }
+}
+
+/// Where each note of [`song`] starts, in frames, computed by hand from its
+/// tempo map: 96 ticks a beat; 120 bpm (0.5 s a beat) for the first 4 beats
+/// (2 s), then 90 bpm (2/3 s a beat) in the tempo track.
+fn expected_onset(tick: u64) -> f64 {
+    let beat = tick as f64 / 96.0;
+    let seconds = if beat <= 4.0 {
+        beat * 0.5
+    } else {
+        2.0 + (beat - 4.0) * (2.0 / 3.0)
+    };
+    seconds * SR as f64
+}
+
+/// A format-1 file: a tempo track (120 bpm, then 90 bpm at beat 4) and a
+/// note track of (tick, key, length in ticks) notes at velocity 127, with
+/// odd tick positions so that onsets fall between blocks.
+fn song() -> (Vec<u8>, Vec<(u64, u8)>) {
+    let notes: Vec<(u64, u8, u64)> = vec![
+        (37, 69, 60),
+        (150, 76, 50),
+        (290, 57, 70),
+        (401, 72, 60), // the tempo changes at tick 384
+        (530, 64, 80),
+        (700, 81, 40),
+    ];
+    let tempo = vec![
+        ev(
+            0,
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000))),
+        ),
+        ev(
+            384,
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(666_667))),
+        ),
+        ev(0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+    ];
+    let mut track = Vec::new();
+    let mut now = 0u64;
+    for &(t, k, len) in &notes {
+        track.push(ev((t - now) as u32, note(true, k, 127)));
+        track.push(ev(len as u32, note(false, k, 0)));
+        now = t + len;
+    }
+    track.push(ev(0, TrackEventKind::Meta(MetaMessage::EndOfTrack)));
+    let smf = Smf {
+        header: Header::new(midly::Format::Parallel, Timing::Metrical(u15::new(96))),
+        tracks: vec![tempo, track],
+    };
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    (bytes, notes.iter().map(|&(t, k, _)| (t, k)).collect())
+}
+
+/// Onsets: the first non-zero sample after at least `gap` exact zeros.
+fn onsets(x: &[f32], gap: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut zeros = gap;
+    for (i, &v) in x.iter().enumerate() {
+        if v == 0.0 {
+            zeros += 1;
+        } else {
+            if zeros >= gap {
+                out.push(i);
+            }
+            zeros = 0;
+        }
+    }
+    out
+}
+
+#[test]
+fn render_midi_file_puts_every_onset_on_its_frame_with_its_pitch() {
+    let dir = tempdir();
+    let module = write(dir.path(), "synth.wat", &fixtures::synth());
+    let (bytes, notes) = song();
+    let mid = dir.path().join("song.mid");
+    std::fs::write(&mid, bytes).unwrap();
+    let wav = dir.path().join("song.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&module)
+            .arg("--midi")
+            .arg(&mid)
+            .args(["--set", "synth.gain=0.8", "--seconds", "6.5", "-o"])
+            .arg(&wav),
+        "render --midi",
+        "",
+    );
+    let (_, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, 2, 0);
+    let found = onsets(&left, 1000);
+    assert_eq!(found.len(), notes.len(), "one onset per note: {found:?}");
+    for (i, (&(tick, key), &at)) in notes.iter().zip(&found).enumerate() {
+        let want = expected_onset(tick);
+        // The first sample may be an exact zero of the sine: within one sample.
+        assert!(
+            (at as f64 - want).abs() <= 1.0,
+            "note {i} (tick {tick}) starts at frame {at}, expected {want:.2}"
+        );
+        let seg = &left[at..at + 8192];
+        let f = dominant_frequency(seg, SR);
+        assert!(
+            (f - hz(key)).abs() < hz(key) * 0.01,
+            "note {i}: key {key} should sound at {:.1} Hz, found {f:.1}",
+            hz(key)
+        );
+        // --set synth.gain=0.8, velocity 127.
+        let p = peak(seg);
+        assert!((p - 0.8).abs() < 0.01, "note {i}: peak {p}");
+    }
+}
+
+#[test]
+fn render_set_and_midi_errors_are_named() {
+    let dir = tempdir();
+    let module = write(dir.path(), "synth.wat", &fixtures::synth());
+    let wav = dir.path().join("x.wav");
+    let bad = |args: &[&str]| {
+        let out = Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&module)
+            .args(args)
+            .arg("-o")
+            .arg(&wav)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(bad(&["--set", "synth.gain=3"]).contains("out of range (0 to 1)"));
+    assert!(bad(&["--set", "synth.cutoff=3"]).contains("cutoff"));
+    assert!(bad(&["--set", "gain=3"]).contains("SIGNAL.PARAM=VALUE"));
+    let junk = write(dir.path(), "junk.mid", "MThd not really");
+    let e = bad(&["--midi", junk.to_str().unwrap()]);
+    assert!(
+        e.contains("junk.mid") && e.contains("Standard MIDI File"),
+        "{e}"
+    );
+    let map = write(dir.path(), "map.toml", "[channels]\nsynth = [0]\n");
+    let e = bad(&["--midi-map", map.to_str().unwrap()]);
+    assert!(e.contains("map.toml") && e.contains("1 to 16"), "{e}");
+}
+
+fn renderer() -> Renderer {
+    let mut r = Renderer::new(RenderSettings {
+        sample_rate: SR,
+        channels: 2,
+        block: 128,
+    })
+    .unwrap();
+    r.load_bytes("synth", fixtures::synth().as_bytes()).unwrap();
+    r
+}
+
+/// The map: a signal hears only its channels; a mapped controller sets the
+/// parameter over its range.
+#[test]
+fn midi_map_routes_channels_and_controllers() {
+    let mut map = MidiMap::parse(
+        "[channels]\nsynth = [2]\n\n[[cc]]\ncontroller = 74\nparam = \"synth.gain\"\n",
+    )
+    .unwrap();
+    let mut r = renderer();
+    let mut midi = |r: &mut Renderer, bytes: &[u8]| {
+        let play = input::parse_midi(bytes).expect("a channel message");
+        let at = r.clock();
+        input::apply(r, &mut map, &input::Command::Midi(play), at).unwrap();
+    };
+    midi(&mut r, &[0x90, 69, 127]); // channel 1: not heard
+    let a = channel(&r.render(4800), 2, 0);
+    assert_eq!(peak(&a), 0.0, "channel 1 is not routed to synth");
+    midi(&mut r, &[0x91, 69, 127]); // channel 2
+    let b = channel(&r.render(4800), 2, 0);
+    assert!(
+        (peak(&b) - 0.5).abs() < 0.01,
+        "channel 2 plays: {}",
+        peak(&b)
+    );
+    midi(&mut r, &[0xB5, 74, 100]); // CC 74 on any channel -> gain 100/127
+    let c = channel(&r.render(4800), 2, 0);
+    let want = 100.0 / 127.0;
+    assert!(
+        (peak(&c) - want).abs() < 0.01,
+        "CC 74 at 100 sets gain {want}: {}",
+        peak(&c)
+    );
+    assert!((r.params("synth").unwrap()[0].value - want).abs() < 1e-6);
+    midi(&mut r, &[0xB0, 74, 0]);
+    let d = channel(&r.render(4800), 2, 0);
+    assert_eq!(peak(&d[128..]), 0.0, "CC 74 at 0 sets gain 0");
+}
+
+/// Random MIDI bytes, 10,000 messages a second of audio, into a synth with
+/// a sine beside it: nothing crashes, the sine (right channel) stays
+/// sample-exact, and the audio thread allocates nothing.
+#[test]
+fn random_midi_bytes_never_disturb_the_music_or_allocate() {
+    let sine = fixtures::sine(330.0, 0.25);
+    let seconds = 3usize;
+    let settings = Settings {
+        sample_rate: SR,
+        channels: 2,
+        block: 128,
+        check_alloc: true,
+        ..Settings::default()
+    };
+    let mut reference = Renderer::with_settings(settings.clone()).unwrap();
+    reference.load_bytes("sine", sine.as_bytes()).unwrap();
+    let want = channel(&reference.render(seconds * SR as usize), 2, 1);
+
+    let mut r = Renderer::with_settings(settings).unwrap();
+    r.load_bytes("synth", fixtures::synth().as_bytes()).unwrap();
+    r.load_bytes("sine", sine.as_bytes()).unwrap();
+    // The synth at most 0.5 (0.75 with the sine): below the master
+    // limiter, which is linked across channels.
+    r.set_gain("synth", 0.5, 0).unwrap();
+    let mut map = MidiMap::default();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut out = Vec::new();
+    let (mut parsed, mut sent) = (0u64, 0u64);
+    // 100-frame chunks carry 60 messages each (28,800 a second): half of
+    // them random bytes, half random channel messages (of which note on
+    // and off, control change, pressure and bend are events: over 10,000
+    // events a second).
+    while out.len() < seconds * SR as usize * 2 {
+        for k in 0..60 {
+            let len = (rand() % 4) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| rand() as u8).collect();
+            if k % 2 == 0 {
+                bytes = vec![
+                    0x80 | (rand() as u8 % 0x70),
+                    rand() as u8 & 0x7F,
+                    rand() as u8 & 0x7F,
+                ];
+            }
+            sent += 1;
+            if let Some(play) = input::parse_midi(&bytes) {
+                parsed += 1;
+                let at = r.clock() + rand() % 100;
+                let _ = input::apply(&mut r, &mut map, &input::Command::Midi(play), at);
+            }
+        }
+        out.extend(r.render(100));
+    }
+    assert!(
+        parsed >= 10_000 * seconds as u64,
+        "{sent} sent, {parsed} parsed: 10,000 events a second"
+    );
+    let right = channel(&out, 2, 1);
+    let first_diff = right.iter().zip(&want).position(|(a, b)| a != b);
+    assert_eq!(first_diff, None, "the sine beside is sample-exact");
+    assert_eq!(
+        audio_thread_allocations(&mut r),
+        0,
+        "no audio-thread allocation"
+    );
+    assert!(
+        peak(&channel(&out, 2, 0)) > 0.0,
+        "the synth played the notes that parsed"
+    );
+}
+
+const JACK_HINT: &str =
+    "JACK (jackd2) is needed for the MIDI test: run scripts/setup (apt-get install jackd2)";
+
+/// A JACK server for the test (the dummy driver), stopped on drop. One at
+/// a time on the machine, under a fixed name: JACK keeps a small registry
+/// of servers in shared memory, and a server that died without stopping
+/// leaves its entry behind; an entry of the same name is reclaimed, one of
+/// another name fills the registry ("Too many servers already active").
+struct Jack {
+    name: String,
+    children: Vec<Child>,
+    _lock: std::fs::File,
+}
+
+/// Stop a child gracefully (SIGTERM: jackd leaves JACK's registry clean),
+/// and kill it if it does not end within 5 s.
+fn stop(c: &mut Child) {
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Jack {
+    fn start() -> Jack {
+        for tool in ["jackd", "jack_midiseq", "jack_lsp"] {
+            let found = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+            assert!(found, "`{tool}` not found. {JACK_HINT}");
+        }
+        let lock = std::fs::File::create(std::env::temp_dir().join("lel-host-jack-test.lock"))
+            .expect("create the JACK test lock file");
+        // SAFETY: flock(2) on a file descriptor we own, for the File's life.
+        let r = unsafe {
+            use std::os::fd::AsRawFd as _;
+            libc::flock(lock.as_raw_fd(), libc::LOCK_EX)
+        };
+        assert_eq!(r, 0, "lock the JACK test lock file");
+        let name = "lel-host-test".to_string();
+        // jackd's messages, for a failure's report (a file: a pipe nobody
+        // reads could fill and stall the server).
+        let log_path = std::env::temp_dir().join("lel-host-jack-test.log");
+        let log = std::fs::File::create(&log_path).expect("create the jackd log");
+        let server = Command::new("jackd")
+            .args([
+                "--no-realtime",
+                "-n",
+                &name,
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                "256",
+            ])
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start jackd: {e}. {JACK_HINT}"));
+        let mut jack = Jack {
+            name,
+            children: vec![server],
+            _lock: lock,
+        };
+        // Up when it lists its ports.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = jack.cmd("jack_lsp").output().unwrap();
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("system:") {
+                break;
+            }
+            if let Ok(Some(status)) = jack.children[0].try_wait() {
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("jackd exited ({status}) before it was ready:\n{err}\n{JACK_HINT}");
+            }
+            assert!(Instant::now() < deadline, "jackd did not start within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        jack
+    }
+
+    /// A command talking to this server.
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("JACK_DEFAULT_SERVER", &self.name)
+            .env("JACK_NO_START_SERVER", "1");
+        c
+    }
+
+    /// Start a client and wait until its port `port` exists.
+    fn client(&mut self, c: &mut Command, port: &str) {
+        let child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}. {JACK_HINT}"));
+        self.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.cmd("jack_lsp").output().unwrap();
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == port)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "JACK port {port} did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `lel-host run MODULE --midi PORT --record WAV` on this server.
+    fn lel_host(&self, module: &Path, port: &str, wav: &Path, seconds: &str) -> (String, String) {
+        let out = run_ok(
+            self.cmd(lel_host_bin().to_str().unwrap())
+                .args([
+                    "run",
+                    "--device",
+                    "none",
+                    "--no-console",
+                    "--stats",
+                    "--seconds",
+                    seconds,
+                ])
+                .args(["--midi", port, "--record"])
+                .arg(wav)
+                .arg(module),
+            "lel-host run --midi",
+            "",
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+impl Drop for Jack {
+    fn drop(&mut self) {
+        // Clients first, the server last.
+        for c in self.children.iter_mut().rev() {
+            stop(c);
+        }
+    }
+}
+
+/// The real MIDI path: jack_midiseq plays A4 (key 69, velocity 64) for
+/// 12,000 frames every 24,000 frames into lel-host's JACK MIDI input; the
+/// recording holds those notes, at 440 Hz, with those lengths and that
+/// spacing. A second run takes 10,000 MIDI events a second through JACK
+/// with no audio-thread allocation.
+#[test]
+fn jack_midi_plays_the_module_end_to_end() {
+    let dir = tempdir();
+    let module = write(dir.path(), "synth.wat", &fixtures::synth());
+    let mut jack = Jack::start();
+    jack.client(
+        jack.cmd("jack_midiseq")
+            .args(["lelseq", "24000", "0", "69", "12000"]),
+        "lelseq:out",
+    );
+    let wav = dir.path().join("jack.wav");
+    // `lel-host devices` lists the source; `--midi` takes its number.
+    let devices = run_ok(
+        jack.cmd(lel_host_bin().to_str().unwrap()).arg("devices"),
+        "lel-host devices",
+        "",
+    );
+    let listing = String::from_utf8_lossy(&devices.stdout).to_string();
+    let number = listing
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(": lelseq:out"))
+        .unwrap_or_else(|| panic!("`devices` lists lelseq:out as a MIDI source:\n{listing}"))
+        .to_string();
+    let (_, stderr) = jack.lel_host(&module, &number, &wav, "3");
+    assert!(stderr.contains("playing MIDI from lelseq:out"), "{stderr}");
+    let (_, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, 2, 0);
+    let starts = onsets(&left, 2000);
+    assert!(starts.len() >= 4, "at least 4 notes in 3 s: {starts:?}");
+    // JACK's dummy driver keeps time by sleeping, without real-time
+    // priority here, so its clock runs slow against lel-host's: 4 % on an
+    // idle machine, over 20 % on this loaded one; and a note lands at the
+    // start of lel-host's next block. So: the spacing from 0.9 to 1.6
+    // times 24,000 frames, and each note about half of it (JACK's ratio).
+    for (w, &s) in starts.windows(2).zip(&starts) {
+        let period = (w[1] - w[0]) as f64;
+        assert!(
+            (0.9..1.6).contains(&(period / 24_000.0)),
+            "notes 24,000 frames apart (on JACK's clock), found {period}"
+        );
+        let end = s + left[s..]
+            .windows(64)
+            .position(|w| w.iter().all(|&x| x == 0.0))
+            .expect("the note ends");
+        let d = (end - s) as f64;
+        assert!(
+            (d / period - 0.5).abs() < 0.1,
+            "a note lasts half the spacing (12,000 of 24,000), found {d} of {period}"
+        );
+        let seg = &left[s..s + 8192];
+        let f = dominant_frequency(seg, SR);
+        assert!((f - 440.0).abs() < 3.0, "key 69 is 440 Hz, found {f}");
+        let p = peak(seg);
+        let want = 0.5 * 64.0 / 127.0;
+        assert!((p - want).abs() < 0.01, "gain 0.5 x velocity 64: {p}");
+    }
+
+    // 10,000 events a second: 50 notes (on and off) every 4,800 frames.
+    let mut args = vec!["dense".to_string(), "4800".to_string()];
+    for i in 0..50 {
+        args.extend([
+            (i * 96).to_string(),
+            (60 + i % 12).to_string(),
+            "48".to_string(),
+        ]);
+    }
+    jack.client(jack.cmd("jack_midiseq").args(&args), "dense:out");
+    let wav = dir.path().join("dense.wav");
+    let (stdout, stderr) = jack.lel_host(&module, "dense:out", &wav, "3");
+    assert!(stderr.contains("playing MIDI from dense:out"), "{stderr}");
+    assert!(
+        stdout.contains(" 0 audio-thread allocations"),
+        "no allocation on the audio thread under 10,000 MIDI events a second:\n{stdout}"
+    );
+    let (_, _, samples) = read_wav(&wav);
+    let left = channel(&samples, 2, 0);
+    // Notes of 48 frames at 96-frame spacing, landing on 128-frame blocks:
+    // the synth is busy throughout.
+    let busy = left.chunks(4800).skip(2).filter(|c| peak(c) > 0.1).count();
+    assert!(
+        busy >= 20,
+        "the dense notes are heard ({busy} of 30 chunks)"
+    );
+}
+
+/// No JACK server: `--midi` says so in one line and the music plays on.
+#[test]
+fn midi_without_a_jack_server_says_so_and_plays_on() {
+    let dir = tempdir();
+    let module = write(dir.path(), "sine.wat", &fixtures::sine(440.0, 0.5));
+    let wav = dir.path().join("out.wav");
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .env("JACK_DEFAULT_SERVER", "lel-test-no-such-server")
+            .env("JACK_NO_START_SERVER", "1")
+            .args(["run", "--device", "none", "--no-console", "--seconds", "1"])
+            .args(["--midi", "keys", "--record"])
+            .arg(&wav)
+            .arg(&module),
+        "lel-host run --midi without JACK",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.to_lowercase().contains("jack"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line about MIDI: {stderr}");
+    assert!(
+        lines[0].contains("--midi") && lines[0].contains("no JACK server"),
+        "{stderr}"
+    );
+    let (_, _, samples) = read_wav(&wav);
+    let left = channel(&samples, 2, 0);
+    assert!((peak(&left) - 0.5).abs() < 0.01, "the sine plays on");
+    let f = dominant_frequency(&left[4800..], SR);
+    assert!((f - 440.0).abs() < 3.0);
+}
