@@ -22,15 +22,10 @@ use crate::node::Node;
 /// does not fit fails to compile.
 pub const GRAPH_BYTES: usize = 64 * 1024;
 
-/// Frames `process` renders per loop iteration (see `Runtime::render`).
-const UNROLL: usize = 8;
-
-/// Its body written out [`UNROLL`] times.
-macro_rules! unrolled {
-    ($body:block) => {
-        $body $body $body $body $body $body $body $body
-    };
-}
+/// Frames `process` renders per loop iteration (see `run`). 8 measured no
+/// faster than 4 on the SDK chain (`cargo bench -p lel-host`, part 3) and
+/// made the examples' code too large (`drum-pattern` over 64 KB).
+const UNROLL: usize = 4;
 
 /// The state region: a static buffer aligned to 16 bytes.
 #[repr(C, align(16))]
@@ -381,16 +376,14 @@ fn run<N: Node>(graph: &mut N, cx: &mut Ctx, clock: u64, frames: u32, frame: u32
     // loop back-edge (lel-host's epoch check) checks UNROLL times less.
     let mut chunks = out.chunks_exact_mut(ch * UNROLL);
     for chunk in &mut chunks {
-        let mut rest = chunk;
-        // `tick` written out UNROLL times (a loop here could stay a loop,
-        // with its back-edge, when the graph is large).
-        unrolled!({
-            let (o, r) = core::mem::take(&mut rest).split_at_mut(ch);
-            rest = r;
-            one(graph, cx, (clock, frames, frame), o);
-            frame += 1;
-        });
-        let _ = rest;
+        let (a, rest) = chunk.split_at_mut(ch);
+        let (b, rest) = rest.split_at_mut(ch);
+        let (c, d) = rest.split_at_mut(ch);
+        one(graph, cx, (clock, frames, frame), a);
+        one(graph, cx, (clock, frames, frame + 1), b);
+        one(graph, cx, (clock, frames, frame + 2), c);
+        one(graph, cx, (clock, frames, frame + 3), d);
+        frame += UNROLL as u32;
     }
     for o in chunks.into_remainder().chunks_exact_mut(ch) {
         one(graph, cx, (clock, frames, frame), o);
