@@ -28,10 +28,19 @@ enum What {
 pub struct NoteValue {
     what: What,
     notes: Option<NonNull<NoteState>>,
+    /// `pitch()`'s last (key, bend bits, played) and its frequency: the
+    /// exp is computed only when one of them changes.
+    last: (u32, u32, u32),
+    hz: f64,
 }
 
 fn note(what: What) -> NoteValue {
-    NoteValue { what, notes: None }
+    NoteValue {
+        what,
+        notes: None,
+        last: (u32::MAX, 0, 0),
+        hz: 440.0,
+    }
 }
 
 /// 1 while the last key played is held, else 0 (last-note priority: a
@@ -76,6 +85,7 @@ impl Node for NoteValue {
 
     fn bind(&mut self, b: &mut Binder<'_>) -> Result<(), Error> {
         self.notes = Some(b.notes()?);
+        self.last = (u32::MAX, 0, 0);
         Ok(())
     }
 
@@ -89,7 +99,14 @@ impl Node for NoteValue {
         let n = unsafe { &*p.as_ptr() };
         [match self.what {
             What::Gate => n.gate as f64,
-            What::Pitch => n.hz(),
+            What::Pitch => {
+                let now = (n.key, n.bend.to_bits(), n.played);
+                if now != self.last {
+                    self.last = now;
+                    self.hz = n.hz();
+                }
+                self.hz
+            }
             What::Velocity => n.velocity as f64,
             What::Key => {
                 if n.played != 0 {

@@ -54,6 +54,10 @@ pub struct ReplayArgs {
     /// whatever the number).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Render a session that was cut short (no `end` line: the run was
+    /// killed or the machine crashed) up to where it is known to have played.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Args, Debug)]
@@ -280,7 +284,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Render(a) => render(a),
         Command::Run(a) => crate::live::run(run_options(a)?),
         Command::Replay(a) => {
-            let session = crate::session::read(&a.dir)?;
+            let session = crate::session::read(&a.dir, a.partial)?;
             let threads = threads(a.threads, 1)?;
             let started = std::time::Instant::now();
             let frames = crate::session::replay(&session, &a.output, threads)?;

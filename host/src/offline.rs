@@ -107,14 +107,23 @@ impl Renderer {
         crate::rt::cpu::ensure_registered();
         let step = self.mixer.config().block as usize * self.mixer.config().channels;
         for chunk in out.chunks_mut(step) {
+            // Versions handed over beyond the queue's room join now, in order.
+            self.control.send_unsent();
             self.mixer.render(chunk);
             self.control.set_running();
             let n = self.control.poll();
             self.notices.extend(n);
             // Versions the control side asked for itself (a restart with
-            // fresh state) are handed over as soon as they are ready.
-            for loaded in self.control.take_loaded(std::time::Duration::ZERO) {
-                loaded.log();
+            // fresh state) are waited for and handed over before the next
+            // block: offline there is no deadline, and so they join at the
+            // same block in every render, however busy the machine.
+            while self.control.loading() {
+                for loaded in self
+                    .control
+                    .take_loaded(std::time::Duration::from_millis(100))
+                {
+                    loaded.log();
+                }
             }
         }
     }

@@ -32,6 +32,7 @@
 //! 12800 fault slot=0 version=7 kind=timeout forced=yes
 //! 12800 rollback slot=0 from=7 to=3
 //! 20480 unload slot=1
+//! played 24000
 //! end 480000
 //! ```
 //!
@@ -90,6 +91,8 @@ pub struct Writer {
     pending: HashMap<u64, Pending>,
     error: Option<String>,
     sample_rate: u32,
+    /// The clock of the last `played` line.
+    marked: u64,
 }
 
 fn yes(b: bool) -> &'static str {
@@ -121,6 +124,7 @@ impl Writer {
             pending: HashMap::new(),
             error: None,
             sample_rate: s.sample_rate,
+            marked: 0,
         };
         let head = format!(
             "{MAGIC}\nsample-rate {}\nchannels {}\nblock {}\nslots {}\nfade-ns {}\nxfade-ns {}\nrollback-ns {}\n",
@@ -165,6 +169,16 @@ impl Writer {
                 "{}: cannot write the session: {e}",
                 self.dir.join(EVENTS_FILE).display()
             ));
+        }
+    }
+
+    /// The engine has played up to `clock`: every half second a `played`
+    /// line says so, so a session cut short (the machine crashed) can still
+    /// be replayed up to there (`replay --partial`).
+    pub fn played(&mut self, clock: u64) {
+        if clock >= self.marked + self.sample_rate as u64 / 2 {
+            self.marked = clock;
+            self.write(&format!("played {clock}\n"));
         }
     }
 
@@ -342,6 +356,9 @@ pub struct Session {
     /// (frame, event, line number), in the order they took effect.
     pub events: Vec<(u64, Item, usize)>,
     pub end: u64,
+    /// Cut short (no `end` line), read with `partial`: `end` is how far it
+    /// is known to have played.
+    pub partial: bool,
 }
 
 /// A line's `key=value` fields.
@@ -467,13 +484,18 @@ fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
             slot: f.num("slot")?,
             kind: ControlKind::Solo(f.flag("on")?),
         },
-        "param" => Item::Control {
-            slot: f.num("slot")?,
-            kind: ControlKind::Param {
-                id: f.num("id")?,
-                value: f.num("value")?,
-            },
-        },
+        "param" => {
+            let slot = f.num("slot")?;
+            let id = f.num("id")?;
+            let value: f32 = f.num("value")?;
+            if !value.is_finite() {
+                bail!("a parameter's value must be a finite number, not {value}, in `{line}`");
+            }
+            Item::Control {
+                slot,
+                kind: ControlKind::Param { id, value },
+            }
+        }
         "note" => {
             let slot = f.num("slot")?;
             let kind: u8 = f.num("kind")?;
@@ -485,13 +507,26 @@ fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
                 k if k == EventKind::ChannelPressure as u8 => EventKind::ChannelPressure,
                 k => bail!("`kind={k}` is not a note or controller event in `{line}`"),
             };
+            let channel: u8 = f.num("channel")?;
+            let number: u16 = f.num("number")?;
+            let value: f32 = f.num("value")?;
+            let lo = if kind == EventKind::PitchBend {
+                -1.0
+            } else {
+                0.0
+            };
+            if channel > 15 || number > 127 || !(value.is_finite() && (lo..=1.0).contains(&value)) {
+                bail!(
+                    "out of range in `{line}` (channel 0 to 15, number 0 to 127, value {lo} to 1)"
+                );
+            }
             Item::Control {
                 slot,
                 kind: ControlKind::Note(NoteEvent {
                     kind,
-                    channel: f.num("channel")?,
-                    number: f.num("number")?,
-                    value: f.num("value")?,
+                    channel,
+                    number,
+                    value,
                 }),
             }
         }
@@ -509,7 +544,7 @@ fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
 /// # Errors
 /// A damaged or incomplete session: the message names the file (and line)
 /// and what is wrong.
-pub fn read(dir: &Path) -> anyhow::Result<Session> {
+pub fn read(dir: &Path, partial: bool) -> anyhow::Result<Session> {
     if !dir.is_dir() {
         bail!(
             "{}: no such session folder (a session is written by `lel-host run --session DIR`)",
@@ -591,7 +626,18 @@ pub fn read(dir: &Path) -> anyhow::Result<Session> {
     let mut events = Vec::new();
     let mut end = None;
     let mut last = 0u64;
-    for (n, l) in lines {
+    let mut played = 0u64;
+    let lines: Vec<(usize, &str)> = lines.collect();
+    let count = lines.len();
+    for (k, (n, l)) in lines.into_iter().enumerate() {
+        if let Some(p) = l.strip_prefix("played ")
+            && let Ok(p) = p.parse::<u64>()
+        {
+            played = played.max(p);
+            continue;
+        }
+        // A run that was killed may have left its last line half written.
+        let last_line = k + 1 == count;
         if end.is_some() {
             bail!("{name} line {n}: `{l}` after the `end` line");
         }
@@ -617,9 +663,15 @@ pub fn read(dir: &Path) -> anyhow::Result<Session> {
                 "{name} line {n}: events out of order: frame {clock} after frame {last} (the file was edited or damaged)"
             );
         }
+        let item = match parse_item(what, l, words.next().unwrap_or("")) {
+            Ok(item) => item,
+            Err(_) if partial && last_line => {
+                tracing::warn!("{name} line {n}: `{l}` is cut short; left out");
+                break;
+            }
+            Err(e) => bail!("{name} line {n}: {e}"),
+        };
         last = clock;
-        let item = parse_item(what, l, words.next().unwrap_or(""))
-            .map_err(|e| anyhow!("{name} line {n}: {e}"))?;
         if let Item::Load { slot, .. }
         | Item::Unload { slot }
         | Item::Fault { slot, .. }
@@ -634,11 +686,21 @@ pub fn read(dir: &Path) -> anyhow::Result<Session> {
         }
         events.push((clock, item, n));
     }
-    let end = end.ok_or_else(|| {
-        anyhow!(
-            "{name}: incomplete: no `end` line, so the run that wrote it did not finish (killed, or its disk full?); it has events up to frame {last}"
-        )
-    })?;
+    let cut = end.is_none();
+    let end = match end {
+        Some(e) => e,
+        None if partial => {
+            let e = played.max(last);
+            tracing::warn!(
+                "{name}: no `end` line (the run that wrote it did not finish): replaying what it recorded, up to frame {e}"
+            );
+            e
+        }
+        None => bail!(
+            "{name}: incomplete: no `end` line, so the run that wrote it did not finish (killed, or its disk full?); it has events up to frame {}: `lel-host replay --partial` renders that much",
+            played.max(last)
+        ),
+    };
     if !matches!(events.first(), Some((0, Item::Buffer(_), _))) && end > 0 {
         bail!("{name}: incomplete: the first event must be `0 buffer FRAMES`");
     }
@@ -669,6 +731,7 @@ pub fn read(dir: &Path) -> anyhow::Result<Session> {
         settings,
         events,
         end,
+        partial: cut,
     })
 }
 
@@ -832,6 +895,18 @@ pub fn replay(session: &Session, out: &Path, threads: usize) -> anyhow::Result<u
                     expected.push((at, signal, "rollback", n));
                 }
                 Item::Control { slot, kind } => {
+                    let signal = slots.get(slot).ok_or_else(|| {
+                        anyhow!(
+                            "{name} line {n}: a control event for slot {slot}, where nothing was loaded before (the session is damaged)"
+                        )
+                    })?;
+                    if let ControlKind::Param { id, .. } = kind
+                        && r.control().knows_param(*slot, *id) == Some(false)
+                    {
+                        bail!(
+                            "{name} line {n}: `{signal}` in slot {slot} has no parameter of id {id} (ids are given to parameter keys in the order the versions declared them; the session is damaged)"
+                        );
+                    }
                     r.control().control_to_slot(ControlEvent {
                         at,
                         slot: *slot,
@@ -870,7 +945,9 @@ pub fn replay(session: &Session, out: &Path, threads: usize) -> anyhow::Result<u
             );
         }
     }
-    if let Some((_, item, n)) = session.events.get(next) {
+    if let Some((_, item, n)) = session.events.get(next)
+        && !session.partial
+    {
         bail!("{name} line {n}: {item:?} comes after the end");
     }
     wav.finalize()?;

@@ -130,7 +130,7 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
     write(&mods, "bad.wat", &faulty(0, "unreachable", ""));
     let record = dir.path().join("out.wav");
     let command = format!(
-        "{} run {} --device none --sample-rate {SR} --channels 1 --record {}; echo \"exit status $?\"; sleep 60",
+        "{} run {} --device none --sample-rate {SR} --channels 1 --threads 2 --record {}; echo \"exit status $?\"; sleep 60",
         lel_host_bin().display(),
         mods.display(),
         record.display()
@@ -156,6 +156,20 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
         "header names the output:\n{screen}"
     );
     assert!(screen.contains("q quit"), "keys documented:\n{screen}");
+    // The header: rate, channels, block, threads; the master meter, late
+    // blocks and lost time.
+    let head: Vec<&str> = screen.lines().take(2).collect();
+    for field in [
+        "| 48000 Hz | 1 ch | block 128 | 2 threads |",
+        "master [",
+        "| late blocks ",
+        "| lost ",
+    ] {
+        assert!(
+            head.iter().any(|l| l.contains(field)),
+            "`{field}` in the header:\n{screen}"
+        );
+    }
     // The faulty module's row says why it is muted.
     let bad = row(&screen, "bad").unwrap_or_else(|| panic!("a row for bad:\n{screen}"));
     assert!(bad.contains("muted: trap"), "bad's row says why: {bad}");
@@ -189,7 +203,10 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
         "the meters move: {readings:?}"
     );
 
-    // `m` on the first row (alpha, selected) mutes it.
+    // `m` on the first row (alpha) mutes it. The first row selected is
+    // whichever signal the first redraw saw: go up to alpha first.
+    t.keys("k");
+    t.keys("k");
     t.keys("m");
     t.wait("alpha muted", Duration::from_secs(10), |s| {
         row(s, "alpha").is_some_and(|r| r.contains("muted (m)"))
@@ -242,4 +259,89 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
             assert!(a < -60.0, "{what}: alpha is silent ({a:.1} dB)");
         }
     }
+}
+
+/// Not on a terminal, or told `--no-console`, `run` prints its log lines
+/// as it did before the console existed: in a real terminal (`tmux`) with
+/// `--no-console`, and with standard input not a terminal, the screen shows
+/// the lines and no full-screen view; piped, standard error has the same
+/// lines and not one terminal control sequence, standard output nothing.
+#[test]
+fn without_a_terminal_or_with_no_console_run_prints_its_log_lines() {
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is missing: {INSTALL}"
+    );
+    let dir = tempdir();
+    let mods = dir.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    write(&mods, "alpha.wat", &sine(440.0, 0.25));
+    let record = dir.path().join("out.wav");
+    let run = format!(
+        "{} run {} --device none --seconds 2 --record {}",
+        lel_host_bin().display(),
+        mods.display(),
+        record.display()
+    );
+    let lines = [
+        "INFO playing on the silent clock (no device)",
+        "INFO alpha: loaded (",
+        "INFO alpha: playing (",
+        "INFO recorded ",
+    ];
+    for (what, command) in [
+        ("--no-console", format!("{run} --no-console")),
+        (
+            "standard input not a terminal",
+            format!("{run} < /dev/null"),
+        ),
+    ] {
+        let t = Tmux::start(
+            &format!("lel-noconsole-{}", std::process::id()),
+            dir.path(),
+            &format!("{command}; echo \"exit status $?\"; sleep 60"),
+        );
+        let screen = t.wait(what, Duration::from_secs(60), |s| s.contains("exit status"));
+        assert!(screen.contains("exit status 0"), "{what}:\n{screen}");
+        for l in lines {
+            assert!(screen.contains(l), "{what}: `{l}` on the screen:\n{screen}");
+        }
+        assert!(
+            !screen.contains("q quit") && !screen.contains(" signals "),
+            "{what}: no console:\n{screen}"
+        );
+    }
+
+    // Piped (as in CI).
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .arg("run")
+            .arg(&mods)
+            .args(["--device", "none", "--seconds", "2", "--record"])
+            .arg(&record)
+            .stdin(std::process::Stdio::null())
+            .env_remove("LEL_LOG"),
+        "lel-host run, piped",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", out.stdout);
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no terminal control sequence when piped: {stderr:?}"
+    );
+    let got: Vec<&str> = stderr.lines().collect();
+    assert_eq!(got.len(), lines.len(), "one line per event:\n{stderr}");
+    for (g, l) in got.iter().zip(lines) {
+        assert!(g.trim_start().starts_with(l), "`{l}` expected, got `{g}`");
+    }
+    let (_, _, x) = read_wav(&record);
+    // `--seconds 2` on the silent clock: about 2 s (a block more or less
+    // on a busy machine), stereo.
+    assert!(
+        x.len().abs_diff(2 * 2 * SR as usize) <= 2 * SR as usize / 10,
+        "2 s of stereo recorded: {} samples",
+        x.len()
+    );
 }

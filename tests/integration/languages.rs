@@ -918,3 +918,442 @@ fn a_parameter_jump_does_not_click_on_the_host() {
     let settled = peak(&out[12_345 + 960..20_000]);
     assert!((settled - 0.8).abs() < 0.01, "settled at {settled}");
 }
+
+/// The poly-synth played over OSC on a real UDP socket: a chord, a cutoff
+/// move and a release, each packet applied at the next block (as the live
+/// control loop does); the spectrum holds the chord, the knob is the
+/// player's, and velocity 0 releases.
+#[test]
+fn the_poly_synth_plays_osc_notes_and_knobs_over_udp() {
+    use lel_host::testing::{MidiMap, OscServer, Target as _};
+    use rosc::OscType;
+    let signal = "poly-synth-rust";
+    let mut r = mono();
+    r.load_bytes(signal, module("poly-synth", "rust")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut server = OscServer::start("127.0.0.1:0".parse().unwrap(), move |inc| {
+        let _ = tx.send(inc);
+    })
+    .unwrap();
+    let to = server.local_addr();
+    let c = crate::osc::client();
+    let mut send = |r: &mut Renderer, addr: &str, args: Vec<OscType>| {
+        c.send_to(&crate::osc::msg(addr, args), to).unwrap();
+        let inc = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the OSC packet arrives");
+        let at = r.now();
+        server.answer(r, &mut MidiMap::default(), &inc, at);
+    };
+    let note = |k: i32, v: i32| vec![OscType::Int(k), OscType::Int(v)];
+    r.render(1280);
+    for k in CHORD {
+        send(&mut r, "/lel/poly-synth-rust/note", note(k as i32, 100));
+    }
+    send(
+        &mut r,
+        "/lel/poly-synth-rust/cutoff",
+        vec![OscType::Float(900.0)],
+    );
+    r.render(4800);
+    let chord = peaks(&r.render(SR as usize / 2), 0.15);
+    for k in CHORD {
+        assert!(
+            has(&chord, hz(k)),
+            "{} Hz in the OSC chord {chord:?}",
+            hz(k)
+        );
+    }
+    let cutoff = r
+        .params(signal)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.key == "cutoff")
+        .unwrap();
+    assert_eq!((cutoff.value, cutoff.user_set), (900.0, true));
+    for k in CHORD {
+        send(&mut r, "/lel/poly-synth-rust/note", note(k as i32, 0));
+    }
+    // The release (0.3 s) runs out: silence within 0.35 s.
+    r.render(16_800);
+    assert_eq!(peak(&r.render(4800)), 0.0, "released by velocity 0");
+}
+
+/// The poly-synth rendered from a Standard MIDI File by `lel-host render
+/// --midi` with `--set`: a chord, then a fifth note while it holds.
+#[test]
+fn the_poly_synth_renders_a_midi_file_chord() {
+    use midly::num::{u4, u7, u15, u28};
+    use midly::{Header, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+    let ev = |delta: u32, on: bool, key: u8| TrackEvent {
+        delta: u28::new(delta),
+        kind: TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: if on {
+                MidiMessage::NoteOn {
+                    key: u7::new(key),
+                    vel: u7::new(110),
+                }
+            } else {
+                MidiMessage::NoteOff {
+                    key: u7::new(key),
+                    vel: u7::new(0),
+                }
+            },
+        },
+    };
+    // 96 ticks a beat at the default 120 bpm: a beat is 0.5 s.
+    let mut track: Vec<TrackEvent> = CHORD.iter().map(|&k| ev(0, true, k)).collect();
+    track.push(ev(96, true, 76));
+    track.extend(
+        CHORD
+            .iter()
+            .map(|&k| ev(if k == CHORD[0] { 192 } else { 0 }, false, k)),
+    );
+    track.push(ev(0, false, 76));
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(midly::MetaMessage::EndOfTrack),
+    });
+    let smf = Smf {
+        header: Header::new(midly::Format::SingleTrack, Timing::Metrical(u15::new(96))),
+        tracks: vec![track],
+    };
+    let dir = tempdir();
+    let mid = dir.path().join("chord.mid");
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    std::fs::write(&mid, bytes).unwrap();
+    let wasm = dir.path().join("poly-synth-rust.wasm");
+    std::fs::write(&wasm, module("poly-synth", "rust")).unwrap();
+    let wav = dir.path().join("chord.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&wasm)
+            .arg("--midi")
+            .arg(&mid)
+            .args([
+                "--set",
+                "poly-synth-rust.cutoff=1200",
+                "--seconds",
+                "2",
+                "-o",
+            ])
+            .arg(&wav),
+        "render --midi",
+        "",
+    );
+    let (ch, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, ch as usize, 0);
+    // Before the fifth note (0.05 to 0.5 s): the chord; after (0.6 to 1.4 s):
+    // the chord and 76.
+    let before = peaks(&left[2400..24_000], 0.15);
+    for k in CHORD {
+        assert!(has(&before, hz(k)), "{} Hz in {before:?}", hz(k));
+    }
+    let after = peaks(&left[28_800..67_200], 0.1);
+    for k in CHORD.iter().chain([&76u8]) {
+        assert!(has(&after, hz(*k)), "{} Hz in {after:?}", hz(*k));
+    }
+    // All released at 1.5 s; the release (0.3 s) is over by 1.85 s.
+    assert_eq!(peak(&left[88_800..]), 0.0, "silent after the release");
+}
+
+// ---- contract 0.1.0 modules built by the SDKs before 0.2.0 ------------------
+
+/// Modules the guest SDKs built when they emitted `lel:signal@0.1.0`
+/// (`scripts/build-0.1-modules` rebuilds them from that commit): the chain
+/// in Rust, C, Zig and AssemblyScript, and the wit-bindgen sine.
+const V0_1_MODULES: [(&str, &str); 5] = [
+    ("chain", "rust"),
+    ("chain", "c"),
+    ("chain", "zig"),
+    ("chain", "as"),
+    ("sine", "wit"),
+];
+
+/// A module built by an SDK of contract 0.1.0 plays exactly as today's
+/// 0.2.0 build of the same code, ignores notes and has no parameters; and a
+/// signal playing the 0.1.0 build takes today's 0.2.0 build as its next
+/// version with every block of state carried, going on as if nothing
+/// happened (an SDK upgrade mid-performance).
+#[test]
+fn modules_built_by_the_0_1_sdks_play_unchanged_and_upgrade_to_0_2_in_place() {
+    use lel_host::contract::{ContractVersion, validate};
+    let before = 62_464; // 1.3 s: echoes in the delay line, phases mid-cycle
+    let after = SR as usize;
+    for (name, lang) in V0_1_MODULES {
+        let signal = format!("{name}-{lang}");
+        let path = repo_root().join(format!("tests/integration/data/contract-0.1/{signal}.wasm"));
+        let old = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let new = module(name, lang);
+        assert_eq!(
+            validate(&old).unwrap().version,
+            ContractVersion::V0_1,
+            "{signal}: the 0.1.0 build"
+        );
+        assert_eq!(
+            validate(new).unwrap().version,
+            ContractVersion::V0_2,
+            "{signal}: today's build"
+        );
+
+        // Played alone, with a note sent to it: the sound of the code.
+        let mut r = mono();
+        let report = r.load_bytes(&signal, &old).unwrap().unwrap();
+        assert!(report.params.is_empty(), "{signal}: no parameters");
+        assert_eq!(report.event_capacity, None, "{signal}: no event buffer");
+        r.send_event(&signal, NoteEvent::note_on(0, 60, 1.0), 1000)
+            .unwrap();
+        let straight_old = r.render(before + after);
+        let straight_new = render(&signal, new, before + after);
+        assert!(all_finite(&straight_old));
+        let f = dominant_frequency(&straight_old[SR as usize..], SR);
+        assert!((f - 440.0).abs() < 1.0, "{signal} (0.1.0) at 440 Hz: {f}");
+        assert!(rms(&straight_old) > 0.05, "{signal} (0.1.0) is audible");
+        assert_eq!(
+            max_diff(&straight_old, &straight_new),
+            0.0,
+            "{signal}: the 0.1.0 build plays the 0.2.0 build's samples"
+        );
+
+        // Upgraded in place mid-echo.
+        let mut r = mono();
+        r.load_bytes(&signal, &old).unwrap();
+        let mut out = r.render(before);
+        let report = r
+            .load_bytes(&signal, new)
+            .unwrap()
+            .expect("the 0.2.0 build loads as the next version");
+        assert!(!report.layout.blocks.is_empty(), "{signal} claims state");
+        for b in &report.layout.blocks {
+            assert!(b.carried, "{signal}: {} carried from 0.1.0 to 0.2.0", b.key);
+        }
+        out.extend(r.render(after));
+        assert!(
+            r.take_notices()
+                .iter()
+                .any(|n| matches!(n, lel_host::Notice::Swapped { .. })),
+            "{signal}: the 0.2.0 build swapped in"
+        );
+        assert_eq!(
+            max_diff(&out, &straight_old),
+            0.0,
+            "{signal}: upgraded to 0.2.0, it goes on exactly as if nothing happened"
+        );
+    }
+}
+
+// ---- every note accessor, in every SDK ---------------------------------------
+
+/// One signal reading every note accessor of the SDKs (controllers, channel
+/// pressure, pitch bend, key, gate, velocity, pitch), on four channels, in
+/// each language: the same formula, the same order of operations.
+const NOTES: [(&str, &str, &str); 4] = [
+    (
+        "rust",
+        "src/lib.rs",
+        r#"#![cfg_attr(target_arch = "wasm32", no_std)]
+use lel::prelude::*;
+lel::signal!(
+    (cc(1).gain(0.5) + cc(74).gain(0.25))
+        .join(pressure().gain(0.5) + bend().gain(0.25))
+        .join(key().gain(0.00390625) + (gate() * velocity()).gain(0.25))
+        .join(osc(pitch()).gain(0.5))
+);
+"#,
+    ),
+    (
+        "c",
+        "notes.c",
+        r#"#include "lel.h"
+static lel_osc o;
+int lel_setup(const lel_setup_ctx *s) {
+  (void)s;
+  lel_notes_init();
+  lel_osc_init(&o, LEL_SINE);
+  return 4;
+}
+void lel_frame(const lel_ctx *cx, double *out) {
+  (void)cx;
+  out[0] = lel_cc(1) * 0.5 + lel_cc(74) * 0.25;
+  out[1] = lel_pressure() * 0.5 + lel_bend() * 0.25;
+  out[2] = lel_key() * 0.00390625 + (lel_gate() * lel_velocity()) * 0.25;
+  out[3] = lel_osc_tick(&o, lel_pitch()) * 0.5;
+}
+"#,
+    ),
+    (
+        "zig",
+        "notes.zig",
+        r#"const lel = @import("lel");
+var o: lel.Osc = .{};
+pub fn setup(s: lel.Setup) lel.Error!u32 {
+    _ = s;
+    try lel.notes();
+    try o.claim(.sine, .{});
+    return 4;
+}
+pub fn frame(cx: *const lel.Ctx, out: []f64) void {
+    _ = cx;
+    out[0] = lel.cc(1) * 0.5 + lel.cc(74) * 0.25;
+    out[1] = lel.pressure() * 0.5 + lel.bend() * 0.25;
+    out[2] = lel.key() * 0.00390625 + (lel.gate() * lel.velocity()) * 0.25;
+    out[3] = o.tick(lel.pitch()) * 0.5;
+}
+comptime {
+    lel.signal(@This());
+}
+"#,
+    ),
+    (
+        "assemblyscript",
+        "notes.ts",
+        r#"import { Ctx, Osc, Setup, bend, cc, gate, key, notes, pitch, pressure, signal, velocity } from "./lel";
+export { statePtr, stateLen, eventsPtr, eventsLen, init, process } from "./lel";
+const o = new Osc();
+function setup(s: Setup): i32 {
+  notes();
+  o.claim();
+  return 4;
+}
+function frame(cx: Ctx, out: StaticArray<f64>): void {
+  out[0] = cc(1) * 0.5 + cc(74) * 0.25;
+  out[1] = pressure() * 0.5 + bend() * 0.25;
+  out[2] = key() * 0.00390625 + (gate() * velocity()) * 0.25;
+  out[3] = o.tick(pitch()) * 0.5;
+}
+signal(setup, frame);
+"#,
+    ),
+];
+
+/// The score for [`NOTES`]: every kind of event, inside blocks, on several
+/// channels (the note state is omni), including a note-off of a key no
+/// longer the last (ignored) and a note-on of velocity 0 (a note-off).
+fn play_notes(r: &mut Renderer) -> Vec<f32> {
+    let s = "notes";
+    let mut send = |e: NoteEvent, at: u64| {
+        r.send_event(s, e, at)
+            .unwrap_or_else(|e| panic!("event at {at}: {e:#}"))
+    };
+    send(NoteEvent::control_change(0, 1, 0.5), 700);
+    send(NoteEvent::note_on(2, 60, 0.75), 1001);
+    send(NoteEvent::channel_pressure(2, 0.25), 1500);
+    send(NoteEvent::pitch_bend(5, -0.5), 10_222);
+    send(NoteEvent::control_change(9, 74, 1.0), 11_000);
+    send(NoteEvent::note_on(0, 67, 0.5), 20_097);
+    send(NoteEvent::note_off(2, 60, 0.0), 21_000);
+    send(NoteEvent::pitch_bend(0, 0.75), 30_001);
+    send(NoteEvent::note_on(0, 67, 0.0), 40_003);
+    send(NoteEvent::control_change(0, 1, 0.0), 41_000);
+    r.render(SR as usize)
+}
+
+#[test]
+fn every_note_accessor_reads_the_same_in_every_language() {
+    let dir = tempdir();
+    let mut renders = Vec::new();
+    for (lang, source, text) in NOTES {
+        let parent = dir.path().join(lang);
+        run_ok(
+            Command::new(lel_host_bin())
+                .args(["new", "notes", "--lang", lang, "--dir"])
+                .arg(&parent),
+            &format!("lel-host new notes --lang {lang}"),
+            "",
+        );
+        let project = parent.join("notes");
+        std::fs::write(project.join(source), text).unwrap();
+        run_ok(
+            niced(&project.join("build.sh")).env_remove("CARGO_TARGET_DIR"),
+            &format!("{lang}: ./build.sh"),
+            INSTALL,
+        );
+        let bytes = std::fs::read(project.join("out/notes.wasm")).unwrap();
+        let mut r = Renderer::with_settings(Settings {
+            sample_rate: SR,
+            channels: 4,
+            block: 128,
+            call_budget: 4.0,
+            ..Settings::default()
+        })
+        .unwrap();
+        r.load_bytes("notes", &bytes)
+            .unwrap_or_else(|e| panic!("{lang}: {e:#}"));
+        renders.push((lang, play_notes(&mut r)));
+    }
+    // The reference reads what it was sent, at the frames it was sent.
+    let (_, reference) = &renders[0];
+    let at = |ch: usize, n: usize| reference[n * 4 + ch] as f64;
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    assert!(
+        near(at(0, 699), 0.0) && near(at(0, 700), 0.25),
+        "cc 1 at 700"
+    );
+    assert!(
+        near(at(0, 10_999), 0.25) && near(at(0, 11_000), 0.5),
+        "cc 74 (channel 10) at 11,000"
+    );
+    assert!(near(at(0, 41_000), 0.25), "cc 1 back to 0 at 41,000");
+    assert!(
+        near(at(1, 1499), 0.0) && near(at(1, 1500), 0.125),
+        "pressure at 1500"
+    );
+    assert!(near(at(1, 10_222), 0.125 - 0.125), "bend -0.5 at 10,222");
+    assert!(near(at(1, 30_001), 0.125 + 0.1875), "bend 0.75 at 30,001");
+    let key_gate = |key: f64, level: f64| key / 256.0 + level * 0.25;
+    assert!(
+        near(at(2, 1000), key_gate(69.0, 0.0)),
+        "key 69 before any note"
+    );
+    assert!(near(at(2, 1001), key_gate(60.0, 0.75)), "note 60 at 1001");
+    assert!(
+        near(at(2, 20_096), key_gate(60.0, 0.75)) && near(at(2, 20_097), key_gate(67.0, 0.5)),
+        "note 67 at 20,097"
+    );
+    assert!(
+        near(at(2, 21_000), key_gate(67.0, 0.5)),
+        "a note-off of 60 leaves 67 on"
+    );
+    assert!(
+        near(at(2, 40_002), key_gate(67.0, 0.5)) && near(at(2, 40_003), key_gate(67.0, 0.0)),
+        "velocity 0 releases 67 at 40,003"
+    );
+    let tone =
+        |from: usize, to: usize| -> Vec<f32> { (from..to).map(|n| reference[n * 4 + 3]).collect() };
+    let bent = |key: f64, semitones: f64| 440.0 * 2f64.powf((key + semitones - 69.0) / 12.0);
+    for (from, to, want, what) in [
+        (1001, 10_222, hz(60), "key 60"),
+        (
+            10_222,
+            20_097,
+            bent(60.0, -1.0),
+            "key 60 bent down a semitone",
+        ),
+        (
+            20_097,
+            30_001,
+            bent(67.0, -1.0),
+            "key 67 bent down a semitone",
+        ),
+        (
+            30_001,
+            40_003,
+            bent(67.0, 1.5),
+            "key 67 bent up 1.5 semitones",
+        ),
+    ] {
+        let f = dominant_frequency(&tone(from, to), SR);
+        assert!((f - want).abs() < 2.0, "{what}: {f} Hz, expected {want:.1}");
+    }
+    for (lang, out) in &renders[1..] {
+        assert_eq!(
+            max_diff(out, reference),
+            0.0,
+            "{lang}: every note accessor gives the Rust SDK's bits"
+        );
+    }
+}

@@ -216,6 +216,13 @@ fn a_refused_table_grow_names_the_table_limit() {
     let path = write(dir.path(), "grower.wat", &table_grower());
     r.load(&path).unwrap();
     let x = r.render(2 * SR as usize);
+    let notices = r.take_notices();
+    assert!(
+        !notices
+            .iter()
+            .any(|n| matches!(n, lel_host::Notice::Faulted { .. })),
+        "{notices:?}"
+    );
     let sizes = table_sizes(&x);
     // 1 element + one per block, up to the limit; then it stays there and plays on.
     assert_eq!(sizes[..499], (2..=500).collect::<Vec<i64>>()[..]);
@@ -224,8 +231,7 @@ fn a_refused_table_grow_names_the_table_limit() {
         "{:?}",
         &sizes[495..]
     );
-    let messages: Vec<String> = r
-        .take_notices()
+    let messages: Vec<String> = notices
         .into_iter()
         .filter_map(|n| match n {
             lel_host::Notice::GrowRefused { message, .. } => Some(message),
@@ -676,4 +682,75 @@ fn a_module_that_starts_over_a_limit_is_rejected_naming_the_limit() {
             "frame {n}"
         );
     }
+}
+
+/// [`nan_state`]'s fix, faulting only on its 8th block: it plays 0.2 for
+/// seven blocks, then `0.2 * g` (with `g` set to 1 when it starts at 0).
+fn nan_state_late() -> String {
+    nan_state(true).replace(
+        "(if (f32.eq (f32.load (global.get $g)) (f32.const 0)) (then (f32.store (global.get $g) (f32.const 1))))
+    (local.set $v (f32.mul (f32.const 0.2) (f32.load (global.get $g))))",
+        "(global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (if (f32.eq (f32.load (global.get $g)) (f32.const 0)) (then (f32.store (global.get $g) (f32.const 1))))
+    (local.set $v (f32.const 0.2))
+    (if (i32.ge_u (global.get $n) (i32.const 8))
+      (then (local.set $v (f32.mul (f32.const 0.2) (f32.load (global.get $g))))))",
+    )
+    .replace(
+        "(global $g (mut i32) (i32.const 0))",
+        "(global $g (mut i32) (i32.const 0))\n  (global $n (mut i32) (i32.const 0))",
+    )
+}
+
+#[test]
+fn a_fault_during_the_crossfade_after_carrying_nan_state_restarts_fresh_also_without_a_file() {
+    // Loaded from bytes (no file to read again), with a 20 ms crossfade
+    // (7.5 blocks): the fix faults on its 8th block, still within the
+    // crossfade, so the carried state is blamed and the same version is
+    // restarted with fresh state.
+    let mut r = Renderer::with_settings(Settings {
+        channels: 1,
+        check_alloc: true,
+        cache_dir: None,
+        xfade: std::time::Duration::from_millis(20),
+        ..Settings::default()
+    })
+    .unwrap();
+    r.load_bytes("lead", nan_state(false).as_bytes()).unwrap();
+    r.render(20 * BLOCK);
+    let v2 = r
+        .load_bytes("lead", nan_state_late().as_bytes())
+        .unwrap()
+        .unwrap();
+    assert!(v2.layout.blocks[0].carried);
+    let x = r.render(SR as usize / 2);
+    let notices = r.take_notices();
+    let faults: Vec<&str> = notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::Faulted { message, .. } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            "lead: process produced a non-finite sample (NaN or infinity) (lead); muted; the state carried over from the previous version may have caused this: restarting this version once with fresh state"
+        ],
+        "one fault, then the fresh restart plays: {notices:?}"
+    );
+    // Finite throughout; the restart carries nothing, so it is crossfaded
+    // in with equal power (0.1 cos + 0.2 sin peaks at sqrt(0.05)).
+    let peak = 0.05f64.sqrt() + 1e-5;
+    assert!(
+        x.iter()
+            .all(|s| s.is_finite() && (-1e-5..=peak).contains(&(*s as f64)))
+    );
+    let tail = &x[x.len() - BLOCK..];
+    assert!(
+        tail.iter().all(|&s| (s as f64 - 0.2).abs() < 1e-5),
+        "the restarted version plays with fresh state: {}",
+        tail[0]
+    );
+    assert_eq!(audio_thread_allocations(&mut r), 0);
 }

@@ -1,10 +1,14 @@
 //! MIDI: a Standard MIDI File (written here with midly, with tempo changes)
-//! rendered with every onset on its frame and the right pitch; `--set`;
+//! rendered with every onset on its frame and the right pitch, and its
+//! controllers, bends and pressure on their frames; `--set`;
 //! the MIDI map (channels, controllers to parameters); random MIDI bytes
 //! that never disturb the music or allocate on the audio thread; and the
 //! real path end to end: a JACK server (jackd2, dummy driver), a JACK MIDI
 //! source (jack_midiseq, from jackd2's example clients) connected to
-//! `lel-host run --midi`, and what the module played in `--record`.
+//! `lel-host run --midi`, and what the module played in `--record`; and a
+//! JACK client of the test's (`tests/jack/midi_source.c`) sending
+//! controllers, bends, decoys on another channel and garbage through
+//! `--midi-map`.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -158,6 +162,171 @@ fn render_midi_file_puts_every_onset_on_its_frame_with_its_pitch() {
         // --set synth.gain=0.8, velocity 127.
         let p = peak(seg);
         assert!((p - 0.8).abs() < 0.01, "note {i}: peak {p}");
+    }
+}
+
+/// A 0.2 guest that shows every event kind as a level, so the render shows
+/// the exact frame of each: 4 channels, the latest control-change value,
+/// the pitch bend, the channel pressure, and the velocity of the held note
+/// (0 after its note-off). Events apply at their frames.
+fn event_probe() -> String {
+    r#"(module
+  (memory (export "memory") 4)
+  (global $cc (mut f32) (f32.const 0))
+  (global $bend (mut f32) (f32.const 0))
+  (global $pressure (mut f32) (f32.const 0))
+  (global $velocity (mut f32) (f32.const 0))
+  (global $key (mut i32) (i32.const -1))
+  (func (export "events-ptr") (result i32) (i32.const 8192))
+  (func (export "events-len") (result i32) (i32.const 4096))
+  (func (export "init") (param i32 i32) (result i32) (i32.const 4))
+  (func $event (param $e i32)
+    (local $kind i32) (local $v f32)
+    (local.set $kind (i32.load8_u offset=4 (local.get $e)))
+    (local.set $v (f32.load offset=8 (local.get $e)))
+    (if (i32.eq (local.get $kind) (i32.const 1)) (then
+      (global.set $key (i32.load16_u offset=6 (local.get $e)))
+      (global.set $velocity (local.get $v))))
+    (if (i32.and (i32.eq (local.get $kind) (i32.const 2))
+          (i32.eq (i32.load16_u offset=6 (local.get $e)) (global.get $key)))
+      (then (global.set $velocity (f32.const 0))))
+    (if (i32.eq (local.get $kind) (i32.const 3)) (then (global.set $cc (local.get $v))))
+    (if (i32.eq (local.get $kind) (i32.const 4)) (then (global.set $bend (local.get $v))))
+    (if (i32.eq (local.get $kind) (i32.const 5)) (then (global.set $pressure (local.get $v)))))
+  (func (export "process") (param $frames i32) (param $clock i64) (param $n i32) (result i32)
+    (local $i i32) (local $e i32) (local $ev i32) (local $p i32)
+    (local.set $p (i32.const 65536))
+    (block $end (loop $frame
+      (br_if $end (i32.ge_u (local.get $i) (local.get $frames)))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $e) (local.get $n)))
+        (local.set $ev (i32.add (i32.const 8192) (i32.shl (local.get $e) (i32.const 4))))
+        (br_if $done (i32.gt_u (i32.load (local.get $ev)) (local.get $i)))
+        (call $event (local.get $ev))
+        (local.set $e (i32.add (local.get $e) (i32.const 1)))
+        (br $next)))
+      (f32.store (local.get $p) (global.get $cc))
+      (f32.store offset=4 (local.get $p) (global.get $bend))
+      (f32.store offset=8 (local.get $p) (global.get $pressure))
+      (f32.store offset=12 (local.get $p) (global.get $velocity))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $frame)))
+    (i32.const 65536)))
+"#
+    .to_string()
+}
+
+/// `render --midi` plays a file's controllers, pitch bends and channel
+/// pressure as well as its notes, each from its exact frame through the
+/// tempo map (computed here by hand), with its value: the probe's four
+/// channels, compared frame by frame with the levels they must hold.
+#[test]
+fn render_midi_file_puts_controllers_bend_and_pressure_on_their_frames() {
+    use midly::PitchBend;
+    use midly::num::u14;
+    let on = |channel: u8, message: MidiMessage| TrackEventKind::Midi {
+        channel: u4::new(channel),
+        message,
+    };
+    let cc = |v: u8| MidiMessage::Controller {
+        controller: u7::new(1),
+        value: u7::new(v),
+    };
+    let bend = |raw: u16| MidiMessage::PitchBend {
+        bend: PitchBend(u14::new(raw)),
+    };
+    let pressure = |v: u8| MidiMessage::ChannelAftertouch { vel: u7::new(v) };
+    let note_on = |key: u8, v: u8| MidiMessage::NoteOn {
+        key: u7::new(key),
+        vel: u7::new(v),
+    };
+    let note_off = |key: u8| MidiMessage::NoteOff {
+        key: u7::new(key),
+        vel: u7::new(0),
+    };
+    // (tick, message, channel of the probe it moves, the value it shows).
+    let script: Vec<(u64, MidiMessage, usize, f32)> = vec![
+        (37, cc(64), 0, 64.0 / 127.0),
+        (101, bend(6144), 1, -0.25),
+        (150, note_on(60, 100), 3, 100.0 / 127.0),
+        (211, pressure(90), 2, 90.0 / 127.0),
+        (290, note_off(60), 3, 0.0),
+        (401, cc(20), 0, 20.0 / 127.0), // the tempo changes at tick 384
+        (455, bend(12_288), 1, 0.5),
+        (530, pressure(30), 2, 30.0 / 127.0),
+        (577, note_on(64, 50), 3, 50.0 / 127.0),
+        (700, note_on(64, 0), 3, 0.0), // velocity 0: a note-off
+    ];
+    let tempo = vec![
+        ev(
+            0,
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000))),
+        ),
+        ev(
+            384,
+            TrackEventKind::Meta(MetaMessage::Tempo(u24::new(666_667))),
+        ),
+        ev(0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+    ];
+    let mut track = Vec::new();
+    let mut now = 0;
+    for &(tick, message, _, _) in &script {
+        track.push(ev((tick - now) as u32, on(2, message)));
+        now = tick;
+    }
+    track.push(ev(0, TrackEventKind::Meta(MetaMessage::EndOfTrack)));
+    let smf = Smf {
+        header: Header::new(midly::Format::Parallel, Timing::Metrical(u15::new(96))),
+        tracks: vec![tempo, track],
+    };
+    let dir = tempdir();
+    let mid = dir.path().join("controls.mid");
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes).unwrap();
+    std::fs::write(&mid, bytes).unwrap();
+    let module = write(dir.path(), "probe.wat", &event_probe());
+    let wav = dir.path().join("probe.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&module)
+            .arg("--midi")
+            .arg(&mid)
+            .args(["--channels", "4", "--seconds", "4.5", "-o"])
+            .arg(&wav),
+        "render --midi",
+        "",
+    );
+    let (ch, sr, samples) = read_wav(&wav);
+    assert_eq!((ch, sr), (4, SR));
+    for probe in 0..4 {
+        let x = channel(&samples, 4, probe);
+        // The frames (rounded) at which this channel's value changes.
+        let changes: Vec<(usize, f32)> = script
+            .iter()
+            .filter(|s| s.2 == probe)
+            .map(|&(tick, _, _, v)| (expected_onset(tick).round() as usize, v))
+            .collect();
+        let mut want = 0.0f32;
+        let mut next = changes.iter().peekable();
+        for (n, &s) in x.iter().enumerate() {
+            while let Some(&&(at, v)) = next.peek() {
+                if at > n {
+                    break;
+                }
+                want = v;
+                next.next();
+            }
+            assert!(
+                (s - want).abs() < 1e-6,
+                "probe channel {probe}, frame {n}: {s}, expected {want} (changes at {changes:?})"
+            );
+        }
+        assert!(
+            next.peek().is_none(),
+            "channel {probe}: every change rendered"
+        );
     }
 }
 
@@ -594,4 +763,125 @@ fn midi_without_a_jack_server_says_so_and_plays_on() {
     assert!((peak(&left) - 0.5).abs() < 0.01, "the sine plays on");
     let f = dominant_frequency(&left[4800..], SR);
     assert!((f - 440.0).abs() < 3.0);
+}
+
+/// The real MIDI path with every kind of message and garbage:
+/// `tests/jack/midi_source.c` (built here with `cc`, a JACK client) plays
+/// `examples/wat/mono.wat` (as `lead`) on channel 2 through `lel-host run
+/// --midi --midi-map`: a controller mapped to its `level`, notes, a pitch
+/// bend, decoys on channel 1 (a note, the controller at 0, a full bend)
+/// that the map keeps from `lead`, and 60 garbage events every JACK cycle
+/// (about 11,000 a second: stray data, system bytes, cut and corrupted
+/// channel-2 messages, random channel-1 messages). The recording holds the
+/// script exactly: every note at 440 Hz with the level the controller set,
+/// the bend heard a semitone up on every other note, the decoys never
+/// heard; the run ends on time with 0 audio-thread allocations.
+#[test]
+fn jack_midi_controllers_bend_and_garbage_end_to_end() {
+    let dir = tempdir();
+    let source = dir.path().join("midi_source");
+    run_ok(
+        Command::new("cc")
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&source)
+            .arg(crate::util::repo_root().join("tests/jack/midi_source.c"))
+            .arg("-ljack"),
+        "cc midi_source.c",
+        "install a C compiler and JACK's headers: apt-get install gcc libjack-jackd2-dev (scripts/setup does)",
+    );
+    let module = write(
+        dir.path(),
+        "lead.wat",
+        &fixtures::example("examples/wat/mono.wat"),
+    );
+    let map = write(
+        dir.path(),
+        "map.toml",
+        "[channels]\nlead = [2]\n\n[[cc]]\ncontroller = 74\nparam = \"lead.level\"\nchannel = 2\n",
+    );
+    let mut jack = Jack::start();
+    jack.client(jack.cmd(source.to_str().unwrap()).arg("src"), "src:out");
+    let wav = dir.path().join("lead.wav");
+    let out = run_ok(
+        jack.cmd(lel_host_bin().to_str().unwrap())
+            .args(["run", "--device", "none", "--no-console", "--stats"])
+            .args(["--seconds", "6", "--midi", "src:out", "--midi-map"])
+            .arg(&map)
+            .arg("--record")
+            .arg(&wav)
+            .arg(&module),
+        "lel-host run --midi --midi-map",
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("playing MIDI from src:out"), "{stderr}");
+    assert!(
+        stdout.contains(" 0 audio-thread allocations"),
+        "no allocation on the audio thread:\n{stdout}"
+    );
+    let (_, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, 2, 0);
+    assert!(
+        left.len() >= 6 * SR as usize,
+        "the whole run was recorded: {} frames",
+        left.len()
+    );
+    let starts = onsets(&left, 2000);
+    // The first onset may be a note already under way when lel-host
+    // connected: the notes from the second on are checked, each up to the
+    // next onset.
+    assert!(starts.len() >= 5, "at least 5 notes in 6 s: {starts:?}");
+    let (high, low) = (100.0 / 127.0, 50.0 / 127.0);
+    let mut levels = Vec::new();
+    for w in starts[1..].windows(2) {
+        let (s, period) = (w[0], (w[1] - w[0]) as f64);
+        // lel-host frames per JACK frame (JACK's dummy clock runs slow,
+        // see jack_midi_plays_the_module_end_to_end).
+        let r = period / 36_000.0;
+        assert!(
+            (0.9..1.6).contains(&r),
+            "notes 36,000 JACK frames apart: {period}"
+        );
+        let at = |jack_frames: f64| s + (jack_frames * r) as usize;
+        let before_bend = &left[s + 1500..at(7000.0)];
+        let after_bend = &left[at(9500.0)..at(23_000.0)];
+        let level = peak(before_bend) as f64;
+        let bent = if (level - high).abs() < 0.01 {
+            true
+        } else {
+            assert!(
+                (level - low).abs() < 0.01,
+                "the level is CC 74's on channel 2 (100 or 50 of 127), not a decoy's: {level}"
+            );
+            false
+        };
+        levels.push(bent);
+        let f = dominant_frequency(before_bend, SR);
+        assert!(
+            (f - 440.0).abs() < 4.0,
+            "key 69 at 440 Hz (no decoy note or bend): {f}"
+        );
+        let want = if bent { 466.16 } else { 440.0 };
+        let f = dominant_frequency(after_bend, SR);
+        assert!((f - want).abs() < 4.0, "after the bend time {want} Hz: {f}");
+        assert!(
+            (peak(after_bend) as f64 - level).abs() < 0.01,
+            "the level holds through the note"
+        );
+        let end = s + left[s..]
+            .windows(64)
+            .position(|w| w.iter().all(|&x| x == 0.0))
+            .expect("the note ends");
+        let d = (end - s) as f64;
+        assert!(
+            (d / period - 24_000.0 / 36_000.0).abs() < 0.1,
+            "a note lasts 24,000 of 36,000 frames, found {d} of {period}"
+        );
+    }
+    assert!(
+        levels.windows(2).all(|w| w[0] != w[1]),
+        "the controller's two values alternate note by note: {levels:?}"
+    );
 }

@@ -183,6 +183,67 @@ fn osc_note_and_parameter_change_land_in_the_next_block() {
     );
 }
 
+/// `/lel/<signal>/cc i i` reaches the module as a control-change event on
+/// the first frame of the block after the packet arrived (the synth takes
+/// controller 7 as its gain until its cell's value returns at the next
+/// block), and a bundle's messages apply together, in order, at one block.
+#[test]
+fn osc_cc_and_bundles_land_in_the_next_block() {
+    let mut rig = Rig::new(&[]);
+    let c = client();
+    rig.blocks(4);
+    let note = OscPacket::Message(OscMessage {
+        addr: "/lel/synth/note".into(),
+        args: vec![OscType::Int(69), OscType::Int(127)],
+    });
+    let cc = OscPacket::Message(OscMessage {
+        addr: "/lel/synth/cc".into(),
+        args: vec![OscType::Int(7), OscType::Int(32)],
+    });
+    let bundle = rosc::encoder::encode(&OscPacket::Bundle(rosc::OscBundle {
+        timetag: (0, 1).into(),
+        content: vec![note, cc],
+    }))
+    .unwrap();
+    c.send_to(&bundle, rig.addr()).unwrap();
+    rig.take();
+    let at = rig.r.clock() as usize;
+    rig.blocks(3);
+    let left = rig.left();
+    assert_eq!(peak(&left[..at]), 0.0, "nothing before the bundle's block");
+    assert!(left[at + 1] != 0.0, "the note from the block's first frame");
+    let first = peak(&left[at..at + BLOCK]);
+    assert!(
+        (first - 32.0 / 127.0).abs() < 0.01,
+        "the note, then CC 7 = 32 at the same frame: {first}"
+    );
+    let next = peak(&left[at + BLOCK..at + 2 * BLOCK]);
+    assert!((next - 0.5).abs() < 0.01, "the cell's gain again: {next}");
+
+    // A lone /cc: exactly the block after it arrived.
+    c.send_to(
+        &msg("/lel/synth/cc", vec![OscType::Int(7), OscType::Int(100)]),
+        rig.addr(),
+    )
+    .unwrap();
+    rig.take();
+    let at = rig.r.clock() as usize;
+    rig.blocks(2);
+    let left = rig.left();
+    let levels = [
+        peak(&left[at - BLOCK..at]),
+        peak(&left[at..at + BLOCK]),
+        peak(&left[at + BLOCK..at + 2 * BLOCK]),
+    ];
+    let want = [0.5, 100.0 / 127.0, 0.5];
+    for (l, w) in levels.iter().zip(want) {
+        assert!(
+            (l - w).abs() < 0.01,
+            "block peaks {levels:?}, expected {want:?}"
+        );
+    }
+}
+
 #[test]
 fn osc_queries_are_answered_and_errors_change_nothing() {
     let mut rig = Rig::new(&[("sine", fixtures::sine(330.0, 0.25))]);

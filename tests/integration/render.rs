@@ -231,3 +231,40 @@ fn render_keeps_playing_the_good_modules_when_one_is_bad() {
     let f = dominant_frequency(&channel(&samples, 2, 0), 48_000);
     assert!((f - 440.0).abs() < 0.5, "the sine still rendered: {f}");
 }
+
+#[test]
+fn more_versions_loaded_at_once_than_the_queue_holds_join_in_order_without_a_hang() {
+    // 4 slots: the command queue holds 256 hand-overs. 300 versions of one
+    // sine (amplitudes 0.001 to 0.300, phase carried) are loaded before a
+    // single frame is rendered: the first 256 are handed over at the first
+    // block (the 256th plays), the other 44 at the next one (the 300th).
+    // It used to hang: the hand-over waited for room that only rendering
+    // makes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = Renderer::with_settings(lel_host::Settings {
+            sample_rate: SR,
+            channels: 1,
+            slots: 4,
+            cache_dir: None,
+            ..lel_host::Settings::default()
+        })
+        .unwrap();
+        for i in 1..=300 {
+            let amp = i as f64 / 1000.0;
+            r.load_bytes("sine", fixtures::sine(440.0, amp).as_bytes())
+                .unwrap();
+        }
+        let _ = tx.send(r.render(3 * 128));
+    });
+    let x = rx
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("300 loads and 3 blocks rendered (not a hang)");
+    for (n, &s) in x.iter().enumerate() {
+        let amp = if n < 128 { 0.256 } else { 0.3 };
+        assert!(
+            (s as f64 - sine_at(440.0, amp, n, SR)).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
+}

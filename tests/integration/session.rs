@@ -3,7 +3,9 @@
 //! `lel-host replay`ed: the replay must equal the recording sample for
 //! sample. The same run checks the console's `s` (solo), `+` (gain), `r`
 //! (retry a faulted signal) and `f` (restart with fresh state) in the
-//! recording, at the frames the session says they took effect. Damaged and
+//! recording, at the frames the session says they took effect, and a 0.2
+//! synth played over OSC (`--osc`: a note, a parameter change) whose row
+//! shows its parameter's value. Damaged and
 //! incomplete session folders get errors naming the file and the fault.
 
 use std::collections::HashMap;
@@ -12,8 +14,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::console::{INSTALL, Tmux, cpu, row};
-use crate::fixtures::sine;
+use crate::fixtures::{sine, synth};
+use crate::osc::{client, free_port, msg};
 use crate::util::*;
+use rosc::OscType;
 
 const SR: u32 = 48_000;
 const AMP: f64 = 0.2;
@@ -40,6 +44,28 @@ fn sine_with(freq: f64, code: &str) -> String {
         ),
         1,
     )
+}
+
+/// The energy of `x` within `hz +- 20` Hz, in dB (absolute: compare two
+/// windows of the same length).
+fn tone_db(x: &[f32], hz: f64) -> f64 {
+    let mag = spectrum(x);
+    let bin = SR as f64 / x.len() as f64;
+    let e: f64 = mag
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (*i as f64 * bin - hz).abs() <= 20.0)
+        .map(|(_, m)| m * m)
+        .sum();
+    10.0 * e.max(1e-300).log10()
+}
+
+/// The line under `signal`'s row: its parameters, if it has any.
+fn params_line<'a>(screen: &'a str, signal: &str) -> Option<&'a str> {
+    let r = row(screen, signal)?;
+    let mut lines = screen.lines().skip_while(|l| *l != r);
+    lines.next();
+    lines.next().filter(|l| l.contains("params: "))
 }
 
 /// Save `text` as `dir/name` the way editors do: a temp file renamed into place.
@@ -125,6 +151,9 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     write(&mods, "alpha.wat", &sine(440.0, AMP));
     write(&mods, "beta.wat", &sine(1000.0, AMP));
     write(&mods, "gamma.wat", &sine(660.0, AMP));
+    // A 0.2 synth (a `gain` parameter, notes), played over OSC.
+    write(&mods, "synth.wat", &synth());
+    let port = free_port();
     // Traps in every block of the first second: muted by the host until `r`.
     write(
         &mods,
@@ -135,7 +164,7 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         ),
     );
     let command = format!(
-        "{} run {} --device none --sample-rate {SR} --channels 1 --xfade 20 --record {} --session {}; echo \"exit status $?\"; sleep 60",
+        "{} run {} --device none --sample-rate {SR} --channels 1 --xfade 20 --osc {port} --record {} --session {}; echo \"exit status $?\"; sleep 60",
         lel_host_bin().display(),
         mods.display(),
         record.display(),
@@ -162,7 +191,7 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         }
     };
     t.wait("every signal listed", Duration::from_secs(60), |s| {
-        ["alpha", "beta", "gamma"]
+        ["alpha", "beta", "gamma", "synth"]
             .iter()
             .all(|n| row(s, n).and_then(cpu).is_some())
             && row(s, "delta").is_some_and(|r| r.contains("muted: trap"))
@@ -209,7 +238,45 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         ls.iter().filter(|l| l.what == "rollback").count() == 2
     });
 
-    // Rows: alpha (selected), beta, delta, gamma.
+    // The synth over OSC: a note (A5, velocity 64), then its `gain`
+    // parameter from 0.5 to 0.25; its row shows the parameter's value.
+    let osc = client();
+    let to: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let screen = t.wait(
+        "the synth's parameter in its row",
+        Duration::from_secs(10),
+        |s| params_line(s, "synth").is_some(),
+    );
+    let p = params_line(&screen, "synth").unwrap();
+    assert!(
+        p.contains("params: gain 0.5 "),
+        "the default: {p}\n{screen}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    osc.send_to(
+        &msg("/lel/synth/note", vec![OscType::Int(81), OscType::Int(64)]),
+        to,
+    )
+    .unwrap();
+    wait_session("the note", &|ls| ls.iter().any(|l| l.what == "note"));
+    std::thread::sleep(Duration::from_millis(500));
+    osc.send_to(&msg("/lel/synth/gain", vec![OscType::Float(0.25)]), to)
+        .unwrap();
+    wait_session("the parameter change", &|ls| {
+        ls.iter().any(|l| l.what == "param")
+    });
+    t.wait(
+        "the new value in the synth's row",
+        Duration::from_secs(10),
+        |s| params_line(s, "synth").is_some_and(|p| p.contains("params: gain 0.25 ")),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+
+    // Rows: alpha, beta, delta, gamma, synth; the first row selected at
+    // the first redraw is whichever loaded first: go up to alpha.
+    for _ in 0..4 {
+        t.keys("k");
+    }
     t.keys("m");
     wait_session("alpha muted", &|ls| count(ls, "mute", "on", "yes") == 1);
     t.keys("j");
@@ -332,6 +399,39 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
 
     // The console's keys, in the recording, at the frames they took effect.
     let span = |a: u64, b: u64| &live[a as usize..b as usize];
+    // OSC: the note starts the synth (A5, 880 Hz) on its frame; the
+    // parameter halves it (-6.02 dB) on its frame.
+    let note = ls.iter().find(|l| l.what == "note").unwrap();
+    assert_eq!(
+        (note.f["kind"].as_str(), note.f["number"].as_str()),
+        ("1", "81"),
+        "a note-on of key 81: {text}"
+    );
+    let param = ls.iter().find(|l| l.what == "param").unwrap();
+    assert_eq!(param.f["slot"], slot["synth"]);
+    assert_eq!(param.f["value"], "0.25", "{text}");
+    let (n0, p0) = (note.at, param.at);
+    const W: u64 = 9600;
+    assert!(p0 - n0 > 2 * W, "note at {n0}, parameter at {p0}");
+    // (Short windows around the note: beta's rollback, a step in the mix,
+    // is at least 300 ms before it.)
+    let silent = tone_db(span(n0 - W / 4, n0), 880.0);
+    let on = tone_db(span(n0, n0 + W / 4), 880.0);
+    assert!(
+        on - silent > 30.0,
+        "the note starts the synth: {silent:.1} -> {on:.1} dB"
+    );
+    let steady = tone_db(span(n0, n0 + W), 880.0);
+    let before_param = tone_db(span(p0 - W, p0), 880.0);
+    let halved = tone_db(span(p0, p0 + W), 880.0);
+    assert!(
+        (before_param - steady).abs() < 0.1,
+        "steady until the change: {steady:.2} then {before_param:.2} dB"
+    );
+    assert!(
+        (halved - before_param + 6.02).abs() < 0.1,
+        "gain 0.5 -> 0.25 is -6.02 dB: {before_param:.2} -> {halved:.2} dB"
+    );
     let (beta, alpha) = (&slot["beta"], &slot["alpha"]);
     let solo_on = frame_of(&ls, "solo", beta, "on", "yes", 0);
     let solo_off = frame_of(&ls, "solo", beta, "on", "no", 0);
@@ -353,6 +453,20 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         assert!(b > -1.0, "{what}: beta is all there is ({b:.1} dB)");
         assert!(gm < -60.0, "{what}: gamma is silent ({gm:.1} dB)");
     }
+    // No click from `s`, `+` and the unsolo: while they ramp, the sum of
+    // what plays (beta raised by 3 dB, gamma, the synth at 0.126, alpha
+    // muted just before) never steps further than its sines can.
+    let mute_at = frame_of(&ls, "mute", alpha, "on", "yes", 0);
+    let keys = span(mute_at, solo_off + 2 * XFADE);
+    let bound = sine_step_bound(AMP * 1.42, 1000.0, SR)
+        + sine_step_bound(AMP, 660.0, SR)
+        + sine_step_bound(AMP, 770.0, SR)
+        + sine_step_bound(0.13, 880.0, SR);
+    let step = max_step(keys);
+    assert!(
+        step <= bound,
+        "no click from m, s, + and unsolo: step {step} > {bound}"
+    );
     // `+`: 3 dB louder.
     let rise = db(rms(after)) - db(rms(before));
     assert!((rise - 3.0).abs() < 0.1, "`+` raised beta by {rise:.2} dB");
@@ -447,7 +561,7 @@ fn recorded_session(dir: &Path) -> std::path::PathBuf {
                 "--device",
                 "none",
                 "--seconds",
-                "0.5",
+                "1.5",
                 "--no-console",
                 "--session",
             ])
@@ -524,7 +638,10 @@ fn damaged_or_incomplete_sessions_are_refused_naming_the_file_and_the_fault() {
                     .collect();
                 std::fs::write(d.join("session.txt"), cut).unwrap()
             }),
-            vec!["session.txt: incomplete: no `end` line".into()],
+            vec![
+                "session.txt: incomplete: no `end` line".into(),
+                "`lel-host replay --partial` renders that much".into(),
+            ],
         ),
         (
             "a garbled line",
@@ -571,6 +688,46 @@ fn damaged_or_incomplete_sessions_are_refused_naming_the_file_and_the_fault() {
         }
         assert!(err.lines().count() <= 2, "{what}: one clear line:\n{err}");
     }
+    // A session cut short (the machine crashed: no `end`, a half-written
+    // last line) replays with `--partial` up to its last `played` line: the
+    // intact replay's first frames, bit for bit.
+    let (_, _, full) = read_wav(&out);
+    let cut = copy("cut");
+    let played: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("played ").map(|p| p.parse().unwrap()))
+        .collect();
+    let last = *played.last().expect("`played` lines every half second");
+    assert!(last >= 24_000, "{text}");
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("end ")).collect();
+    lines.push("96000 loa");
+    std::fs::write(cut.join("session.txt"), lines.join("\n")).unwrap();
+    let partial = dir.path().join("partial.wav");
+    let o = run_ok(
+        Command::new(lel_host_bin())
+            .arg("replay")
+            .arg(&cut)
+            .arg("--partial")
+            .arg("-o")
+            .arg(&partial)
+            .env("LEL_LOG", "info"),
+        "lel-host replay --partial",
+        "",
+    );
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("is cut short; left out"), "{log}");
+    assert!(log.contains(&format!("up to frame {last}")), "{log}");
+    let (_, _, some) = read_wav(&partial);
+    assert_eq!(
+        some.len() as u64,
+        last * 2,
+        "stereo, up to the last `played`"
+    );
+    assert!(
+        (0..some.len()).all(|i| some[i].to_bits() == full[i].to_bits()),
+        "the partial replay is the full one's beginning"
+    );
+
     let err = replay_error(&dir.path().join("nowhere"), &out);
     assert!(err.contains("nowhere: no such session folder"), "{err}");
 }
@@ -650,6 +807,65 @@ fn parameter_changes_and_notes_replay_bit_for_bit() {
         panic!(
             "the replay differs first at frame {i}: {} vs {}\n{text}",
             live[i], again[i]
+        );
+    }
+
+    // Damaged parameter and note lines are refused, naming the line
+    // (rather than replaying something else without a word).
+    let param = text.lines().find(|l| l.contains(" param ")).unwrap();
+    let note = text.lines().find(|l| l.contains(" note ")).unwrap();
+    let line_of = |l: &str| text.lines().position(|x| x == l).unwrap() + 1;
+    let slot = param
+        .split("slot=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let id = param
+        .split("id=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let value = param.split("value=").nth(1).unwrap();
+    let cases = [
+        (
+            param,
+            param.replace(&format!("id={id}"), "id=77"),
+            "has no parameter of id 77",
+        ),
+        (
+            param,
+            param.replace(&format!("slot={slot}"), "slot=9"),
+            "a control event for slot 9, where nothing was loaded before",
+        ),
+        (
+            param,
+            param.replace(&format!("value={value}"), "value=NaN"),
+            "a parameter's value must be a finite number",
+        ),
+        (
+            note,
+            note.replace("channel=0", "channel=16"),
+            "out of range",
+        ),
+    ];
+    for (i, (from, to, expect)) in cases.iter().enumerate() {
+        let d = dir.path().join(format!("damaged{i}"));
+        std::fs::create_dir_all(d.join("modules")).unwrap();
+        for m in std::fs::read_dir(session.join("modules")).unwrap() {
+            let m = m.unwrap().path();
+            std::fs::copy(&m, d.join("modules").join(m.file_name().unwrap())).unwrap();
+        }
+        assert_ne!(from, to, "the damage changes the line");
+        std::fs::write(d.join("session.txt"), text.replacen(from, to, 1)).unwrap();
+        let err = replay_error(&d, &dir.path().join("damaged.wav"));
+        let at = format!("session.txt line {}", line_of(from));
+        assert!(
+            err.contains(expect) && err.contains(&at),
+            "`{to}`: expected `{at}: ... {expect}` in:\n{err}"
         );
     }
 }

@@ -107,6 +107,10 @@ pub struct Control {
     /// Replaying a session: the control side starts nothing by itself (no
     /// restart after a fault); the session says what was started.
     replaying: bool,
+    /// Commands for the audio thread that did not fit its queue (nobody
+    /// rendered for a while: many versions loaded into a `Renderer` at
+    /// once, or a stalled device), sent in order as room frees up.
+    unsent: std::collections::VecDeque<Command>,
 }
 
 impl Control {
@@ -137,6 +141,7 @@ impl Control {
                 sample_rate: settings.sample_rate,
                 max_frames: settings.block,
                 init_timeout: settings.init_timeout,
+                compile_limit: settings.compile_limit,
                 limits: settings.limits.clone(),
             },
             settings.cache_dir.clone(),
@@ -157,6 +162,7 @@ impl Control {
             next_param_id: 0,
             session: None,
             replaying: false,
+            unsent: std::collections::VecDeque::new(),
         };
         Ok((control, mixer))
     }
@@ -294,23 +300,12 @@ impl Control {
                 against: hand.against,
             });
         }
-        let mut cmd = Command::Load {
+        self.send(Command::Load {
             slot,
             version,
             fade_in,
             restart: hand.restart,
-        };
-        // The queue is large; if the audio thread is not draining it (a
-        // stalled device), wait rather than drop a version.
-        loop {
-            match self.link.commands.push(cmd) {
-                Ok(()) => break,
-                Err(rtrb::PushError::Full(c)) => {
-                    cmd = c;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
+        });
         report
     }
 
@@ -321,7 +316,7 @@ impl Control {
             return false;
         };
         if rec.playing.is_some() {
-            let _ = self.link.commands.push(Command::Unload { slot: rec.slot });
+            self.send(Command::Unload { slot: rec.slot });
             // The slot is reused only once the audio thread reports it empty.
             true
         } else {
@@ -333,6 +328,7 @@ impl Control {
     /// Drop what the audio thread retired, print guest log lines, and turn
     /// events into notices (also logged with `tracing`).
     pub fn poll(&mut self) -> Vec<Notice> {
+        self.send_unsent();
         while let Ok(g) = self.link.garbage.pop() {
             match g {
                 Garbage::Version(v) => drop(v),
@@ -358,7 +354,9 @@ impl Control {
                 notices.push(n);
             }
         }
+        let played = self.clock();
         if let Some(session) = &mut self.session {
+            session.played(played);
             session.flush();
         }
         notices
@@ -409,10 +407,32 @@ impl Control {
     /// Send a command to the audio thread (replay: unloads and forced
     /// faults by slot).
     pub(crate) fn command(&mut self, cmd: Command) -> anyhow::Result<()> {
-        self.link
-            .commands
-            .push(cmd)
-            .map_err(|_| anyhow::anyhow!("the command queue is full"))
+        self.send(cmd);
+        Ok(())
+    }
+
+    /// Send `cmd` to the audio thread, after any that wait. The queue is
+    /// large; when the audio thread has not drained it (nobody rendered,
+    /// or the device stalled), the command waits here, in order, rather
+    /// than being dropped or blocking the control side.
+    fn send(&mut self, cmd: Command) {
+        self.send_unsent();
+        if !self.unsent.is_empty() {
+            self.unsent.push_back(cmd);
+        } else if let Err(rtrb::PushError::Full(cmd)) = self.link.commands.push(cmd) {
+            self.unsent.push_back(cmd);
+        }
+    }
+
+    /// Move waiting commands into the audio thread's queue, as far as they
+    /// fit (called before each offline block and at every poll).
+    pub(crate) fn send_unsent(&mut self) {
+        while let Some(cmd) = self.unsent.pop_front() {
+            if let Err(rtrb::PushError::Full(cmd)) = self.link.commands.push(cmd) {
+                self.unsent.push_front(cmd);
+                break;
+            }
+        }
     }
 
     /// Queue a control event by slot (replay). A parameter change also

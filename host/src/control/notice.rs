@@ -154,19 +154,22 @@ impl Control {
 
     /// `version` of `signal` faulted in its first blocks after a swap that
     /// carried state into it: the state may be the cause (a NaN in a filter
-    /// memory, say). Ask once for the same file again with fresh state; the
-    /// words to add to the fault's message.
+    /// memory, say). Ask once for the same version (its very bytes, whether
+    /// it came from a file or not) again with fresh state; the words to add
+    /// to the fault's message. Not when a newer version is playing or on its
+    /// way (it decides what plays next).
     fn restart_fresh(&mut self, signal: &str, version: u64) -> String {
         const CAUSE: &str =
             "; the state carried over from the previous version may have caused this";
-        let path = self.signals.get(signal).and_then(|rec| {
-            let latest = rec.playing.as_ref().is_some_and(|p| p.current == version);
+        let again = self.signals.get(signal).and_then(|rec| {
+            let playing = rec.playing.as_ref()?;
             let idle = matches!(rec.load, super::pipeline::Status::Idle);
-            rec.path.clone().filter(|_| latest && idle)
+            (playing.current == version && idle)
+                .then(|| (playing.binary.to_vec(), rec.path.clone()))
         });
-        match path {
-            Some(path) => {
-                self.request(super::Request::file(signal, path).with_fresh_state());
+        match again {
+            Some((bytes, path)) => {
+                self.request(super::Request::bytes(signal, bytes, path).with_fresh_state());
                 format!("{CAUSE}: restarting this version once with fresh state")
             }
             None => CAUSE.to_string(),

@@ -517,6 +517,11 @@ impl Control {
         self.pipeline.ready.drain(..).collect()
     }
 
+    /// Whether a request is being prepared or ready to be handed over.
+    pub fn loading(&self) -> bool {
+        !self.pipeline.in_flight.is_empty() || !self.pipeline.ready.is_empty()
+    }
+
     /// A worker finished: hand the version over (if the signal still wants
     /// it), record the outcome, and start the request that waited for it.
     fn finish(&mut self, done: Done) {

@@ -24,6 +24,8 @@ pub struct Settings {
     /// runaway only after using this much CPU time (replaces `call_budget`).
     pub runaway: Option<Duration>,
     pub init_timeout: Duration,
+    /// CPU time one module's compile may use before it is rejected.
+    pub compile_limit: Duration,
     pub fade: Duration,
     /// Crossfade on swap (zero: instant swap).
     pub xfade: Duration,
@@ -53,6 +55,7 @@ impl Default for Settings {
             call_budget: 0.5,
             runaway: None,
             init_timeout: Duration::from_secs(1),
+            compile_limit: crate::loader::cache::COMPILE_CPU_LIMIT,
             fade: Duration::from_millis(10),
             xfade: Duration::ZERO,
             rollback: Duration::from_secs(3),

@@ -1,7 +1,7 @@
 //! The live console of `lel-host run` on a terminal: a full-screen view
 //! (ratatui + crossterm) with one row per signal (state and why, version
 //! and age, file, CPU share of the block, a peak/RMS level meter with a clip
-//! mark), a header (output, rate, block, threads, master meter, late blocks,
+//! mark, its parameters with their values), a header (output, rate, block, threads, master meter, late blocks,
 //! lost time) and a pane with the latest log lines; keys mute, solo, change
 //! gain (control events, ramped by the mixer), reload, restart fresh and
 //! quit. While it is up, log lines go to its pane instead of stderr
@@ -19,13 +19,13 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::{cursor, execute, terminal};
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::load_watch::LoadWatch;
-use crate::control::{Control, Loaded, Notice, Request};
+use crate::control::{Control, Loaded, Notice, ParamInfo, Request};
 use crate::rt::level::Level;
 
 /// Log lines kept for the pane.
@@ -155,6 +155,9 @@ struct SignalRow {
     cpu_peak: f64,
     level: Level,
     clip_until: Option<Instant>,
+    /// The parameters of the version playing, with their values
+    /// (`lel:signal@0.2.0`; empty for a signal without any).
+    params: Vec<ParamInfo>,
 }
 
 impl SignalRow {
@@ -174,6 +177,7 @@ impl SignalRow {
             cpu_peak: 0.0,
             level: Level::default(),
             clip_until: None,
+            params: Vec::new(),
         }
     }
 
@@ -490,6 +494,7 @@ impl Console {
                     }
                 }
             }
+            row.params = control.params(name).unwrap_or_default();
             row.cpu = load.latest(name);
             if let Some((_, peak)) = row.cpu {
                 row.cpu_peak = row.cpu_peak.max(peak);
@@ -533,6 +538,12 @@ impl Console {
             )),
         ];
         let any_solo = self.rows.values().any(|r| r.solo);
+        // A signal's parameters go on a second line of its row, drawn over
+        // the table from the state column to the right border (a table
+        // cell would cut them at the state column's width): (the row's
+        // first line among the table's lines, the text, selected).
+        let mut params_lines: Vec<(u16, String, bool)> = Vec::new();
+        let mut line_at = 0u16;
         let rows: Vec<Row> = self
             .rows
             .iter()
@@ -556,15 +567,28 @@ impl Console {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
+                let height = match params_text(&r.params) {
+                    Some(p) => {
+                        params_lines.push((line_at, p, selected));
+                        2
+                    }
+                    None => 1,
+                };
+                line_at += height;
                 let row = Row::new(vec![
-                    format!("{} {name}", if selected { ">" } else { " " }),
-                    state_text(r, any_solo, now),
-                    version,
-                    cpu,
-                    format!("{} {}", meter(r.level), clip_mark(r.clip_until, now)),
-                    gain_text(r.gain_db),
-                    file,
-                ]);
+                    Cell::from(format!("{} {name}", if selected { ">" } else { " " })),
+                    Cell::from(state_text(r, any_solo, now)),
+                    Cell::from(version),
+                    Cell::from(cpu),
+                    Cell::from(format!(
+                        "{} {}",
+                        meter(r.level),
+                        clip_mark(r.clip_until, now)
+                    )),
+                    Cell::from(gain_text(r.gain_db)),
+                    Cell::from(file),
+                ])
+                .height(height);
                 if selected {
                     row.style(Style::default().add_modifier(Modifier::REVERSED))
                 } else {
@@ -572,7 +596,7 @@ impl Console {
                 }
             })
             .collect();
-        let table_height = rows.len().max(1) as u16 + 3;
+        let table_height = line_at.max(1) + 3;
         let lines: Vec<String> = capture()
             .as_ref()
             .map(|(l, _)| l.iter().cloned().collect())
@@ -611,6 +635,25 @@ impl Console {
                 )
                 .block(Block::bordered().title(" signals "));
             f.render_widget(t, table);
+            // Inside the border, under the header; the state column starts
+            // after the name's 16 columns and one space.
+            let inner = Block::bordered().inner(table);
+            let x = inner.x + 17;
+            for (at, text, selected) in &params_lines {
+                let y = inner.y + 1 + at + 1;
+                if y >= inner.bottom() || x >= inner.right() {
+                    continue;
+                }
+                let style = if *selected {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
+                f.render_widget(
+                    Paragraph::new(text.as_str()).style(style),
+                    Rect::new(x, y, inner.right() - x, 1),
+                );
+            }
             let shown = log.height.saturating_sub(2) as usize;
             let tail: Vec<Line> = lines[lines.len().saturating_sub(shown)..]
                 .iter()
@@ -677,6 +720,38 @@ fn state_text(r: &SignalRow, any_solo: bool, now: Instant) -> String {
         s.push_str(n);
     }
     s
+}
+
+/// `params: cutoff 800 Hz, q 0.7, gain 0.5`, in the version's order;
+/// `None` when it declares none.
+fn params_text(params: &[ParamInfo]) -> Option<String> {
+    if params.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = params
+        .iter()
+        .map(|p| {
+            let unit = if p.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", p.unit)
+            };
+            format!("{} {}{unit}", p.key, number(p.value))
+        })
+        .collect();
+    Some(format!("params: {}", each.join(", ")))
+}
+
+/// A parameter's value in at most three decimals, without trailing zeros:
+/// `800`, `0.5`, `0.125`, `-12.5`.
+fn number(v: f32) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 fn db(x: f32) -> f32 {
@@ -785,6 +860,33 @@ mod tests {
         });
         assert_eq!(m, "[###########....|] -20.0   0.0");
         assert_eq!(meter(Level::default()), "[................]  -inf  -inf");
+    }
+
+    #[test]
+    fn parameters_read_as_key_value_unit() {
+        let p = |key: &str, value: f32, unit: &str| ParamInfo {
+            key: key.into(),
+            index: 0,
+            value,
+            default: 0.0,
+            min: -1000.0,
+            max: 20000.0,
+            unit: unit.into(),
+            steps: 0,
+            user_set: false,
+        };
+        assert_eq!(params_text(&[]), None);
+        assert_eq!(
+            params_text(&[
+                p("cutoff", 800.0, "Hz"),
+                p("q", 0.6667, ""),
+                p("trim", -0.0001, "dB")
+            ])
+            .unwrap(),
+            "params: cutoff 800 Hz, q 0.667, trim 0 dB"
+        );
+        assert_eq!(number(0.5), "0.5");
+        assert_eq!(number(-12.5), "-12.5");
     }
 
     #[test]

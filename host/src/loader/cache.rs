@@ -5,14 +5,16 @@
 //! [`DEFAULT_DISK_BYTES`], or `LEL_CACHE_MEMORY_MB` / `LEL_CACHE_DISK_MB`).
 //! Identical bytes are compiled once even when several loads ask at the same
 //! time (two signals with the same module, a retry): the first compiles, the
-//! others wait for its result ([`Flight`]).
-//! Runs on loader threads (disk writes and eviction on a writer thread).
+//! others wait for its result ([`Flight`]). A compile runs on a thread of
+//! its own and is abandoned past its CPU-time limit ([`compile_bounded`]).
+//! Runs on loader threads (compiles on `lel-compile` threads, disk writes
+//! and eviction on a writer thread).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use wasmtime::{Engine, Module};
 
@@ -149,6 +151,95 @@ fn module_bytes(module: &Module) -> u64 {
     (range.end as usize - range.start as usize) as u64
 }
 
+/// CPU time one module's compile may use. No hand-written or SDK-built
+/// signal comes near it (they compile in milliseconds); modules within the
+/// size limits that would compile for much longer exist (deeply nested
+/// blocks, thousands of locals live through a long function).
+pub const COMPILE_CPU_LIMIT: Duration = Duration::from_secs(5);
+
+/// What a compile thread says.
+enum CompileMsg {
+    /// Its CPU clock and thread id, as it starts.
+    Started(libc::clockid_t, libc::pid_t),
+    Done(wasmtime::Result<Module>),
+}
+
+/// Compile `bytes` on a thread of its own (named `lel-compile`, at the
+/// loaders' lower priority), judged by the CPU time that thread used: past
+/// `cpu` (or, on a machine too busy to give it the CPU, 20 times that in
+/// wall time), the compile is abandoned with a message naming the limit.
+/// wasmtime cannot stop a compile, so the abandoned thread runs on to its
+/// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
+/// and its module is dropped. Modules are compiled one function after the
+/// other on that thread (`parallel_compilation` is off), so an abandoned
+/// compile holds no shared compiler thread.
+fn compile_bounded(engine: &Engine, bytes: &[u8], cpu: Duration) -> wasmtime::Result<Module> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (engine, owned) = (engine.clone(), bytes.to_vec());
+    std::thread::Builder::new()
+        .name("lel-compile".into())
+        .spawn(move || {
+            crate::rt::priority::background();
+            let mut clock: libc::clockid_t = 0;
+            // SAFETY: `clock` is a valid place for the id; `pthread_self` is
+            // this (live) thread. On failure the clock is not used.
+            let ok = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0;
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            if ok {
+                let _ = tx.send(CompileMsg::Started(clock, tid));
+            }
+            let _ = tx.send(CompileMsg::Done(Module::new(&engine, &owned)));
+        })?;
+    let start = std::time::Instant::now();
+    let mut thread = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(CompileMsg::Done(result)) => return result,
+            Ok(CompileMsg::Started(clock, tid)) => thread = Some((clock, tid)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(wasmtime::Error::msg("the compiler panicked"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let used = thread.and_then(|(clock, _)| cpu_of(clock));
+        let over_cpu = used.is_some_and(|u| u > cpu);
+        if over_cpu || start.elapsed() > cpu * 20 {
+            if let Some((_, tid)) = thread {
+                idle(tid);
+            }
+            let what = if over_cpu { "CPU" } else { "wall" };
+            return Err(wasmtime::Error::msg(format!(
+                "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
+                cpu.as_secs_f64()
+            )));
+        }
+    }
+}
+
+/// CPU time used by the thread whose CPU clock is `clock` (`None` once it
+/// has exited).
+fn cpu_of(clock: libc::clockid_t) -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock of a thread that
+    // has exited makes the call fail (EINVAL), which is handled.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// Move thread `tid` of this process to SCHED_IDLE.
+fn idle(tid: libc::pid_t) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param; an id of a thread that has
+    // exited makes the call fail, which is harmless.
+    unsafe {
+        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
+    }
+}
+
 /// One compile under way, and its result once there: the loads that ask for
 /// the same hash meanwhile wait for it instead of compiling again.
 #[derive(Default)]
@@ -181,6 +272,8 @@ impl Flight {
 pub struct ModuleCache {
     dir: Option<PathBuf>,
     limits: CacheLimits,
+    /// CPU time one compile may use ([`COMPILE_CPU_LIMIT`] by default).
+    compile_cpu: Duration,
     memory: Mutex<Lru>,
     /// Compiles (or disk loads) under way, by hash.
     in_flight: Mutex<HashMap<Hash, Arc<Flight>>>,
@@ -198,10 +291,17 @@ impl ModuleCache {
         ModuleCache {
             dir,
             limits,
+            compile_cpu: COMPILE_CPU_LIMIT,
             memory: Mutex::new(Lru::default()),
             in_flight: Mutex::default(),
             writers: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Stop compiles that use more than `cpu` of CPU time.
+    pub fn with_compile_limit(mut self, cpu: Duration) -> Self {
+        self.compile_cpu = cpu;
+        self
     }
 
     /// The compiled module for `bytes`, compiling it at most once while it
@@ -288,7 +388,7 @@ impl ModuleCache {
         if let Some(m) = self.load_disk(engine, hash) {
             return Ok((m, Source::Disk));
         }
-        let m = Module::new(engine, bytes)?;
+        let m = compile_bounded(engine, bytes, self.compile_cpu)?;
         // Off the reload's critical path: the swap need not wait for the
         // disk.
         if let Some(dir) = self.dir.clone() {

@@ -144,6 +144,8 @@ pub struct LoaderConfig {
     pub sample_rate: u32,
     pub max_frames: u32,
     pub init_timeout: Duration,
+    /// CPU time one module's compile may use.
+    pub compile_limit: Duration,
     pub limits: GuestLimits,
 }
 
@@ -192,7 +194,7 @@ impl Loader {
     ) -> Self {
         Loader {
             runtime,
-            cache: ModuleCache::new(cache_dir),
+            cache: ModuleCache::new(cache_dir).with_compile_limit(config.compile_limit),
             config,
             next_id: AtomicU64::new(1),
         }

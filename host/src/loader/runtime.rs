@@ -47,8 +47,12 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
-        start_compile_pool();
         let mut config = Config::new();
+        // Each module is compiled on its own thread, function after function
+        // (see `cache::compile_bounded`): a compile that must be abandoned
+        // then holds no shared compiler thread, and loads of different
+        // signals still compile side by side on their own threads.
+        config.parallel_compilation(false);
         config.allocation_strategy(pooling(limits));
         config
             .epoch_interruption(true)
@@ -119,21 +123,6 @@ impl Runtime {
     pub fn ticks_for(budget: Duration) -> u64 {
         crate::rt::cpu::ticks_for(budget)
     }
-}
-
-/// wasmtime compiles the functions of a module in parallel on rayon's global
-/// thread pool. lel-host starts that pool itself, before the first compile:
-/// one thread per core (bounded), named `lel-compile-N`, each at the
-/// loaders' lower priority (nice 5, [`crate::rt::priority::background`]).
-/// Otherwise the pool would start on whichever thread compiles first (the
-/// control thread, for the audio thread's warm-up module) and inherit its
-/// normal priority, competing with playback and the control loop. Building
-/// the global pool works once per process; later calls change nothing.
-pub fn start_compile_pool() {
-    let _ = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("lel-compile-{i}"))
-        .start_handler(|_| crate::rt::priority::background())
-        .build_global();
 }
 
 /// Versions (instances) alive at once in one engine: 1,000 signals, each

@@ -15,8 +15,8 @@ use super::params::BlockEvent;
 use super::strip::PENDING_CAPACITY;
 use super::version::Version;
 
-/// A fault within this many blocks of a swap that carried state is reported
-/// as possibly caused by that state.
+/// A fault within this many blocks of a swap that carried state (or of the
+/// end of its crossfade) is reported as possibly caused by that state.
 pub const CARRY_SUSPECT_BLOCKS: u64 = 4;
 
 /// A level above +24 dBFS for more than one block is a fault.
@@ -356,7 +356,9 @@ impl Slot {
     /// A version failed: silence it and, if a good version is at hand, go back to it.
     fn fault(&mut self, v: Box<Version>, fault: Fault, ctx: &BlockCtx, out: &mut SlotOutbox) {
         let after_carry = self.carried_swap.is_some_and(|(id, at)| {
-            id == v.id && ctx.clock < at + CARRY_SUSPECT_BLOCKS * ctx.frames as u64
+            id == v.id
+                && ctx.clock
+                    < at + CARRY_SUSPECT_BLOCKS * ctx.frames as u64 + ctx.xfade_frames as u64
         });
         out.event(Event::Faulted {
             slot: self.id,
