@@ -336,6 +336,11 @@ export function pitch(): f64 {
 }
 /// The last note-on's velocity, 0..1.
 export function velocity(): f64 { return notes_ ? <f64>load<f32>(notes_, 12) : 0.0; }
+/// The last key played, 0..127 (69 before any note).
+export function key(): f64 {
+  if (!notes_) return 69.0;
+  return load<u32>(notes_, 8) ? <f64>load<u32>(notes_) : 69.0;
+}
 /// Controller `c`, 0..1.
 export function cc(c: u32): f64 { return notes_ ? <f64>load<f32>(notes_ + 32 + (<usize>(c & 127) << 2)) : 0.0; }
 /// The pitch bend, -1..1.
