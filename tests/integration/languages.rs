@@ -785,10 +785,10 @@ fn score(r: &mut Renderer, signal: &str) -> Vec<f32> {
 }
 
 /// The poly-synth's languages besides Rust (its reference).
-const POLY_LANGS: [&str; 2] = ["c", "zig"];
+const POLY_LANGS: [&str; 3] = ["c", "zig", "as"];
 
 #[test]
-fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
+fn the_poly_synth_sounds_the_same_in_rust_c_zig_and_assemblyscript() {
     let (mut r, s) = play_poly("rust");
     let reference = score(&mut r, &s);
     assert!(rms(&reference) > 0.02, "poly-synth-rust is audible");
@@ -807,7 +807,7 @@ fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
 
 #[test]
 fn the_poly_synth_plays_chords_and_the_ninth_note_steals_the_oldest() {
-    for lang in ["rust", "c", "zig"] {
+    for lang in ["rust", "c", "zig", "as"] {
         let (mut r, s) = play_poly(lang);
         for k in CHORD {
             note_on(&mut r, &s, k, 1.0, 0);
@@ -849,13 +849,15 @@ fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
     let (mut r, s) = play_poly("rust");
     setup(&mut r, &s);
     let straight = r.render(before + after);
-    // The same instrument rebuilt, or its C or Zig build in its place: every
+    // The same instrument rebuilt, or its C, Zig or AssemblyScript build in
+    // its place: every
     // voice's phase, filter and envelope, the voice table and the note
     // state carried, the cutoff the player set kept.
     for (lang, bytes) in [
         ("rust", another_version(module("poly-synth", "rust"))),
         ("c", module("poly-synth", "c").to_vec()),
         ("zig", module("poly-synth", "zig").to_vec()),
+        ("as", module("poly-synth", "as").to_vec()),
     ] {
         let (mut r, s) = play_poly("rust");
         setup(&mut r, &s);
