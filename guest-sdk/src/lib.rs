@@ -107,8 +107,8 @@ pub const DEFAULT_OUTPUT_SAMPLES: usize = contract::DEFAULT_OUTPUT_SAMPLES;
 pub mod prelude {
     pub use crate::math::{PI, TAU, cos, exp, floor, hz_from_midi, sin, tanh};
     pub use crate::{
-        Ctx, Mode, Node, Param, Voice, adsr, ar, bend, cc, func, gate, noise, osc, param, pitch,
-        poly, pressure, saw, silence, sine, square, stereo, triangle, value, velocity,
+        Ctx, Mode, Node, Param, Voice, adsr, ar, bend, cc, func, gate, key, noise, osc, param,
+        pitch, poly, pressure, saw, silence, sine, square, stereo, triangle, value, velocity,
     };
 }
 

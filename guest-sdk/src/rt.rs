@@ -22,7 +22,9 @@ use crate::node::Node;
 /// does not fit fails to compile.
 pub const GRAPH_BYTES: usize = 64 * 1024;
 
-/// Frames `process` renders per loop iteration (see `Runtime::render`).
+/// Frames `process` renders per loop iteration (see `run`). 8 measured no
+/// faster than 4 on the SDK chain (`cargo bench -p lel-host`, part 3) and
+/// made the examples' code too large (`drum-pattern` over 64 KB).
 const UNROLL: usize = 4;
 
 /// The state region: a static buffer aligned to 16 bytes.

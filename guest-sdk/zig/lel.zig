@@ -242,10 +242,10 @@ pub const Claim = struct {
     name: ?[]const u8 = null,
 };
 
-/// Claims `size` bytes aligned to `alignment` under `key`: the block, or
+/// Claims `size` bytes aligned to `alignment` under `name`: the block, or
 /// the error (logged); only inside `setup`.
-pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(constants.claim_align) u8 {
-    const r = host.claim(key.ptr, @intCast(key.len), @bitCast(size), @bitCast(alignment));
+pub fn claimBytes(name: []const u8, size: u32, alignment: u32) Error![*]align(constants.claim_align) u8 {
+    const r = host.claim(name.ptr, @intCast(name.len), @bitCast(size), @bitCast(alignment));
     if (r < 0) {
         var msg: [constants.max_key_len + 40]u8 = undefined;
         var n: usize = 0;
@@ -253,7 +253,7 @@ pub fn claimBytes(key: []const u8, size: u32, alignment: u32) Error![*]align(con
             msg[n] = c;
             n += 1;
         }
-        for (key[0..@min(key.len, constants.max_key_len)]) |c| {
+        for (name[0..@min(name.len, constants.max_key_len)]) |c| {
             msg[n] = c;
             n += 1;
         }
@@ -278,11 +278,11 @@ fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(constants.claim_a
     var index = rt.counters[slot];
     rt.counters[slot] += 1;
     if (opt.name) |name| return claimBytes(name, size, constants.claim_align);
-    var key: [24]u8 = undefined;
+    var buf: [24]u8 = undefined;
     const tag = @tagName(kind);
-    @memcpy(key[0..tag.len], tag);
+    @memcpy(buf[0..tag.len], tag);
     var n = tag.len;
-    key[n] = '#';
+    buf[n] = '#';
     n += 1;
     var digits: [10]u8 = undefined;
     var d: usize = 0;
@@ -294,10 +294,10 @@ fn claimKind(kind: Kind, size: u32, opt: Claim) Error![*]align(constants.claim_a
     }
     while (d > 0) {
         d -= 1;
-        key[n] = digits[d];
+        buf[n] = digits[d];
         n += 1;
     }
-    return claimBytes(key[0..n], size, constants.claim_align);
+    return claimBytes(buf[0..n], size, constants.claim_align);
 }
 
 // ---- parameters and notes (contract 0.2) ------------------------------------
@@ -316,13 +316,13 @@ pub const Param = struct {
     target: f64 = nan,
     step: f64 = 0,
 
-    /// Declares `key` with its default, range, unit ("" for none) and
+    /// Declares `name` with its default, range, unit ("" for none) and
     /// steps (0 continuous, n >= 2 values).
-    pub fn claim(self: *Param, key: []const u8, default: f64, min: f64, max: f64, unit: []const u8, steps: u32) Error!void {
+    pub fn claim(self: *Param, name: []const u8, default: f64, min: f64, max: f64, unit: []const u8, steps: u32) Error!void {
         self.* = .{ .y = default };
         self.smooth(if (steps == 0) 0.02 else 0.0);
         if (rt.n_params >= max_params) return error.TooManyParams;
-        const r = host_param(key.ptr, @intCast(key.len), @floatCast(default), @floatCast(min), @floatCast(max), unit.ptr, @intCast(unit.len), @bitCast(steps));
+        const r = host_param(name.ptr, @intCast(name.len), @floatCast(default), @floatCast(min), @floatCast(max), unit.ptr, @intCast(unit.len), @bitCast(steps));
         if (r < 0) {
             log(.err, "lel: init failed, param rejected");
             return fromCode(r);
@@ -408,9 +408,9 @@ pub fn notes() Error!void {
     rt.notes = @ptrCast(p);
 }
 
-/// `440 exp((key - 69 + 2 bend) ln2 / 12)`: `key` bent by `bend` (-1..1).
-pub fn keyHz(key: f64, bend_value: f64) f64 {
-    return 440.0 * exp((key - 69.0 + 2.0 * bend_value) * (0.69314718055994530942 / 12.0));
+/// `440 exp((k - 69 + 2 bend) ln2 / 12)`: `k` bent by `bend` (-1..1).
+pub fn keyHz(k: f64, bend_value: f64) f64 {
+    return 440.0 * exp((k - 69.0 + 2.0 * bend_value) * (0.69314718055994530942 / 12.0));
 }
 
 /// 1 while the last key played is held, else 0.
@@ -425,6 +425,11 @@ pub fn pitch() f64 {
 /// The last note-on's velocity, 0..1.
 pub fn velocity() f64 {
     return if (rt.notes) |n| n.velocity else 0;
+}
+/// The last key played, 0..127 (69 before any note).
+pub fn key() f64 {
+    const n = rt.notes orelse return 69.0;
+    return if (n.played != 0) @floatFromInt(n.key) else 69.0;
 }
 /// Controller `c`, 0..1.
 pub fn cc(c: u7) f64 {
@@ -823,12 +828,12 @@ pub const Poly = struct {
         self.bend = std.math.nan(f32);
     }
 
-    fn noteOn(s: *PolyState, n: u32, key: u32, vel: f32) u32 {
+    fn noteOn(s: *PolyState, n: u32, k: u32, vel: f32) u32 {
         var pick: u32 = n;
         var i: u32 = 0;
         while (i < n) : (i += 1) {
             const v = &s.voices[i];
-            if (v.used != 0 and v.key == key and (pick == n or v.on >= s.voices[pick].on)) pick = i;
+            if (v.used != 0 and v.key == k and (pick == n or v.on >= s.voices[pick].on)) pick = i;
         }
         if (pick == n) {
             var best: u64 = 0;
@@ -853,7 +858,7 @@ pub const Poly = struct {
         const v = &s.voices[pick];
         s.order += 1;
         v.gate = if (v.gate != 0) 2 else 1;
-        v.key = key;
+        v.key = k;
         v.velocity = vel;
         v.used = 1;
         v.on = s.order;

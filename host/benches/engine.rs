@@ -172,10 +172,18 @@ fn main() {
         pool::pool();
         return;
     }
+    // `-- dump MODULE OUT`: the machine code lel-host's own engine makes of
+    // MODULE, as an ELF file (`objdump -d OUT`), to see the checks it emits.
+    if let Some(at) = args.iter().position(|a| a == "dump") {
+        let runtime = lel_host::testing::Runtime::new().unwrap();
+        let module = wasmtime::Module::from_file(&runtime.engine, &args[at + 1]).unwrap();
+        std::fs::write(&args[at + 2], module.serialize().unwrap()).unwrap();
+        return;
+    }
     println!("machine: {}", machine());
     let reps = reps();
     // LEL_BENCH_PARTS=4,5 runs only those parts (all by default).
-    let parts = std::env::var("LEL_BENCH_PARTS").unwrap_or_else(|_| "1,2,3,4,5,6".into());
+    let parts = std::env::var("LEL_BENCH_PARTS").unwrap_or_else(|_| "1,2,3,4,5,6,7".into());
     let part = |n: &str| parts.split(',').any(|p| p.trim() == n);
     if part("1") {
         voices_vs_native(reps);
@@ -196,12 +204,14 @@ fn main() {
         where_the_time_goes(reps);
     }
     println!("load average at the end: {}", load());
-    pool::pool();
-    pool::claims();
+    if part("7") {
+        pool::pool();
+        pool::claims();
+    }
 }
 
 /// Section 1: the raw workload, wasm through the engine vs native, one
-/// sample per loop iteration and four (the same code, unrolled, on both
+/// sample per loop iteration and eight (the same code, unrolled, on both
 /// sides).
 fn voices_vs_native(reps: usize) {
     println!(
@@ -209,7 +219,7 @@ fn voices_vs_native(reps: usize) {
          48 kHz in {BLOCK}-frame blocks, wasm through lel-host vs the same Rust code native, {reps} rounds:"
     );
     for (n, seconds) in [(1usize, 60usize), (100, 10), (1000, 1)] {
-        for unroll in [1usize, 4] {
+        for unroll in [1usize, 8] {
             let wasm_path = voices_wasm(n, unroll);
             let frames = SR as usize * seconds;
             let mut wasm = engine(2);
@@ -257,6 +267,7 @@ fn native_voices(bank: &mut bench_voices::Bank, unroll: usize, out: &mut [f32]) 
         let s = match unroll {
             4 => bank.process_unrolled::<4>(frames),
             8 => bank.process_unrolled::<8>(frames),
+            16 => bank.process_unrolled::<16>(frames),
             _ => bank.process(frames),
         };
         chunk.copy_from_slice(s);
@@ -407,7 +418,7 @@ fn where_the_time_goes(reps: usize) {
         );
     };
     const N: usize = 100;
-    for unroll in [1usize, 4, 8] {
+    for unroll in [1usize, 4, 8, 16] {
         let path = voices_wasm(N, unroll);
         let mut native = Box::new(bench_voices::Bank::new());
         native.init(SR, N);
@@ -485,7 +496,7 @@ fn versus_scsynth(reps: usize) {
     let score = dir.join("voices.osc");
     std::fs::write(&score, sc::score(n, seconds)).unwrap();
     std::fs::write(dir.join("voice.scsyndef"), sc::synthdef("voice")).unwrap();
-    for unroll in [1usize, 4] {
+    for unroll in [1usize, 8] {
         let wasm = dir.join(format!("voices-{n}-x{unroll}.wasm"));
         println!("  guest with {unroll} frame(s) per loop iteration:");
         scsynth_round(reps, &scsynth, &wasm, &score, seconds);
@@ -653,6 +664,7 @@ fn save_to_sound() {
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, music.join("sine.wat")).unwrap();
     };
+    load_breakdown(&version);
     save(&version(0));
     let mut child = Command::new(env!("CARGO_BIN_EXE_lel-host"))
         .arg("run")
@@ -734,5 +746,65 @@ fn save_to_sound() {
             "  {tier:30} median {med:5.1} ms (min {lo:.1}, max {hi:.1}), of which compiling or \
              lookup {compile:.1} ms (goal: median under 5 ms)"
         );
+    }
+}
+
+/// Part 5's breakdown: what one load of the small module costs, in the
+/// engine (compile and instantiate + `init`, from the load report), and
+/// Cranelift's compile time under other settings, medians of 9.
+fn load_breakdown(version: &dyn Fn(usize) -> String) {
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut r = engine(2);
+    let (mut compile, mut init) = (Vec::new(), Vec::new());
+    for k in 0..9 {
+        let report = r
+            .load_bytes("sine", version(100 + k).as_bytes())
+            .unwrap()
+            .expect("a new version");
+        compile.push(report.compile.as_secs_f64() * 1e3);
+        init.push(report.init.as_secs_f64() * 1e3);
+        r.render(BLOCK);
+    }
+    println!(
+        "  in the engine (no watcher): compile {:.2} ms, instantiate + init {:.3} ms",
+        med(compile),
+        med(init)
+    );
+    let bytes: Vec<Vec<u8>> = (0..9)
+        .map(|k| wat::parse_str(version(200 + k)).unwrap())
+        .collect();
+    for (label, opt, parallel) in [
+        (
+            "Cranelift `speed`, parallel (as lel-host)",
+            wasmtime::OptLevel::Speed,
+            true,
+        ),
+        (
+            "Cranelift `speed`, one thread",
+            wasmtime::OptLevel::Speed,
+            false,
+        ),
+        ("Cranelift `none`, parallel", wasmtime::OptLevel::None, true),
+        (
+            "Cranelift `none`, one thread",
+            wasmtime::OptLevel::None,
+            false,
+        ),
+    ] {
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(opt)
+            .parallel_compilation(parallel);
+        let e = wasmtime::Engine::new(&config).unwrap();
+        wasmtime::Module::new(&e, &bytes[0]).unwrap();
+        let t: Vec<f64> = bytes
+            .iter()
+            .map(|b| time(|| drop(wasmtime::Module::new(&e, b).unwrap())) * 1e3)
+            .collect();
+        println!("  compile alone, {label}: {:.2} ms", med(t));
     }
 }

@@ -484,13 +484,18 @@ fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
             slot: f.num("slot")?,
             kind: ControlKind::Solo(f.flag("on")?),
         },
-        "param" => Item::Control {
-            slot: f.num("slot")?,
-            kind: ControlKind::Param {
-                id: f.num("id")?,
-                value: f.num("value")?,
-            },
-        },
+        "param" => {
+            let slot = f.num("slot")?;
+            let id = f.num("id")?;
+            let value: f32 = f.num("value")?;
+            if !value.is_finite() {
+                bail!("a parameter's value must be a finite number, not {value}, in `{line}`");
+            }
+            Item::Control {
+                slot,
+                kind: ControlKind::Param { id, value },
+            }
+        }
         "note" => {
             let slot = f.num("slot")?;
             let kind: u8 = f.num("kind")?;
@@ -502,13 +507,26 @@ fn parse_item(what: &str, line: &str, rest: &str) -> anyhow::Result<Item> {
                 k if k == EventKind::ChannelPressure as u8 => EventKind::ChannelPressure,
                 k => bail!("`kind={k}` is not a note or controller event in `{line}`"),
             };
+            let channel: u8 = f.num("channel")?;
+            let number: u16 = f.num("number")?;
+            let value: f32 = f.num("value")?;
+            let lo = if kind == EventKind::PitchBend {
+                -1.0
+            } else {
+                0.0
+            };
+            if channel > 15 || number > 127 || !(value.is_finite() && (lo..=1.0).contains(&value)) {
+                bail!(
+                    "out of range in `{line}` (channel 0 to 15, number 0 to 127, value {lo} to 1)"
+                );
+            }
             Item::Control {
                 slot,
                 kind: ControlKind::Note(NoteEvent {
                     kind,
-                    channel: f.num("channel")?,
-                    number: f.num("number")?,
-                    value: f.num("value")?,
+                    channel,
+                    number,
+                    value,
                 }),
             }
         }
@@ -877,6 +895,18 @@ pub fn replay(session: &Session, out: &Path, threads: usize) -> anyhow::Result<u
                     expected.push((at, signal, "rollback", n));
                 }
                 Item::Control { slot, kind } => {
+                    let signal = slots.get(slot).ok_or_else(|| {
+                        anyhow!(
+                            "{name} line {n}: a control event for slot {slot}, where nothing was loaded before (the session is damaged)"
+                        )
+                    })?;
+                    if let ControlKind::Param { id, .. } = kind
+                        && r.control().knows_param(*slot, *id) == Some(false)
+                    {
+                        bail!(
+                            "{name} line {n}: `{signal}` in slot {slot} has no parameter of id {id} (ids are given to parameter keys in the order the versions declared them; the session is damaged)"
+                        );
+                    }
                     r.control().control_to_slot(ControlEvent {
                         at,
                         slot: *slot,

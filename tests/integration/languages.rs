@@ -785,10 +785,10 @@ fn score(r: &mut Renderer, signal: &str) -> Vec<f32> {
 }
 
 /// The poly-synth's languages besides Rust (its reference).
-const POLY_LANGS: [&str; 2] = ["c", "zig"];
+const POLY_LANGS: [&str; 3] = ["c", "zig", "as"];
 
 #[test]
-fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
+fn the_poly_synth_sounds_the_same_in_rust_c_zig_and_assemblyscript() {
     let (mut r, s) = play_poly("rust");
     let reference = score(&mut r, &s);
     assert!(rms(&reference) > 0.02, "poly-synth-rust is audible");
@@ -807,7 +807,7 @@ fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
 
 #[test]
 fn the_poly_synth_plays_chords_and_the_ninth_note_steals_the_oldest() {
-    for lang in ["rust", "c", "zig"] {
+    for lang in ["rust", "c", "zig", "as"] {
         let (mut r, s) = play_poly(lang);
         for k in CHORD {
             note_on(&mut r, &s, k, 1.0, 0);
@@ -849,13 +849,15 @@ fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
     let (mut r, s) = play_poly("rust");
     setup(&mut r, &s);
     let straight = r.render(before + after);
-    // The same instrument rebuilt, or its C or Zig build in its place: every
+    // The same instrument rebuilt, or its C, Zig or AssemblyScript build in
+    // its place: every
     // voice's phase, filter and envelope, the voice table and the note
     // state carried, the cutoff the player set kept.
     for (lang, bytes) in [
         ("rust", another_version(module("poly-synth", "rust"))),
         ("c", module("poly-synth", "c").to_vec()),
         ("zig", module("poly-synth", "zig").to_vec()),
+        ("as", module("poly-synth", "as").to_vec()),
     ] {
         let (mut r, s) = play_poly("rust");
         setup(&mut r, &s);
@@ -1142,6 +1144,218 @@ fn modules_built_by_the_0_1_sdks_play_unchanged_and_upgrade_to_0_2_in_place() {
             max_diff(&out, &straight_old),
             0.0,
             "{signal}: upgraded to 0.2.0, it goes on exactly as if nothing happened"
+        );
+    }
+}
+
+// ---- every note accessor, in every SDK ---------------------------------------
+
+/// One signal reading every note accessor of the SDKs (controllers, channel
+/// pressure, pitch bend, key, gate, velocity, pitch), on four channels, in
+/// each language: the same formula, the same order of operations.
+const NOTES: [(&str, &str, &str); 4] = [
+    (
+        "rust",
+        "src/lib.rs",
+        r#"#![cfg_attr(target_arch = "wasm32", no_std)]
+use lel::prelude::*;
+lel::signal!(
+    (cc(1).gain(0.5) + cc(74).gain(0.25))
+        .join(pressure().gain(0.5) + bend().gain(0.25))
+        .join(key().gain(0.00390625) + (gate() * velocity()).gain(0.25))
+        .join(osc(pitch()).gain(0.5))
+);
+"#,
+    ),
+    (
+        "c",
+        "notes.c",
+        r#"#include "lel.h"
+static lel_osc o;
+int lel_setup(const lel_setup_ctx *s) {
+  (void)s;
+  lel_notes_init();
+  lel_osc_init(&o, LEL_SINE);
+  return 4;
+}
+void lel_frame(const lel_ctx *cx, double *out) {
+  (void)cx;
+  out[0] = lel_cc(1) * 0.5 + lel_cc(74) * 0.25;
+  out[1] = lel_pressure() * 0.5 + lel_bend() * 0.25;
+  out[2] = lel_key() * 0.00390625 + (lel_gate() * lel_velocity()) * 0.25;
+  out[3] = lel_osc_tick(&o, lel_pitch()) * 0.5;
+}
+"#,
+    ),
+    (
+        "zig",
+        "notes.zig",
+        r#"const lel = @import("lel");
+var o: lel.Osc = .{};
+pub fn setup(s: lel.Setup) lel.Error!u32 {
+    _ = s;
+    try lel.notes();
+    try o.claim(.sine, .{});
+    return 4;
+}
+pub fn frame(cx: *const lel.Ctx, out: []f64) void {
+    _ = cx;
+    out[0] = lel.cc(1) * 0.5 + lel.cc(74) * 0.25;
+    out[1] = lel.pressure() * 0.5 + lel.bend() * 0.25;
+    out[2] = lel.key() * 0.00390625 + (lel.gate() * lel.velocity()) * 0.25;
+    out[3] = o.tick(lel.pitch()) * 0.5;
+}
+comptime {
+    lel.signal(@This());
+}
+"#,
+    ),
+    (
+        "assemblyscript",
+        "notes.ts",
+        r#"import { Ctx, Osc, Setup, bend, cc, gate, key, notes, pitch, pressure, signal, velocity } from "./lel";
+export { statePtr, stateLen, eventsPtr, eventsLen, init, process } from "./lel";
+const o = new Osc();
+function setup(s: Setup): i32 {
+  notes();
+  o.claim();
+  return 4;
+}
+function frame(cx: Ctx, out: StaticArray<f64>): void {
+  out[0] = cc(1) * 0.5 + cc(74) * 0.25;
+  out[1] = pressure() * 0.5 + bend() * 0.25;
+  out[2] = key() * 0.00390625 + (gate() * velocity()) * 0.25;
+  out[3] = o.tick(pitch()) * 0.5;
+}
+signal(setup, frame);
+"#,
+    ),
+];
+
+/// The score for [`NOTES`]: every kind of event, inside blocks, on several
+/// channels (the note state is omni), including a note-off of a key no
+/// longer the last (ignored) and a note-on of velocity 0 (a note-off).
+fn play_notes(r: &mut Renderer) -> Vec<f32> {
+    let s = "notes";
+    let mut send = |e: NoteEvent, at: u64| {
+        r.send_event(s, e, at)
+            .unwrap_or_else(|e| panic!("event at {at}: {e:#}"))
+    };
+    send(NoteEvent::control_change(0, 1, 0.5), 700);
+    send(NoteEvent::note_on(2, 60, 0.75), 1001);
+    send(NoteEvent::channel_pressure(2, 0.25), 1500);
+    send(NoteEvent::pitch_bend(5, -0.5), 10_222);
+    send(NoteEvent::control_change(9, 74, 1.0), 11_000);
+    send(NoteEvent::note_on(0, 67, 0.5), 20_097);
+    send(NoteEvent::note_off(2, 60, 0.0), 21_000);
+    send(NoteEvent::pitch_bend(0, 0.75), 30_001);
+    send(NoteEvent::note_on(0, 67, 0.0), 40_003);
+    send(NoteEvent::control_change(0, 1, 0.0), 41_000);
+    r.render(SR as usize)
+}
+
+#[test]
+fn every_note_accessor_reads_the_same_in_every_language() {
+    let dir = tempdir();
+    let mut renders = Vec::new();
+    for (lang, source, text) in NOTES {
+        let parent = dir.path().join(lang);
+        run_ok(
+            Command::new(lel_host_bin())
+                .args(["new", "notes", "--lang", lang, "--dir"])
+                .arg(&parent),
+            &format!("lel-host new notes --lang {lang}"),
+            "",
+        );
+        let project = parent.join("notes");
+        std::fs::write(project.join(source), text).unwrap();
+        run_ok(
+            niced(&project.join("build.sh")).env_remove("CARGO_TARGET_DIR"),
+            &format!("{lang}: ./build.sh"),
+            INSTALL,
+        );
+        let bytes = std::fs::read(project.join("out/notes.wasm")).unwrap();
+        let mut r = Renderer::with_settings(Settings {
+            sample_rate: SR,
+            channels: 4,
+            block: 128,
+            call_budget: 4.0,
+            ..Settings::default()
+        })
+        .unwrap();
+        r.load_bytes("notes", &bytes)
+            .unwrap_or_else(|e| panic!("{lang}: {e:#}"));
+        renders.push((lang, play_notes(&mut r)));
+    }
+    // The reference reads what it was sent, at the frames it was sent.
+    let (_, reference) = &renders[0];
+    let at = |ch: usize, n: usize| reference[n * 4 + ch] as f64;
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    assert!(
+        near(at(0, 699), 0.0) && near(at(0, 700), 0.25),
+        "cc 1 at 700"
+    );
+    assert!(
+        near(at(0, 10_999), 0.25) && near(at(0, 11_000), 0.5),
+        "cc 74 (channel 10) at 11,000"
+    );
+    assert!(near(at(0, 41_000), 0.25), "cc 1 back to 0 at 41,000");
+    assert!(
+        near(at(1, 1499), 0.0) && near(at(1, 1500), 0.125),
+        "pressure at 1500"
+    );
+    assert!(near(at(1, 10_222), 0.125 - 0.125), "bend -0.5 at 10,222");
+    assert!(near(at(1, 30_001), 0.125 + 0.1875), "bend 0.75 at 30,001");
+    let key_gate = |key: f64, level: f64| key / 256.0 + level * 0.25;
+    assert!(
+        near(at(2, 1000), key_gate(69.0, 0.0)),
+        "key 69 before any note"
+    );
+    assert!(near(at(2, 1001), key_gate(60.0, 0.75)), "note 60 at 1001");
+    assert!(
+        near(at(2, 20_096), key_gate(60.0, 0.75)) && near(at(2, 20_097), key_gate(67.0, 0.5)),
+        "note 67 at 20,097"
+    );
+    assert!(
+        near(at(2, 21_000), key_gate(67.0, 0.5)),
+        "a note-off of 60 leaves 67 on"
+    );
+    assert!(
+        near(at(2, 40_002), key_gate(67.0, 0.5)) && near(at(2, 40_003), key_gate(67.0, 0.0)),
+        "velocity 0 releases 67 at 40,003"
+    );
+    let tone =
+        |from: usize, to: usize| -> Vec<f32> { (from..to).map(|n| reference[n * 4 + 3]).collect() };
+    let bent = |key: f64, semitones: f64| 440.0 * 2f64.powf((key + semitones - 69.0) / 12.0);
+    for (from, to, want, what) in [
+        (1001, 10_222, hz(60), "key 60"),
+        (
+            10_222,
+            20_097,
+            bent(60.0, -1.0),
+            "key 60 bent down a semitone",
+        ),
+        (
+            20_097,
+            30_001,
+            bent(67.0, -1.0),
+            "key 67 bent down a semitone",
+        ),
+        (
+            30_001,
+            40_003,
+            bent(67.0, 1.5),
+            "key 67 bent up 1.5 semitones",
+        ),
+    ] {
+        let f = dominant_frequency(&tone(from, to), SR);
+        assert!((f - want).abs() < 2.0, "{what}: {f} Hz, expected {want:.1}");
+    }
+    for (lang, out) in &renders[1..] {
+        assert_eq!(
+            max_diff(out, reference),
+            0.0,
+            "{lang}: every note accessor gives the Rust SDK's bits"
         );
     }
 }

@@ -272,11 +272,7 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     );
     std::thread::sleep(Duration::from_millis(400));
 
-    // Rows: alpha, beta, delta, gamma, synth; the first row selected at
-    // the first redraw is whichever loaded first: go up to alpha.
-    for _ in 0..4 {
-        t.keys("k");
-    }
+    // Rows: alpha (selected: the first row), beta, delta, gamma, synth.
     t.keys("m");
     wait_session("alpha muted", &|ls| count(ls, "mute", "on", "yes") == 1);
     t.keys("j");
@@ -807,6 +803,65 @@ fn parameter_changes_and_notes_replay_bit_for_bit() {
         panic!(
             "the replay differs first at frame {i}: {} vs {}\n{text}",
             live[i], again[i]
+        );
+    }
+
+    // Damaged parameter and note lines are refused, naming the line
+    // (rather than replaying something else without a word).
+    let param = text.lines().find(|l| l.contains(" param ")).unwrap();
+    let note = text.lines().find(|l| l.contains(" note ")).unwrap();
+    let line_of = |l: &str| text.lines().position(|x| x == l).unwrap() + 1;
+    let slot = param
+        .split("slot=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let id = param
+        .split("id=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let value = param.split("value=").nth(1).unwrap();
+    let cases = [
+        (
+            param,
+            param.replace(&format!("id={id}"), "id=77"),
+            "has no parameter of id 77",
+        ),
+        (
+            param,
+            param.replace(&format!("slot={slot}"), "slot=9"),
+            "a control event for slot 9, where nothing was loaded before",
+        ),
+        (
+            param,
+            param.replace(&format!("value={value}"), "value=NaN"),
+            "a parameter's value must be a finite number",
+        ),
+        (
+            note,
+            note.replace("channel=0", "channel=16"),
+            "out of range",
+        ),
+    ];
+    for (i, (from, to, expect)) in cases.iter().enumerate() {
+        let d = dir.path().join(format!("damaged{i}"));
+        std::fs::create_dir_all(d.join("modules")).unwrap();
+        for m in std::fs::read_dir(session.join("modules")).unwrap() {
+            let m = m.unwrap().path();
+            std::fs::copy(&m, d.join("modules").join(m.file_name().unwrap())).unwrap();
+        }
+        assert_ne!(from, to, "the damage changes the line");
+        std::fs::write(d.join("session.txt"), text.replacen(from, to, 1)).unwrap();
+        let err = replay_error(&d, &dir.path().join("damaged.wav"));
+        let at = format!("session.txt line {}", line_of(from));
+        assert!(
+            err.contains(expect) && err.contains(&at),
+            "`{to}`: expected `{at}: ... {expect}` in:\n{err}"
         );
     }
 }

@@ -171,6 +171,11 @@ impl SignalParams {
         }
     }
 
+    /// Has any version of this signal declared the key of id `id`?
+    pub(super) fn knows(&self, id: u32) -> bool {
+        self.entries.iter().any(|e| e.id == id)
+    }
+
     /// The current version's parameters, in index order.
     pub(super) fn list(&self) -> Vec<ParamInfo> {
         let mut v: Vec<ParamInfo> = self
@@ -296,6 +301,15 @@ impl Control {
             e.kind = EventKind::NoteOff;
         }
         self.send_control(signal, ControlKind::Note(e), at)
+    }
+
+    /// For a replayed session: whether the signal in `slot` has had a
+    /// parameter of signal-wide id `id` (`None`: no signal in that slot).
+    pub(crate) fn knows_param(&self, slot: crate::rt::messages::SlotId, id: u32) -> Option<bool> {
+        self.signals
+            .values()
+            .find(|s| s.slot == slot)
+            .map(|s| s.params.knows(id))
     }
 
     /// The parameters of `signal`'s current version, in index order, with

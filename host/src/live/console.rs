@@ -19,9 +19,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::{cursor, execute, terminal};
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::{Line, Text};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::load_watch::LoadWatch;
@@ -200,6 +200,9 @@ pub struct Console {
     header: Header,
     rows: BTreeMap<String, SignalRow>,
     selected: Option<String>,
+    /// The user moved the selection; until then it stays on the first row
+    /// (signals load in any order).
+    chosen: bool,
     master: Level,
     master_clip_until: Option<Instant>,
     next_draw: Instant,
@@ -236,6 +239,7 @@ impl Console {
             header: Header::default(),
             rows: BTreeMap::new(),
             selected: None,
+            chosen: false,
             master: Level::default(),
             master_clip_until: None,
             next_draw: Instant::now(),
@@ -366,16 +370,21 @@ impl Console {
 
     fn key(&mut self, code: KeyCode, control: &mut Control) {
         let names: Vec<String> = self.rows.keys().cloned().collect();
+        if !self.chosen {
+            self.selected = names.first().cloned();
+        }
         let at = names
             .iter()
             .position(|n| Some(n) == self.selected.as_ref())
             .unwrap_or(0);
         match code {
             KeyCode::Up | KeyCode::Char('k') => {
+                self.chosen = true;
                 self.selected = names.get(at.saturating_sub(1)).cloned();
                 return;
             }
             KeyCode::Down | KeyCode::Char('j') => {
+                self.chosen = true;
                 self.selected = names
                     .get((at + 1).min(names.len().saturating_sub(1)))
                     .cloned();
@@ -504,10 +513,11 @@ impl Console {
         if self.master.clipped {
             self.master_clip_until = Some(now + CLIP_HOLD);
         }
-        if self
-            .selected
-            .as_ref()
-            .is_none_or(|s| !self.rows.contains_key(s))
+        if !self.chosen
+            || self
+                .selected
+                .as_ref()
+                .is_none_or(|s| !self.rows.contains_key(s))
         {
             self.selected = self.rows.keys().next().cloned();
         }
@@ -538,6 +548,12 @@ impl Console {
             )),
         ];
         let any_solo = self.rows.values().any(|r| r.solo);
+        // A signal's parameters go on a second line of its row, drawn over
+        // the table from the state column to the right border (a table
+        // cell would cut them at the state column's width): (the row's
+        // first line among the table's lines, the text, selected).
+        let mut params_lines: Vec<(u16, String, bool)> = Vec::new();
+        let mut line_at = 0u16;
         let rows: Vec<Row> = self
             .rows
             .iter()
@@ -561,20 +577,17 @@ impl Console {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
-                // Parameters go on a second line under the state.
-                let (state, height) = match params_text(&r.params) {
-                    Some(p) => (
-                        Text::from(vec![
-                            Line::from(state_text(r, any_solo, now)),
-                            Line::from(p),
-                        ]),
-                        2,
-                    ),
-                    None => (Text::from(state_text(r, any_solo, now)), 1),
+                let height = match params_text(&r.params) {
+                    Some(p) => {
+                        params_lines.push((line_at, p, selected));
+                        2
+                    }
+                    None => 1,
                 };
+                line_at += height;
                 let row = Row::new(vec![
                     Cell::from(format!("{} {name}", if selected { ">" } else { " " })),
-                    Cell::from(state),
+                    Cell::from(state_text(r, any_solo, now)),
                     Cell::from(version),
                     Cell::from(cpu),
                     Cell::from(format!(
@@ -593,12 +606,7 @@ impl Console {
                 }
             })
             .collect();
-        let lines_in_table: u16 = self
-            .rows
-            .values()
-            .map(|r| if r.params.is_empty() { 1 } else { 2 })
-            .sum();
-        let table_height = lines_in_table.max(1) + 3;
+        let table_height = line_at.max(1) + 3;
         let lines: Vec<String> = capture()
             .as_ref()
             .map(|(l, _)| l.iter().cloned().collect())
@@ -637,6 +645,25 @@ impl Console {
                 )
                 .block(Block::bordered().title(" signals "));
             f.render_widget(t, table);
+            // Inside the border, under the header; the state column starts
+            // after the name's 16 columns and one space.
+            let inner = Block::bordered().inner(table);
+            let x = inner.x + 17;
+            for (at, text, selected) in &params_lines {
+                let y = inner.y + 1 + at + 1;
+                if y >= inner.bottom() || x >= inner.right() {
+                    continue;
+                }
+                let style = if *selected {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
+                f.render_widget(
+                    Paragraph::new(text.as_str()).style(style),
+                    Rect::new(x, y, inner.right() - x, 1),
+                );
+            }
             let shown = log.height.saturating_sub(2) as usize;
             let tail: Vec<Line> = lines[lines.len().saturating_sub(shown)..]
                 .iter()

@@ -398,9 +398,15 @@ impl Live {
             .collect();
         for m in msgs {
             match m {
-                Msg::Change(Change::Touched { path, at, complete }) => {
-                    self.settler.touch(path, at, complete)
-                }
+                Msg::Change(Change::Touched {
+                    path,
+                    at,
+                    renamed: true,
+                    ..
+                }) => self.settler.renamed(path, at),
+                Msg::Change(Change::Touched {
+                    path, at, complete, ..
+                }) => self.settler.touch(path, at, complete),
                 Msg::Change(Change::Error(msg)) => tracing::warn!("{msg}"),
                 Msg::LoadFinished => {}
                 Msg::Osc(inc) => {

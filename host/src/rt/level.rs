@@ -41,14 +41,32 @@ pub struct Levels {
 
 /// Peak and RMS of an interleaved block (non-finite samples count as 0;
 /// the slots drop them anyway).
+///
+/// Eight partial sums and maxima side by side: one running sum would chain
+/// every addition to the one before (about 4 cycles each, some 1,000 cycles
+/// for a stereo block, per slot and block), where eight independent lanes
+/// vectorize. A meter's RMS may differ from the serial sum's in the last
+/// bits; the audio is not touched.
 fn measure(block: &[f32]) -> (f32, f32) {
-    let mut peak = 0.0f32;
-    let mut sum = 0.0f32;
-    for s in block {
-        let s = if s.is_finite() { *s } else { 0.0 };
-        peak = peak.max(s.abs());
-        sum += s * s;
+    const LANES: usize = 8;
+    let clean = |s: f32| if s.is_finite() { s } else { 0.0 };
+    let mut peak = [0.0f32; LANES];
+    let mut sum = [0.0f32; LANES];
+    let mut chunks = block.chunks_exact(LANES);
+    for c in &mut chunks {
+        for k in 0..LANES {
+            let s = clean(c[k]);
+            peak[k] = peak[k].max(s.abs());
+            sum[k] += s * s;
+        }
     }
+    for (k, s) in chunks.remainder().iter().enumerate() {
+        let s = clean(*s);
+        peak[k] = peak[k].max(s.abs());
+        sum[k] += s * s;
+    }
+    let peak = peak.iter().fold(0.0f32, |m, p| m.max(*p));
+    let sum: f32 = sum.iter().sum();
     let rms = if block.is_empty() {
         0.0
     } else {

@@ -133,6 +133,14 @@ impl Shared {
 /// The slots of a mixer and the workers that help render them.
 pub struct Pool {
     shared: Arc<Shared>,
+    /// The slots that may be playing, in slot order: every slot handed out
+    /// by [`Pool::lane`] since it was last found idle. `render` looks at
+    /// these alone, so a block costs nothing per empty slot (a scan of all
+    /// 1,100 lanes was most of the engine's fixed work per block). Its
+    /// capacity is the slot count: inserting never allocates.
+    live: Vec<usize>,
+    /// `listed[i]`: slot `i` is in `live`.
+    listed: Box<[bool]>,
     workers: Vec<(Thread, JoinHandle<()>)>,
     generation: u64,
     /// Blocks rendered by more than one thread (for tests and benchmarks).
@@ -182,6 +190,8 @@ impl Pool {
         });
         let mut pool = Pool {
             shared,
+            live: Vec::with_capacity(n),
+            listed: vec![false; n].into_boxed_slice(),
             workers: Vec::new(),
             generation: 0,
             parallel_blocks: 0,
@@ -211,9 +221,16 @@ impl Pool {
         self.parallel_blocks
     }
 
-    /// Slot `i` and its outbox, between blocks.
+    /// Slot `i` and its outbox, between blocks (listed as possibly playing
+    /// from now on).
     pub fn lane(&mut self, i: usize) -> (&mut Slot, &mut SlotOutbox) {
         let lane = &self.shared.lanes[i];
+        if !self.listed[i] {
+            self.listed[i] = true;
+            let at = self.live.partition_point(|&k| k < i);
+            // Within capacity (one entry per slot at most): no allocation.
+            self.live.insert(at, i);
+        }
         // SAFETY: `&mut self` and no generation in flight (every `render`
         // waits for its last slot): no worker touches any lane now.
         unsafe { (&mut *lane.slot.get(), &mut *lane.out.get()) }
@@ -235,15 +252,21 @@ impl Pool {
         let shared = &*self.shared;
         let mut count = 0;
         let mut busy = 0u64;
-        for (i, lane) in shared.lanes.iter().enumerate() {
+        let listed = &mut self.listed;
+        self.live.retain(|&i| {
             // SAFETY: no generation in flight (see `lane`).
-            let slot = unsafe { &*lane.slot.get() };
-            if !slot.is_idle() {
-                shared.work[count].store(i, Ordering::Relaxed);
-                count += 1;
-                busy += slot.busy_nanos();
+            let slot = unsafe { &*shared.lanes[i].slot.get() };
+            if slot.is_idle() {
+                // Idle slots only start playing through `lane`, which lists
+                // them again.
+                listed[i] = false;
+                return false;
             }
-        }
+            shared.work[count].store(i, Ordering::Relaxed);
+            count += 1;
+            busy += slot.busy_nanos();
+            true
+        });
         shared.count.store(count, Ordering::Relaxed);
         // SAFETY: no generation in flight: nobody reads `ctx` now.
         unsafe { *shared.ctx.get() = *ctx };

@@ -172,8 +172,8 @@ fn cos(x: f64) -> f64 {
 
 /// The voice count a wasm32 build plays: `LEL_BENCH_VOICES` at build time.
 pub const VOICES: usize = parse(option_env!("LEL_BENCH_VOICES"), 100);
-/// Frames per loop iteration of a wasm32 build: `LEL_BENCH_UNROLL` (1, 4
-/// or 8) at build time.
+/// Frames per loop iteration of a wasm32 build: `LEL_BENCH_UNROLL` (1, 4,
+/// 8 or 16) at build time.
 pub const UNROLL: usize = parse(option_env!("LEL_BENCH_UNROLL"), 1);
 
 const fn parse(s: Option<&str>, default: usize) -> usize {
@@ -221,6 +221,7 @@ mod exports {
         let out = match UNROLL {
             4 => bank.process_unrolled::<4>(frames),
             8 => bank.process_unrolled::<8>(frames),
+            16 => bank.process_unrolled::<16>(frames),
             _ => bank.process(frames),
         };
         out.as_ptr() as usize as i32
