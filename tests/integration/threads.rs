@@ -238,6 +238,58 @@ fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     assert!(one == two, "the WAV files differ");
 }
 
+/// Without `--threads`: `render` uses one thread per core, at most one per
+/// signal; `run` one per core (signals may be added while it plays).
+#[test]
+fn the_default_is_a_thread_per_core_and_render_uses_at_most_one_per_signal() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let dir = tempdir();
+    let quiet = sine(440.0, 0.2);
+    let render = |signals: usize| {
+        let music = dir.path().join(format!("music{signals}"));
+        std::fs::create_dir(&music).unwrap();
+        for i in 0..signals {
+            write(&music, &format!("s{i}.wat"), &quiet);
+        }
+        let out = std::process::Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&music)
+            .args(["--seconds", "0.1", "-o"])
+            .arg(dir.path().join(format!("out{signals}.wav")))
+            .output()
+            .expect("lel-host render");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        let (_, _, x) = read_wav(&dir.path().join(format!("out{signals}.wav")));
+        let left: Vec<f32> = x.iter().step_by(2).copied().collect();
+        for (n, &s) in left.iter().enumerate() {
+            let want = signals as f64 * sine_at(440.0, 0.2, n, 48_000);
+            assert!((s as f64 - want).abs() < 1e-5, "frame {n}: {s}");
+        }
+        log
+    };
+    for signals in [1, 3] {
+        let log = render(signals);
+        let want = format!("on {} threads (", cores.min(signals));
+        assert!(log.contains(&want), "{signals} signals: want {want:?} in {log}");
+    }
+    let run = crate::live::LiveRun::start(
+        dir.path(),
+        &[
+            dir.path().join("music1").to_str().unwrap(),
+            "--device",
+            "none",
+            "--seconds",
+            "0.5",
+            "--stats",
+        ],
+        &[],
+    );
+    let (log, _) = run.finish();
+    let want = format!("; {cores} render threads, ");
+    assert!(log.contains(&want), "run: want {want:?} in {log}");
+}
+
 #[test]
 fn threads_out_of_range_is_a_clear_error() {
     let dir = tempdir();
