@@ -358,3 +358,88 @@ fn without_a_terminal_or_with_no_console_run_prints_its_log_lines() {
         x.len()
     );
 }
+
+/// What just failed to load, on screen: a module that never loaded says
+/// `rejected:` and why; a new version of a playing signal that fails says
+/// so on the signal's row while the old version plays on (its meter, and
+/// the recording: one unbroken sine). `q` then exits with status 1, as
+/// `run` does whenever something was rejected.
+#[test]
+fn console_rows_say_what_was_rejected_and_the_old_version_plays_on() {
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is missing: {INSTALL}"
+    );
+    let dir = tempdir();
+    let mods = dir.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    write(&mods, "good.wat", &sine(440.0, 0.25));
+    write(
+        &mods,
+        "junk.wat",
+        "(module (func (export \"process\") (result i32) oops))",
+    );
+    let record = dir.path().join("out.wav");
+    let command = format!(
+        "{} run {} --device none --sample-rate {SR} --channels 1 --record {}; echo \"exit status $?\"; sleep 60",
+        lel_host_bin().display(),
+        mods.display(),
+        record.display()
+    );
+    let t = Tmux::start(
+        &format!("lel-rejected-{}", std::process::id()),
+        dir.path(),
+        &command,
+    );
+    let screen = t.wait("junk rejected", Duration::from_secs(60), |s| {
+        row(s, "junk").is_some_and(|r| r.contains("rejected: "))
+            && row(s, "good").and_then(cpu).is_some()
+    });
+    let junk = row(&screen, "junk").unwrap();
+    assert!(
+        junk.contains("rejected: invalid WebAssembly"),
+        "junk's row says why: {junk}"
+    );
+    // A broken save of good.wat (renamed into place, as editors do).
+    let tmp = mods.join(".good.wat.tmp");
+    std::fs::write(&tmp, "(module (func").unwrap();
+    std::fs::rename(&tmp, mods.join("good.wat")).unwrap();
+    let screen = t.wait(
+        "good's new version rejected",
+        Duration::from_secs(30),
+        |s| row(s, "good").is_some_and(|r| r.contains("playing; new version rejected: ")),
+    );
+    let good = row(&screen, "good").unwrap();
+    let (_, peak) = level(good).unwrap_or_else(|| panic!("good's meter: {good}"));
+    assert!(
+        (peak + 12.04).abs() < 0.3,
+        "the old version plays on at its level: {good}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    t.keys("q");
+    let end = t.wait("lel-host to exit", Duration::from_secs(30), |s| {
+        s.contains("exit status")
+    });
+    assert!(
+        end.contains("exit status 1"),
+        "a rejection is reported in the exit status:\n{end}"
+    );
+    let (_, _, x) = read_wav(&record);
+    assert!(x.len() > SR as usize, "{} frames recorded", x.len());
+    // One unbroken sine from its fade-in to the end (the frames before
+    // the first version started are silence).
+    let start = x.iter().position(|s| s.abs() > 0.0).unwrap() + SR as usize / 50;
+    let step = max_step(&x[start..]);
+    let bound = sine_step_bound(0.25, 440.0, SR);
+    assert!(
+        step <= bound,
+        "no break in good's sine: step {step} > {bound}"
+    );
+    let tail = &x[x.len() - SR as usize / 2..];
+    assert!(
+        (db(rms(tail)) - db(0.25 / 2f64.sqrt())).abs() < 0.1,
+        "good at its level to the end: {:.2} dBFS",
+        db(rms(tail))
+    );
+}
