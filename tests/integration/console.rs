@@ -443,3 +443,49 @@ fn console_rows_say_what_was_rejected_and_the_old_version_plays_on() {
         db(rms(tail))
     );
 }
+
+/// The clip mark: a signal whose samples reach 0 dBFS (a sine of amplitude
+/// 1.5, which the master's limiter brings back under 0 dBFS) shows `CLIP`
+/// beside its meter; a quiet one beside it does not.
+#[test]
+fn console_marks_a_signal_that_clips() {
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is missing: {INSTALL}"
+    );
+    let dir = tempdir();
+    let mods = dir.path().join("mods");
+    std::fs::create_dir(&mods).unwrap();
+    write(&mods, "loud.wat", &sine(440.0, 1.5));
+    write(&mods, "quiet.wat", &sine(1000.0, 0.1));
+    let command = format!(
+        "{} run {} --device none --sample-rate {SR} --channels 1; echo \"exit status $?\"; sleep 60",
+        lel_host_bin().display(),
+        mods.display(),
+    );
+    let t = Tmux::start(
+        &format!("lel-clip-{}", std::process::id()),
+        dir.path(),
+        &command,
+    );
+    let screen = t.wait("both listed", Duration::from_secs(60), |s| {
+        ["loud", "quiet"]
+            .iter()
+            .all(|n| row(s, n).and_then(cpu).is_some())
+    });
+    let loud = row(&screen, "loud").unwrap();
+    let quiet = row(&screen, "quiet").unwrap();
+    assert!(loud.contains("CLIP"), "loud clips: {loud}");
+    assert!(!quiet.contains("CLIP"), "quiet does not: {quiet}");
+    let (_, peak) = level(loud).unwrap();
+    assert!(
+        (peak - 3.52).abs() < 0.1,
+        "loud's peak is +3.5 dBFS: {loud}"
+    );
+    t.keys("q");
+    let end = t.wait("lel-host to exit", Duration::from_secs(30), |s| {
+        s.contains("exit status")
+    });
+    assert!(end.contains("exit status 0"), "{end}");
+}
