@@ -1,5 +1,7 @@
-// lel.ts: the AssemblyScript guest SDK for lel-host. The lel:signal@0.1.0
-// contract (wit/lel.wit) as host imports and module exports, and DSP helpers
+// lel.ts: the AssemblyScript guest SDK for lel-host. The lel:signal@0.2.0
+// contract (wit/lel.wit) as host imports and module exports (parameters,
+// note events, the monophonic note helpers, the voice allocator `Poly` and
+// the ADSR `Env` included), and DSP helpers
 // that compute the same samples as the Rust SDK (guest-sdk/README.md,
 // "Algorithms"), each claiming its state under the same key ("osc#0",
 // "lowpass#0", ...) so a reload keeps it.
@@ -23,9 +25,11 @@
 //
 //     signal(setup, frame);
 //
-// Build it with the adapter transform that names `statePtr`/`stateLen` as
-// the contract's `state-ptr`/`state-len` (AssemblyScript cannot spell a dash
-// in an export name; see lel-transform.mjs):
+// A signal that reads notes or events also re-exports `eventsPtr` and
+// `eventsLen` (the event buffer). Build it with the adapter transform that
+// names `statePtr`/`stateLen`/`eventsPtr`/`eventsLen` as the contract's
+// `state-ptr`/`state-len`/`events-ptr`/`events-len` (AssemblyScript cannot
+// spell a dash in an export name; see lel-transform.mjs):
 //
 //     npx asc sine.ts --transform ./lel-transform.mjs --runtime stub \
 //         -O3 --noAssert --use abort= -o sine.wasm
@@ -638,6 +642,193 @@ export class Delay {
     store<f32>(this.line + (<usize>w << 2), <f32>(x + this.feedback * y));
     store<u32>(this.pos, w + 1 == len ? 0 : w + 1);
     return (1.0 - this.mix) * x + this.mix * y;
+  }
+}
+
+// ---- the ADSR and the voice allocator (contract 0.2) -------------------------
+
+function envStep(seconds: f64, sr: f64): f64 {
+  const n = seconds * sr;
+  return n > 1.0 ? 1.0 / n : 1.0;
+}
+
+/// The ADSR (the Rust SDK's `adsr`): key "env#n", 16 bytes (level f64 @0,
+/// stage u32 @8: 0 idle, 1 attack, 2 decay, 3 sustain, 4 release; gate u32
+/// @12). A rising gate starts the attack and a falling one the release,
+/// from the level where it is. Times in seconds; the level is 0 to 1.
+export class Env {
+  s: usize = 0;
+
+  claim(name: string = ""): void {
+    this.s = claimKind(Kind.Env, 16, name);
+  }
+
+  tick(gateValue: f64, attack: f64, decay: f64, sustainIn: f64, release: f64): f64 {
+    const s = this.s;
+    if (!s) return 0.0;
+    const on: u32 = gateValue > 0.0 ? 1 : 0;
+    const sustain = clamp(sustainIn, 0.0, 1.0);
+    const was = load<u32>(s, 12);
+    let stage = load<u32>(s, 8);
+    if (on == 1 && was == 0) {
+      stage = 1;
+    } else if (on == 0 && was != 0) {
+      stage = 4;
+    }
+    store<u32>(s, on, 12);
+    let level = load<f64>(s);
+    const sr = sampleRate_;
+    switch (stage) {
+      case 1: {
+        level += envStep(attack, sr);
+        if (level >= 1.0) { level = 1.0; stage = 2; }
+        break;
+      }
+      case 2: {
+        level -= (1.0 - sustain) * envStep(decay, sr);
+        if (level <= sustain) { level = sustain; stage = 3; }
+        break;
+      }
+      case 3: { level = sustain; break; }
+      case 4: {
+        level -= envStep(release, sr);
+        if (level <= 0.0) { level = 0.0; stage = 0; }
+        break;
+      }
+      default: { level = 0.0; stage = 0; }
+    }
+    store<f64>(s, level);
+    store<u32>(s, stage, 8);
+    return level;
+  }
+}
+
+const MAX_VOICES: u32 = 16;
+
+/// What a voice plays this frame (`Poly.voice` reuses one object: read it
+/// before asking for the next voice).
+export class Voice {
+  hz: f64 = 440.0;
+  gate: f64 = 0.0;
+  velocity: f64 = 0.0;
+  key: u32 = 69;
+}
+
+/// A voice allocator for `n` voices (1 to 16), its table under "poly#n"
+/// (528 bytes: order u64 @0, then 16 voices of 32 bytes from @16: velocity
+/// f32, key u32, gate u32 (0 off, 1 held, 2 restarted), used u32, on u64,
+/// off u64). The Rust SDK's `poly` policy: a note-on takes the voice
+/// already playing that key, else the free voice released longest ago
+/// (never-used first, lowest index on ties), else steals the voice held
+/// longest; a held voice taking a note reads gate 0 for one frame. Call
+/// `begin(cx)` at the start of every frame, then `voice(i)` for each voice.
+export class Poly {
+  s: usize = 0;
+  n: u32 = 1;
+  bend: f32 = NaN;
+  hz: StaticArray<f64> = new StaticArray<f64>(16);
+  v: Voice = new Voice();
+
+  claim(n: u32, name: string = ""): void {
+    this.n = n < 1 ? 1 : (n > MAX_VOICES ? MAX_VOICES : n);
+    this.s = claimKind(Kind.Poly, 528, name);
+    notes();
+    this.bend = NaN;
+    for (let i = 0; i < <i32>MAX_VOICES; i++) unchecked(this.hz[i] = 440.0);
+  }
+
+  private slot(i: u32): usize { return this.s + 16 + (<usize>i << 5); }
+
+  private noteOn(k: u32, vel: f32): u32 {
+    const n = this.n;
+    let pick = n;
+    for (let i: u32 = 0; i < n; i++) {
+      const v = this.slot(i);
+      if (load<u32>(v, 12) != 0 && load<u32>(v, 4) == k
+          && (pick == n || load<u64>(v, 16) >= load<u64>(this.slot(pick), 16))) pick = i;
+    }
+    if (pick == n) {
+      let best: u64 = 0;
+      for (let i: u32 = 0; i < n; i++) {
+        const v = this.slot(i);
+        if (load<u32>(v, 8) != 0) continue;
+        const t: u64 = load<u32>(v, 12) != 0 ? load<u64>(v, 24) : 0;
+        if (pick == n || t < best) {
+          pick = i;
+          best = t;
+        }
+      }
+    }
+    if (pick == n) {
+      pick = 0;
+      for (let i: u32 = 1; i < n; i++) {
+        if (load<u64>(this.slot(i), 16) < load<u64>(this.slot(pick), 16)) pick = i;
+      }
+    }
+    const v = this.slot(pick);
+    const order = load<u64>(this.s) + 1;
+    store<u64>(this.s, order);
+    store<u32>(v, load<u32>(v, 8) != 0 ? 2 : 1, 8);
+    store<u32>(v, k, 4);
+    store<f32>(v, vel);
+    store<u32>(v, 1, 12);
+    store<u64>(v, order, 16);
+    return pick;
+  }
+
+  /// Hands this frame's note-ons and note-offs to the voices.
+  begin(cx: Ctx): void {
+    const s = this.s;
+    if (!s) return;
+    const n = this.n;
+    const b: f32 = notes_ ? load<f32>(notes_, 16) : 0.0;
+    const retune = b != this.bend;
+    this.bend = b;
+    for (let j: u32 = 0; j < cx.nEvents; j++) {
+      const e = cx.events + (<usize>j << 4);
+      const kind = load<u8>(e, 4);
+      const number = <u32>load<u16>(e, 6);
+      if (kind == NOTE_ON_KIND) {
+        const i = this.noteOn(number & 127, load<f32>(e, 8));
+        unchecked(this.hz[i] = keyHz(<f64>load<u32>(this.slot(i), 4), <f64>b));
+      } else if (kind == NOTE_OFF_KIND) {
+        for (let i: u32 = 0; i < n; i++) {
+          const v = this.slot(i);
+          if (load<u32>(v, 8) != 0 && load<u32>(v, 4) == number) {
+            const order = load<u64>(s) + 1;
+            store<u64>(s, order);
+            store<u32>(v, 0, 8);
+            store<u64>(v, order, 24);
+          }
+        }
+      }
+    }
+    if (retune) {
+      for (let i: u32 = 0; i < n; i++) {
+        const v = this.slot(i);
+        unchecked(this.hz[i] = keyHz(load<u32>(v, 12) != 0 ? <f64>load<u32>(v, 4) : 69.0, <f64>b));
+      }
+    }
+  }
+
+  /// Voice `i` this frame (after `begin`).
+  voice(i: u32): Voice {
+    const r = this.v;
+    if (!this.s) {
+      r.hz = 440.0;
+      r.gate = 0.0;
+      r.velocity = 0.0;
+      r.key = 69;
+      return r;
+    }
+    const v = this.slot(i);
+    const g = load<u32>(v, 8);
+    r.hz = unchecked(this.hz[i]);
+    r.gate = g == 1 ? 1.0 : 0.0;
+    r.velocity = <f64>load<f32>(v);
+    r.key = load<u32>(v, 4);
+    if (g == 2) store<u32>(v, 1, 8);
+    return r;
   }
 }
 

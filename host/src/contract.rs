@@ -384,17 +384,6 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
     if wasmparser::Parser::is_component(bytes) {
         return Err(ContractError::Component);
     }
-    let parse_err = |e: wasmparser::BinaryReaderError| {
-        let msg = e.to_string();
-        if msg.contains("unexpected end")
-            || msg.contains("end of file")
-            || msg.contains("end-of-file")
-        {
-            ContractError::Truncated
-        } else {
-            ContractError::Invalid(msg)
-        }
-    };
     // The compile limits first: they are cheap to check, and a module over
     // them is not worth validating.
     compile_limits(bytes, parse_err)?;
@@ -402,7 +391,62 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
     wasmparser::Validator::new()
         .validate_all(bytes)
         .map_err(parse_err)?;
+    let Sections {
+        types,
+        func_types,
+        exports,
+        mut shape,
+        version,
+    } = read_sections(bytes)?;
+    // A module that imports nothing is told apart by its `process`: the
+    // 0.2.0 one takes `events`.
+    let by_imports = version.is_some();
+    let version = version.unwrap_or_else(|| {
+        let process = exports
+            .iter()
+            .find(|(n, k, _)| n == "process" && *k == ExternalKind::Func)
+            .and_then(|(_, _, i)| func_types.get(*i as usize))
+            .and_then(|&t| types.get(t as usize).cloned().flatten());
+        let v2 = ContractVersion::V0_2.spec();
+        let v2_process = v2.exports.iter().find(|f| f.name == "process");
+        match (process, v2_process) {
+            (Some(p), Some(f)) if p == Signature::of(f) => ContractVersion::V0_2,
+            _ => ContractVersion::V0_1,
+        }
+    });
+    shape.version = version;
+    (shape.has_state_region, shape.has_event_buffer) =
+        check_exports(&exports, &func_types, &types, version, by_imports)?;
+    Ok(shape)
+}
 
+/// A parse error: a module cut short, or another malformation.
+fn parse_err(e: wasmparser::BinaryReaderError) -> ContractError {
+    let msg = e.to_string();
+    if msg.contains("unexpected end") || msg.contains("end of file") || msg.contains("end-of-file")
+    {
+        ContractError::Truncated
+    } else {
+        ContractError::Invalid(msg)
+    }
+}
+
+/// What [`validate`] reads from a module's sections.
+struct Sections {
+    /// Each type's signature (`None`: not a plain function type).
+    types: Vec<Option<Signature>>,
+    /// The type index of every function, imports first.
+    func_types: Vec<u32>,
+    exports: Vec<(String, ExternalKind, u32)>,
+    /// Its imports so far.
+    shape: Shape,
+    /// The contract version its imports name (`None`: it imports nothing).
+    version: Option<ContractVersion>,
+}
+
+/// Read the types, imports (checked against the contract), functions and
+/// exports of a validated module.
+fn read_sections(bytes: &[u8]) -> Result<Sections, ContractError> {
     let mut types: Vec<Option<Signature>> = Vec::new();
     let mut func_types: Vec<u32> = Vec::new(); // type index of every function, imports first
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
@@ -457,26 +501,13 @@ pub fn validate(bytes: &[u8]) -> Result<Shape, ContractError> {
         }
     }
 
-    // A module that imports nothing is told apart by its `process`: the
-    // 0.2.0 one takes `events`.
-    let by_imports = version.is_some();
-    let version = version.unwrap_or_else(|| {
-        let process = exports
-            .iter()
-            .find(|(n, k, _)| n == "process" && *k == ExternalKind::Func)
-            .and_then(|(_, _, i)| func_types.get(*i as usize))
-            .and_then(|&t| types.get(t as usize).cloned().flatten());
-        let v2 = ContractVersion::V0_2.spec();
-        let v2_process = v2.exports.iter().find(|f| f.name == "process");
-        match (process, v2_process) {
-            (Some(p), Some(f)) if p == Signature::of(f) => ContractVersion::V0_2,
-            _ => ContractVersion::V0_1,
-        }
-    });
-    shape.version = version;
-    (shape.has_state_region, shape.has_event_buffer) =
-        check_exports(&exports, &func_types, &types, version, by_imports)?;
-    Ok(shape)
+    Ok(Sections {
+        types,
+        func_types,
+        exports,
+        shape,
+        version,
+    })
 }
 
 /// The contract version an import belongs to; an import from another

@@ -1,6 +1,7 @@
 //! The `lel-host` binary: parse the command line, run it, map the outcome to
 //! an exit code (0 fine, 1 something was rejected or failed). Error chains
-//! are printed with `{:#}`.
+//! are printed with `{:#}`. Runs on the main thread, which becomes the
+//! control loop of `run`.
 
 use clap::Parser as _;
 

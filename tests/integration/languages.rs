@@ -785,10 +785,10 @@ fn score(r: &mut Renderer, signal: &str) -> Vec<f32> {
 }
 
 /// The poly-synth's languages besides Rust (its reference).
-const POLY_LANGS: [&str; 2] = ["c", "zig"];
+const POLY_LANGS: [&str; 3] = ["c", "zig", "as"];
 
 #[test]
-fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
+fn the_poly_synth_sounds_the_same_in_rust_c_zig_and_assemblyscript() {
     let (mut r, s) = play_poly("rust");
     let reference = score(&mut r, &s);
     assert!(rms(&reference) > 0.02, "poly-synth-rust is audible");
@@ -807,7 +807,7 @@ fn the_poly_synth_sounds_the_same_in_rust_c_and_zig() {
 
 #[test]
 fn the_poly_synth_plays_chords_and_the_ninth_note_steals_the_oldest() {
-    for lang in ["rust", "c", "zig"] {
+    for lang in ["rust", "c", "zig", "as"] {
         let (mut r, s) = play_poly(lang);
         for k in CHORD {
             note_on(&mut r, &s, k, 1.0, 0);
@@ -849,13 +849,15 @@ fn ringing_voices_and_knob_positions_survive_a_reload_and_a_language_hop() {
     let (mut r, s) = play_poly("rust");
     setup(&mut r, &s);
     let straight = r.render(before + after);
-    // The same instrument rebuilt, or its C or Zig build in its place: every
+    // The same instrument rebuilt, or its C, Zig or AssemblyScript build in
+    // its place: every
     // voice's phase, filter and envelope, the voice table and the note
     // state carried, the cutoff the player set kept.
     for (lang, bytes) in [
         ("rust", another_version(module("poly-synth", "rust"))),
         ("c", module("poly-synth", "c").to_vec()),
         ("zig", module("poly-synth", "zig").to_vec()),
+        ("as", module("poly-synth", "as").to_vec()),
     ] {
         let (mut r, s) = play_poly("rust");
         setup(&mut r, &s);
@@ -1355,5 +1357,129 @@ fn every_note_accessor_reads_the_same_in_every_language() {
             0.0,
             "{lang}: every note accessor gives the Rust SDK's bits"
         );
+    }
+}
+
+/// The promise live: `lel-host run` on a folder with the poly-synth and
+/// `--osc`; a chord and a cutoff move sent over UDP; the module file
+/// replaced by a rebuild while the chord rings. The recording holds the
+/// chord at the same level before the rebuild and after the new version
+/// took over (a version starting without the voices' state would be
+/// silent: nothing plays its notes again), and the host still holds the
+/// player's cutoff.
+#[test]
+fn a_live_rebuild_keeps_the_chord_ringing_and_the_knob_where_it_was() {
+    use crate::osc::{client, free_port, msg, reply, wait_for_signal};
+    use rosc::OscType;
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    let bytes = module("poly-synth", "rust");
+    std::fs::write(music.join("poly.wasm"), bytes).unwrap();
+    let wav = dir.path().join("live.wav");
+    let port = free_port();
+    let mut child = Command::new(lel_host_bin())
+        .args(["run", "--device", "none", "--no-console", "--seconds", "9"])
+        .arg("--osc")
+        .arg(port.to_string())
+        .arg("--record")
+        .arg(&wav)
+        .arg(&music)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start lel-host");
+    // The log, line by line, with the time each line was read.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("poly: new version from") {
+                let _ = tx.send(Instant::now());
+            }
+            lines.push(line);
+        }
+        lines.join("\n")
+    });
+    let to: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let c = client();
+    wait_for_signal(&c, to, "poly");
+    for k in CHORD {
+        c.send_to(
+            &msg(
+                "/lel/poly/note",
+                vec![OscType::Int(k as i32), OscType::Int(100)],
+            ),
+            to,
+        )
+        .unwrap();
+    }
+    c.send_to(&msg("/lel/poly/cutoff", vec![OscType::Float(900.0)]), to)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    // The rebuild: written beside, renamed into place (as an editor's save
+    // replaces a file).
+    let tmp = dir.path().join("poly.wasm.new");
+    std::fs::write(&tmp, another_version(bytes)).unwrap();
+    std::fs::rename(&tmp, music.join("poly.wasm")).unwrap();
+    let swapped = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the rebuild is loaded within 20 s");
+    std::thread::sleep(Duration::from_millis(200));
+    c.send_to(&msg("/lel/poly/params", vec![]), to).unwrap();
+    let params = reply(&c);
+    let cutoff = params
+        .iter()
+        .find(|m| m.args.first() == Some(&OscType::String("cutoff".into())))
+        .unwrap_or_else(|| panic!("cutoff in {params:?}"));
+    assert_eq!(
+        cutoff.args.get(1),
+        Some(&OscType::Float(900.0)),
+        "the player's cutoff after the rebuild: {cutoff:?}"
+    );
+    let status = child.wait().expect("lel-host finishes");
+    let ended = Instant::now();
+    let log = reader.join().unwrap();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        log.matches("poly: new version from").count(),
+        1,
+        "one new version, from the rebuild:\n{log}"
+    );
+    // The recording ends when the run does: its last second comes after
+    // the new version took over when that happened over 1.5 s before the end.
+    let margin = ended - swapped;
+    assert!(
+        margin > Duration::from_millis(1500),
+        "the rebuild took over {margin:?} before the end: too late to hear it"
+    );
+
+    let (ch, sr, samples) = read_wav(&wav);
+    assert_eq!(sr, SR);
+    let left = channel(&samples, ch as usize, 0);
+    let onset = left
+        .iter()
+        .position(|&x| x != 0.0)
+        .expect("the chord is heard");
+    let s = SR as usize;
+    // Sustained (attack and decay over) before the rebuild was written (2 s
+    // after the notes), and the recording's last second but a little.
+    let before = &left[onset + s / 2..onset + 3 * s / 2];
+    let after = &left[left.len() - 6 * s / 5..left.len() - s / 5];
+    let (a, b) = (rms(before), rms(after));
+    assert!(a > 0.02, "the chord sounds: rms {a}");
+    assert!(
+        (b / a - 1.0).abs() < 0.1,
+        "the chord rings on at its level through the rebuild: rms {a} then {b}"
+    );
+    for (what, x) in [("before", before), ("after", after)] {
+        let p = peaks(x, 0.15);
+        for k in CHORD {
+            assert!(has(&p, hz(k)), "{} Hz {what} the rebuild: {p:?}", hz(k));
+        }
     }
 }

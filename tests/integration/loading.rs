@@ -471,9 +471,22 @@ fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_pla
         .into_iter()
         .filter(|t| t.0.starts_with("lel-compile"))
         .collect();
+    let idle = abandoned.iter().filter(|t| t.2 == 5).count();
     assert!(
-        abandoned.iter().any(|t| t.2 == 5),
+        idle > 0,
         "the abandoned compile runs at SCHED_IDLE: {abandoned:?}"
+    );
+    // The same bytes again: the failure is remembered, nothing compiles (a
+    // second compile would be one more idle thread by the time it fails).
+    let again = r.load_bytes("nest", nest.as_bytes()).unwrap_err();
+    assert_eq!(format!("{again:#}"), format!("{e:#}"));
+    let idle_now = tasks_of(std::process::id())
+        .into_iter()
+        .filter(|t| t.0.starts_with("lel-compile") && t.2 == 5)
+        .count();
+    assert!(
+        idle_now <= idle,
+        "compiled again: {idle_now} idle compiles, {idle} before"
     );
     x.extend(r.render(SR as usize / 10));
     for (n, &s) in x.iter().enumerate() {

@@ -5,7 +5,7 @@
 //! (retry a faulted signal) and `f` (restart with fresh state) in the
 //! recording, at the frames the session says they took effect, and a 0.2
 //! synth played over OSC (`--osc`: a note, a parameter change) whose row
-//! shows its parameter's value. Damaged and
+//! shows its parameter's value, then removed (an unload, faded out). Damaged and
 //! incomplete session folders get errors naming the file and the fault.
 
 use std::collections::HashMap;
@@ -271,12 +271,17 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         |s| params_line(s, "synth").is_some_and(|p| p.contains("params: gain 0.25 ")),
     );
     std::thread::sleep(Duration::from_millis(400));
+    // The synth's file removed: it fades out (an `unload`).
+    std::fs::remove_file(mods.join("synth.wat")).unwrap();
+    wait_session("the synth unloaded", &|ls| {
+        ls.iter().any(|l| l.what == "unload")
+    });
+    t.wait("the synth's row gone", Duration::from_secs(10), |s| {
+        row(s, "synth").is_none()
+    });
+    std::thread::sleep(Duration::from_millis(300));
 
-    // Rows: alpha, beta, delta, gamma, synth; the first row selected at
-    // the first redraw is whichever loaded first: go up to alpha.
-    for _ in 0..4 {
-        t.keys("k");
-    }
+    // Rows: alpha (selected: the first row), beta, delta, gamma.
     t.keys("m");
     wait_session("alpha muted", &|ls| count(ls, "mute", "on", "yes") == 1);
     t.keys("j");
@@ -431,6 +436,17 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     assert!(
         (halved - before_param + 6.02).abs() < 0.1,
         "gain 0.5 -> 0.25 is -6.02 dB: {before_param:.2} -> {halved:.2} dB"
+    );
+    // The removal: the synth fades out over 10 ms from the unload's frame.
+    let unload = ls.iter().find(|l| l.what == "unload").unwrap();
+    assert_eq!(unload.f["slot"], slot["synth"], "{text}");
+    let u0 = unload.at;
+    assert!(u0 > p0 + W, "unloaded at {u0}, after the parameter change");
+    let playing = tone_db(span(u0 - W / 4, u0), 880.0);
+    let gone = tone_db(span(u0 + 480, u0 + 480 + W / 4), 880.0);
+    assert!(
+        playing - gone > 30.0,
+        "the synth is gone after its fade: {playing:.1} -> {gone:.1} dB"
     );
     let (beta, alpha) = (&slot["beta"], &slot["alpha"]);
     let solo_on = frame_of(&ls, "solo", beta, "on", "yes", 0);

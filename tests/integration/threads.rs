@@ -238,6 +238,61 @@ fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     assert!(one == two, "the WAV files differ");
 }
 
+/// Without `--threads`: `render` uses one thread per core, at most one per
+/// signal; `run` one per core (signals may be added while it plays).
+#[test]
+fn the_default_is_a_thread_per_core_and_render_uses_at_most_one_per_signal() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let dir = tempdir();
+    let quiet = sine(440.0, 0.2);
+    let render = |signals: usize| {
+        let music = dir.path().join(format!("music{signals}"));
+        std::fs::create_dir(&music).unwrap();
+        for i in 0..signals {
+            write(&music, &format!("s{i}.wat"), &quiet);
+        }
+        let out = std::process::Command::new(lel_host_bin())
+            .arg("render")
+            .arg(&music)
+            .args(["--seconds", "0.1", "-o"])
+            .arg(dir.path().join(format!("out{signals}.wav")))
+            .output()
+            .expect("lel-host render");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        let (_, _, x) = read_wav(&dir.path().join(format!("out{signals}.wav")));
+        let left: Vec<f32> = x.iter().step_by(2).copied().collect();
+        for (n, &s) in left.iter().enumerate() {
+            let want = signals as f64 * sine_at(440.0, 0.2, n, 48_000);
+            assert!((s as f64 - want).abs() < 1e-5, "frame {n}: {s}");
+        }
+        log
+    };
+    for signals in [1, 3] {
+        let log = render(signals);
+        let want = format!("on {} threads (", cores.min(signals));
+        assert!(
+            log.contains(&want),
+            "{signals} signals: want {want:?} in {log}"
+        );
+    }
+    let run = crate::live::LiveRun::start(
+        dir.path(),
+        &[
+            dir.path().join("music1").to_str().unwrap(),
+            "--device",
+            "none",
+            "--seconds",
+            "0.5",
+            "--stats",
+        ],
+        &[],
+    );
+    let (log, _) = run.finish();
+    let want = format!("; {cores} render threads, ");
+    assert!(log.contains(&want), "run: want {want:?} in {log}");
+}
+
 #[test]
 fn threads_out_of_range_is_a_clear_error() {
     let dir = tempdir();
@@ -310,4 +365,71 @@ fn run_with_two_threads_shares_heavy_blocks_without_allocating() {
         "the sine is what was played: {} Hz",
         dominant_frequency(tail, SR)
     );
+}
+
+/// A mono module that counts down 200,000 loop iterations in every call
+/// (a fraction of a millisecond), outputs silence, and traps in its 6th call.
+fn busy_then_trap() -> String {
+    r#"(module
+  (memory (export "memory") 1)
+  (global $n (mut i32) (i32.const 0))
+  (func (export "init") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "process") (param $frames i32) (param $clock i64) (result i32)
+    (local $i i32)
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (local.set $i (i32.const 200000))
+    (loop $l
+      (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+      (br_if $l (local.get $i)))
+    (if (i32.gt_u (global.get $n) (i32.const 5)) (then unreachable))
+    (i32.const 1024)))
+"#
+    .to_string()
+}
+
+/// The allocation count covers every thread that renders: 16 signals that
+/// each take a fraction of a millisecond and all trap in the same block (a
+/// trap allocates inside wasmtime, counted on the fault path), rendered with
+/// 1 and with 2 threads, every block shared. The worker takes its share of
+/// those calls, traps included, and its allocations are counted like the
+/// audio thread's: the same fault-path count either way, and none outside
+/// fault paths.
+#[test]
+fn allocations_on_a_worker_are_counted_like_the_audio_threads() {
+    let count = |threads: usize| {
+        let mut r = engine(threads);
+        for i in 0..16 {
+            r.load_bytes(&format!("t{i}"), busy_then_trap().as_bytes())
+                .unwrap();
+        }
+        r.render(12 * 512);
+        let faults = r
+            .take_notices()
+            .iter()
+            .filter(|n| matches!(n, Notice::Faulted { .. }))
+            .count();
+        assert_eq!(faults, 16);
+        let stats = r.control().stats().clone();
+        (
+            stats
+                .fault_allocations
+                .load(std::sync::atomic::Ordering::Relaxed),
+            stats.violations.load(std::sync::atomic::Ordering::Relaxed),
+            r.parallel_blocks(),
+        )
+    };
+    let (one, one_violations, _) = count(1);
+    let (two, two_violations, shared) = count(2);
+    println!("fault-path allocations: {one} on one thread, {two} on two ({shared} blocks shared)");
+    // Blocks 0 to 5 (the traps) were shared; after them nothing plays.
+    assert_eq!(
+        shared, 6,
+        "the worker was called for every block with signals"
+    );
+    assert!(one >= 16, "each trap allocates: {one}");
+    assert_eq!(
+        two, one,
+        "every trap's allocations counted, whichever thread ran it"
+    );
+    assert_eq!((one_violations, two_violations), (0, 0));
 }

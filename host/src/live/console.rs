@@ -200,6 +200,9 @@ pub struct Console {
     header: Header,
     rows: BTreeMap<String, SignalRow>,
     selected: Option<String>,
+    /// The user moved the selection; until then it stays on the first row
+    /// (signals load in any order).
+    chosen: bool,
     master: Level,
     master_clip_until: Option<Instant>,
     next_draw: Instant,
@@ -236,6 +239,7 @@ impl Console {
             header: Header::default(),
             rows: BTreeMap::new(),
             selected: None,
+            chosen: false,
             master: Level::default(),
             master_clip_until: None,
             next_draw: Instant::now(),
@@ -366,16 +370,21 @@ impl Console {
 
     fn key(&mut self, code: KeyCode, control: &mut Control) {
         let names: Vec<String> = self.rows.keys().cloned().collect();
+        if !self.chosen {
+            self.selected = names.first().cloned();
+        }
         let at = names
             .iter()
             .position(|n| Some(n) == self.selected.as_ref())
             .unwrap_or(0);
         match code {
             KeyCode::Up | KeyCode::Char('k') => {
+                self.chosen = true;
                 self.selected = names.get(at.saturating_sub(1)).cloned();
                 return;
             }
             KeyCode::Down | KeyCode::Char('j') => {
+                self.chosen = true;
                 self.selected = names
                     .get((at + 1).min(names.len().saturating_sub(1)))
                     .cloned();
@@ -504,10 +513,11 @@ impl Console {
         if self.master.clipped {
             self.master_clip_until = Some(now + CLIP_HOLD);
         }
-        if self
-            .selected
-            .as_ref()
-            .is_none_or(|s| !self.rows.contains_key(s))
+        if !self.chosen
+            || self
+                .selected
+                .as_ref()
+                .is_none_or(|s| !self.rows.contains_key(s))
         {
             self.selected = self.rows.keys().next().cloned();
         }

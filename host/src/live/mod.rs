@@ -90,7 +90,7 @@ pub struct Summary {
 pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     let watch = WatchSet::new(&opts.paths)?;
     // The console takes over the terminal (and the log) from here on.
-    let mut console = if opts.console {
+    let console = if opts.console {
         Some(console::Console::start()?)
     } else {
         None
@@ -106,31 +106,10 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         })?
     };
     let files = collect_modules(&opts.paths)?;
-    let (mut control, mixer) = Control::new(opts.settings.clone())?;
-    if let Some(dir) = &opts.session {
-        control.record_session(crate::session::Writer::create(dir, &opts.settings)?);
-    }
-    // OSC and MIDI (started once the stream plays) wake it too.
-    let input_tx = tx.clone();
-    // Wake the control loop whenever a load finishes, from the first
-    // versions on.
-    control.on_load_finished(move || {
-        let _ = tx.send(Msg::LoadFinished);
-    });
-
-    // First versions: asked for all at once, each prepared on its own
-    // worker; the stream starts at once, without waiting for any of them.
-    // Each joins in the first block after it is ready (from silence, as at
-    // the start), so a slow `init` or a big module delays no one.
-    let mut first: HashSet<String> = HashSet::new();
-    for f in &files {
-        first.insert(signal_name(f));
-        control.request(Request::file(signal_name(f), f.clone()).first_version());
-    }
-
-    let channels = opts.settings.channels as u16;
+    let (control, mixer, first) = start_engine(&opts, &files, tx.clone())?;
     let (recorder, ring) = match &opts.record {
         Some(p) => {
+            let channels = opts.settings.channels as u16;
             let (r, ring) =
                 recorder::Recorder::start(p.clone(), channels, opts.settings.sample_rate, 10)?;
             (Some(r), Some(ring))
@@ -145,58 +124,6 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
     // The run's time (for `--seconds` and `--stats`) is the stream's: played
     // time plus lost time add up to it.
     let started = Instant::now();
-    tracing::info!(
-        "playing on {} at {} Hz, {} channels; watching {}",
-        output.describe(),
-        opts.settings.sample_rate,
-        channels,
-        show_paths(&opts.paths)
-    );
-    control.set_running();
-    if let Some(c) = &mut console {
-        c.set_header(console::Header {
-            device: output.describe(),
-            sample_rate: opts.settings.sample_rate,
-            channels: opts.settings.channels,
-            block: buffer,
-            threads: opts.settings.render_threads(),
-            fade: opts.settings.fade,
-            xfade: opts.settings.xfade,
-        });
-    }
-
-    let osc = match opts.osc {
-        Some(addr) => {
-            let tx = input_tx.clone();
-            let server = crate::input::osc::OscServer::start(addr, move |inc| {
-                let _ = tx.send(Msg::Osc(inc));
-            })?;
-            tracing::info!("listening for OSC on {}", server.local_addr());
-            Some(server)
-        }
-        None => None,
-    };
-    let midi = opts.midi.as_deref().and_then(|port| {
-        let tx = input_tx;
-        match crate::input::midi::MidiIn::open(port, move |p| {
-            let _ = tx.send(Msg::Midi(p));
-        }) {
-            Ok(m) => {
-                tracing::info!("playing MIDI from {}", m.port);
-                Some(m)
-            }
-            Err(e) => {
-                tracing::warn!("--midi: {e:#}; playing on without MIDI input");
-                None
-            }
-        }
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // Only the first handler can be installed; tests run `run` once per process.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
-    }
     let mut live = Live {
         control,
         output: Some(output),
@@ -211,64 +138,92 @@ pub fn run(mut opts: RunOptions) -> anyhow::Result<bool> {
         all_ok: true,
         console,
         quit: false,
-        osc,
+        osc: None,
         midi_map: opts.midi_map.clone(),
         midi_errors: crate::input::LogLimit::new("MIDI"),
     };
+    live.playing(&opts);
+    let (osc, midi) = start_inputs(&opts, tx)?;
+    live.osc = osc;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Only the first handler can be installed; tests run `run` once per process.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
     let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && !live.quit && deadline.is_none_or(|d| Instant::now() < d)
     {
         live.step(&rx, deadline)?;
     }
-
     // No more OSC or MIDI from here on.
     drop(midi);
-    let Live {
-        mut control,
-        output,
-        mut summary,
-        mut load,
-        all_ok,
-        console,
-        osc,
-        ..
-    } = live;
-    drop(osc);
-    // The terminal and the log go back to normal before the last lines.
-    drop(console);
-    let callback = output.and_then(output::Output::stop);
-    control.poll();
-    let session = control.finish_session();
-    if let Some(r) = recorder {
-        let path = r.path.clone();
-        summary.recorded_samples = r.finish()?;
-        tracing::info!(
-            "recorded {:.2} s to {}",
-            summary.recorded_samples as f64 / channels as f64 / opts.settings.sample_rate as f64,
-            path.display()
-        );
+    live.finish(&opts, recorder, started)
+}
+
+/// The engine, with the first versions asked for: all at once, each
+/// prepared on its own worker. The stream starts without waiting for any of
+/// them; each joins in the first block after it is ready (from silence, as
+/// at the start), so a slow `init` or a big module delays no one. Returns
+/// the names of those first versions too.
+fn start_engine(
+    opts: &RunOptions,
+    files: &[PathBuf],
+    tx: mpsc::Sender<Msg>,
+) -> anyhow::Result<(Control, crate::rt::mixer::Mixer, HashSet<String>)> {
+    let (mut control, mixer) = Control::new(opts.settings.clone())?;
+    if let Some(dir) = &opts.session {
+        control.record_session(crate::session::Writer::create(dir, &opts.settings)?);
     }
-    let stats = control.stats();
-    summary.late_callbacks = stats.late_callbacks.load(Ordering::Relaxed);
-    summary.lost = Duration::from_nanos(stats.lost_nanos.load(Ordering::Relaxed));
-    summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
-    summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
-    summary.render_threads = opts.settings.render_threads();
-    summary.shared_blocks = stats.shared_blocks.load(Ordering::Relaxed);
-    if let Some(cb) = callback
-        && cb.record_overruns > 0
-    {
-        tracing::warn!(
-            "the recording lost {} samples (the disk was too slow)",
-            cb.record_overruns
-        );
+    // Wake the control loop whenever a load finishes, from the first
+    // versions on.
+    control.on_load_finished(move || {
+        let _ = tx.send(Msg::LoadFinished);
+    });
+    let mut first = HashSet::new();
+    for f in files {
+        first.insert(signal_name(f));
+        control.request(Request::file(signal_name(f), f.clone()).first_version());
     }
-    summary.cpu = load.finish(&control);
-    if opts.stats {
-        println!("{}", format_summary(&summary, started.elapsed()));
-    }
-    session?;
-    Ok(all_ok)
+    Ok((control, mixer, first))
+}
+
+/// OSC (`--osc`) and MIDI (`--midi`) input, each on its own thread, waking
+/// the control loop through `tx`. A MIDI source that cannot be opened is
+/// one warning; the music plays on.
+fn start_inputs(
+    opts: &RunOptions,
+    tx: mpsc::Sender<Msg>,
+) -> anyhow::Result<(
+    Option<crate::input::osc::OscServer>,
+    Option<crate::input::midi::MidiIn>,
+)> {
+    let osc = match opts.osc {
+        Some(addr) => {
+            let tx = tx.clone();
+            let server = crate::input::osc::OscServer::start(addr, move |inc| {
+                let _ = tx.send(Msg::Osc(inc));
+            })?;
+            tracing::info!("listening for OSC on {}", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    let midi = opts.midi.as_deref().and_then(|port| {
+        match crate::input::midi::MidiIn::open(port, move |p| {
+            let _ = tx.send(Msg::Midi(p));
+        }) {
+            Ok(m) => {
+                tracing::info!("playing MIDI from {}", m.port);
+                Some(m)
+            }
+            Err(e) => {
+                tracing::warn!("--midi: {e:#}; playing on without MIDI input");
+                None
+            }
+        }
+    });
+    Ok((osc, midi))
 }
 
 /// Without a rate or channel count asked for, play at the device's own when
@@ -340,6 +295,93 @@ struct Live {
 }
 
 impl Live {
+    /// The stream plays: say so, and show the console's header.
+    fn playing(&mut self, opts: &RunOptions) {
+        let describe = self
+            .output
+            .as_ref()
+            .map(|o| o.describe())
+            .unwrap_or_default();
+        tracing::info!(
+            "playing on {} at {} Hz, {} channels; watching {}",
+            describe,
+            opts.settings.sample_rate,
+            opts.settings.channels,
+            show_paths(&opts.paths)
+        );
+        self.control.set_running();
+        if let Some(c) = &mut self.console {
+            c.set_header(console::Header {
+                device: describe,
+                sample_rate: opts.settings.sample_rate,
+                channels: opts.settings.channels,
+                block: self.buffer,
+                threads: opts.settings.render_threads(),
+                fade: opts.settings.fade,
+                xfade: opts.settings.xfade,
+            });
+        }
+    }
+
+    /// The end of the run: stop the inputs, the console and the stream,
+    /// finish the session and the recording, and print `--stats`. Returns
+    /// whether every first version loaded.
+    fn finish(
+        self,
+        opts: &RunOptions,
+        recorder: Option<recorder::Recorder>,
+        started: Instant,
+    ) -> anyhow::Result<bool> {
+        let Live {
+            mut control,
+            output,
+            mut summary,
+            mut load,
+            all_ok,
+            console,
+            osc,
+            ..
+        } = self;
+        drop(osc);
+        // The terminal and the log go back to normal before the last lines.
+        drop(console);
+        let callback = output.and_then(output::Output::stop);
+        control.poll();
+        let session = control.finish_session();
+        if let Some(r) = recorder {
+            let path = r.path.clone();
+            summary.recorded_samples = r.finish()?;
+            tracing::info!(
+                "recorded {:.2} s to {}",
+                summary.recorded_samples as f64
+                    / opts.settings.channels as f64
+                    / opts.settings.sample_rate as f64,
+                path.display()
+            );
+        }
+        let stats = control.stats();
+        summary.late_callbacks = stats.late_callbacks.load(Ordering::Relaxed);
+        summary.lost = Duration::from_nanos(stats.lost_nanos.load(Ordering::Relaxed));
+        summary.audio_thread_allocations = stats.violations.load(Ordering::Relaxed);
+        summary.fault_path_allocations = stats.fault_allocations.load(Ordering::Relaxed);
+        summary.render_threads = opts.settings.render_threads();
+        summary.shared_blocks = stats.shared_blocks.load(Ordering::Relaxed);
+        if let Some(cb) = callback
+            && cb.record_overruns > 0
+        {
+            tracing::warn!(
+                "the recording lost {} samples (the disk was too slow)",
+                cb.record_overruns
+            );
+        }
+        summary.cpu = load.finish(&control);
+        if opts.stats {
+            println!("{}", format_summary(&summary, started.elapsed()));
+        }
+        session?;
+        Ok(all_ok)
+    }
+
     /// One turn of the control loop: wait (at most 20 ms, less when a file
     /// or the end is due), then handle what came in.
     fn step(&mut self, rx: &mpsc::Receiver<Msg>, deadline: Option<Instant>) -> anyhow::Result<()> {

@@ -186,6 +186,35 @@ pub struct Loader {
     next_id: AtomicU64,
 }
 
+/// The event buffer (`ptr`, `len` bytes) and the state region (`base`,
+/// `len` bytes) must not overlap.
+fn check_apart((ptr, len): (u32, u32), (base, state_len): (u32, u32)) -> Result<(), LoadError> {
+    let (events_end, state_end) = (ptr as u64 + len as u64, base as u64 + state_len as u64);
+    if state_len > 0 && len > 0 && (ptr as u64) < state_end && (base as u64) < events_end {
+        return Err(LoadError::EventBuffer(format!(
+            "the event buffer {ptr:#x}..{events_end:#x} overlaps the state region {base:#x}..{state_end:#x} (give the events a buffer of their own)"
+        )));
+    }
+    Ok(())
+}
+
+/// A parameter cell for each declared parameter, at its default, in the
+/// state region at `base`.
+fn param_cells(params: &[ParamDecl], base: u32) -> Box<[ParamCell]> {
+    params
+        .iter()
+        .map(|p| ParamCell {
+            id: NO_ID,
+            addr: base + p.offset,
+            min: p.min,
+            max: p.max,
+            steps: p.steps,
+            value: p.default,
+            user_set: false,
+        })
+        .collect()
+}
+
 impl Loader {
     pub fn new(
         runtime: Arc<Runtime>,
@@ -260,21 +289,7 @@ impl Loader {
         let params = std::mem::take(&mut store.data_mut().params);
         let buffer = if shape.has_event_buffer {
             let (ptr, len) = self.event_buffer(&mut store, &instance, &memory)?;
-            let (events_end, state_end) = (
-                ptr as u64 + len as u64,
-                state_base as u64 + state_len as u64,
-            );
-            if state_len > 0
-                && len > 0
-                && (ptr as u64) < state_end
-                && (state_base as u64) < events_end
-            {
-                return Err(LoadError::EventBuffer(format!(
-                    "the event buffer {ptr:#x}..{:#x} overlaps the state region {state_base:#x}..{:#x} (give the events a buffer of their own)",
-                    ptr as u64 + len as u64,
-                    state_base as u64 + state_len as u64
-                )));
-            }
+            check_apart((ptr, len), (state_base, state_len))?;
             Some((ptr, len / EVENT_BYTES))
         } else {
             None
@@ -288,18 +303,7 @@ impl Loader {
                 .map(Process::V2),
         }
         .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let cells: Box<[ParamCell]> = params
-            .iter()
-            .map(|p| ParamCell {
-                id: NO_ID,
-                addr: state_base + p.offset,
-                min: p.min,
-                max: p.max,
-                steps: p.steps,
-                value: p.default,
-                user_set: false,
-            })
-            .collect();
+        let cells = param_cells(&params, state_base);
         let (log_tx, log_rx) = log_ring::ring();
         store.data_mut().log_ring = Some(log_tx);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
