@@ -885,3 +885,55 @@ fn jack_midi_controllers_bend_and_garbage_end_to_end() {
         "the controller's two values alternate note by note: {levels:?}"
     );
 }
+
+/// No libjack (a file of that name that is no library, first on
+/// `LD_LIBRARY_PATH`, stands in for a machine without JACK): `--midi` says
+/// so in one line naming the package, the music plays on, and `devices`
+/// says the same about MIDI sources.
+#[test]
+fn midi_without_libjack_says_so_and_plays_on() {
+    let dir = tempdir();
+    let libs = dir.path().join("lib");
+    std::fs::create_dir(&libs).unwrap();
+    std::fs::write(libs.join("libjack.so.0"), b"not a library").unwrap();
+    let module = write(dir.path(), "sine.wat", &fixtures::sine(440.0, 0.5));
+    let wav = dir.path().join("out.wav");
+    let out = run_ok(
+        Command::new(lel_host_bin())
+            .env("LD_LIBRARY_PATH", &libs)
+            .args(["run", "--device", "none", "--no-console", "--seconds", "1"])
+            .args(["--midi", "keys", "--record"])
+            .arg(&wav)
+            .arg(&module),
+        "lel-host run --midi without libjack",
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.to_lowercase().contains("jack"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line about MIDI: {stderr}");
+    assert!(
+        lines[0].contains("--midi")
+            && lines[0].contains("JACK is not installed")
+            && lines[0].contains("apt-get install jackd2"),
+        "{stderr}"
+    );
+    let (_, _, samples) = read_wav(&wav);
+    let left = channel(&samples, 2, 0);
+    assert!((peak(&left) - 0.5).abs() < 0.01, "the sine plays on");
+    assert!((dominant_frequency(&left[4800..], SR) - 440.0).abs() < 3.0);
+    let devices = run_ok(
+        Command::new(lel_host_bin())
+            .env("LD_LIBRARY_PATH", &libs)
+            .arg("devices"),
+        "lel-host devices without libjack",
+        "",
+    );
+    let listing = String::from_utf8_lossy(&devices.stdout);
+    assert!(
+        listing.contains("MIDI sources: JACK is not installed"),
+        "{listing}"
+    );
+}
