@@ -154,6 +154,35 @@ fn a_compile_bomb_is_rejected_by_its_function_count_and_the_sine_plays_on() {
 }
 
 #[test]
+fn wat_text_over_16_mib_is_refused_before_it_is_parsed_and_the_sine_plays_on() {
+    // Valid WAT, padded with a comment to just over 16 MiB: parsing that
+    // much text would take seconds and hundreds of MB.
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
+    let mut big = fixtures::sine(220.0, 0.5);
+    big.push_str(";; ");
+    big.push_str(&"x".repeat((16 << 20) - big.len() + 1));
+    big.push('\n');
+    std::fs::write(music.join("big.wat"), &big).unwrap();
+    let (log, code, x) = render_folder(&music, "0.2", &[]);
+    let want = format!(
+        "big: rejected: {}/big.wat: the WAT text is {} bytes, above the 16777216-byte limit for text (parsing it would take seconds and hundreds of MB); give lel-host the binary `.wasm` (`wasm-tools parse` or your compiler writes it)",
+        music.display(),
+        big.len()
+    );
+    assert!(log.contains(&want), "want {want:?} in:\n{log}");
+    assert_eq!(code, Some(1), "{log}");
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}"
+        );
+    }
+}
+
+#[test]
 fn a_thousand_signals_in_a_folder_all_play() {
     let dir = tempdir();
     let music = dir.path().join("music");

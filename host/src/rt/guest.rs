@@ -95,6 +95,11 @@ impl Overrun {
         limits.first_deadline_ticks()
     }
 
+    /// When the call started, on [`cpu::now_ns`]'s clock.
+    pub fn started_ns(&self) -> u64 {
+        self.start.wall_ns
+    }
+
     /// CPU time used since the call started, at least (reads the thread's
     /// CPU clock: a system call, for slow paths only).
     pub fn cpu_used(&self) -> Duration {

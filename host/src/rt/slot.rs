@@ -431,9 +431,8 @@ impl Slot {
             c.dropped_reported = c.dropped;
             self.dropped_reported_at = Some(ctx.clock);
         }
-        let started = Instant::now();
         let result = v.process(ctx.frames, ctx.clock, n, ctx.call);
-        let took = started.elapsed().as_nanos() as u64;
+        let took = v.since_call_start_ns();
         self.busy_nanos += took;
         if let Some(kind) = v.take_grow_refusal() {
             out.event(Event::GrowRefused {
