@@ -98,6 +98,10 @@ pub use crate::rt::consts::{Constant, TABLE as CONSTANTS};
 
 /// Largest module file the host accepts (`wit/constants.txt`).
 pub const MAX_MODULE_BYTES: usize = crate::rt::consts::MAX_MODULE_BYTES as usize;
+/// Largest `.wat` text parsed (16 MiB): parsing text takes about ten times
+/// its size in memory and seconds for tens of MiB; a hand-written module is
+/// kilobytes, and text that large comes from a tool that can write `.wasm`.
+pub const MAX_TEXT_BYTES: usize = 16 << 20;
 
 /// Most functions one module may define: compile time and memory grow with
 /// it (50,000 small functions took 6 to 12 s and 300 MB to compile here).
@@ -131,6 +135,10 @@ pub enum ContractError {
     Truncated,
     #[error("the file is {size} bytes, above the {max}-byte limit for a signal module")]
     TooLarge { size: usize, max: usize },
+    #[error(
+        "the WAT text is {size} bytes, above the {max}-byte limit for text (parsing it would take seconds and hundreds of MB); give lel-host the binary `.wasm` (`wasm-tools parse` or your compiler writes it)"
+    )]
+    TextTooLarge { size: usize, max: usize },
     #[error(
         "the module defines {count} functions, above the limit of {max} per signal (no hand-written or SDK-built signal comes near it; compiling it would take seconds and hundreds of MB)"
     )]
@@ -283,6 +291,12 @@ pub fn to_binary(bytes: &[u8], is_text: bool) -> Result<Vec<u8>, ContractError> 
         });
     }
     if is_text {
+        if bytes.len() > MAX_TEXT_BYTES {
+            return Err(ContractError::TextTooLarge {
+                size: bytes.len(),
+                max: MAX_TEXT_BYTES,
+            });
+        }
         return wat::parse_bytes(bytes)
             .map(|b| b.into_owned())
             .map_err(|e| {

@@ -937,3 +937,109 @@ fn midi_without_libjack_says_so_and_plays_on() {
         "{listing}"
     );
 }
+
+/// Both sources at once, live: 10,000 MIDI events a second through JACK
+/// (jack_midiseq) into one synth and 10,000 OSC messages a second (notes
+/// and gain changes) into another, for two seconds: 0 audio-thread
+/// allocations, both heard, and the host still answers OSC afterwards.
+#[test]
+fn osc_and_jack_midi_floods_at_once_allocate_nothing() {
+    use crate::osc::{client, free_port, msg, wait_for_signal};
+    use rosc::OscType;
+    let dir = tempdir();
+    let synth = write(dir.path(), "synth.wat", &fixtures::synth());
+    let pad = write(dir.path(), "pad.wat", &fixtures::synth());
+    // The pad hears no MIDI (jack_midiseq plays channel 1): OSC only.
+    let map = write(dir.path(), "map.toml", "[channels]\npad = [16]\n");
+    let mut jack = Jack::start();
+    let mut args = vec!["dense".to_string(), "4800".to_string()];
+    for i in 0..50 {
+        args.extend([
+            (i * 96).to_string(),
+            (60 + i % 12).to_string(),
+            "48".to_string(),
+        ]);
+    }
+    jack.client(jack.cmd("jack_midiseq").args(&args), "dense:out");
+    let wav = dir.path().join("both.wav");
+    let port = free_port();
+    let child = jack
+        .cmd(lel_host_bin().to_str().unwrap())
+        .args(["run", "--device", "none", "--no-console", "--stats"])
+        .args(["--seconds", "6", "--midi", "dense:out", "--midi-map"])
+        .arg(&map)
+        .arg("--osc")
+        .arg(port.to_string())
+        .arg("--record")
+        .arg(&wav)
+        .arg(&synth)
+        .arg(&pad)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lel-host");
+    let to: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let c = client();
+    wait_for_signal(&c, to, "pad");
+    // 10,000 messages a second for 2 s, in bursts of 100 every 10 ms: gain
+    // changes and notes for the pad.
+    let start = Instant::now();
+    for burst in 0..200u32 {
+        for i in 0..100u32 {
+            let bytes = if i % 2 == 0 {
+                msg(
+                    "/lel/pad/gain",
+                    vec![OscType::Float(0.05 + 0.1 * ((burst + i) % 5) as f32 / 4.0)],
+                )
+            } else {
+                msg(
+                    "/lel/pad/note",
+                    vec![OscType::Int(72 + (i % 12) as i32), OscType::Int(100)],
+                )
+            };
+            let _ = c.send_to(&bytes, to);
+        }
+        let next = start + Duration::from_millis(10 * (burst as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    // Still answering and still taking parameter changes: a last gain,
+    // then the pad's parameters asked for (UDP may drop a datagram on a
+    // busy machine: up to five tries).
+    wait_for_signal(&client(), to, "synth");
+    let q = client();
+    let gain_now = || {
+        q.send_to(&msg("/lel/pad/gain", vec![OscType::Float(0.0625)]), to)
+            .unwrap();
+        q.send_to(&msg("/lel/pad/params", vec![]), to).unwrap();
+        let params = crate::osc::reply(&q);
+        params
+            .iter()
+            .find(|m| m.args.first() == Some(&OscType::String("gain".into())))
+            .and_then(|m| m.args.get(1).cloned())
+    };
+    let got: Vec<_> = (0..5).map(|_| gain_now()).collect();
+    assert!(
+        got.contains(&Some(OscType::Float(0.0625))),
+        "the pad takes a gain after the floods: {got:?}"
+    );
+    let out = child.wait_with_output().expect("lel-host finishes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("playing MIDI from dense:out"), "{stderr}");
+    assert!(
+        stdout.contains(" 0 audio-thread allocations"),
+        "no allocation on the audio thread under 10,000 OSC and 10,000 MIDI events a second:\n{stdout}"
+    );
+    let (_, _, samples) = read_wav(&wav);
+    assert!(samples.iter().all(|x| x.is_finite()));
+    let left = channel(&samples, 2, 0);
+    // Both busy: the synth's dense notes (48 of every 96 frames) and the
+    // pad's held notes; chunks of 0.1 s with sound, most of the run.
+    let busy = left
+        .chunks(4800)
+        .skip(10)
+        .filter(|c| peak(c) > 0.05)
+        .count();
+    assert!(busy >= 30, "the floods are heard ({busy} of the chunks)");
+}

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -164,18 +165,58 @@ enum CompileMsg {
     Done(wasmtime::Result<Module>),
 }
 
+/// Compiles stopped at their limit that may still be running (at idle
+/// priority, holding their memory) before an engine refuses to start more.
+pub const MAX_ABANDONED: usize = 2;
+
+/// A compile refused because [`MAX_ABANDONED`] stopped compiles are still
+/// finishing: not a property of the module's bytes (not remembered as a
+/// failure; saving again later compiles it).
+#[derive(Debug)]
+pub struct CompilesBusy(pub usize);
+
+impl std::fmt::Display for CompilesBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "not compiled now: {} earlier compiles that ran over their time limit are still finishing in the background (at idle priority, holding their memory); save it again once they are done",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for CompilesBusy {}
+
+/// A compile thread's state: running, done, or abandoned by its loader.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
 /// Compile `bytes` on a thread of its own (named `lel-compile`, at the
 /// loaders' lower priority), judged by the CPU time that thread used: past
 /// `cpu` (or, on a machine too busy to give it the CPU, 20 times that in
 /// wall time), the compile is abandoned with a message naming the limit.
 /// wasmtime cannot stop a compile, so the abandoned thread runs on to its
 /// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
-/// and its module is dropped. Modules are compiled one function after the
+/// and its module is dropped; while `abandoned` (the engine's count of them)
+/// is at [`MAX_ABANDONED`], no new compile starts ([`CompilesBusy`]), so
+/// their memory stays bounded. Modules are compiled one function after the
 /// other on that thread (`parallel_compilation` is off), so an abandoned
 /// compile holds no shared compiler thread.
-fn compile_bounded(engine: &Engine, bytes: &[u8], cpu: Duration) -> wasmtime::Result<Module> {
+fn compile_bounded(
+    engine: &Engine,
+    bytes: &[u8],
+    cpu: Duration,
+    abandoned: &Arc<AtomicUsize>,
+) -> wasmtime::Result<Module> {
+    let stopped = abandoned.load(Ordering::Acquire);
+    if stopped >= MAX_ABANDONED {
+        return Err(wasmtime::Error::new(CompilesBusy(stopped)));
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let (engine, owned) = (engine.clone(), bytes.to_vec());
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let (thread_state, count) = (state.clone(), abandoned.clone());
     std::thread::Builder::new()
         .name("lel-compile".into())
         .spawn(move || {
@@ -189,7 +230,11 @@ fn compile_bounded(engine: &Engine, bytes: &[u8], cpu: Duration) -> wasmtime::Re
             if ok {
                 let _ = tx.send(CompileMsg::Started(clock, tid));
             }
-            let _ = tx.send(CompileMsg::Done(Module::new(&engine, &owned)));
+            let result = Module::new(&engine, &owned);
+            if thread_state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+                count.fetch_sub(1, Ordering::AcqRel);
+            }
+            let _ = tx.send(CompileMsg::Done(result));
         })?;
     let start = std::time::Instant::now();
     let mut thread = None;
@@ -204,16 +249,26 @@ fn compile_bounded(engine: &Engine, bytes: &[u8], cpu: Duration) -> wasmtime::Re
         }
         let used = thread.and_then(|(clock, _)| cpu_of(clock));
         let over_cpu = used.is_some_and(|u| u > cpu);
-        if over_cpu || start.elapsed() > cpu * 20 {
-            if let Some((_, tid)) = thread {
-                idle(tid);
-            }
-            let what = if over_cpu { "CPU" } else { "wall" };
-            return Err(wasmtime::Error::msg(format!(
-                "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
-                cpu.as_secs_f64()
-            )));
+        if !over_cpu && start.elapsed() <= cpu * 20 {
+            continue;
         }
+        abandoned.fetch_add(1, Ordering::AcqRel);
+        if state
+            .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // It finished just now: take its result after all.
+            abandoned.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        if let Some((_, tid)) = thread {
+            idle(tid);
+        }
+        let what = if over_cpu { "CPU" } else { "wall" };
+        return Err(wasmtime::Error::msg(format!(
+            "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
+            cpu.as_secs_f64()
+        )));
     }
 }
 
@@ -234,7 +289,10 @@ fn cpu_of(clock: libc::clockid_t) -> Option<Duration> {
 fn idle(tid: libc::pid_t) {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid sched_param; an id of a thread that has
-    // exited makes the call fail, which is harmless.
+    // exited makes the call fail, which is harmless. (The thread is called
+    // abandoned before this, so it only exits after finishing a compile;
+    // its id being reused by then would take the process's pid space
+    // wrapping around meanwhile.)
     unsafe {
         libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
     }
@@ -244,7 +302,9 @@ fn idle(tid: libc::pid_t) {
 /// the same hash meanwhile wait for it instead of compiling again.
 #[derive(Default)]
 struct Flight {
-    result: Mutex<Option<Result<Module, String>>>,
+    /// The module, or the error's message (and, for [`CompilesBusy`], its
+    /// count, so that waiters get that error and not a compile error).
+    result: Mutex<Option<Result<Module, (String, Option<usize>)>>>,
     done: Condvar,
 }
 
@@ -252,7 +312,10 @@ impl Flight {
     fn finish(&self, result: &wasmtime::Result<(Module, Source)>) {
         let shared = match result {
             Ok((m, _)) => Ok(m.clone()),
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err((
+                format!("{e:#}"),
+                e.downcast_ref::<CompilesBusy>().map(|b| b.0),
+            )),
         };
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
         self.done.notify_all();
@@ -262,7 +325,10 @@ impl Flight {
         let mut result = self.result.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = &*result {
-                return r.clone().map_err(wasmtime::Error::msg);
+                return r.clone().map_err(|(message, busy)| match busy {
+                    Some(n) => wasmtime::Error::new(CompilesBusy(n)),
+                    None => wasmtime::Error::msg(message),
+                });
             }
             result = self.done.wait(result).unwrap_or_else(|e| e.into_inner());
         }
@@ -274,6 +340,8 @@ pub struct ModuleCache {
     limits: CacheLimits,
     /// CPU time one compile may use ([`COMPILE_CPU_LIMIT`] by default).
     compile_cpu: Duration,
+    /// Compiles stopped at that limit and still running.
+    abandoned: Arc<AtomicUsize>,
     memory: Mutex<Lru>,
     /// Compiles (or disk loads) under way, by hash.
     in_flight: Mutex<HashMap<Hash, Arc<Flight>>>,
@@ -292,6 +360,7 @@ impl ModuleCache {
             dir,
             limits,
             compile_cpu: COMPILE_CPU_LIMIT,
+            abandoned: Arc::default(),
             memory: Mutex::new(Lru::default()),
             in_flight: Mutex::default(),
             writers: Mutex::new(Vec::new()),
@@ -388,7 +457,7 @@ impl ModuleCache {
         if let Some(m) = self.load_disk(engine, hash) {
             return Ok((m, Source::Disk));
         }
-        let m = compile_bounded(engine, bytes, self.compile_cpu)?;
+        let m = compile_bounded(engine, bytes, self.compile_cpu, &self.abandoned)?;
         // Off the reload's critical path: the swap need not wait for the
         // disk.
         if let Some(dir) = self.dir.clone() {
