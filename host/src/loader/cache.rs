@@ -298,13 +298,16 @@ fn idle(tid: libc::pid_t) {
     }
 }
 
+/// A compile's result as its waiters get it: the module, or the error's
+/// message and, for [`CompilesBusy`], its count.
+type Shared = Result<Module, (String, Option<usize>)>;
+
 /// One compile under way, and its result once there: the loads that ask for
 /// the same hash meanwhile wait for it instead of compiling again.
 #[derive(Default)]
 struct Flight {
-    /// The module, or the error's message (and, for [`CompilesBusy`], its
-    /// count, so that waiters get that error and not a compile error).
-    result: Mutex<Option<Result<Module, (String, Option<usize>)>>>,
+    /// Waiters get a [`CompilesBusy`] as that, not as a compile error.
+    result: Mutex<Option<Shared>>,
     done: Condvar,
 }
 
