@@ -334,9 +334,10 @@ fn compiles_run_on_a_bounded_pool_of_threads_below_the_audio() {
     let music = dir.path().join("music");
     std::fs::create_dir(&music).unwrap();
     std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
-    // A module big enough that wasmtime compiles it on several threads.
+    // A module big enough that its compile lasts long enough to be seen
+    // (tens of milliseconds, also at normal priority on an idle machine).
     let big = fixtures::module(
-        &"(func (result f32) (f32.mul (f32.const 1) (f32.const 2)))".repeat(2_000),
+        &"(func (result f32) (f32.mul (f32.const 1) (f32.const 2)))".repeat(4_000),
         "(i32.const 1)",
         "(i32.const 0)",
     );
@@ -385,10 +386,16 @@ fn compiles_run_on_a_bounded_pool_of_threads_below_the_audio() {
         !load.is_empty() && load.len() <= (cores + 2).clamp(4, 16),
         "a bounded pool of loaders: {threads:?}"
     );
+    // Below the audio: at nice 5, or at normal priority when the audio
+    // thread (here the silent clock) is real-time, which no normal thread
+    // can preempt; never real-time themselves.
+    let audio_realtime = threads.iter().any(|(name, _, fifo)| {
+        *fifo && (name.starts_with("lel-clock") || name.starts_with("lel-audio"))
+    });
     for (name, nice, fifo) in compile.iter().chain(load.iter().copied()) {
         assert!(
-            *nice >= 5 && !fifo,
-            "{name} runs below normal priority (nice {nice}, real-time {fifo})"
+            (*nice >= 5 || audio_realtime) && !fifo,
+            "{name} runs below the audio (nice {nice}, real-time {fifo}, audio real-time {audio_realtime})"
         );
     }
     // Only the threads of the stream and the clocks are real-time (when the
