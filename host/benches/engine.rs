@@ -762,7 +762,17 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let mut r = engine(2);
+    // No compiled-module cache: every load here compiles (the versions are
+    // the same on every run of the bench).
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 2,
+        block: BLOCK as u32,
+        threads: 1,
+        cache_dir: None,
+        ..Settings::default()
+    })
+    .unwrap();
     let (mut compile, mut init) = (Vec::new(), Vec::new());
     for k in 0..9 {
         let report = r
@@ -783,7 +793,7 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
         .collect();
     for (label, opt, parallel) in [
         (
-            "Cranelift `speed`, parallel (as lel-host)",
+            "Cranelift `speed`, parallel (as lel-host, on a pool of its own)",
             wasmtime::OptLevel::Speed,
             true,
         ),

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -159,61 +160,139 @@ pub const COMPILE_CPU_LIMIT: Duration = Duration::from_secs(5);
 
 /// What a compile thread says.
 enum CompileMsg {
-    /// Its CPU clock and thread id, as it starts.
-    Started(libc::clockid_t, libc::pid_t),
     Done(wasmtime::Result<Module>),
 }
 
-/// Compile `bytes` on a thread of its own (named `lel-compile`, at the
-/// loaders' lower priority), judged by the CPU time that thread used: past
+/// The threads of one compile: each one's CPU clock and thread id.
+type CompileThreads = Arc<Mutex<Vec<(libc::clockid_t, libc::pid_t)>>>;
+
+/// Record the calling thread in `threads` and lower its priority.
+fn enlist(threads: &CompileThreads) {
+    crate::rt::priority::background();
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid place for the id; `pthread_self` is this
+    // (live) thread. On failure the clock is not used.
+    if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((clock, tid));
+    }
+}
+
+/// Compiles stopped at their limit that may still be running (at idle
+/// priority, holding their memory) before an engine refuses to start more.
+pub const MAX_ABANDONED: usize = 2;
+
+/// A compile refused because [`MAX_ABANDONED`] stopped compiles are still
+/// finishing: not a property of the module's bytes (not remembered as a
+/// failure; saving again later compiles it).
+#[derive(Debug)]
+pub struct CompilesBusy(pub usize);
+
+impl std::fmt::Display for CompilesBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "not compiled now: {} earlier compiles that ran over their time limit are still finishing in the background (at idle priority, holding their memory); save it again once they are done",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for CompilesBusy {}
+
+/// A compile thread's state: running, done, or abandoned by its loader.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Compile `bytes` on threads of its own (`lel-compile` and a pool of one
+/// `lel-compile-N` per core for wasmtime's parallel compilation, all at the
+/// loaders' lower priority), judged by the CPU time they used: past
 /// `cpu` (or, on a machine too busy to give it the CPU, 20 times that in
 /// wall time), the compile is abandoned with a message naming the limit.
 /// wasmtime cannot stop a compile, so the abandoned thread runs on to its
 /// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
-/// and its module is dropped. Modules are compiled one function after the
-/// other on that thread (`parallel_compilation` is off), so an abandoned
-/// compile holds no shared compiler thread.
-fn compile_bounded(engine: &Engine, bytes: &[u8], cpu: Duration) -> wasmtime::Result<Module> {
+/// and its module is dropped; while `abandoned` (the engine's count of them)
+/// is at [`MAX_ABANDONED`], no new compile starts ([`CompilesBusy`]), so
+/// their memory stays bounded. Having its own pool, an abandoned compile
+/// holds no thread that other compiles need.
+fn compile_bounded(
+    engine: &Engine,
+    bytes: &[u8],
+    cpu: Duration,
+    abandoned: &Arc<AtomicUsize>,
+) -> wasmtime::Result<Module> {
+    let stopped = abandoned.load(Ordering::Acquire);
+    if stopped >= MAX_ABANDONED {
+        return Err(wasmtime::Error::new(CompilesBusy(stopped)));
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let (engine, owned) = (engine.clone(), bytes.to_vec());
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let threads = CompileThreads::default();
+    let (thread_state, count, enlisted) = (state.clone(), abandoned.clone(), threads.clone());
     std::thread::Builder::new()
         .name("lel-compile".into())
         .spawn(move || {
-            crate::rt::priority::background();
-            let mut clock: libc::clockid_t = 0;
-            // SAFETY: `clock` is a valid place for the id; `pthread_self` is
-            // this (live) thread. On failure the clock is not used.
-            let ok = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0;
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
-            if ok {
-                let _ = tx.send(CompileMsg::Started(clock, tid));
+            enlist(&enlisted);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let pool = {
+                let enlisted = enlisted.clone();
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(cores.min(8))
+                    .thread_name(|i| format!("lel-compile-{i}"))
+                    .start_handler(move |_| enlist(&enlisted))
+                    .build()
+            };
+            let result = match pool {
+                Ok(pool) => pool.install(|| Module::new(&engine, &owned)),
+                // No pool: compile on this thread alone.
+                Err(_) => Module::new(&engine, &owned),
+            };
+            if thread_state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+                count.fetch_sub(1, Ordering::AcqRel);
             }
-            let _ = tx.send(CompileMsg::Done(Module::new(&engine, &owned)));
+            let _ = tx.send(CompileMsg::Done(result));
         })?;
     let start = std::time::Instant::now();
-    let mut thread = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(CompileMsg::Done(result)) => return result,
-            Ok(CompileMsg::Started(clock, tid)) => thread = Some((clock, tid)),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(wasmtime::Error::msg("the compiler panicked"));
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        let used = thread.and_then(|(clock, _)| cpu_of(clock));
-        let over_cpu = used.is_some_and(|u| u > cpu);
-        if over_cpu || start.elapsed() > cpu * 20 {
-            if let Some((_, tid)) = thread {
-                idle(tid);
-            }
-            let what = if over_cpu { "CPU" } else { "wall" };
-            return Err(wasmtime::Error::msg(format!(
-                "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
-                cpu.as_secs_f64()
-            )));
+        let enlisted = threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let used: Duration = enlisted
+            .iter()
+            .filter_map(|(clock, _)| cpu_of(*clock))
+            .sum();
+        let over_cpu = used > cpu;
+        if !over_cpu && start.elapsed() <= cpu * 20 {
+            continue;
         }
+        abandoned.fetch_add(1, Ordering::AcqRel);
+        if state
+            .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // It finished just now: take its result after all.
+            abandoned.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        for (_, tid) in &enlisted {
+            idle(*tid);
+        }
+        let what = if over_cpu { "CPU" } else { "wall" };
+        return Err(wasmtime::Error::msg(format!(
+            "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
+            cpu.as_secs_f64()
+        )));
     }
 }
 
@@ -234,17 +313,25 @@ fn cpu_of(clock: libc::clockid_t) -> Option<Duration> {
 fn idle(tid: libc::pid_t) {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid sched_param; an id of a thread that has
-    // exited makes the call fail, which is harmless.
+    // exited makes the call fail, which is harmless. (The thread is called
+    // abandoned before this, so it only exits after finishing a compile;
+    // its id being reused by then would take the process's pid space
+    // wrapping around meanwhile.)
     unsafe {
         libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
     }
 }
 
+/// A compile's result as its waiters get it: the module, or the error's
+/// message and, for [`CompilesBusy`], its count.
+type Shared = Result<Module, (String, Option<usize>)>;
+
 /// One compile under way, and its result once there: the loads that ask for
 /// the same hash meanwhile wait for it instead of compiling again.
 #[derive(Default)]
 struct Flight {
-    result: Mutex<Option<Result<Module, String>>>,
+    /// Waiters get a [`CompilesBusy`] as that, not as a compile error.
+    result: Mutex<Option<Shared>>,
     done: Condvar,
 }
 
@@ -252,7 +339,10 @@ impl Flight {
     fn finish(&self, result: &wasmtime::Result<(Module, Source)>) {
         let shared = match result {
             Ok((m, _)) => Ok(m.clone()),
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err((
+                format!("{e:#}"),
+                e.downcast_ref::<CompilesBusy>().map(|b| b.0),
+            )),
         };
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
         self.done.notify_all();
@@ -262,7 +352,10 @@ impl Flight {
         let mut result = self.result.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = &*result {
-                return r.clone().map_err(wasmtime::Error::msg);
+                return r.clone().map_err(|(message, busy)| match busy {
+                    Some(n) => wasmtime::Error::new(CompilesBusy(n)),
+                    None => wasmtime::Error::msg(message),
+                });
             }
             result = self.done.wait(result).unwrap_or_else(|e| e.into_inner());
         }
@@ -274,6 +367,8 @@ pub struct ModuleCache {
     limits: CacheLimits,
     /// CPU time one compile may use ([`COMPILE_CPU_LIMIT`] by default).
     compile_cpu: Duration,
+    /// Compiles stopped at that limit and still running.
+    abandoned: Arc<AtomicUsize>,
     memory: Mutex<Lru>,
     /// Compiles (or disk loads) under way, by hash.
     in_flight: Mutex<HashMap<Hash, Arc<Flight>>>,
@@ -292,6 +387,7 @@ impl ModuleCache {
             dir,
             limits,
             compile_cpu: COMPILE_CPU_LIMIT,
+            abandoned: Arc::default(),
             memory: Mutex::new(Lru::default()),
             in_flight: Mutex::default(),
             writers: Mutex::new(Vec::new()),
@@ -388,7 +484,7 @@ impl ModuleCache {
         if let Some(m) = self.load_disk(engine, hash) {
             return Ok((m, Source::Disk));
         }
-        let m = compile_bounded(engine, bytes, self.compile_cpu)?;
+        let m = compile_bounded(engine, bytes, self.compile_cpu, &self.abandoned)?;
         // Off the reload's critical path: the swap need not wait for the
         // disk.
         if let Some(dir) = self.dir.clone() {

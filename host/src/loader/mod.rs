@@ -61,6 +61,9 @@ pub enum LoadError {
     Compile(String),
     #[error("cannot be instantiated: {0}")]
     Instantiate(String),
+    /// Not compiled for now: too many stopped compiles still finishing.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     StateRegion(String),
     #[error("{0}")]
@@ -254,7 +257,10 @@ impl Loader {
         let (module, source) = self
             .cache
             .get(&self.runtime.engine, &hash, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            .map_err(|e| match e.downcast_ref::<cache::CompilesBusy>() {
+                Some(busy) => LoadError::Busy(busy.to_string()),
+                None => LoadError::Compile(format!("{e:#}")),
+            })?;
         let compile = t0.elapsed();
 
         let t1 = Instant::now();

@@ -277,7 +277,7 @@ impl Mixer {
         });
         self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
         self.mix(block, frames);
-        self.meter(ctx.block_nanos, frames);
+        self.meter(ctx.block_nanos);
         self.master.process(block);
         self.levels.record_master(block);
         self.clock += frames as u64;
@@ -286,7 +286,7 @@ impl Mixer {
     }
 
     /// Publish each rendered slot's share of this block and its level.
-    fn meter(&self, block_nanos: u64, frames: u32) {
+    fn meter(&self, block_nanos: u64) {
         for k in 0..self.pool.active_count() {
             let i = self.pool.active_slot(k);
             let slot = self.pool.slot(i);
@@ -294,8 +294,7 @@ impl Mixer {
             if slot.is_idle() {
                 self.levels.clear(i);
             } else {
-                self.levels
-                    .record_slot(i, slot.output(frames, self.config.channels));
+                self.levels.record_slot_measured(i, slot.level());
             }
         }
     }

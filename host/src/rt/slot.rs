@@ -109,6 +109,10 @@ pub struct Slot {
     /// Wall time the guest calls of the last block took (for the pool's
     /// choice between one thread and several).
     busy_nanos: u64,
+    /// Peak and RMS of the last block's output, measured right after it was
+    /// rendered (reading it again later, after the other slots, found it
+    /// out of the cache).
+    level: (f32, f32),
     /// The parameter and note events due in this block, in frame order,
     /// handed over by the mixer before the slots render (room for every
     /// event the mixer can hold, allocated once).
@@ -139,6 +143,7 @@ impl Slot {
             slow_reported_at: None,
             buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
             busy_nanos: 0,
+            level: (0.0, 0.0),
             events: Vec::with_capacity(PENDING_CAPACITY),
             forced: None,
             dropped_reported_at: None,
@@ -165,6 +170,11 @@ impl Slot {
     /// The block rendered by the last [`Slot::process`] (`frames` frames).
     pub fn output(&self, frames: u32, channels: usize) -> &[f32] {
         &self.buf[..frames as usize * channels]
+    }
+
+    /// Peak and RMS of the block rendered by the last [`Slot::process`].
+    pub fn level(&self) -> (f32, f32) {
+        self.level
     }
 
     /// Wall time the last block's guest calls took, in nanoseconds.
@@ -255,6 +265,7 @@ impl Slot {
         mix.fill(0.0);
         self.busy_nanos = 0;
         self.process_into(ctx, mix, out);
+        self.level = super::level::measure(mix);
         self.forced = None;
         self.buf = buf;
     }
