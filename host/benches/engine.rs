@@ -793,12 +793,12 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
         .collect();
     for (label, opt, parallel) in [
         (
-            "Cranelift `speed`, parallel",
+            "Cranelift `speed`, parallel (as lel-host, on a pool of its own)",
             wasmtime::OptLevel::Speed,
             true,
         ),
         (
-            "Cranelift `speed`, one thread (as lel-host)",
+            "Cranelift `speed`, one thread",
             wasmtime::OptLevel::Speed,
             false,
         ),

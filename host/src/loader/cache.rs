@@ -160,9 +160,26 @@ pub const COMPILE_CPU_LIMIT: Duration = Duration::from_secs(5);
 
 /// What a compile thread says.
 enum CompileMsg {
-    /// Its CPU clock and thread id, as it starts.
-    Started(libc::clockid_t, libc::pid_t),
     Done(wasmtime::Result<Module>),
+}
+
+/// The threads of one compile: each one's CPU clock and thread id.
+type CompileThreads = Arc<Mutex<Vec<(libc::clockid_t, libc::pid_t)>>>;
+
+/// Record the calling thread in `threads` and lower its priority.
+fn enlist(threads: &CompileThreads) {
+    crate::rt::priority::background();
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid place for the id; `pthread_self` is this
+    // (live) thread. On failure the clock is not used.
+    if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((clock, tid));
+    }
 }
 
 /// Compiles stopped at their limit that may still be running (at idle
@@ -192,17 +209,17 @@ const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 const ABANDONED: u8 = 2;
 
-/// Compile `bytes` on a thread of its own (named `lel-compile`, at the
-/// loaders' lower priority), judged by the CPU time that thread used: past
+/// Compile `bytes` on threads of its own (`lel-compile` and a pool of one
+/// `lel-compile-N` per core for wasmtime's parallel compilation, all at the
+/// loaders' lower priority), judged by the CPU time they used: past
 /// `cpu` (or, on a machine too busy to give it the CPU, 20 times that in
 /// wall time), the compile is abandoned with a message naming the limit.
 /// wasmtime cannot stop a compile, so the abandoned thread runs on to its
 /// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
 /// and its module is dropped; while `abandoned` (the engine's count of them)
 /// is at [`MAX_ABANDONED`], no new compile starts ([`CompilesBusy`]), so
-/// their memory stays bounded. Modules are compiled one function after the
-/// other on that thread (`parallel_compilation` is off), so an abandoned
-/// compile holds no shared compiler thread.
+/// their memory stays bounded. Having its own pool, an abandoned compile
+/// holds no thread that other compiles need.
 fn compile_bounded(
     engine: &Engine,
     bytes: &[u8],
@@ -216,39 +233,46 @@ fn compile_bounded(
     let (tx, rx) = std::sync::mpsc::channel();
     let (engine, owned) = (engine.clone(), bytes.to_vec());
     let state = Arc::new(AtomicU8::new(RUNNING));
-    let (thread_state, count) = (state.clone(), abandoned.clone());
+    let threads = CompileThreads::default();
+    let (thread_state, count, enlisted) = (state.clone(), abandoned.clone(), threads.clone());
     std::thread::Builder::new()
         .name("lel-compile".into())
         .spawn(move || {
-            crate::rt::priority::background();
-            let mut clock: libc::clockid_t = 0;
-            // SAFETY: `clock` is a valid place for the id; `pthread_self` is
-            // this (live) thread. On failure the clock is not used.
-            let ok = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0;
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
-            if ok {
-                let _ = tx.send(CompileMsg::Started(clock, tid));
-            }
-            let result = Module::new(&engine, &owned);
+            enlist(&enlisted);
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let pool = {
+                let enlisted = enlisted.clone();
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(cores.min(8))
+                    .thread_name(|i| format!("lel-compile-{i}"))
+                    .start_handler(move |_| enlist(&enlisted))
+                    .build()
+            };
+            let result = match pool {
+                Ok(pool) => pool.install(|| Module::new(&engine, &owned)),
+                // No pool: compile on this thread alone.
+                Err(_) => Module::new(&engine, &owned),
+            };
             if thread_state.swap(DONE, Ordering::AcqRel) == ABANDONED {
                 count.fetch_sub(1, Ordering::AcqRel);
             }
             let _ = tx.send(CompileMsg::Done(result));
         })?;
     let start = std::time::Instant::now();
-    let mut thread = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(CompileMsg::Done(result)) => return result,
-            Ok(CompileMsg::Started(clock, tid)) => thread = Some((clock, tid)),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(wasmtime::Error::msg("the compiler panicked"));
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        let used = thread.and_then(|(clock, _)| cpu_of(clock));
-        let over_cpu = used.is_some_and(|u| u > cpu);
+        let enlisted = threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let used: Duration = enlisted
+            .iter()
+            .filter_map(|(clock, _)| cpu_of(*clock))
+            .sum();
+        let over_cpu = used > cpu;
         if !over_cpu && start.elapsed() <= cpu * 20 {
             continue;
         }
@@ -261,8 +285,8 @@ fn compile_bounded(
             abandoned.fetch_sub(1, Ordering::AcqRel);
             continue;
         }
-        if let Some((_, tid)) = thread {
-            idle(tid);
+        for (_, tid) in &enlisted {
+            idle(*tid);
         }
         let what = if over_cpu { "CPU" } else { "wall" };
         return Err(wasmtime::Error::msg(format!(

@@ -47,12 +47,11 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
+        start_compile_pool();
         let mut config = Config::new();
-        // Each module is compiled on its own thread, function after function
-        // (see `cache::compile_bounded`): a compile that must be abandoned
-        // then holds no shared compiler thread, and loads of different
-        // signals still compile side by side on their own threads.
-        config.parallel_compilation(false);
+        // Functions compile in parallel on a pool of threads that each
+        // compile has to itself (see `cache::compile_bounded`), so a compile
+        // that must be abandoned holds no shared compiler thread.
         config.allocation_strategy(pooling(limits));
         config
             .epoch_interruption(true)
@@ -123,6 +122,21 @@ impl Runtime {
     pub fn ticks_for(budget: Duration) -> u64 {
         crate::rt::cpu::ticks_for(budget)
     }
+}
+
+/// Module loads compile on pools of their own (`cache::compile_bounded`);
+/// any other compile (the audio thread's warm-up module) uses rayon's
+/// global pool, which lel-host starts itself before the first compile: one
+/// thread per core, named `lel-compile-N`, each at the loaders' lower
+/// priority (nice 5). Otherwise the pool would start on whichever thread
+/// compiles first (the control thread) and inherit its normal priority.
+/// Building the global pool works once per process; later calls change
+/// nothing.
+pub fn start_compile_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("lel-compile-{i}"))
+        .start_handler(|_| crate::rt::priority::background())
+        .build_global();
 }
 
 /// Versions (instances) alive at once in one engine: 1,000 signals, each
