@@ -90,39 +90,11 @@ impl Control {
                 fault,
                 clock,
                 after_carry,
-            } => {
-                let (signal, file) = self.label(slot);
-                let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
-                if after_carry && !self.replaying {
-                    message.push_str(&self.restart_fresh(&signal, version));
-                }
-                tracing::error!("{message}");
-                Notice::Faulted {
-                    signal,
-                    version,
-                    clock,
-                    message,
-                }
-            }
+            } => self.faulted(slot, version, fault, clock, after_carry),
             Event::RolledBack {
                 slot, to, clock, ..
             } => self.rolled_back(slot, to, clock),
-            Event::GrowRefused { slot, kind, .. } => {
-                let (signal, file) = self.label(slot);
-                let limits = &self.settings.limits;
-                let message = match kind {
-                    GrowKind::Memory => format!(
-                        "{signal}: a memory grow was refused: the module is over its {} MiB memory limit ({file})",
-                        limits.max_memory_bytes >> 20
-                    ),
-                    GrowKind::Table => format!(
-                        "{signal}: a table grow was refused: the module is over its {}-element table limit ({file})",
-                        limits.max_table_elements
-                    ),
-                };
-                tracing::warn!("{message}");
-                Notice::GrowRefused { signal, message }
-            }
+            Event::GrowRefused { slot, kind, .. } => self.grow_refused(slot, kind),
             Event::EventsDropped { slot, count, .. } => {
                 let (signal, file) = self.label(slot);
                 tracing::warn!(
@@ -150,6 +122,48 @@ impl Control {
                 }
             }
         })
+    }
+
+    /// A version faulted and was muted; after a swap that carried state, the
+    /// state is named as a possible cause (and the version restarted fresh).
+    fn faulted(
+        &mut self,
+        slot: SlotId,
+        version: u64,
+        fault: Fault,
+        clock: u64,
+        after_carry: bool,
+    ) -> Notice {
+        let (signal, file) = self.label(slot);
+        let mut message = format!("{signal}: {} ({file}); muted", self.describe(fault));
+        if after_carry && !self.replaying {
+            message.push_str(&self.restart_fresh(&signal, version));
+        }
+        tracing::error!("{message}");
+        Notice::Faulted {
+            signal,
+            version,
+            clock,
+            message,
+        }
+    }
+
+    /// A memory or table grow was refused: the limit it hit.
+    fn grow_refused(&self, slot: SlotId, kind: GrowKind) -> Notice {
+        let (signal, file) = self.label(slot);
+        let limits = &self.settings.limits;
+        let message = match kind {
+            GrowKind::Memory => format!(
+                "{signal}: a memory grow was refused: the module is over its {} MiB memory limit ({file})",
+                limits.max_memory_bytes >> 20
+            ),
+            GrowKind::Table => format!(
+                "{signal}: a table grow was refused: the module is over its {}-element table limit ({file})",
+                limits.max_table_elements
+            ),
+        };
+        tracing::warn!("{message}");
+        Notice::GrowRefused { signal, message }
     }
 
     /// `version` of `signal` faulted in its first blocks after a swap that
