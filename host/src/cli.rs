@@ -508,12 +508,13 @@ fn render(a: RenderArgs) -> anyhow::Result<bool> {
     progress.finish_and_clear();
     let took = started.elapsed().max(Duration::from_micros(1));
     let done = format!(
-        "rendered {:.1} s to {} in {:.2} s ({:.1}x real time) on {} threads ({} blocks shared)",
+        "rendered {:.1} s to {} in {:.2} s ({:.1}x real time) on {} thread{} ({} blocks shared)",
         a.seconds,
         a.output.display(),
         took.as_secs_f64(),
         a.seconds / took.as_secs_f64(),
         renderer.threads(),
+        if renderer.threads() == 1 { "" } else { "s" },
         renderer.parallel_blocks()
     );
     match incomplete(&muted, &rejected) {

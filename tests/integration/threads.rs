@@ -216,7 +216,7 @@ fn render_command_with_two_threads_writes_the_same_file_as_with_one() {
     let (one, log_one) = render("1");
     let (two, log_two) = render("2");
     assert!(
-        log_one.contains("on 1 threads (0 blocks shared)"),
+        log_one.contains("on 1 thread (0 blocks shared)"),
         "{log_one}"
     );
     let shared: u64 = log_two
@@ -270,7 +270,11 @@ fn the_default_is_a_thread_per_core_and_render_uses_at_most_one_per_signal() {
     };
     for signals in [1, 3] {
         let log = render(signals);
-        let want = format!("on {} threads (", cores.min(signals));
+        let threads = cores.min(signals);
+        let want = format!(
+            "on {threads} thread{} (",
+            if threads == 1 { "" } else { "s" }
+        );
         assert!(
             log.contains(&want),
             "{signals} signals: want {want:?} in {log}"

@@ -4,7 +4,12 @@
  * connects lel-host's `--midi` to it). Runs on JACK's process thread only:
  * no allocation there, all state static.
  *
- * Usage: midi_source CLIENT_NAME   (one output port, CLIENT_NAME:out)
+ * Usage: midi_source CLIENT_NAME [dense]   (one output port, CLIENT_NAME:out)
+ *
+ * With `dense`: in every process cycle, 50 note-offs (of the keys the
+ * previous cycle played) and 50 note-ons on channel 1, velocity 48,
+ * alternating and ending on a note-on (about 18,750 events a second at
+ * 256 frames a cycle); nothing else. Without it:
  *
  * Every period of 36,000 frames (on JACK's clock), numbered n from 0:
  *   frame     0  channel 2: pitch bend centre; CC 74 = 100 (n even) or 50 (n odd)
@@ -24,6 +29,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define PERIOD 36000u
@@ -111,10 +117,36 @@ static void script(void *buf, jack_nframes_t at, uint64_t offset, uint64_t n) {
   }
 }
 
+static int dense_mode;
+
+#define DENSE_NOTES 50u
+
+/* The dense stream: note-off of the key held in slot i, note-on of a new
+ * one, for every slot, spread over the cycle. */
+static void dense(void *buf, jack_nframes_t nframes) {
+  static uint8_t held[DENSE_NOTES];
+  static uint32_t next;
+  for (uint32_t i = 0; i < DENSE_NOTES; i++) {
+    jack_nframes_t at = (jack_nframes_t)((uint64_t)i * nframes / DENSE_NOTES);
+    if (held[i]) {
+      const uint8_t off[3] = {0x80, held[i], 0};
+      put(buf, at, off, 3);
+    }
+    held[i] = (uint8_t)(60 + next++ % 24);
+    const uint8_t on[3] = {0x90, held[i], 48};
+    put(buf, at, on, 3);
+  }
+}
+
 static int process(jack_nframes_t nframes, void *arg) {
   (void)arg;
   void *buf = jack_port_get_buffer(out_port, nframes);
   jack_midi_clear_buffer(buf);
+  if (dense_mode) {
+    dense(buf, nframes);
+    pos += nframes;
+    return 0;
+  }
   uint32_t g = 0;
   for (jack_nframes_t f = 0; f < nframes; f++) {
     uint64_t p = pos + f;
@@ -135,10 +167,11 @@ static void stop(int sig) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s CLIENT_NAME\n", argv[0]);
+  if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "dense") != 0)) {
+    fprintf(stderr, "usage: %s CLIENT_NAME [dense]\n", argv[0]);
     return 2;
   }
+  dense_mode = argc == 3;
   jack_status_t status;
   jack_client_t *client = jack_client_open(argv[1], JackNoStartServer, &status);
   if (!client) {
