@@ -186,23 +186,28 @@ fn enlist(threads: &CompileThreads) {
 /// priority, holding their memory) before an engine refuses to start more.
 pub const MAX_ABANDONED: usize = 2;
 
-/// A compile refused because [`MAX_ABANDONED`] stopped compiles are still
-/// finishing: not a property of the module's bytes (not remembered as a
-/// failure; saving again later compiles it).
+/// A compile that did not run for a reason of the moment, not of the
+/// module's bytes ([`MAX_ABANDONED`] stopped compiles still finishing, no
+/// thread to be had): not remembered as a failure of those bytes; saving
+/// again later compiles them.
 #[derive(Debug)]
-pub struct CompilesBusy(pub usize);
+pub struct NotNow(pub String);
 
-impl std::fmt::Display for CompilesBusy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "not compiled now: {} earlier compiles that ran over their time limit are still finishing in the background (at idle priority, holding their memory); save it again once they are done",
-            self.0
-        )
+impl NotNow {
+    fn busy(stopped: usize) -> Self {
+        NotNow(format!(
+            "not compiled now: {stopped} earlier compiles that ran over their time limit are still finishing in the background (at idle priority, holding their memory); save it again once they are done"
+        ))
     }
 }
 
-impl std::error::Error for CompilesBusy {}
+impl std::fmt::Display for NotNow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotNow {}
 
 /// A compile thread's state: running, done, or abandoned by its loader.
 const RUNNING: u8 = 0;
@@ -217,7 +222,7 @@ const ABANDONED: u8 = 2;
 /// wasmtime cannot stop a compile, so the abandoned thread runs on to its
 /// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
 /// and its module is dropped; while `abandoned` (the engine's count of them)
-/// is at [`MAX_ABANDONED`], no new compile starts ([`CompilesBusy`]), so
+/// is at [`MAX_ABANDONED`], no new compile starts ([`NotNow`]), so
 /// their memory stays bounded. Having its own pool, an abandoned compile
 /// holds no thread that other compiles need.
 fn compile_bounded(
@@ -228,7 +233,7 @@ fn compile_bounded(
 ) -> wasmtime::Result<Module> {
     let stopped = abandoned.load(Ordering::Acquire);
     if stopped >= MAX_ABANDONED {
-        return Err(wasmtime::Error::new(CompilesBusy(stopped)));
+        return Err(wasmtime::Error::new(NotNow::busy(stopped)));
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let (engine, owned) = (engine.clone(), bytes.to_vec());
@@ -257,6 +262,11 @@ fn compile_bounded(
                 count.fetch_sub(1, Ordering::AcqRel);
             }
             let _ = tx.send(CompileMsg::Done(result));
+        })
+        .map_err(|e| {
+            wasmtime::Error::new(NotNow(format!(
+                "not compiled now: cannot start a compile thread ({e}); save it again"
+            )))
         })?;
     let start = std::time::Instant::now();
     loop {
@@ -323,14 +333,14 @@ fn idle(tid: libc::pid_t) {
 }
 
 /// A compile's result as its waiters get it: the module, or the error's
-/// message and, for [`CompilesBusy`], its count.
-type Shared = Result<Module, (String, Option<usize>)>;
+/// message and whether it was [`NotNow`].
+type Shared = Result<Module, (String, bool)>;
 
 /// One compile under way, and its result once there: the loads that ask for
 /// the same hash meanwhile wait for it instead of compiling again.
 #[derive(Default)]
 struct Flight {
-    /// Waiters get a [`CompilesBusy`] as that, not as a compile error.
+    /// Waiters get a [`NotNow`] as that, not as a compile error.
     result: Mutex<Option<Shared>>,
     done: Condvar,
 }
@@ -339,10 +349,7 @@ impl Flight {
     fn finish(&self, result: &wasmtime::Result<(Module, Source)>) {
         let shared = match result {
             Ok((m, _)) => Ok(m.clone()),
-            Err(e) => Err((
-                format!("{e:#}"),
-                e.downcast_ref::<CompilesBusy>().map(|b| b.0),
-            )),
+            Err(e) => Err((format!("{e:#}"), e.downcast_ref::<NotNow>().is_some())),
         };
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
         self.done.notify_all();
@@ -352,9 +359,9 @@ impl Flight {
         let mut result = self.result.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = &*result {
-                return r.clone().map_err(|(message, busy)| match busy {
-                    Some(n) => wasmtime::Error::new(CompilesBusy(n)),
-                    None => wasmtime::Error::msg(message),
+                return r.clone().map_err(|(message, not_now)| match not_now {
+                    true => wasmtime::Error::new(NotNow(message)),
+                    false => wasmtime::Error::msg(message),
                 });
             }
             result = self.done.wait(result).unwrap_or_else(|e| e.into_inner());

@@ -61,7 +61,8 @@ pub enum LoadError {
     Compile(String),
     #[error("cannot be instantiated: {0}")]
     Instantiate(String),
-    /// Not compiled for now: too many stopped compiles still finishing.
+    /// Not compiled for now, for a reason of the moment (too many stopped
+    /// compiles still finishing, no thread): not held against the bytes.
     #[error("{0}")]
     Busy(String),
     #[error("{0}")]
@@ -257,8 +258,8 @@ impl Loader {
         let (module, source) = self
             .cache
             .get(&self.runtime.engine, &hash, bytes)
-            .map_err(|e| match e.downcast_ref::<cache::CompilesBusy>() {
-                Some(busy) => LoadError::Busy(busy.to_string()),
+            .map_err(|e| match e.downcast_ref::<cache::NotNow>() {
+                Some(not_now) => LoadError::Busy(not_now.to_string()),
                 None => LoadError::Compile(format!("{e:#}")),
             })?;
         let compile = t0.elapsed();
