@@ -15,6 +15,15 @@ use crate::util::*;
 const SR: u32 = 48_000;
 pub(crate) const INSTALL: &str = "install tmux: `apt-get install tmux` (scripts/setup does)";
 
+/// Fail, naming the install command, if tmux is not there.
+pub(crate) fn require_tmux() {
+    let tmux = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux.is_ok_and(|o| o.status.success()),
+        "tmux is missing: {INSTALL}"
+    );
+}
+
 /// A detached tmux session, killed when dropped.
 pub(crate) struct Tmux {
     name: String,
@@ -116,11 +125,7 @@ fn level(row: &str) -> Option<(f64, f64)> {
 
 #[test]
 fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is missing: {INSTALL}"
-    );
+    require_tmux();
     let dir = tempdir();
     let mods = dir.path().join("mods");
     std::fs::create_dir(&mods).unwrap();
@@ -266,11 +271,7 @@ fn console_lists_signals_with_cpu_and_meters_mutes_without_a_click_and_quits() {
 /// lines and not one terminal control sequence, standard output nothing.
 #[test]
 fn without_a_terminal_or_with_no_console_run_prints_its_log_lines() {
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is missing: {INSTALL}"
-    );
+    require_tmux();
     let dir = tempdir();
     let mods = dir.path().join("mods");
     std::fs::create_dir(&mods).unwrap();
@@ -366,11 +367,7 @@ fn without_a_terminal_or_with_no_console_run_prints_its_log_lines() {
 /// `run` does whenever something was rejected.
 #[test]
 fn console_rows_say_what_was_rejected_and_the_old_version_plays_on() {
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is missing: {INSTALL}"
-    );
+    require_tmux();
     let dir = tempdir();
     let mods = dir.path().join("mods");
     std::fs::create_dir(&mods).unwrap();
@@ -449,11 +446,7 @@ fn console_rows_say_what_was_rejected_and_the_old_version_plays_on() {
 /// beside its meter; a quiet one beside it does not.
 #[test]
 fn console_marks_a_signal_that_clips() {
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is missing: {INSTALL}"
-    );
+    require_tmux();
     let dir = tempdir();
     let mods = dir.path().join("mods");
     std::fs::create_dir(&mods).unwrap();

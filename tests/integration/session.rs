@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::console::{INSTALL, Tmux, cpu, row};
+use crate::console::{Tmux, cpu, require_tmux, row};
 use crate::fixtures::{sine, synth};
 use crate::osc::{client, free_port, msg};
 use crate::util::*;
@@ -138,11 +138,7 @@ fn frame_of(ls: &[Line], what: &str, slot: &str, field: &str, value: &str, n: us
 
 #[test]
 fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
-    let tmux = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux.is_ok_and(|o| o.status.success()),
-        "tmux is missing: {INSTALL}"
-    );
+    require_tmux();
     let dir = tempdir();
     let mods = dir.path().join("mods");
     std::fs::create_dir(&mods).unwrap();
