@@ -473,6 +473,62 @@ fn identical_bytes_loaded_at_once_are_compiled_once() {
     }
 }
 
+/// One function of `depth` nested blocks (within the size limits).
+fn nested_blocks(depth: usize) -> String {
+    fixtures::module(
+        &format!(
+            "(func {} {})",
+            "block ".repeat(depth),
+            "i32.const 0 br_if 0 end ".repeat(depth)
+        ),
+        "(i32.const 1)",
+        "(i32.const 0)",
+    )
+}
+
+#[test]
+fn a_module_whose_compile_holds_too_much_memory_is_rejected_naming_the_limit_and_the_sine_plays_on()
+{
+    // 10,000 nested blocks hold about 46 MiB while they compile, the sine
+    // about 0.2 MiB (`LEL_LOG=debug lel-host check` prints what each compile
+    // held). Under the default limit the nest compiles; with a limit of
+    // 16 MiB it is rejected, naming the limit, while a sine beside it plays
+    // on exactly.
+    let nest = nested_blocks(10_000);
+    let mut plain = lel_host::Renderer::with_settings(lel_host::Settings {
+        channels: 1,
+        cache_dir: None,
+        ..lel_host::Settings::default()
+    })
+    .unwrap();
+    plain
+        .load_bytes("nest", nest.as_bytes())
+        .expect("compiles under the default limit");
+    let mut r = lel_host::Renderer::with_settings(lel_host::Settings {
+        channels: 1,
+        cache_dir: None,
+        check_alloc: true,
+        compile_memory: 16 << 20,
+        ..lel_host::Settings::default()
+    })
+    .unwrap();
+    r.load(&repo_root().join("examples/wat/sine.wat")).unwrap();
+    let mut x = r.render(SR as usize / 10);
+    let e = r.load_bytes("nest", nest.as_bytes()).unwrap_err();
+    assert_eq!(
+        format!("{e:#}"),
+        "nest: does not compile: it used more than 16 MiB of memory compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)"
+    );
+    x.extend(r.render(SR as usize / 10));
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
+            "frame {n}"
+        );
+    }
+    assert_eq!(audio_thread_allocations(&mut r), 0);
+}
+
 #[test]
 fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_plays_on() {
     // 40,000 nested blocks (280 KB, within the size limits) take about 5 s
@@ -489,16 +545,7 @@ fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_pla
     .unwrap();
     r.load(&repo_root().join("examples/wat/sine.wat")).unwrap();
     let mut x = r.render(SR as usize / 10);
-    let depth = 40_000;
-    let nest = fixtures::module(
-        &format!(
-            "(func {} {})",
-            "block ".repeat(depth),
-            "i32.const 0 br_if 0 end ".repeat(depth)
-        ),
-        "(i32.const 1)",
-        "(i32.const 0)",
-    );
+    let nest = nested_blocks(40_000);
     let e = r.load_bytes("nest", nest.as_bytes()).unwrap_err();
     assert_eq!(
         format!("{e:#}"),

@@ -142,6 +142,7 @@ impl Control {
                 max_frames: settings.block,
                 init_timeout: settings.init_timeout,
                 compile_limit: settings.compile_limit,
+                compile_memory: settings.compile_memory,
                 limits: settings.limits.clone(),
             },
             settings.cache_dir.clone(),

@@ -26,6 +26,8 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// CPU time one module's compile may use before it is rejected.
     pub compile_limit: Duration,
+    /// Memory one module's compile may hold before it is rejected.
+    pub compile_memory: usize,
     pub fade: Duration,
     /// Crossfade on swap (zero: instant swap).
     pub xfade: Duration,
@@ -56,6 +58,7 @@ impl Default for Settings {
             runaway: None,
             init_timeout: Duration::from_secs(1),
             compile_limit: crate::loader::cache::COMPILE_CPU_LIMIT,
+            compile_memory: crate::loader::cache::COMPILE_MEMORY_LIMIT,
             fade: Duration::from_millis(10),
             xfade: Duration::ZERO,
             rollback: Duration::from_secs(3),

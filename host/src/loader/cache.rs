@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use wasmtime::{Engine, Module};
 
+use crate::rt::guard::{AllocAccount, Charge, charge_allocations};
+
 /// Content hash of module bytes (BLAKE3, hex).
 pub type Hash = String;
 
@@ -158,6 +160,33 @@ fn module_bytes(module: &Module) -> u64 {
 /// blocks, thousands of locals live through a long function).
 pub const COMPILE_CPU_LIMIT: Duration = Duration::from_secs(5);
 
+/// Memory one module's compile may hold (bytes allocated by its threads and
+/// not yet freed, at their peak) before it is rejected.
+pub const COMPILE_MEMORY_LIMIT: usize = 256 << 20;
+
+/// What one compile may use.
+#[derive(Clone, Copy, Debug)]
+pub struct CompileLimit {
+    /// CPU time of all its threads.
+    pub cpu: Duration,
+    /// Bytes its threads hold at their peak.
+    pub memory: usize,
+}
+
+impl Default for CompileLimit {
+    fn default() -> Self {
+        CompileLimit {
+            cpu: COMPILE_CPU_LIMIT,
+            memory: COMPILE_MEMORY_LIMIT,
+        }
+    }
+}
+
+thread_local! {
+    /// A compile pool thread's charge of its allocations to its compile.
+    static POOL_CHARGE: std::cell::RefCell<Option<Charge>> = const { std::cell::RefCell::new(None) };
+}
+
 /// What a compile thread says.
 enum CompileMsg {
     Done(wasmtime::Result<Module>),
@@ -216,9 +245,12 @@ const ABANDONED: u8 = 2;
 
 /// Compile `bytes` on threads of its own (`lel-compile` and a pool of one
 /// `lel-compile-N` per core for wasmtime's parallel compilation, all at the
-/// loaders' lower priority), judged by the CPU time they used: past
-/// `cpu` (or, on a machine too busy to give it the CPU, 20 times that in
-/// wall time), the compile is abandoned with a message naming the limit.
+/// loaders' lower priority), judged by the CPU time they used and the
+/// memory they hold (their allocations are charged to the compile's
+/// [`AllocAccount`]): past `limit.cpu` (or, on a machine too busy to give it
+/// the CPU, 20 times that in wall time) or `limit.memory`, the compile is
+/// abandoned with a message naming the limit (a compile that finished over
+/// the memory limit between two looks is rejected all the same).
 /// wasmtime cannot stop a compile, so the abandoned thread runs on to its
 /// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
 /// and its module is dropped; while `abandoned` (the engine's count of them)
@@ -228,9 +260,10 @@ const ABANDONED: u8 = 2;
 fn compile_bounded(
     engine: &Engine,
     bytes: &[u8],
-    cpu: Duration,
+    limit: CompileLimit,
     abandoned: &Arc<AtomicUsize>,
 ) -> wasmtime::Result<Module> {
+    let cpu = limit.cpu;
     let stopped = abandoned.load(Ordering::Acquire);
     if stopped >= MAX_ABANDONED {
         return Err(wasmtime::Error::new(NotNow::busy(stopped)));
@@ -239,10 +272,13 @@ fn compile_bounded(
     let (engine, owned) = (engine.clone(), bytes.to_vec());
     let state = Arc::new(AtomicU8::new(RUNNING));
     let threads = CompileThreads::default();
+    let memory = Arc::new(AllocAccount::default());
     let (thread_state, count, enlisted) = (state.clone(), abandoned.clone(), threads.clone());
+    let account = memory.clone();
     std::thread::Builder::new()
         .name("lel-compile".into())
         .spawn(move || {
+            let _charge = charge_allocations(&account);
             enlist(&enlisted);
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let pool = {
@@ -250,7 +286,11 @@ fn compile_bounded(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(cores.min(8))
                     .thread_name(|i| format!("lel-compile-{i}"))
-                    .start_handler(move |_| enlist(&enlisted))
+                    .start_handler(move |_| {
+                        enlist(&enlisted);
+                        POOL_CHARGE.with(|c| *c.borrow_mut() = Some(charge_allocations(&account)));
+                    })
+                    .exit_handler(|_| drop(POOL_CHARGE.with(|c| c.borrow_mut().take())))
                     .build()
             };
             let result = match pool {
@@ -270,8 +310,20 @@ fn compile_bounded(
         })?;
     let start = std::time::Instant::now();
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(CompileMsg::Done(result)) => return result,
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(CompileMsg::Done(result)) => {
+                tracing::debug!(
+                    "compile: {:.1} ms, at most {} KiB held",
+                    start.elapsed().as_secs_f64() * 1e3,
+                    memory.peak() >> 10
+                );
+                // Over the memory limit between two looks: rejected all the
+                // same, so the verdict does not depend on timing.
+                if memory.peak() > limit.memory {
+                    return Err(over_memory(limit));
+                }
+                return result;
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(wasmtime::Error::msg("the compiler panicked"));
             }
@@ -283,7 +335,8 @@ fn compile_bounded(
             .filter_map(|(clock, _)| cpu_of(*clock))
             .sum();
         let over_cpu = used > cpu;
-        if !over_cpu && start.elapsed() <= cpu * 20 {
+        let memory_over = memory.peak() > limit.memory;
+        if !over_cpu && !memory_over && start.elapsed() <= cpu * 20 {
             continue;
         }
         abandoned.fetch_add(1, Ordering::AcqRel);
@@ -298,12 +351,23 @@ fn compile_bounded(
         for (_, tid) in &enlisted {
             idle(*tid);
         }
+        if memory_over {
+            return Err(over_memory(limit));
+        }
         let what = if over_cpu { "CPU" } else { "wall" };
         return Err(wasmtime::Error::msg(format!(
             "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
             cpu.as_secs_f64()
         )));
     }
+}
+
+/// The error of a compile that held more memory than `limit` allows.
+fn over_memory(limit: CompileLimit) -> wasmtime::Error {
+    wasmtime::Error::msg(format!(
+        "it used more than {} MiB of memory compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
+        limit.memory >> 20
+    ))
 }
 
 /// CPU time used by the thread whose CPU clock is `clock` (`None` once it
@@ -372,8 +436,8 @@ impl Flight {
 pub struct ModuleCache {
     dir: Option<PathBuf>,
     limits: CacheLimits,
-    /// CPU time one compile may use ([`COMPILE_CPU_LIMIT`] by default).
-    compile_cpu: Duration,
+    /// What one compile may use ([`CompileLimit::default`] by default).
+    compile: CompileLimit,
     /// Compiles stopped at that limit and still running.
     abandoned: Arc<AtomicUsize>,
     memory: Mutex<Lru>,
@@ -393,7 +457,7 @@ impl ModuleCache {
         ModuleCache {
             dir,
             limits,
-            compile_cpu: COMPILE_CPU_LIMIT,
+            compile: CompileLimit::default(),
             abandoned: Arc::default(),
             memory: Mutex::new(Lru::default()),
             in_flight: Mutex::default(),
@@ -401,9 +465,9 @@ impl ModuleCache {
         }
     }
 
-    /// Stop compiles that use more than `cpu` of CPU time.
-    pub fn with_compile_limit(mut self, cpu: Duration) -> Self {
-        self.compile_cpu = cpu;
+    /// Stop compiles that use more than `limit`.
+    pub fn with_compile_limit(mut self, limit: CompileLimit) -> Self {
+        self.compile = limit;
         self
     }
 
@@ -491,7 +555,7 @@ impl ModuleCache {
         if let Some(m) = self.load_disk(engine, hash) {
             return Ok((m, Source::Disk));
         }
-        let m = compile_bounded(engine, bytes, self.compile_cpu, &self.abandoned)?;
+        let m = compile_bounded(engine, bytes, self.compile, &self.abandoned)?;
         // Off the reload's critical path: the swap need not wait for the
         // disk.
         if let Some(dir) = self.dir.clone() {

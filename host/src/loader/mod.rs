@@ -150,6 +150,8 @@ pub struct LoaderConfig {
     pub init_timeout: Duration,
     /// CPU time one module's compile may use.
     pub compile_limit: Duration,
+    /// Memory one module's compile may hold.
+    pub compile_memory: usize,
     pub limits: GuestLimits,
 }
 
@@ -227,7 +229,10 @@ impl Loader {
     ) -> Self {
         Loader {
             runtime,
-            cache: ModuleCache::new(cache_dir).with_compile_limit(config.compile_limit),
+            cache: ModuleCache::new(cache_dir).with_compile_limit(cache::CompileLimit {
+                cpu: config.compile_limit,
+                memory: config.compile_memory,
+            }),
             config,
             next_id: AtomicU64::new(1),
         }

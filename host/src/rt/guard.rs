@@ -8,12 +8,15 @@
 //! mixer publishes the count to the control side ([`Stats::violations`]),
 //! where the tests and `--stats` read it. Allocations made while a guest
 //! traps (wasmtime builds an error value) are counted apart, as fault-path
-//! allocations: expected, and measured.
+//! allocations: expected, and measured. The allocator also keeps
+//! [`AllocAccount`]s: the bytes that the threads charged to one (a module's
+//! compile) hold, so that a compile can be judged by its memory.
 //! Runs on the audio thread (the allocator: on every thread).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 
 /// Counters shared with the control side (plain atomics, wait-free).
 #[derive(Default, Debug)]
@@ -61,6 +64,66 @@ thread_local! {
     // allocator never allocates and never fails.
     static CHECKING: Cell<u32> = const { Cell::new(0) };
     static VIOLATIONS: Cell<u64> = const { Cell::new(0) };
+    /// The account this thread's allocations are charged to (null: none).
+    static ACCOUNT: Cell<*const AllocAccount> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Bytes held by the allocations of the threads charged to it (allocated
+/// minus freed by them), and the most they held at once.
+#[derive(Default, Debug)]
+pub struct AllocAccount {
+    live: AtomicIsize,
+    peak: AtomicIsize,
+}
+
+impl AllocAccount {
+    /// The most bytes the charged threads held at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    fn add(&self, delta: isize) {
+        let now = self.live.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+/// While this lives, the calling thread's allocations and frees are charged
+/// to an account (see [`charge_allocations`]).
+pub struct Charge {
+    /// Keeps the account alive while the thread's pointer to it is set.
+    _account: Arc<AllocAccount>,
+    previous: *const AllocAccount,
+}
+
+/// Charge the calling thread's allocations and frees to `account` until the
+/// returned guard is dropped (on this thread).
+pub fn charge_allocations(account: &Arc<AllocAccount>) -> Charge {
+    let previous = ACCOUNT.with(|c| c.replace(Arc::as_ptr(account)));
+    Charge {
+        _account: account.clone(),
+        previous,
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        // Unset before the account's `Arc` (a field) is released.
+        ACCOUNT.with(|c| c.set(self.previous));
+    }
+}
+
+#[inline]
+fn charge(delta: isize) {
+    let _ = ACCOUNT.try_with(|a| {
+        let a = a.get();
+        if !a.is_null() {
+            // SAFETY: the pointer is set only by `charge_allocations`, whose
+            // guard holds an `Arc` of the account and unsets the pointer
+            // before it lets go of it; so the account is alive here.
+            unsafe { &*a }.add(delta);
+        }
+    });
 }
 
 /// Allocator calls on this thread are counted while one of these lives.
@@ -95,23 +158,32 @@ fn note_allocator_call() {
 pub struct CountingAllocator;
 
 // SAFETY: every method forwards to `System` with the same arguments; the
-// only addition is a thread-local counter update, which neither allocates
-// nor unwinds.
+// only additions are thread-local counter and account updates (atomics),
+// which neither allocate nor unwind.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_allocator_call();
         // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        unsafe { System.alloc(layout) }
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            charge(layout.size() as isize);
+        }
+        p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note_allocator_call();
         // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            charge(layout.size() as isize);
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note_allocator_call();
+        charge(-(layout.size() as isize));
         // SAFETY: `ptr` came from `System` (every allocation here does) with
         // this `layout`, as the caller guarantees.
         unsafe { System.dealloc(ptr, layout) }
@@ -120,7 +192,11 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note_allocator_call();
         // SAFETY: as for `dealloc`, and the caller's contract for `new_size`.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            charge(new_size as isize - layout.size() as isize);
+        }
+        p
     }
 }
 
