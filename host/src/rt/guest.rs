@@ -60,10 +60,29 @@ impl CallLimits {
 /// (the overrun path only) and the call is stopped once it used its budget,
 /// else extended by the ticks its remaining budget needs. A call preempted
 /// by the OS is never stopped for that, up to the wall-time last resort.
+///
+/// The thread's CPU clock also counts time the CPU spent on interrupts while
+/// the thread was current (this kernel has no separate IRQ time accounting),
+/// and bursts of that were seen to add several milliseconds to one call of a
+/// legal module on a busy machine. Guest code reaches an epoch check at every
+/// loop back-edge and function entry, so a deadline callback that comes well
+/// after its deadline means the guest was not running for that long: the CPU
+/// time charged to the thread meanwhile (at most that lateness) is not
+/// counted against the call. A real runaway loop checks
+/// continuously, its callbacks come on time, and it is stopped as before.
 #[derive(Clone, Copy, Debug)]
 pub struct Overrun {
     limits: CallLimits,
     start: cpu::CallStart,
+    /// When the current deadline was set (wall, [`cpu::now_ns`]) and how
+    /// many ticks it was set to.
+    deadline_set_ns: u64,
+    deadline_ticks: u64,
+    /// CPU time found used at the last deadline callback (undiscounted).
+    used_at_last_ns: u64,
+    /// CPU time not counted against the call: charged while the guest could
+    /// not have been running (late callbacks).
+    excused_ns: u64,
     /// The last stop was for wall time (the call was starved of the CPU),
     /// not for using its CPU budget.
     pub starved: bool,
@@ -79,6 +98,10 @@ impl Default for Overrun {
                 wall: Duration::from_secs(10),
             },
             start: cpu::CallStart::default(),
+            deadline_set_ns: 0,
+            deadline_ticks: 0,
+            used_at_last_ns: 0,
+            excused_ns: 0,
             starved: false,
             used: Duration::ZERO,
         }
@@ -92,7 +115,11 @@ impl Overrun {
         self.limits = limits;
         self.start = cpu::call_start();
         self.starved = false;
-        limits.first_deadline_ticks()
+        self.deadline_set_ns = self.start.wall_ns;
+        self.deadline_ticks = limits.first_deadline_ticks();
+        self.used_at_last_ns = 0;
+        self.excused_ns = 0;
+        self.deadline_ticks
     }
 
     /// When the call started, on [`cpu::now_ns`]'s clock.
@@ -110,8 +137,24 @@ impl Overrun {
     /// only for calls past their budget in wall time): stop the call, or
     /// extend it.
     fn on_deadline(&mut self) -> wasmtime::UpdateDeadline {
-        let used = Duration::from_nanos(cpu::thread_cpu_ns().saturating_sub(self.start.cpu_ns));
-        let wall = Duration::from_nanos(cpu::now_ns().saturating_sub(self.start.wall_ns));
+        let charged = cpu::thread_cpu_ns().saturating_sub(self.start.cpu_ns);
+        let now = cpu::now_ns();
+        // How late this callback is: the guest reached no epoch check for
+        // that long after its deadline, so it was not running then.
+        // The ticker sleeps a tick between increments, so its ticks run
+        // somewhat longer than TICK: a quarter of the span and one tick of
+        // slack keep that drift from being taken for lateness.
+        let tick = cpu::TICK.as_nanos() as u64;
+        let span = self.deadline_ticks * tick;
+        let late = now.saturating_sub(self.deadline_set_ns + span);
+        let slack = tick + span / 4;
+        if late > slack {
+            let since_last = charged.saturating_sub(self.used_at_last_ns);
+            self.excused_ns += (late - slack).min(since_last);
+        }
+        self.used_at_last_ns = charged;
+        let used = Duration::from_nanos(charged.saturating_sub(self.excused_ns));
+        let wall = Duration::from_nanos(now.saturating_sub(self.start.wall_ns));
         self.used = used;
         if used >= self.limits.cpu {
             return wasmtime::UpdateDeadline::Interrupt;
@@ -121,7 +164,10 @@ impl Overrun {
             return wasmtime::UpdateDeadline::Interrupt;
         }
         let left = (self.limits.cpu - used).min(self.limits.wall - wall);
-        wasmtime::UpdateDeadline::Continue(cpu::ticks_for(left).saturating_sub(1).max(1))
+        let ticks = cpu::ticks_for(left).saturating_sub(1).max(1);
+        self.deadline_set_ns = now;
+        self.deadline_ticks = ticks;
+        wasmtime::UpdateDeadline::Continue(ticks)
     }
 }
 
