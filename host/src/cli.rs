@@ -109,7 +109,7 @@ pub struct RunArgs {
     /// CPU time one `process` call may use before it is stopped as a
     /// runaway, in percent of the block period (a call the OS preempted is
     /// never blamed).
-    #[arg(long, default_value_t = 100.0, value_name = "PERCENT")]
+    #[arg(long, default_value_t = 400.0, value_name = "PERCENT")]
     pub budget: f64,
     /// Record exactly what is played to a 32-bit float WAV file.
     #[arg(long, value_name = "OUT.wav")]
