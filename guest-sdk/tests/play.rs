@@ -10,7 +10,7 @@ use lel::Node;
 use lel::prelude::*;
 use lel::testing::Harness;
 
-/// The poly-synth example's instrument.
+/// The poly-synth example's instrument, without its velocity scaling.
 fn synth() -> impl Node<Frame = [f64; 1]> {
     poly(8, |v| {
         saw(v.hz()).lpf(

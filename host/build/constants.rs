@@ -238,26 +238,18 @@ pub fn check_wit_prose(table: &Table, d: &Docs) {
         d.state_ptr,
         format!("aligned to {} bytes", table.value("max-align")),
     );
-    says(
-        "param",
-        d.param,
-        format!("1 to {} bytes", table.value("max-param-key-len")),
-    );
-    says(
-        "param",
-        d.param,
-        format!("0 to {} bytes", table.value("max-unit-len")),
-    );
-    says(
-        "param",
-        d.param,
-        format!("At most {} parameters", table.value("max-params")),
-    );
-    says(
-        "param",
-        d.param,
-        format!("more than {} in one", table.value("max-params")),
-    );
+    for (before, name, after) in [
+        ("1 to ", "max-param-key-len", " bytes"),
+        ("0 to ", "max-unit-len", " bytes"),
+        ("At most ", "max-params", " parameters"),
+        ("more than ", "max-params", " in one"),
+    ] {
+        says(
+            "param",
+            d.param,
+            format!("{before}{}{after}", table.value(name)),
+        );
+    }
     let bytes = table.value("event-bytes");
     says("process", d.process, format!("Each event is {bytes} bytes"));
     says(

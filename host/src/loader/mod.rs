@@ -401,6 +401,23 @@ impl Loader {
         }
     }
 
+    /// Call the export `name` (`() -> i32`, such as `state-ptr`), its result
+    /// as an address or a length.
+    fn call_u32(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::Instance,
+        export: Export,
+        name: &str,
+    ) -> Result<u32, LoadError> {
+        let f = instance
+            .get_typed_func::<(), i32>(&mut *store, name)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        f.call(&mut *store, ())
+            .map(|v| v as u32)
+            .map_err(|e| self.guest_error(export, e, store))
+    }
+
     /// Call `state-ptr` and `state-len` and check the region they give.
     fn state_region(
         &self,
@@ -408,16 +425,8 @@ impl Loader {
         instance: &wasmtime::Instance,
         memory: &wasmtime::Memory,
     ) -> Result<(u32, u32), LoadError> {
-        let mut call = |export: Export, name: &str| -> Result<u32, LoadError> {
-            let f = instance
-                .get_typed_func::<(), i32>(&mut *store, name)
-                .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-            f.call(&mut *store, ())
-                .map(|v| v as u32)
-                .map_err(|e| self.guest_error(export, e, store))
-        };
-        let ptr = call(Export::StatePtr, "state-ptr")?;
-        let len = call(Export::StateLen, "state-len")?;
+        let ptr = self.call_u32(store, instance, Export::StatePtr, "state-ptr")?;
+        let len = self.call_u32(store, instance, Export::StateLen, "state-len")?;
         let size = memory.data_size(&*store) as u64;
         if !ptr.is_multiple_of(MAX_ALIGN) {
             return Err(LoadError::StateRegion(format!(
@@ -441,16 +450,8 @@ impl Loader {
         instance: &wasmtime::Instance,
         memory: &wasmtime::Memory,
     ) -> Result<(u32, u32), LoadError> {
-        let mut call = |export: Export, name: &str| -> Result<u32, LoadError> {
-            let f = instance
-                .get_typed_func::<(), i32>(&mut *store, name)
-                .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-            f.call(&mut *store, ())
-                .map(|v| v as u32)
-                .map_err(|e| self.guest_error(export, e, store))
-        };
-        let ptr = call(Export::EventsPtr, "events-ptr")?;
-        let len = call(Export::EventsLen, "events-len")?;
+        let ptr = self.call_u32(store, instance, Export::EventsPtr, "events-ptr")?;
+        let len = self.call_u32(store, instance, Export::EventsLen, "events-len")?;
         let size = memory.data_size(&*store) as u64;
         if !ptr.is_multiple_of(8) {
             return Err(LoadError::EventBuffer(format!(
