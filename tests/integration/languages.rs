@@ -726,6 +726,78 @@ fn notes_and_a_parameter_sound_the_same_in_every_language() {
     }
 }
 
+/// `mono` in one language with blocks of `block` frames, half a second:
+/// events one to three frames apart (closer than the SDKs' four frames per
+/// loop iteration), two at one frame, and some on block edges.
+fn play_mono_in_blocks(lang: &str, block: u32) -> Vec<f32> {
+    let signal = format!("mono-{lang}");
+    let mut r = Renderer::with_settings(Settings {
+        sample_rate: SR,
+        channels: 1,
+        block,
+        call_budget: 4.0,
+        ..Settings::default()
+    })
+    .expect("engine");
+    r.load_bytes(&signal, module("mono", lang))
+        .unwrap_or_else(|e| panic!("load {signal}: {e:#}"));
+    note_on(&mut r, &signal, 69, 1.0, 1000);
+    r.set_param(&signal, "level", 0.9, 1001).unwrap();
+    r.send_event(&signal, NoteEvent::pitch_bend(0, 0.5), 1003)
+        .unwrap();
+    note_on(&mut r, &signal, 72, 0.6, 1006);
+    note_off(&mut r, &signal, 69, 1006);
+    r.set_param(&signal, "level", 0.3, 5000).unwrap();
+    r.set_param(&signal, "level", 0.7, 5002).unwrap();
+    note_off(&mut r, &signal, 72, 9000);
+    note_on(&mut r, &signal, 60, 0.8, 9001);
+    r.send_event(&signal, NoteEvent::pitch_bend(0, -0.25), 9003)
+        .unwrap();
+    r.render(SR as usize / 2)
+}
+
+#[test]
+fn every_sdk_renders_the_same_bits_in_blocks_of_any_length() {
+    // The SDKs render four frames per loop iteration and the rest one by
+    // one, and a frame with events alone: blocks whose length is not a
+    // multiple of four, and events closer together than four frames, must
+    // give the same samples as 128-frame blocks (block length changes
+    // nothing a signal computes). The chain has no events: only the rest.
+    let reference = play_mono_in_blocks("rust", 128);
+    assert_eq!(peak(&reference[..1000]), 0.0, "silent before the note");
+    assert!(reference[1001] != 0.0, "the note sounds from its frame");
+    let chain = {
+        let mut r = mono();
+        r.load_bytes("chain", module("chain", "rust")).unwrap();
+        r.render(SR as usize / 4)
+    };
+    assert!(rms(&chain) > 0.05, "the chain sounds");
+    for block in [1, 3, 6, 61, 125] {
+        for lang in ["rust", "c", "zig", "as"] {
+            let out = play_mono_in_blocks(lang, block);
+            assert_eq!(
+                max_diff(&out, &reference),
+                0.0,
+                "mono-{lang} in blocks of {block}: bit for bit with 128-frame blocks of mono-rust"
+            );
+            let mut r = Renderer::with_settings(Settings {
+                sample_rate: SR,
+                channels: 1,
+                block,
+                call_budget: 4.0,
+                ..Settings::default()
+            })
+            .expect("engine");
+            r.load_bytes("chain", module("chain", lang)).unwrap();
+            assert_eq!(
+                max_diff(&r.render(SR as usize / 4), &chain),
+                0.0,
+                "chain-{lang} in blocks of {block}: bit for bit with 128-frame blocks of chain-rust"
+            );
+        }
+    }
+}
+
 /// `poly-synth` in `lang`, played: a four-note chord, a cutoff sweep, five
 /// more notes (the ninth steals), releases with a changed release time.
 fn play_poly(lang: &str) -> (Renderer, String) {
