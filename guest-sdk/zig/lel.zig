@@ -508,7 +508,7 @@ pub const Osc = struct {
         const inc = freq * self.inv_sr;
         const p = self.phase.*;
         const dt = @abs(inc);
-        const y = waveSample(self.wave, p, if (dt < 0.5) dt else 0.5);
+        const y = @call(.always_inline, waveSample, .{ self.wave, p, if (dt < 0.5) dt else 0.5 });
         const q = p + inc;
         self.phase.* = q - floor(q);
         return y;
@@ -866,11 +866,17 @@ pub const Poly = struct {
     }
 
     /// Call at the start of every frame: hands this frame's note-ons and
-    /// note-offs to the voices.
-    pub fn begin(self: *Poly, cx: *const Ctx) void {
+    /// note-offs to the voices. Inline, the test for a frame with nothing
+    /// to do (most): a call would be a function entry, where the host
+    /// checks for runaways, on every frame.
+    pub inline fn begin(self: *Poly, cx: *const Ctx) void {
+        const b: f32 = if (rt.notes) |ns| ns.bend else 0;
+        if (cx.events.len != 0 or b != self.bend) self.update(cx, b);
+    }
+
+    fn update(self: *Poly, cx: *const Ctx, b: f32) void {
         const s = self.s orelse return;
         const n = self.n;
-        const b: f32 = if (rt.notes) |ns| ns.bend else 0;
         const retune = b != self.bend;
         self.bend = b;
         for (cx.events) |*e| {
@@ -922,6 +928,13 @@ pub fn pan(x: f64, p: f64) [2]f64 {
 // ---- the exports -------------------------------------------------------------
 
 pub const max_channels = constants.max_channels;
+
+/// Frames `process` renders per loop iteration, the root's `frame` written
+/// out (inlined) this many times: the same samples in the same order as
+/// one frame per iteration, but the host's runaway check, which sits on
+/// every loop header and function entry, runs 4 times less (README,
+/// "Performance"). As in the Rust SDK (guest-sdk/src/rt.rs, UNROLL).
+const unroll = 4;
 
 /// Exports `state-ptr`, `state-len`, `init` and `process` for the signal
 /// `S` (a root file with `setup` and `frame`). Call it from a `comptime`
@@ -981,6 +994,31 @@ pub fn signal(comptime S: type) void {
             return @intCast(ch);
         }
 
+        /// Frame `i` of the block into the output: `frame` inlined, its
+        /// samples taken from `f` and cleared, without a loop for one or
+        /// two channels.
+        inline fn one(cx: *Ctx, i: u32, ch: u32, f: *[max_channels]f64) void {
+            cx.frame = i;
+            cx.clock = cx.block_clock + i;
+            cx.t = @as(f64, @floatFromInt(cx.clock)) / cx.sample_rate;
+            @call(.always_inline, S.frame, .{ cx, f[0..ch] });
+            const o = rt.out + i * ch;
+            if (ch == 1) {
+                o[0] = @floatCast(f[0]);
+                f[0] = 0;
+            } else if (ch == 2) {
+                o[0] = @floatCast(f[0]);
+                o[1] = @floatCast(f[1]);
+                f[0] = 0;
+                f[1] = 0;
+            } else {
+                for (0..ch) |c| {
+                    o[c] = @floatCast(f[c]);
+                    f[c] = 0;
+                }
+            }
+        }
+
         fn process(frames_in: u32, clock: u64, n_events: u32) callconv(.c) u32 {
             if (!rt.ready) {
                 const n = @min(frames_in, output_samples);
@@ -998,22 +1036,32 @@ pub fn signal(comptime S: type) void {
                 .frame = 0,
                 .channels = ch,
             };
+            // `f` holds zeros in `[0, ch)` whenever `frame` is called
+            // (`one` takes the samples and clears them in one pass).
             var f: [max_channels]f64 = undefined;
-            const ne = @min(n_events, event_capacity);
+            @memset(f[0..ch], 0);
+            // A slice of the buffer, not the array: indexing the array
+            // copied all of it (4 KB) onto the stack for every look.
+            const evs: []const Event = events[0..@min(n_events, event_capacity)];
             var k: u32 = 0;
             var i: u32 = 0;
-            while (i < frames) : (i += 1) {
-                // The events at this frame (late ones at the first frame
+            while (i < frames) {
+                // The frame of the next event (late ones at the first frame
                 // still to render, past-the-end ones at the last).
-                const first = k;
-                while (k < ne and @min(events[k].frame, frames - 1) <= i) : (k += 1) applyEvent(&events[k]);
-                cx.events = events[first..k];
-                cx.frame = i;
-                cx.clock = clock + i;
-                cx.t = @as(f64, @floatFromInt(cx.clock)) / cx.sample_rate;
-                @memset(f[0..ch], 0);
-                S.frame(&cx, f[0..ch]);
-                for (0..ch) |c| rt.out[i * ch + c] = @floatCast(f[c]);
+                const next = if (k < evs.len) @min(evs[k].frame, frames - 1) else frames;
+                if (next >= i + unroll) {
+                    // `unroll` frames without events, `frame` written out.
+                    cx.events = evs[k..k];
+                    inline for (0..unroll) |j| one(&cx, i + j, ch, &f);
+                    i += unroll;
+                } else {
+                    // One frame, with the events at it (if any).
+                    const first = k;
+                    while (k < evs.len and @min(evs[k].frame, frames - 1) <= i) : (k += 1) applyEvent(&evs[k]);
+                    cx.events = evs[first..k];
+                    one(&cx, i, ch, &f);
+                    i += 1;
+                }
             }
             return @intCast(@intFromPtr(rt.out));
         }
