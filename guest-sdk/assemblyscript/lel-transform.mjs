@@ -8,8 +8,19 @@
 //     statePtr -> state-ptr        stateLen -> state-len
 //     eventsPtr -> events-ptr      eventsLen -> events-len
 //
-// Nothing else changes (`init`, `process`, `memory` already match, and
-// AssemblyScript's `u64` is the contract's `i64` clock). Use it with
+// `init`, `process` and `memory` already match, and AssemblyScript's `u64`
+// is the contract's `i64` clock.
+//
+// It also puts the signal's `frame` inside `process`. lel.ts's `process`
+// renders four frames per loop iteration and calls `frame` from five
+// places, each a function of its own (`__lelFrame0` .. `__lelFrame4`) that
+// calls it through the table, as a function reference. When the entry file
+// calls `signal(setup, frame)` with a function it declares, the transform
+// gives each of the five a copy of that function's body and has Binaryen
+// inline them (each has one caller): no call and no function entry, where
+// the host checks for runaways, per frame. The same instructions run, so
+// the samples are the same; otherwise the five call through the table.
+// Use it with
 //
 //     asc sine.ts --transform ./lel-transform.mjs ...
 //
@@ -23,7 +34,34 @@ const RENAMES = [
   ["eventsLen", "events-len"],
 ];
 
+// The five call sites of `frame` in lel.ts's `process`.
+const FRAME_SITES = ["__lelFrame0", "__lelFrame1", "__lelFrame2", "__lelFrame3", "__lelFrame4"];
+
 export default class LelContractNames {
+  // The entry file's `signal(setup, frame)`: the internal name of `frame`
+  // ("chain/frame"), or null.
+  frame = null;
+
+  afterParse(parser) {
+    const found = [];
+    for (const source of parser.sources) {
+      if (source.sourceKind !== 1 /* SourceKind.UserEntry */) continue;
+      const declared = new Set();
+      for (const st of source.statements) {
+        if (st.name && typeof st.name.text === "string" && st.body !== undefined) declared.add(st.name.text);
+      }
+      for (const st of source.statements) {
+        const call = st.expression;
+        if (!call || !call.expression || call.expression.text !== "signal") continue;
+        const arg = Array.isArray(call.args) && call.args.length === 2 ? call.args[1] : null;
+        if (arg && typeof arg.text === "string" && declared.has(arg.text)) {
+          found.push(`${source.internalPath}/${arg.text}`);
+        }
+      }
+    }
+    this.frame = found.length === 1 ? found[0] : null;
+  }
+
   afterCompile(module) {
     const binaryen = this.binaryen;
     for (const [from, to] of RENAMES) {
@@ -36,5 +74,29 @@ export default class LelContractNames {
       module.removeExport(from);
       module.addFunctionExport(info.value, to);
     }
+    this.inlineFrame(module, binaryen);
+  }
+
+  inlineFrame(module, binaryen) {
+    const frame = this.frame && module.getFunction(this.frame);
+    if (!frame) return;
+    const body = binaryen.getFunctionInfo(frame);
+    const sites = new Map();
+    for (let i = 0; i < module.getNumFunctions(); i++) {
+      const info = binaryen.getFunctionInfo(module.getFunctionByIndex(i));
+      const site = FRAME_SITES.find((s) => info.name.endsWith(`/${s}`));
+      if (site) sites.set(site, info);
+    }
+    if (sites.size !== FRAME_SITES.length) return;
+    for (const info of sites.values()) {
+      if (info.params !== body.params || info.results !== body.results) return;
+    }
+    for (const info of sites.values()) {
+      module.removeFunction(info.name);
+      module.addFunction(info.name, body.params, body.results, body.vars, module.copyExpression(body.body));
+    }
+    // Binaryen's defaults before asc optimizes: functions with one caller
+    // are inlined whatever their size (asc's -O3 would stop at 200).
+    module.runPasses(["inlining"]);
   }
 }

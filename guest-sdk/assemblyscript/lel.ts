@@ -29,7 +29,9 @@
 // `eventsLen` (the event buffer). Build it with the adapter transform that
 // names `statePtr`/`stateLen`/`eventsPtr`/`eventsLen` as the contract's
 // `state-ptr`/`state-len`/`events-ptr`/`events-len` (AssemblyScript cannot
-// spell a dash in an export name; see lel-transform.mjs):
+// spell a dash in an export name) and puts `frame` inside `process` when
+// `signal` is handed a function the entry file declares (see
+// lel-transform.mjs):
 //
 //     npx asc sine.ts --transform ./lel-transform.mjs --runtime stub \
 //         -O3 --noAssert --use abort= -o sine.wasm
@@ -904,23 +906,39 @@ export function init(sampleRate: u32, maxFrames: u32): i32 {
   return ch;
 }
 
-/// Frames `process` renders per loop iteration: the same samples in the
-/// same order as one frame per iteration, but the host's runaway check,
-/// which sits on every loop header and function entry, runs on the loop 4
-/// times less (README, "Performance"). As in the Rust SDK
-/// (guest-sdk/src/rt.rs, UNROLL). `frame` is a function reference, called
-/// through the table, so each frame still enters it once.
+/// Frames `process` renders per loop iteration, `frame` written out this
+/// many times: the same samples in the same order as one frame per
+/// iteration, but the host's runaway check, which sits on every loop
+/// header and function entry, runs 4 times less (README, "Performance").
+/// As in the Rust SDK (guest-sdk/src/rt.rs, UNROLL).
 const UNROLL: u32 = 4;
 
-/// Frame `i` of the block into `o` (`ch` samples). `f` holds zeros in
-/// `[0, ch)` before and after: the samples are taken and cleared in one
-/// pass, without a loop for one or two channels.
+// The five places `process` calls `frame` (four frames of a loop
+// iteration, and one frame alone), each its own function called once.
+// Built as they are, each calls `frame` through the table (a function
+// reference). lel-transform.mjs replaces each one's body with a copy of
+// the signal's `frame` (when the entry file hands `signal` a function it
+// declares) and has Binaryen inline the five into `process`: no call and
+// no function entry per frame.
+function __lelFrame0(cx: Ctx, out: StaticArray<f64>): void { frameFn(cx, out); }
+function __lelFrame1(cx: Ctx, out: StaticArray<f64>): void { frameFn(cx, out); }
+function __lelFrame2(cx: Ctx, out: StaticArray<f64>): void { frameFn(cx, out); }
+function __lelFrame3(cx: Ctx, out: StaticArray<f64>): void { frameFn(cx, out); }
+function __lelFrame4(cx: Ctx, out: StaticArray<f64>): void { frameFn(cx, out); }
+
+/// Sets `cx` for frame `i` of the block.
 // @ts-ignore: decorator
-@inline function one(cx: Ctx, i: u32, ch: u32, f: StaticArray<f64>, o: usize): void {
+@inline function seek(cx: Ctx, i: u32): void {
   cx.frame = i;
   cx.clock = cx.blockClock + <u64>i;
   cx.t = <f64>cx.clock / cx.sampleRate;
-  frameFn(cx, f);
+}
+
+/// Takes a frame's `ch` samples from `f` into `o` and clears them (`f`
+/// holds zeros in `[0, ch)` whenever `frame` is called), without a loop
+/// for one or two channels.
+// @ts-ignore: decorator
+@inline function emit(ch: u32, f: StaticArray<f64>, o: usize): void {
   if (ch == 1) {
     store<f32>(o, <f32>unchecked(f[0]));
     unchecked(f[0] = 0.0);
@@ -972,10 +990,18 @@ export function process(frames: u32, clock: u64, events: u32): u32 {
       // UNROLL frames without events.
       cx.events = EVENTS + (<usize>k << 4);
       cx.nEvents = 0;
-      one(cx, i, ch, f, o);
-      one(cx, i + 1, ch, f, o + step);
-      one(cx, i + 2, ch, f, o + 2 * step);
-      one(cx, i + 3, ch, f, o + 3 * step);
+      seek(cx, i);
+      __lelFrame0(cx, f);
+      emit(ch, f, o);
+      seek(cx, i + 1);
+      __lelFrame1(cx, f);
+      emit(ch, f, o + step);
+      seek(cx, i + 2);
+      __lelFrame2(cx, f);
+      emit(ch, f, o + 2 * step);
+      seek(cx, i + 3);
+      __lelFrame3(cx, f);
+      emit(ch, f, o + 3 * step);
       i += UNROLL;
     } else {
       // One frame, with the events at it (if any).
@@ -988,7 +1014,9 @@ export function process(frames: u32, clock: u64, events: u32): u32 {
       }
       cx.events = EVENTS + (<usize>first << 4);
       cx.nEvents = k - first;
-      one(cx, i, ch, f, o);
+      seek(cx, i);
+      __lelFrame4(cx, f);
+      emit(ch, f, o);
       i++;
     }
   }
