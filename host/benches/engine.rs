@@ -295,7 +295,8 @@ enum Process {
 }
 
 impl Direct {
-    fn new(path: &Path, epochs: bool, inlining: bool) -> Direct {
+    /// `fast`: with the compiler settings of lel-host's fast build.
+    fn new(path: &Path, epochs: bool, inlining: bool, fast: bool) -> Direct {
         let mut config = wasmtime::Config::new();
         config
             .epoch_interruption(epochs)
@@ -305,6 +306,11 @@ impl Direct {
             } else {
                 wasmtime::Inlining::No
             });
+        if fast {
+            config
+                .cranelift_opt_level(wasmtime::OptLevel::None)
+                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+        }
         let engine = wasmtime::Engine::new(&config).unwrap();
         let module = wasmtime::Module::from_file(&engine, path).unwrap();
         let mut linker = wasmtime::Linker::<u32>::new(&engine);
@@ -392,13 +398,14 @@ fn where_the_time_goes(reps: usize) {
                channels: usize,
                path: &Path,
                native: &mut dyn FnMut(&mut [f32])| {
-        let mut bare = Direct::new(path, false, false);
-        let mut epochs = Direct::new(path, true, false);
-        let mut inlined = Direct::new(path, true, true);
+        let mut bare = Direct::new(path, false, false, false);
+        let mut epochs = Direct::new(path, true, false, false);
+        let mut inlined = Direct::new(path, true, true, false);
+        let mut fast = Direct::new(path, true, false, true);
         let mut engine = engine(channels);
         engine.load(path).unwrap();
         let mut out = vec![0.0f32; frames * channels];
-        let mut best = [f64::MAX; 5];
+        let mut best = [f64::MAX; 6];
         for _ in 0..reps {
             let t = [
                 time(|| native(&mut out)),
@@ -406,6 +413,7 @@ fn where_the_time_goes(reps: usize) {
                 time(|| epochs.render(&mut out)),
                 time(|| inlined.render(&mut out)),
                 time(|| engine.render_into(&mut out)),
+                time(|| fast.render(&mut out)),
             ];
             for (b, t) in best.iter_mut().zip(t) {
                 *b = b.min(t);
@@ -414,12 +422,13 @@ fn where_the_time_goes(reps: usize) {
         let per = |t: f64| t * 1e9 / (frames * units) as f64;
         println!(
             "  {label}: native {:.2}; wasm, no epochs {:.2}x; epochs {:.2}x; epochs + inlining {:.2}x; \
-             whole engine {:.2}x",
+             whole engine {:.2}x; fast build (epochs) {:.2}x",
             per(best[0]),
             best[1] / best[0],
             best[2] / best[0],
             best[3] / best[0],
             best[4] / best[0],
+            best[5] / best[0],
         );
     };
     const N: usize = 100;
@@ -659,22 +668,66 @@ fn save_to_sound() {
         "\n5. save-to-sound latency (`lel-host run`, silent clock; small .wat module saved by \
          rename-into-place, {SAVES} times per tier):"
     );
+    let sine = std::fs::read_to_string(repo().join("examples/wat/sine.wat")).unwrap();
+    let version = |k: usize| sine.replace("440", &format!("{}", 300 + k));
+    load_breakdown(&version);
+    let new_code: Vec<String> = (1..=SAVES).map(version).collect();
+    // Versions seen before (alternating, so each differs from the one playing).
+    let seen: Vec<String> = (0..SAVES).map(|k| version(1 + k % 2)).collect();
+    let tiers = saves_in_run(&[], &version(0), &[&new_code[..], &seen[..]].concat());
+    let single = saves_in_run(&["--no-fast-build"], &version(0), &new_code);
+    let show = |tier: &str, l: Vec<(f64, f64)>| {
+        let (med, lo, hi) = spread(l.iter().map(|x| x.0).collect());
+        let (compile, _, _) = spread(l.iter().map(|x| x.1).collect());
+        println!(
+            "  {tier:44} median {med:5.1} ms (min {lo:.1}, max {hi:.1}), of which compiling or \
+             lookup {compile:.1} ms"
+        );
+    };
+    show(
+        "new code, sounding from its fast build",
+        tiers[..SAVES].iter().map(|s| s.swap).collect(),
+    );
+    show(
+        "new code, its optimised build taking over",
+        tiers[..SAVES].iter().filter_map(|s| s.tier_up).collect(),
+    );
+    show(
+        "code seen before (cached)",
+        tiers[SAVES..].iter().map(|s| s.swap).collect(),
+    );
+    show(
+        "new code, `--no-fast-build` (optimised only)",
+        single.iter().map(|s| s.swap).collect(),
+    );
+    println!("  (goal: sound within 5 ms of a save, median)");
+}
+
+/// One save's latencies in `run`, from its log lines: (file change to
+/// swap, compile or lookup) in ms, and the same for the optimised build
+/// taking over from a fast build.
+struct Save {
+    swap: (f64, f64),
+    tier_up: Option<(f64, f64)>,
+}
+
+/// Start `lel-host run` (with `args`) on a folder playing `first`, save
+/// each of `saves` in turn and read the latencies from its log.
+fn saves_in_run(args: &[&str], first: &str, saves: &[String]) -> Vec<Save> {
     let dir = tempfile::tempdir().unwrap();
     let music = dir.path().join("music");
     std::fs::create_dir(&music).unwrap();
-    let sine = std::fs::read_to_string(repo().join("examples/wat/sine.wat")).unwrap();
-    let version = |k: usize| sine.replace("440", &format!("{}", 300 + k));
     let save = |text: &str| {
         let tmp = music.join(".sine.wat.tmp");
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, music.join("sine.wat")).unwrap();
     };
-    load_breakdown(&version);
-    save(&version(0));
+    save(first);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lel-host"))
         .arg("run")
         .arg(&music)
         .args(["--device", "none", "--seconds", "120"])
+        .args(args)
         .env("LEL_CACHE_DIR", dir.path().join("cache"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -700,16 +753,12 @@ fn save_to_sound() {
             }
         }
     };
-    wait_for("playing on the silent clock");
-    // (file change to swap, compile or cache lookup) in ms, from the swap line.
-    let swap = |text: &str, n: u64| -> (f64, f64) {
-        std::thread::sleep(Duration::from_millis(150));
-        save(text);
-        let line = wait_for(&format!("swapped in version {n}"));
-        let field = |before: &str, after: &str| -> f64 {
-            let Some(at) = line.find(before) else {
-                return f64::NAN;
-            };
+    // (latency, compile) from a swap or tier-up line.
+    let figures = |line: &str| -> (f64, f64) {
+        let number = |before: &str, after: &str| -> f64 {
+            let at = line
+                .find(before)
+                .unwrap_or_else(|| panic!("no `{before}` in: {line}"));
             let rest = &line[at + before.len()..];
             rest[..rest.find(after).unwrap()].trim().parse().unwrap()
         };
@@ -720,38 +769,29 @@ fn save_to_sound() {
             .trim()
             .parse()
             .unwrap();
-        (latency, field("(compiled in ", " ms)"))
+        (latency, number("compiled in ", " ms)"))
     };
-    let mut next = 2u64;
-    let compiled: Vec<(f64, f64)> = (1..=SAVES)
-        .map(|k| {
-            let l = swap(&version(k), next);
-            next += 1;
-            l
-        })
-        .collect();
-    // Versions seen before (alternating, so each differs from the one playing).
-    let cached: Vec<(f64, f64)> = (0..SAVES)
-        .map(|k| {
-            let l = swap(&version(1 + k % 2), next);
-            next += 1;
-            l
-        })
-        .collect();
+    wait_for("playing on the silent clock");
+    let mut out = Vec::new();
+    for (k, text) in saves.iter().enumerate() {
+        let n = k + 2;
+        std::thread::sleep(Duration::from_millis(150));
+        save(text);
+        let swap = wait_for(&format!("swapped in version {n} "));
+        let tier_up = swap.contains("(fast build,").then(|| {
+            figures(&wait_for(&format!(
+                "the optimised build of version {n} took over"
+            )))
+        });
+        out.push(Save {
+            swap: figures(&swap),
+            tier_up,
+        });
+    }
     // SAFETY: plain kill(2) of our own child; SIGINT makes it stop cleanly.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let _ = child.wait();
-    for (tier, l) in [
-        ("new code (Cranelift compile)", compiled),
-        ("code seen before (cached)", cached),
-    ] {
-        let (med, lo, hi) = spread(l.iter().map(|x| x.0).collect());
-        let (compile, _, _) = spread(l.iter().map(|x| x.1).collect());
-        println!(
-            "  {tier:30} median {med:5.1} ms (min {lo:.1}, max {hi:.1}), of which compiling or \
-             lookup {compile:.1} ms (goal: median under 5 ms)"
-        );
-    }
+    out
 }
 
 /// Part 5's breakdown: what one load of the small module costs, in the
@@ -791,29 +831,29 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
     let bytes: Vec<Vec<u8>> = (0..9)
         .map(|k| wat::parse_str(version(200 + k)).unwrap())
         .collect();
-    for (label, opt, parallel) in [
+    for (label, fast, parallel) in [
         (
-            "Cranelift `speed`, parallel (as lel-host, on a pool of its own)",
-            wasmtime::OptLevel::Speed,
+            "optimised build (Cranelift `speed`), parallel as lel-host",
+            false,
             true,
         ),
+        ("optimised build, one thread", false, false),
         (
-            "Cranelift `speed`, one thread",
-            wasmtime::OptLevel::Speed,
-            false,
-        ),
-        ("Cranelift `none`, parallel", wasmtime::OptLevel::None, true),
-        (
-            "Cranelift `none`, one thread",
-            wasmtime::OptLevel::None,
-            false,
+            "fast build (`none`, single-pass register allocation)",
+            true,
+            true,
         ),
     ] {
         let mut config = wasmtime::Config::new();
         config
             .epoch_interruption(true)
-            .cranelift_opt_level(opt)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
             .parallel_compilation(parallel);
+        if fast {
+            config
+                .cranelift_opt_level(wasmtime::OptLevel::None)
+                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+        }
         let e = wasmtime::Engine::new(&config).unwrap();
         wasmtime::Module::new(&e, &bytes[0]).unwrap();
         let t: Vec<f64> = bytes

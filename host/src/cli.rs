@@ -155,6 +155,11 @@ pub struct RunArgs {
     /// parameters (TOML; see the README). Default: every signal hears every channel.
     #[arg(long = "midi-map", value_name = "FILE")]
     pub midi_map: Option<PathBuf>,
+    /// Play a saved module only once its optimised build is ready (by
+    /// default new code plays from a fast build first, which the optimised
+    /// build replaces a few milliseconds later with the same samples).
+    #[arg(long = "no-fast-build")]
+    pub no_fast_build: bool,
 }
 
 #[derive(Args, Debug)]
@@ -376,6 +381,7 @@ fn run_options(a: RunArgs) -> anyhow::Result<crate::live::RunOptions> {
     // (parked while unused); a block never uses more threads than signals.
     settings.threads = threads(a.threads, usize::MAX)?;
     settings.realtime = true;
+    settings.fast_tier = !a.no_fast_build;
     Ok(crate::live::RunOptions {
         paths: a.paths,
         output: crate::live::output::OutputRequest {

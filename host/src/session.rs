@@ -229,6 +229,10 @@ impl Writer {
                 )
             }
             Event::Unloading { slot, clock } => format!("{clock} unload slot={slot}"),
+            // The optimised build of a version takes over from its fast
+            // build with the same samples: the replay plays it from the
+            // start.
+            Event::TieredUp { .. } => return,
             Event::Faulted {
                 slot,
                 version,

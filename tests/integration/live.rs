@@ -619,3 +619,114 @@ fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
     );
     assert_continuous_swap(&x, 440.0, 0.5, 0.25);
 }
+
+/// `run` a folder with `name.wat` = `first` for 3 s with a session, save
+/// `second` (new code: compiled for the first time, into a cache of the
+/// run's own) and wait for its optimised build to take over from its fast
+/// build. Returns the log and channel 0 of what played, after checking that
+/// the session replays to exactly the samples that played.
+fn fast_then_optimised(name: &str, first: &str, second: &str) -> (String, Vec<f32>) {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    let session = dir.path().join("session");
+    std::fs::write(music.join(format!("{name}.wat")), first).unwrap();
+    let (m, s) = (music.to_str().unwrap(), session.to_str().unwrap());
+    let args = [m, "--device", "none", "--seconds", "3", "--session", s];
+    let cache = dir.path().join("cache");
+    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
+    run.wait_for(": loaded (", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(800));
+    let tmp = music.join(format!(".{name}.wat.tmp"));
+    std::fs::write(&tmp, second).unwrap();
+    std::fs::rename(&tmp, music.join(format!("{name}.wat"))).unwrap();
+    run.wait_for(
+        &format!("{name}: the optimised build of version 2 took over from its fast build"),
+        Duration::from_secs(10),
+    );
+    let (log, x) = run.finish();
+    assert!(
+        log.contains(&format!(
+            "{name}: swapped in version 2 (fast build, compiled in"
+        )),
+        "the new code played from its fast build first:\n{log}"
+    );
+    // The session replays (the optimised build from the swap on) to the
+    // same samples the fast and then the optimised build played.
+    let replayed = dir.path().join("replay.wav");
+    run_ok(
+        Command::new(lel_host_bin())
+            .arg("replay")
+            .arg(&session)
+            .arg("-o")
+            .arg(&replayed),
+        "lel-host replay",
+        "",
+    );
+    let (_, _, live) = read_wav(&dir.path().join("played.wav"));
+    let (_, _, again) = read_wav(&replayed);
+    let n = live.len().min(again.len());
+    assert!(n > SR as usize * 4, "most of the run replayed: {n}");
+    let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+    assert!(
+        bits(&live[..n]) == bits(&again[..n]),
+        "the replay differs from what played:\n{log}"
+    );
+    (log, x)
+}
+
+#[test]
+fn new_code_sounds_from_a_fast_build_and_the_optimised_build_takes_over_without_a_step() {
+    // Version 1 counts in its block `a`; version 2 claims a new block `b`
+    // and counts there from zero. Its fast build plays first and counts `b`
+    // up for some blocks; the optimised build must go on from that count
+    // (every claimed block taken over, new ones too), not start again.
+    let (_, x) = fast_then_optimised(
+        "count",
+        &fixtures::counter(&[("a", 4)], "a", 1024),
+        &fixtures::counter(&[("a", 4), ("b", 4)], "b", 1024),
+    );
+    // Block by block (128 frames each): the count rises by one per block,
+    // except once, where version 2 starts its own count.
+    let counts: Vec<i64> = x.iter().map(|&v| fixtures::count_of(v)).collect();
+    let restarts: Vec<(i64, i64)> = counts
+        .windows(2)
+        .filter(|w| w[1] != w[0] && w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        1,
+        "one step only, where version 2 takes over counting from 1 (the signal starts from silence, count 0, at 1): {restarts:?}"
+    );
+    assert_eq!(restarts[0].1, 1, "version 2 counts from 1: {restarts:?}");
+    assert!(
+        *counts.last().unwrap() > 100,
+        "version 2 counted on to the end: {}",
+        counts.last().unwrap()
+    );
+    // Floating-point DSP (the sine's f64 phase and polynomial): the fast
+    // build computes the same bits as the optimised one (checked by the
+    // replay), and the swap carries the phase.
+    let (_, x) = fast_then_optimised(
+        "sine",
+        &fixtures::sine(440.0, 0.5),
+        &fixtures::sine(440.0, 0.25),
+    );
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+}
+
+#[test]
+fn no_fast_build_swaps_in_the_optimised_build_only() {
+    let (dir, music) = folder_with_sine(0.5);
+    let m = music.to_str().unwrap();
+    let args = [m, "--device", "none", "--seconds", "2", "--no-fast-build"];
+    let run = LiveRun::start(dir.path(), &args, &[]);
+    run.wait_for(": loaded (", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(600));
+    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.25)).unwrap();
+    run.wait_for("sine: swapped in version", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(!log.contains("fast build"), "{log}");
+    assert_continuous_swap(&x, 440.0, 0.5, 0.25);
+}

@@ -81,6 +81,10 @@ struct Playing {
     /// The binary module of the version last handed over (a restart with
     /// fresh state starts these same bytes again).
     binary: Arc<[u8]>,
+    /// The version playing from a fast build whose optimised build is on
+    /// its way: its id, when its change was noticed, and the optimised
+    /// build's compile time once known (for the tier-up's log line).
+    fast: Option<(u64, Option<Instant>, Option<Duration>)>,
 }
 
 pub struct Control {
@@ -119,7 +123,7 @@ impl Control {
     /// # Errors
     /// When the WebAssembly runtime cannot be set up.
     pub fn new(settings: Settings) -> anyhow::Result<(Control, Mixer)> {
-        let runtime = Runtime::with_limits(&settings.limits)?;
+        let runtime = Runtime::with_tiers(&settings.limits, settings.fast_tier)?;
         Self::with_runtime(settings, runtime)
     }
 
@@ -268,7 +272,9 @@ impl Control {
             requested: None,
             compile_times: Vec::new(),
             binary: binary.clone(),
+            fast: None,
         });
+        playing.fast = report.fast.then_some((report.version, requested, None));
         playing.binary = binary.clone();
         playing.current = report.version;
         playing.requested = requested;
@@ -308,6 +314,42 @@ impl Control {
             restart: hand.restart,
         });
         report
+    }
+
+    /// The optimised build of `fast_id` (a version playing from its fast
+    /// build) is ready: hand it over to take over at the next block, unless
+    /// another version plays by now.
+    pub(super) fn tier_up(
+        &mut self,
+        signal: &str,
+        fast_id: u64,
+        result: Result<Option<pipeline::Ready>, crate::loader::LoadError>,
+    ) {
+        let Some(rec) = self.signals.get_mut(signal) else {
+            return;
+        };
+        let Some(playing) = rec.playing.as_mut().filter(|p| p.current == fast_id) else {
+            return; // replaced meanwhile: the optimised build is not needed
+        };
+        match result {
+            Ok(Some((prepared, _))) => {
+                let Prepared {
+                    version,
+                    report,
+                    log,
+                } = prepared;
+                if let Some(f) = playing.fast.as_mut().filter(|f| f.0 == fast_id) {
+                    f.2 = Some(report.compile);
+                }
+                self.logs.push((signal.into(), log));
+                let slot = rec.slot;
+                self.send(Command::TierUp { slot, version });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "{signal}: the optimised build failed ({e}); the fast build of version {fast_id} plays on"
+            ),
+        }
     }
 
     /// Fade `signal` out and forget it (a version still being prepared is

@@ -83,6 +83,16 @@ impl Control {
                 ..
             } => self.swapped(slot, version, clock, carried, at),
             Event::Unloaded { slot, .. } => self.unloaded(slot),
+            Event::TieredUp {
+                slot,
+                version,
+                taken,
+                at,
+                ..
+            } => {
+                self.tiered_up(slot, version, taken, at);
+                return None;
+            }
             Event::Unloading { .. } | Event::Buffer { .. } | Event::Applied(_) => return None,
             Event::Faulted {
                 slot,
@@ -217,18 +227,20 @@ impl Control {
             .signals
             .get_mut(&signal)
             .and_then(|s| s.playing.as_mut());
-        let (latency, compile) = match playing {
+        let (latency, compile, fast) = match playing {
             Some(p) => (
                 p.requested.take().map(|t| at.saturating_duration_since(t)),
                 p.compile_times
                     .iter()
                     .find(|(v, _)| *v == version)
                     .map(|(_, d)| *d),
+                p.fast.is_some_and(|f| f.0 == version),
             ),
-            None => (None, None),
+            None => (None, None, false),
         };
+        let tier = if fast { "fast build, " } else { "" };
         let compiled = compile
-            .map(|d| format!(" (compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
+            .map(|d| format!(" ({tier}compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
             .unwrap_or_default();
         let after = latency
             .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
@@ -244,6 +256,39 @@ impl Control {
             carried,
             latency,
         }
+    }
+
+    /// The optimised build of `version` took over from its fast build (or
+    /// came too late).
+    fn tiered_up(&mut self, slot: SlotId, version: u64, taken: bool, at: std::time::Instant) {
+        let (signal, _) = self.label(slot);
+        let fast = self
+            .signals
+            .get_mut(&signal)
+            .and_then(|s| s.playing.as_mut())
+            .and_then(|p| p.fast.take_if(|f| f.0 == version));
+        if !taken {
+            tracing::debug!(
+                "{signal}: the optimised build of version {version} came after it stopped playing"
+            );
+            return;
+        }
+        let compiled = fast
+            .and_then(|f| f.2)
+            .map(|d| format!(" (compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
+            .unwrap_or_default();
+        let after = fast
+            .and_then(|f| f.1)
+            .map(|t| {
+                format!(
+                    ", {:.1} ms after the file changed",
+                    at.saturating_duration_since(t).as_secs_f64() * 1e3
+                )
+            })
+            .unwrap_or_default();
+        tracing::info!(
+            "{signal}: the optimised build of version {version} took over from its fast build{compiled}{after}"
+        );
     }
 
     /// The slot is empty: free it unless a signal (re)took it meanwhile.

@@ -226,10 +226,13 @@ pub(super) struct Done {
     /// `None`: the bytes are those of the version playing. With the
     /// prepared version, its binary module.
     result: Result<Option<Ready>, LoadError>,
+    /// The optimised build of this version (by id), which plays from its
+    /// fast build: not a request's result.
+    tier_up: Option<u64>,
 }
 
 /// A prepared version and its binary module.
-type Ready = (Prepared, Arc<[u8]>);
+pub(super) type Ready = (Prepared, Arc<[u8]>);
 
 /// A request on a worker: what to report and how to hand it over.
 struct InFlight {
@@ -442,6 +445,9 @@ impl Control {
             (None, None) => (None, Layout::default(), None),
         };
         let current = current.filter(|_| !req.always);
+        // A new version of a playing signal may sound from a fast build
+        // first (not a replay: it loads exactly what the session says).
+        let fast = self.settings.fast_tier && rec.playing.is_some() && req.slot.is_none();
         let hand = HandOver {
             fade_in: req.fade_in,
             restart: req.restart,
@@ -481,23 +487,43 @@ impl Control {
                 signal: &signal,
                 current,
                 previous: &previous,
+                fast,
             };
+            let panicked = || LoadError::Instantiate("the loader panicked".into());
             let result =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(path, bytes)))
-                    .unwrap_or_else(|_| {
-                        (
-                            None,
-                            Err(LoadError::Instantiate("the loader panicked".into())),
-                        )
-                    });
-            let _ = tx.send(Done {
-                signal,
+                    .unwrap_or_else(|_| (None, Err(panicked())));
+            // Played from a fast build: the optimised build next, on this
+            // worker, its claims placed against the same layout.
+            let optimise = match &result.1 {
+                Ok(Some((p, binary))) if p.report.fast => Some((p.report.version, binary.clone())),
+                _ => None,
+            };
+            let send = |done: Done| {
+                let _ = tx.send(done);
+                if let Some(wake) = &wake {
+                    wake();
+                }
+            };
+            send(Done {
+                signal: signal.clone(),
                 ticket,
                 raw: result.0,
                 result: result.1,
+                tier_up: None,
             });
-            if let Some(wake) = wake {
-                wake();
+            if let Some((fast_id, binary)) = optimise {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    loader.prepare_optimised(&signal, &binary, &previous, fast_id)
+                }))
+                .unwrap_or_else(|_| Err(panicked()));
+                send(Done {
+                    signal,
+                    ticket,
+                    raw: None,
+                    result: result.map(|p| Some((p, binary))),
+                    tier_up: Some(fast_id),
+                });
             }
         };
         self.pipeline.pool.run(Box::new(work));
@@ -530,7 +556,12 @@ impl Control {
             ticket,
             raw,
             result,
+            tier_up,
         } = done;
+        if let Some(fast_id) = tier_up {
+            self.tier_up(&signal, fast_id, result);
+            return;
+        }
         let Some(at) = self
             .pipeline
             .in_flight
@@ -662,6 +693,8 @@ struct Job<'a> {
     /// Hashes of the version playing: of its raw bytes and of its binary.
     current: Option<(Hash, Hash)>,
     previous: &'a Layout,
+    /// New code may be built by the fast tier first.
+    fast: bool,
 }
 
 impl Job<'_> {
@@ -719,7 +752,9 @@ impl Job<'_> {
         {
             return Ok(None);
         }
-        let prepared = self.loader.prepare(self.signal, &binary, self.previous)?;
+        let prepared = self
+            .loader
+            .prepare_tier(self.signal, &binary, self.previous, self.fast)?;
         Ok(Some((prepared, binary.into())))
     }
 }

@@ -575,6 +575,25 @@ impl ModuleCache {
         Ok((m, Source::Compiled))
     }
 
+    /// Compile `bytes` with `engine` (another tier's) under the same limits
+    /// as every compile, without caching the result.
+    ///
+    /// # Errors
+    /// When the module does not compile, or not within the limits.
+    pub fn compile_uncached(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+        compile_bounded(engine, bytes, self.compile, &self.abandoned)
+    }
+
+    /// Is a compiled module for `hash` at hand, in memory or on disk (so
+    /// that [`ModuleCache::get`] will not compile)?
+    pub fn has(&self, hash: &str) -> bool {
+        self.in_memory(hash)
+            || self
+                .dir
+                .as_deref()
+                .is_some_and(|d| paths(d, hash).0.is_file())
+    }
+
     /// Bytes of compiled code held in memory, and how many modules.
     pub fn memory_usage(&self) -> (u64, usize) {
         let lru = self.lock_memory();

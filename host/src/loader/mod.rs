@@ -174,6 +174,8 @@ pub struct LoadReport {
     pub contract: ContractVersion,
     /// The parameters its `init` declared, in order (index = position).
     pub params: Vec<ParamDecl>,
+    /// Built by the fast tier (an optimised build is to take over).
+    pub fast: bool,
     /// Events its event buffer holds (`None`: it has none).
     pub event_capacity: Option<u32>,
 }
@@ -254,31 +256,92 @@ impl Loader {
         bytes: &[u8],
         previous: &Layout,
     ) -> Result<Prepared, LoadError> {
+        self.prepare_tier(signal, bytes, previous, false)
+    }
+
+    /// The optimised build of version `id`, which plays from its fast build
+    /// (prepared from the same `bytes` against the same `previous`): it
+    /// takes that version's id.
+    ///
+    /// # Errors
+    /// As [`Loader::prepare`].
+    pub fn prepare_optimised(
+        &self,
+        signal: &str,
+        bytes: &[u8],
+        previous: &Layout,
+        id: u64,
+    ) -> Result<Prepared, LoadError> {
+        self.prepare_with(signal, bytes, previous, false, Some(id))
+    }
+
+    /// [`Loader::prepare`]; with `fast`, a module not compiled before is
+    /// built by the runtime's fast tier (if it has one), not cached, and
+    /// its report says so ([`LoadReport::fast`]): the caller then prepares
+    /// the optimised build too, to take over from it.
+    ///
+    /// # Errors
+    /// As [`Loader::prepare`].
+    pub fn prepare_tier(
+        &self,
+        signal: &str,
+        bytes: &[u8],
+        previous: &Layout,
+        fast: bool,
+    ) -> Result<Prepared, LoadError> {
+        self.prepare_with(signal, bytes, previous, fast, None)
+    }
+
+    /// [`Loader::prepare_tier`], as version `id` if given (else a new id).
+    fn prepare_with(
+        &self,
+        signal: &str,
+        bytes: &[u8],
+        previous: &Layout,
+        fast: bool,
+        id: Option<u64>,
+    ) -> Result<Prepared, LoadError> {
         let shape = contract::validate(bytes)?;
         if let Some(why) = runtime::over_limits(bytes, &self.config.limits) {
             return Err(LoadError::Instantiate(why));
         }
         let hash = cache::hash(bytes);
+        let tier = match &self.runtime.fast {
+            Some(t) if fast && !self.cache.has(&hash) => Some(t),
+            _ => None,
+        };
+        let (engine, linker) = match tier {
+            Some(t) => (&t.engine, &t.linker),
+            None => (&self.runtime.engine, &self.runtime.linker),
+        };
         let t0 = Instant::now();
-        let (module, source) = self
-            .cache
-            .get(&self.runtime.engine, &hash, bytes)
-            .map_err(|e| match e.downcast_ref::<cache::NotNow>() {
-                Some(not_now) => LoadError::Busy(not_now.to_string()),
-                None => LoadError::Compile(format!("{e:#}")),
-            })?;
+        let (module, source) = match tier {
+            Some(_) => self
+                .cache
+                .compile_uncached(engine, bytes)
+                .map(|m| (m, Source::Compiled)),
+            None => self.cache.get(engine, &hash, bytes),
+        }
+        .map_err(|e| match e.downcast_ref::<cache::NotNow>() {
+            Some(not_now) => LoadError::Busy(not_now.to_string()),
+            None => LoadError::Compile(format!("{e:#}")),
+        })?;
         let compile = t0.elapsed();
 
         let t1 = Instant::now();
-        let mut store = self.store(signal);
-        let instance = self
-            .runtime
-            .linker
-            .instantiate(&mut store, &module)
-            .map_err(|e| match e.downcast_ref::<Trap>() {
-                Some(_) => self.guest_error(Export::Start, e, &store),
-                None => LoadError::Instantiate(format!("{e:#}")),
-            })?;
+        let mut store = self.store(signal, engine);
+        let instance = match linker.instantiate(&mut store, &module) {
+            // The fast tier's few pooled instances all in use: build it
+            // the usual way.
+            Err(e) if tier.is_some() && e.downcast_ref::<Trap>().is_none() => {
+                return self.prepare_with(signal, bytes, previous, false, id);
+            }
+            other => other,
+        };
+        let instance = instance.map_err(|e| match e.downcast_ref::<Trap>() {
+            Some(_) => self.guest_error(Export::Start, e, &store),
+            None => LoadError::Instantiate(format!("{e:#}")),
+        })?;
         let memory = instance
             .get_memory(&mut store, contract::MEMORY_EXPORT)
             .ok_or_else(|| LoadError::Instantiate("exports no memory".into()))?;
@@ -318,7 +381,7 @@ impl Loader {
         let cells = param_cells(&params, state_base);
         let (log_tx, log_rx) = log_ring::ring();
         store.data_mut().log_ring = Some(log_tx);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = id.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
         let report = LoadReport {
             signal: signal.to_string(),
             version: id,
@@ -332,6 +395,7 @@ impl Loader {
             contract: shape.version,
             params,
             event_capacity: buffer.map(|(_, capacity)| capacity),
+            fast: tier.is_some(),
         };
         let version = Box::new(Version {
             id,
@@ -353,9 +417,9 @@ impl Loader {
     /// A store for one version, with its limits and a CPU budget that the
     /// start function, `state-ptr`/`len` and `init` share; a looping one is
     /// stopped about one tick after it.
-    fn store(&self, signal: &str) -> Store<HostState> {
+    fn store(&self, signal: &str, engine: &wasmtime::Engine) -> Store<HostState> {
         let mut store = Store::new(
-            &self.runtime.engine,
+            engine,
             HostState {
                 signal: signal.into(),
                 claims: None,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Caller, Config, Engine, Linker, OptLevel};
+use wasmtime::{Caller, Config, Engine, Linker, OptLevel, RegallocAlgorithm};
 
 use crate::contract;
 use crate::rt::guest::{GuestLimits, HostState};
@@ -25,11 +25,27 @@ pub const EPOCH_TICK: Duration = crate::rt::cpu::TICK;
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
+    /// The fast tier, when asked for: an engine whose compiles take about
+    /// half the time (no optimisation passes, single-pass register
+    /// allocation) for code that runs slower; a saved module plays from it
+    /// first while the optimised build is made (see `control::pipeline`).
+    /// Wasm is deterministic, so both builds compute the same samples.
+    pub fast: Option<Tier>,
     /// Guest log lines, rate-limited per signal (from `init` and, drained
     /// by the control side, from `process`).
     pub guest_log: Arc<GuestLog>,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
+
+/// A second engine and its linker, with the same host functions and limits.
+pub struct Tier {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
+}
+
+/// Versions of the fast tier alive at once (each plays for a few blocks,
+/// until its optimised build takes over).
+pub const FAST_POOLED_INSTANCES: u32 = 64;
 
 impl Runtime {
     /// Build the engine, the linker with the host functions, and start the
@@ -47,52 +63,26 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
-        start_compile_pool();
-        let mut config = Config::new();
-        // Functions compile in parallel on a pool of threads that each
-        // compile has to itself (see `cache::compile_bounded`), so a compile
-        // that must be abandoned holds no shared compiler thread.
-        config.allocation_strategy(pooling(limits));
-        config
-            .epoch_interruption(true)
-            // Traps on the audio thread should allocate as little as
-            // possible: no backtrace capture.
-            .wasm_backtrace_max_frames(None)
-            .cranelift_opt_level(OptLevel::Speed)
-            .max_wasm_stack(256 << 10);
-        let engine = Engine::new(&config)?;
-        let mut linker = Linker::new(&engine);
-        let guest_log = Arc::new(GuestLog::new());
-        for spec in contract::VERSIONS {
-            let host = spec.host_module;
-            for f in spec.imports {
-                match f.name {
-                    "claim" => {
-                        linker.func_wrap(host, "claim", claim)?;
-                    }
-                    "log" => {
-                        let guest_log = guest_log.clone();
-                        linker.func_wrap(
-                            host,
-                            "log",
-                            move |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
-                                log(&guest_log, caller, level, ptr, len)
-                            },
-                        )?;
-                    }
-                    "param" => {
-                        linker.func_wrap(host, "param", param)?;
-                    }
-                    other => anyhow::bail!(
-                        "wit/lel.wit names a host function `{other}` ({host}) that lel-host does not implement"
-                    ),
-                }
-            }
-        }
+        Self::with_tiers(limits, false)
+    }
 
+    /// [`Runtime::with_limits`], plus the fast tier if `fast`.
+    ///
+    /// # Errors
+    /// When wasmtime cannot be set up on this machine.
+    pub fn with_tiers(limits: &GuestLimits, fast: bool) -> anyhow::Result<Arc<Self>> {
+        start_compile_pool();
+        let guest_log = Arc::new(GuestLog::new());
+        let Tier { engine, linker } = tier(limits, POOLED_INSTANCES, false, &guest_log)?;
+        let fast = if fast {
+            Some(tier(limits, FAST_POOLED_INSTANCES, true, &guest_log)?)
+        } else {
+            None
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (engine, stop) = (engine.clone(), stop.clone());
+            let fast_engine = fast.as_ref().map(|t| t.engine.clone());
             std::thread::Builder::new()
                 .name("lel-epoch".into())
                 .spawn(move || {
@@ -106,12 +96,16 @@ impl Runtime {
                         }
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
+                        if let Some(e) = &fast_engine {
+                            e.increment_epoch();
+                        }
                     }
                 })?
         };
         Ok(Arc::new(Runtime {
             engine,
             linker,
+            fast,
             guest_log,
             ticker: Some((stop, ticker)),
         }))
@@ -122,6 +116,65 @@ impl Runtime {
     pub fn ticks_for(budget: Duration) -> u64 {
         crate::rt::cpu::ticks_for(budget)
     }
+}
+
+/// An engine configured for real-time calls (`fast`: the fast tier's
+/// compiler settings) with `instances` pooled, and its linker with the host
+/// functions.
+fn tier(
+    limits: &GuestLimits,
+    instances: u32,
+    fast: bool,
+    guest_log: &Arc<GuestLog>,
+) -> anyhow::Result<Tier> {
+    let mut config = Config::new();
+    // Functions compile in parallel on a pool of threads that each
+    // compile has to itself (see `cache::compile_bounded`), so a compile
+    // that must be abandoned holds no shared compiler thread.
+    config.allocation_strategy(pooling(limits, instances));
+    config
+        .epoch_interruption(true)
+        // Traps on the audio thread should allocate as little as
+        // possible: no backtrace capture.
+        .wasm_backtrace_max_frames(None)
+        .cranelift_opt_level(OptLevel::Speed)
+        .max_wasm_stack(256 << 10);
+    if fast {
+        // Measured on a small module (`cargo bench -p lel-host`, part 5):
+        // 1.6 ms to compile optimised, 0.9 ms with these two.
+        config
+            .cranelift_opt_level(OptLevel::None)
+            .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass);
+    }
+    let engine = Engine::new(&config)?;
+    let mut linker = Linker::new(&engine);
+    for spec in contract::VERSIONS {
+        let host = spec.host_module;
+        for f in spec.imports {
+            match f.name {
+                "claim" => {
+                    linker.func_wrap(host, "claim", claim)?;
+                }
+                "log" => {
+                    let guest_log = guest_log.clone();
+                    linker.func_wrap(
+                        host,
+                        "log",
+                        move |caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                            log(&guest_log, caller, level, ptr, len)
+                        },
+                    )?;
+                }
+                "param" => {
+                    linker.func_wrap(host, "param", param)?;
+                }
+                other => anyhow::bail!(
+                    "wit/lel.wit names a host function `{other}` ({host}) that lel-host does not implement"
+                ),
+            }
+        }
+    }
+    Ok(Tier { engine, linker })
 }
 
 /// Module loads compile on pools of their own (`cache::compile_bounded`);
@@ -152,11 +205,11 @@ pub const MAX_TABLES: u32 = 4;
 /// thread only move a bound, never reallocate. Memory slots are 4 GiB of
 /// address space each (bounds checks elided, as without a pool); only the
 /// pages a module touches are real memory.
-fn pooling(limits: &GuestLimits) -> wasmtime::InstanceAllocationStrategy {
+fn pooling(limits: &GuestLimits, instances: u32) -> wasmtime::InstanceAllocationStrategy {
     let mut pool = wasmtime::PoolingAllocationConfig::new();
-    pool.total_core_instances(POOLED_INSTANCES)
-        .total_memories(POOLED_INSTANCES)
-        .total_tables(POOLED_INSTANCES * MAX_TABLES)
+    pool.total_core_instances(instances)
+        .total_memories(instances)
+        .total_tables(instances * MAX_TABLES)
         .max_memories_per_module(1)
         .max_tables_per_module(MAX_TABLES)
         .max_memory_size(limits.max_memory_bytes)

@@ -66,7 +66,16 @@ thread_local! {
     static VIOLATIONS: Cell<u64> = const { Cell::new(0) };
     /// The account this thread's allocations are charged to (null: none).
     static ACCOUNT: Cell<*const AllocAccount> = const { Cell::new(std::ptr::null()) };
+    /// Bytes charged on this thread and not yet added to its account.
+    static PENDING: Cell<isize> = const { Cell::new(0) };
 }
+
+/// A thread adds its charges to its account in steps of at least this many
+/// bytes: a compiler allocates often, and an atomic update of an account
+/// shared by its threads on every allocation made compiles about a
+/// millisecond slower (a small module: 1.9 ms instead of 1.4 alone). An
+/// account's figures are exact to this much per thread.
+const CHARGE_STEP: isize = 64 << 10;
 
 /// Bytes held by the allocations of the threads charged to it (allocated
 /// minus freed by them), and the most they held at once.
@@ -92,7 +101,7 @@ impl AllocAccount {
 /// to an account (see [`charge_allocations`]).
 pub struct Charge {
     /// Keeps the account alive while the thread's pointer to it is set.
-    _account: Arc<AllocAccount>,
+    account: Arc<AllocAccount>,
     previous: *const AllocAccount,
 }
 
@@ -100,15 +109,25 @@ pub struct Charge {
 /// returned guard is dropped (on this thread).
 pub fn charge_allocations(account: &Arc<AllocAccount>) -> Charge {
     let previous = ACCOUNT.with(|c| c.replace(Arc::as_ptr(account)));
+    // What is pending so far belongs to the account charged until now.
+    let pending = PENDING.with(|p| p.replace(0));
+    if !previous.is_null() {
+        // SAFETY: a non-null pointer was set by an enclosing guard, which
+        // still holds an `Arc` of its account (guards nest on a thread).
+        unsafe { &*previous }.add(pending);
+    }
     Charge {
-        _account: account.clone(),
+        account: account.clone(),
         previous,
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        // Unset before the account's `Arc` (a field) is released.
+        // What is pending goes to this account; then unset the pointer
+        // before the account's `Arc` (a field) is released.
+        let pending = PENDING.with(|p| p.replace(0));
+        self.account.add(pending);
         ACCOUNT.with(|c| c.set(self.previous));
     }
 }
@@ -117,12 +136,21 @@ impl Drop for Charge {
 fn charge(delta: isize) {
     let _ = ACCOUNT.try_with(|a| {
         let a = a.get();
-        if !a.is_null() {
+        if a.is_null() {
+            return;
+        }
+        let _ = PENDING.try_with(|p| {
+            let pending = p.get() + delta;
+            if pending.abs() < CHARGE_STEP {
+                p.set(pending);
+                return;
+            }
+            p.set(0);
             // SAFETY: the pointer is set only by `charge_allocations`, whose
             // guard holds an `Arc` of the account and unsets the pointer
             // before it lets go of it; so the account is alive here.
-            unsafe { &*a }.add(delta);
-        }
+            unsafe { &*a }.add(pending);
+        });
     });
 }
 

@@ -21,6 +21,12 @@ pub enum Command {
         /// does not click even when swaps are instant (`--xfade 0`).
         restart: bool,
     },
+    /// `version` is the optimised build of the fast-tier version of the
+    /// same id playing in `slot`: it takes over at this block boundary with
+    /// everything that version keeps ([`Version::take_over_from`]), no
+    /// crossfade (the two compute the same samples). Retired unused if that
+    /// version no longer plays.
+    TierUp { slot: SlotId, version: Box<Version> },
     /// Fade the slot out and retire its versions.
     Unload { slot: SlotId },
     /// Fault `version` in `slot` at this block as if its `process` call had
@@ -78,6 +84,17 @@ pub enum Event {
         clock: u64,
         carried: u32,
         /// Wall time of the swap (for file-change-to-swap latency).
+        at: std::time::Instant,
+    },
+    /// The optimised build of `version` took over from its fast build
+    /// (`taken`), or came too late and was dropped (that version no longer
+    /// plays).
+    TieredUp {
+        slot: SlotId,
+        version: u64,
+        clock: u64,
+        taken: bool,
+        /// Wall time of the tier-up.
         at: std::time::Instant,
     },
     /// The slot finished fading out and is empty.

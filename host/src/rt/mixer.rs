@@ -248,6 +248,12 @@ impl Mixer {
                     out.drain_into(&mut self.outbox);
                 }
                 Command::Load { version, .. } => self.outbox.retire(version),
+                Command::TierUp { slot, version } if slot < self.pool.len() => {
+                    let (s, out) = self.pool.lane(slot);
+                    s.tier_up(version, &ctx, out);
+                    out.drain_into(&mut self.outbox);
+                }
+                Command::TierUp { version, .. } => self.outbox.retire(version),
                 Command::Unload { slot } if slot < self.pool.len() => {
                     self.pool.lane(slot).0.unload(&ctx);
                     self.outbox.event(Event::Unloading {

@@ -245,6 +245,32 @@ impl Slot {
         self.live = Some(new);
     }
 
+    /// The optimised build `new` of the fast-tier version playing (the same
+    /// id) takes over at this block boundary, mid-crossfade or not; the
+    /// fast one is retired. Anything else (that version faulted, was
+    /// replaced or unloaded meanwhile): `new` is retired unused.
+    pub fn tier_up(&mut self, mut new: Box<Version>, ctx: &BlockCtx, out: &mut SlotOutbox) {
+        let id = new.id;
+        let unloading = self.unloading;
+        let playing = self.live.as_mut().filter(|v| v.id == id && !unloading);
+        let taken = if let Some(fast) = playing
+            && new.take_over_from(fast)
+        {
+            out.retire(std::mem::replace(fast, new));
+            true
+        } else {
+            out.retire(new);
+            false
+        };
+        out.event(Event::TieredUp {
+            slot: self.id,
+            version: id,
+            clock: ctx.clock,
+            taken,
+            at: Instant::now(),
+        });
+    }
+
     fn keep_previous(&mut self, old: Box<Version>, ctx: &BlockCtx, out: &mut SlotOutbox) {
         if let Some(v) = self.previous.replace(old) {
             out.retire(v);

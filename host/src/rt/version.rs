@@ -200,6 +200,35 @@ impl Version {
         copied
     }
 
+    /// A tier-up: this version is `old`'s optimised build (the same module,
+    /// its claims placed against the same layout). Takes over everything
+    /// `old` keeps from block to block as it is now: every claimed block,
+    /// carried or new (one copy of the claimed part of the state region),
+    /// and the parameter values, event buffer state and backlog, so it
+    /// continues exactly where `old` stops. Returns false, copying nothing,
+    /// if the two layouts differ.
+    pub fn take_over_from(&mut self, old: &mut Version) -> bool {
+        if self.layout != old.layout || self.state_base != old.state_base {
+            return false;
+        }
+        let end = self
+            .layout
+            .blocks
+            .iter()
+            .map(|b| b.offset as usize + b.size as usize)
+            .max()
+            .unwrap_or(0);
+        let at = self.state_base as usize;
+        let src = old.memory.data(&old.store).get(at..at + end);
+        let dst = self.memory.data_mut(&mut self.store).get_mut(at..at + end);
+        let (Some(src), Some(dst)) = (src, dst) else {
+            return false;
+        };
+        dst.copy_from_slice(src);
+        std::mem::swap(&mut self.controls, &mut old.controls);
+        true
+    }
+
     /// A limit that refused a grow and was not reported yet (each once).
     pub fn take_grow_refusal(&mut self) -> Option<GrowKind> {
         self.store.data_mut().limits.refused.take()
