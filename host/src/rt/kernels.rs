@@ -66,6 +66,50 @@ pub fn add_unity(mix: &mut [f32], samples: &[u8], ch: usize, oc: usize) {
     }
 }
 
+/// Add one frame of `ch` channels (`frame`: little-endian `f32` bytes)
+/// times `g` into `dst` (the mixer's channels), mapped as [`add_unity`].
+#[inline]
+pub fn add_frame(dst: &mut [f32], frame: &[u8], g: f32) {
+    let sample = |b: &[u8]| f32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+    if frame.len() == 4 {
+        let s = sample(frame) * g;
+        dst.iter_mut().for_each(|d| *d += s);
+    } else {
+        for (d, b) in dst.iter_mut().zip(frame.chunks_exact(4)) {
+            *d += sample(b) * g;
+        }
+    }
+}
+
+/// [`peak`] and the sum of the squares of `samples` in one pass (for a
+/// slot's level, measured on what the guest wrote), or `None` if any
+/// sample is NaN or infinite.
+#[inline]
+pub fn peak_and_squares(samples: &[u8]) -> Option<(f32, f32)> {
+    const LANES: usize = 8;
+    let word = |b: &[u8]| i32::from_le_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff;
+    let mut max = [0i32; LANES];
+    let mut sum = [0.0f32; LANES];
+    let mut chunks = samples.chunks_exact(4 * LANES);
+    for c in &mut chunks {
+        for k in 0..LANES {
+            let w = word(&c[4 * k..4 * k + 4]);
+            max[k] = max[k].max(w);
+            let a = f32::from_bits(w as u32);
+            sum[k] += a * a;
+        }
+    }
+    let mut max = max.iter().fold(0, |a, &b| a.max(b));
+    let mut sum: f32 = sum.iter().sum();
+    for b in chunks.remainder().chunks_exact(4) {
+        let w = word(b);
+        max = max.max(w);
+        let a = f32::from_bits(w as u32);
+        sum += a * a;
+    }
+    (max < 0x7f80_0000).then(|| (f32::from_bits(max as u32), sum))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +152,42 @@ mod tests {
             add_unity(&mut got, &bytes(&src[..frames * ch]), ch, oc);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{ch} -> {oc}");
+        }
+    }
+
+    #[test]
+    fn peak_and_squares_agree_with_peak_and_a_plain_sum() {
+        let xs: Vec<f32> = (0..261)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.011)
+            .collect();
+        let (p, sq) = peak_and_squares(&bytes(&xs)).unwrap();
+        assert_eq!(Some(p), peak(&bytes(&xs)));
+        let want: f64 = xs.iter().map(|x| (*x as f64) * (*x as f64)).sum();
+        assert!((sq as f64 - want).abs() < want * 1e-5, "{sq} vs {want}");
+        let mut ys = xs.clone();
+        ys[200] = f32::NAN;
+        assert_eq!(peak_and_squares(&bytes(&ys)), None);
+    }
+
+    #[test]
+    fn a_frame_times_a_gain_adds_like_the_gain_loop() {
+        for (ch, oc) in [(1, 2), (2, 2), (2, 3)] {
+            let frame: Vec<f32> = (0..ch).map(|c| 0.3 - c as f32 * 0.7).collect();
+            let base: Vec<f32> = (0..oc).map(|c| c as f32 * 0.1).collect();
+            let mut got = base.clone();
+            add_frame(&mut got, &bytes(&frame), 0.37);
+            let mut want = base.clone();
+            for (o, d) in want.iter_mut().enumerate() {
+                let s = if ch == 1 {
+                    Some(frame[0])
+                } else {
+                    frame.get(o).copied()
+                };
+                if let Some(s) = s {
+                    *d += s * 0.37;
+                }
+            }
+            assert_eq!(got, want, "{ch} -> {oc}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! and are handed to their slots before the slots render
 //! ([`Strips::dispatch`]). Runs on the audio thread; never allocates.
 
+use super::kernels;
 use super::messages::{ControlEvent, ControlKind};
 use super::params::{BlockEvent, Delivery};
 
@@ -129,7 +130,7 @@ impl Strips {
         self.pending.truncate(keep);
     }
 
-    /// Sum `slots` (slot index, its block) into `block` (interleaved,
+    /// Sum `slots` (slot index, its output) into `block` (interleaved,
     /// `channels` per frame), applying the events due in this block
     /// (`clock` .. `clock + frames`) at their frames. Sums in the order given.
     /// Only events taken in by [`Strips::dispatch`] at the block's start
@@ -140,7 +141,7 @@ impl Strips {
         block: &mut [f32],
         channels: usize,
         clock: u64,
-        slots: impl Iterator<Item = (usize, &'a [f32])> + Clone,
+        slots: impl Iterator<Item = (usize, SlotOut<'a>)> + Clone,
         applied: &mut impl FnMut(ControlEvent),
     ) {
         let frames = (block.len() / channels) as u64;
@@ -151,11 +152,11 @@ impl Strips {
                 _ => frames,
             };
             if end > start {
-                let (s, e) = (start as usize * channels, end as usize * channels);
+                let (s, e) = (start as usize, end as usize);
                 self.sum(
-                    &mut block[s..e],
+                    &mut block[s * channels..e * channels],
                     channels,
-                    slots.clone().map(|(i, b)| (i, &b[s..e])),
+                    slots.clone().map(|(i, b)| (i, b.frames(s, e, channels))),
                 );
             }
             start = end;
@@ -181,24 +182,47 @@ impl Strips {
         &mut self,
         block: &mut [f32],
         channels: usize,
-        slots: impl Iterator<Item = (usize, &'a [f32])>,
+        slots: impl Iterator<Item = (usize, SlotOut<'a>)>,
     ) {
         for (i, src) in slots {
             let strip = &mut self.strips[i];
-            if strip.level == strip.target && strip.level == 1.0 {
-                for (d, s) in block.iter_mut().zip(src) {
-                    *d += s;
-                }
-            } else if strip.level == strip.target && strip.level == 0.0 {
+            let steady = strip.level == strip.target;
+            if steady && strip.level == 0.0 {
                 continue;
-            } else {
-                for (dst, frame) in block
-                    .chunks_exact_mut(channels)
-                    .zip(src.chunks_exact(channels))
-                {
-                    let g = strip.next();
-                    for (d, s) in dst.iter_mut().zip(frame) {
-                        *d += s * g;
+            }
+            match src {
+                SlotOut::Mixed(src) if steady && strip.level == 1.0 => {
+                    for (d, s) in block.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+                SlotOut::Mixed(src) => {
+                    for (dst, frame) in block
+                        .chunks_exact_mut(channels)
+                        .zip(src.chunks_exact(channels))
+                    {
+                        let g = strip.next();
+                        for (d, s) in dst.iter_mut().zip(frame) {
+                            *d += s * g;
+                        }
+                    }
+                }
+                SlotOut::Guest {
+                    bytes,
+                    channels: ch,
+                } if steady && strip.level == 1.0 => {
+                    kernels::add_unity(block, bytes, ch, channels);
+                }
+                SlotOut::Guest {
+                    bytes,
+                    channels: ch,
+                } => {
+                    for (dst, frame) in block
+                        .chunks_exact_mut(channels)
+                        .zip(bytes.chunks_exact(ch * 4))
+                    {
+                        let g = strip.next();
+                        kernels::add_frame(dst, frame, g);
                     }
                 }
             }
@@ -256,6 +280,31 @@ impl Strips {
     }
 }
 
+/// A slot's block as the mixer reads it.
+#[derive(Clone, Copy, Debug)]
+pub enum SlotOut<'a> {
+    /// In the slot's buffer: interleaved, the mixer's channel count.
+    Mixed(&'a [f32]),
+    /// Straight from the memory of the one version playing at unity gain:
+    /// `channels` interleaved little-endian `f32` per frame (mono goes to
+    /// every output channel, N channels to the first N), the same sums as
+    /// through the slot's buffer.
+    Guest { bytes: &'a [u8], channels: usize },
+}
+
+impl<'a> SlotOut<'a> {
+    /// Frames `from..to` of it (`channels`: the mixer's).
+    fn frames(self, from: usize, to: usize, channels: usize) -> SlotOut<'a> {
+        match self {
+            SlotOut::Mixed(b) => SlotOut::Mixed(&b[from * channels..to * channels]),
+            SlotOut::Guest { bytes, channels } => SlotOut::Guest {
+                bytes: &bytes[from * channels * 4..to * channels * 4],
+                channels,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,7 +327,7 @@ mod tests {
             &mut out,
             1,
             clock,
-            std::iter::once((0usize, &src[..])),
+            std::iter::once((0usize, SlotOut::Mixed(&src[..]))),
             &mut |_| {},
         );
         out
