@@ -281,8 +281,26 @@ impl Mixer {
                 outbox.event(Event::Applied(applied));
             }
         });
-        self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
-        self.mix(block, frames);
+        // With no strip event in this block, a slot rendered on this thread
+        // is summed at once, while its samples are in the cache: the same
+        // sums in the same order as `mix` makes.
+        let ch = self.config.channels;
+        let strips = &mut self.strips;
+        let summed = if strips.none_due(self.clock, frames) {
+            block.fill(0.0);
+            let mut sum = |i: usize, slot: &Slot| {
+                strips.mix_one(block, ch, i, slot.output(frames, ch));
+            };
+            let (faults, summed) =
+                self.pool
+                    .render_then(&ctx, self.config.parallel_min, Some(&mut sum));
+            self.own_faults += faults;
+            summed
+        } else {
+            self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
+            false
+        };
+        self.mix(block, frames, summed);
         self.meter(ctx.block_nanos);
         self.master.process(block);
         self.levels.record_master(block);
@@ -308,22 +326,26 @@ impl Mixer {
     /// Sum the slots' buffers into `block` in slot order through their
     /// strips (gain, mute, solo) and pass their outboxes on, also in slot
     /// order: the result does not depend on which thread rendered which slot.
-    fn mix(&mut self, block: &mut [f32], frames: u32) {
+    /// `summed`: the slots were summed as they rendered (see
+    /// `render_block`); only their outboxes are left.
+    fn mix(&mut self, block: &mut [f32], frames: u32, summed: bool) {
         let n = self.pool.active_count();
         for k in 0..n {
             let i = self.pool.active_slot(k);
             self.pool.lane(i).1.drain_into(&mut self.outbox);
         }
-        block.fill(0.0);
-        let (ch, pool) = (self.config.channels, &self.pool);
-        let slots = (0..n).map(|k| {
-            let i = pool.active_slot(k);
-            (i, pool.slot(i).output(frames, ch))
-        });
-        let outbox = &mut self.outbox;
-        self.strips.mix(block, ch, self.clock, slots, &mut |e| {
-            outbox.event(Event::Applied(e))
-        });
+        if !summed {
+            block.fill(0.0);
+            let (ch, pool) = (self.config.channels, &self.pool);
+            let slots = (0..n).map(|k| {
+                let i = pool.active_slot(k);
+                (i, pool.slot(i).output(frames, ch))
+            });
+            let outbox = &mut self.outbox;
+            self.strips.mix(block, ch, self.clock, slots, &mut |e| {
+                outbox.event(Event::Applied(e))
+            });
+        }
         for k in 0..n {
             let i = self.pool.active_slot(k);
             if self.pool.slot(i).is_idle() {

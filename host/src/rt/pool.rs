@@ -249,6 +249,18 @@ impl Pool {
     /// is active and the last block's guest time reached `parallel_min`.
     /// Returns the allocator calls made on this thread while guests faulted.
     pub fn render(&mut self, ctx: &BlockCtx, parallel_min: Duration) -> u64 {
+        self.render_then(ctx, parallel_min, None).0
+    }
+
+    /// [`Pool::render`]; when this thread renders alone, `then` is called
+    /// with each slot right after it rendered (in slot order, its output
+    /// still in the cache). Also returns whether that happened.
+    pub fn render_then(
+        &mut self,
+        ctx: &BlockCtx,
+        parallel_min: Duration,
+        mut then: Option<&mut dyn FnMut(usize, &Slot)>,
+    ) -> (u64, bool) {
         let shared = &*self.shared;
         let mut count = 0;
         let mut busy = 0u64;
@@ -276,13 +288,17 @@ impl Pool {
             // The light case: this thread alone, no worker touched.
             let mut faults = 0;
             for index in 0..count {
-                let lane = &shared.lanes[shared.work[index].load(Ordering::Relaxed)];
+                let i = shared.work[index].load(Ordering::Relaxed);
+                let lane = &shared.lanes[i];
                 // SAFETY: no generation in flight (see `lane`).
                 let (slot, out) = unsafe { (&mut *lane.slot.get(), &mut *lane.out.get()) };
                 slot.process(ctx, out);
                 faults += out.fault_allocations;
+                if let Some(then) = then.as_mut() {
+                    then(i, slot);
+                }
             }
-            return faults;
+            return (faults, then.is_some());
         }
         self.parallel_blocks += 1;
         shared.stats.shared_blocks.fetch_add(1, Ordering::Relaxed);
@@ -308,7 +324,7 @@ impl Pool {
                 std::thread::park_timeout(JOIN_NAP);
             }
         }
-        faults
+        (faults, false)
     }
 
     /// How many slots the last [`Pool::render`] rendered.

@@ -178,6 +178,21 @@ impl Strips {
         }
     }
 
+    /// Whether no event takes effect in the block of `frames` at `clock`
+    /// (the slots can then be summed one by one, each as it is rendered).
+    pub fn none_due(&self, clock: u64, frames: u32) -> bool {
+        self.pending
+            .first()
+            .is_none_or(|e| e.at >= clock + frames as u64)
+    }
+
+    /// Add slot `i`'s output into `block` through its strip: in a block in
+    /// which [`Strips::none_due`], calling this for each slot in slot order
+    /// sums exactly as [`Strips::mix`].
+    pub fn mix_one(&mut self, block: &mut [f32], channels: usize, i: usize, out: SlotOut<'_>) {
+        self.sum(block, channels, std::iter::once((i, out)));
+    }
+
     fn sum<'a>(
         &mut self,
         block: &mut [f32],
