@@ -147,6 +147,9 @@ pub struct Pool {
     parallel_blocks: u64,
 }
 
+/// What [`Pool::render_then`] calls with each slot it rendered.
+pub type Then<'a> = &'a mut dyn FnMut(usize, &Slot);
+
 impl Pool {
     /// `slots` empty slots and `threads - 1` workers, each warmed up with a
     /// first call into wasm (on `engine`) before its first block, and given
@@ -259,7 +262,7 @@ impl Pool {
         &mut self,
         ctx: &BlockCtx,
         parallel_min: Duration,
-        mut then: Option<&mut dyn FnMut(usize, &Slot)>,
+        mut then: Option<Then<'_>>,
     ) -> (u64, bool) {
         let shared = &*self.shared;
         let mut count = 0;
