@@ -730,3 +730,39 @@ fn no_fast_build_swaps_in_the_optimised_build_only() {
     assert!(!log.contains("fast build"), "{log}");
     assert_continuous_swap(&x, 440.0, 0.5, 0.25);
 }
+
+#[test]
+fn a_heavy_signal_plays_new_code_only_from_its_optimised_build() {
+    // About 2 ms of work a block (three quarters of the 2.7 ms block here):
+    // its fast build, about twice as slow, would make late blocks.
+    let heavy = |n: u32| {
+        fixtures::module(
+            "",
+            "(i32.const 1)",
+            &format!(
+                "(local $i i32)
+                 (loop $spin
+                   (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                   (br_if $spin (i32.lt_u (local.get $i) (i32.const {n}))))
+                 (i32.const 1024)"
+            ),
+        )
+    };
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("heavy.wat"), heavy(2_000_000)).unwrap();
+    let m = music.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let args = [m, "--device", "none", "--seconds", "2.5"];
+    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
+    run.wait_for(": loaded (", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(music.join("heavy.wat"), heavy(2_000_001)).unwrap();
+    run.wait_for("heavy: swapped in version 2", Duration::from_secs(10));
+    let (log, _) = run.finish();
+    assert!(
+        !log.contains("fast build"),
+        "new code of a heavy signal swaps in from its optimised build:\n{log}"
+    );
+}

@@ -14,6 +14,9 @@ struct SlotMeter {
     block_ns: AtomicU64,
     /// Largest share of one block, in millionths.
     peak_ppm: AtomicU64,
+    /// Share of the recent blocks, in millionths: each block weighs an
+    /// eighth (not restarted by `take`).
+    recent_ppm: AtomicU64,
 }
 
 /// One meter per slot.
@@ -46,6 +49,18 @@ impl Meters {
         m.block_ns.fetch_add(block_ns, Ordering::Relaxed);
         let ppm = busy_ns.saturating_mul(1_000_000) / block_ns.max(1);
         m.peak_ppm.fetch_max(ppm, Ordering::Relaxed);
+        // One writer (the audio thread): a plain load and store.
+        let recent = m.recent_ppm.load(Ordering::Relaxed);
+        m.recent_ppm
+            .store((recent * 7 + ppm) / 8, Ordering::Relaxed);
+    }
+
+    /// Control side: the share of the block period `slot` used in its
+    /// recent blocks (0 if it has not played), without restarting anything.
+    pub fn recent(&self, slot: usize) -> f64 {
+        self.slots
+            .get(slot)
+            .map_or(0.0, |m| m.recent_ppm.load(Ordering::Relaxed) as f64 / 1e6)
     }
 
     /// Control side: the load of `slot` since the last call (`None` when it
@@ -83,6 +98,12 @@ mod tests {
         assert_eq!(l.share, 0.5);
         assert_eq!(l.peak, 0.75);
         assert_eq!(m.take(1), None, "restarted");
+        // 1/8 of 25 %, then 1/8 of 75 % added to 7/8 of that.
+        assert_eq!(
+            m.recent(1),
+            ((250_000 / 8) * 7 / 8 + 750_000 / 8) as f64 / 1e6
+        );
+        assert_eq!(m.recent(0), 0.0);
         assert_eq!(m.take(0), None, "never rendered");
     }
 }
