@@ -663,17 +663,22 @@ fn per_signal_overhead(reps: usize) {
 
 /// 5. File change to swap, `lel-host run --device none` as a child.
 fn save_to_sound() {
-    const SAVES: usize = 9;
+    // LEL_BENCH_SAVES=N: N saves per tier (9 by default).
+    let saves = std::env::var("LEL_BENCH_SAVES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9usize)
+        .max(1);
     println!(
         "\n5. save-to-sound latency (`lel-host run`, silent clock; small .wat module saved by \
-         rename-into-place, {SAVES} times per tier):"
+         rename-into-place, {saves} times per tier):"
     );
     let sine = std::fs::read_to_string(repo().join("examples/wat/sine.wat")).unwrap();
     let version = |k: usize| sine.replace("440", &format!("{}", 300 + k));
     load_breakdown(&version);
-    let new_code: Vec<String> = (1..=SAVES).map(version).collect();
+    let new_code: Vec<String> = (1..=saves).map(version).collect();
     // Versions seen before (alternating, so each differs from the one playing).
-    let seen: Vec<String> = (0..SAVES).map(|k| version(1 + k % 2)).collect();
+    let seen: Vec<String> = (0..saves).map(|k| version(1 + k % 2)).collect();
     let tiers = saves_in_run(&[], &version(0), &[&new_code[..], &seen[..]].concat());
     let single = saves_in_run(&["--no-fast-build"], &version(0), &new_code);
     let show = |tier: &str, l: Vec<(f64, f64)>| {
@@ -686,15 +691,15 @@ fn save_to_sound() {
     };
     show(
         "new code, sounding from its fast build",
-        tiers[..SAVES].iter().map(|s| s.swap).collect(),
+        tiers[..saves].iter().map(|s| s.swap).collect(),
     );
     show(
         "new code, its optimised build taking over",
-        tiers[..SAVES].iter().filter_map(|s| s.tier_up).collect(),
+        tiers[..saves].iter().filter_map(|s| s.tier_up).collect(),
     );
     show(
         "code seen before (cached)",
-        tiers[SAVES..].iter().map(|s| s.swap).collect(),
+        tiers[saves..].iter().map(|s| s.swap).collect(),
     );
     show(
         "new code, `--no-fast-build` (optimised only)",

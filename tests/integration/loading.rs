@@ -354,8 +354,8 @@ fn compiles_run_on_a_bounded_pool_of_threads_below_the_audio() {
         ],
         &[("LEL_CACHE_DIR", cache.as_path())],
     );
-    // Each module compiles on a `lel-compile` thread of its own while it
-    // compiles: look for it until `big` is loaded.
+    // Each module compiles on a crew of `lel-compile-N` threads: look for
+    // them until `big` is loaded.
     let mut compile = Vec::new();
     let start = std::time::Instant::now();
     while !run.log().contains("big: loaded (") {
@@ -375,8 +375,9 @@ fn compiles_run_on_a_bounded_pool_of_threads_below_the_audio() {
         threads.iter().filter(|t| t.0.starts_with(prefix)).collect()
     };
     assert!(!compile.is_empty(), "a compile thread was seen");
-    // Each load in flight compiles on a thread and a pool of one per core
-    // of its own; they end with their compile.
+    // Each load in flight compiles on a crew of one thread per core of its
+    // own (the global pool, for the warm-up module, one more); at most two
+    // idle crews are kept.
     assert!(
         named("lel-compile").len() <= (cores + 2).clamp(4, 16) * (cores.min(8) + 1),
         "a bounded number of compile threads: {threads:?}"
@@ -590,10 +591,12 @@ fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_pla
     x.extend(r.render(SR as usize / 10));
     // Let them finish sooner (back to normal priority) and wait for them.
     let stopped = idle_compiles();
+    // Each compile has a crew of threads (`lel-compile-0` and more, one per
+    // core), kept for the next compile unless it was stopped.
     assert_eq!(
         stopped
             .iter()
-            .filter(|(name, _)| name == "lel-compile")
+            .filter(|(name, _)| name == "lel-compile-0")
             .count(),
         2,
         "two stopped compiles: {stopped:?}"
@@ -628,8 +631,7 @@ fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_pla
 }
 
 /// This process's stopped compiles: the names and ids of its `lel-compile`
-/// threads (each compile's own, and its pool's `lel-compile-N`) at
-/// SCHED_IDLE.
+/// threads (each compile's crew, `lel-compile-N`) at SCHED_IDLE.
 fn idle_compiles() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap() {

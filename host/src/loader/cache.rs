@@ -243,80 +243,133 @@ const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 const ABANDONED: u8 = 2;
 
-/// Compile `bytes` on threads of its own (`lel-compile` and a pool of one
-/// `lel-compile-N` per core for wasmtime's parallel compilation, all at the
-/// loaders' lower priority), judged by the CPU time they used and the
-/// memory they hold (their allocations are charged to the compile's
-/// [`AllocAccount`]): past `limit.cpu` (or, on a machine too busy to give it
-/// the CPU, 20 times that in wall time) or `limit.memory`, the compile is
-/// abandoned with a message naming the limit (a compile that finished over
-/// the memory limit between two looks is rejected all the same).
-/// wasmtime cannot stop a compile, so the abandoned thread runs on to its
-/// end at idle priority (SCHED_IDLE: only when nothing else wants the CPU)
-/// and its module is dropped; while `abandoned` (the engine's count of them)
-/// is at [`MAX_ABANDONED`], no new compile starts ([`NotNow`]), so
-/// their memory stays bounded. Having its own pool, an abandoned compile
-/// holds no thread that other compiles need.
+/// A compile's threads, kept from one compile to the next: a rayon pool of
+/// one thread per core (at most 8), named `lel-compile-N`, at the loaders'
+/// priority, each with its CPU clock listed. A save then does not wait for
+/// threads to start (0.05 to 0.4 ms each, more on a busy machine).
+struct Crew {
+    pool: rayon::ThreadPool,
+    threads: CompileThreads,
+}
+
+/// Idle crews kept for the next compiles (more are started when several
+/// compile at once).
+const IDLE_CREWS: usize = 2;
+
+impl Crew {
+    fn new() -> Result<Crew, rayon::ThreadPoolBuildError> {
+        let threads = CompileThreads::default();
+        let enlisted = threads.clone();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores.min(8))
+            .thread_name(|i| format!("lel-compile-{i}"))
+            .start_handler(move |_| enlist(&enlisted))
+            .exit_handler(|_| drop(POOL_CHARGE.with(|c| c.borrow_mut().take())))
+            // A panic in the compiler is caught where it is called; one in a
+            // job of the pool itself must not abort the process either.
+            .panic_handler(|_| {})
+            .build()?;
+        Ok(Crew { pool, threads })
+    }
+
+    /// Charge the allocations of every thread of the crew to `account` from
+    /// now on (`None`: to no account; what each thread charged but had not
+    /// added to its account yet is added now).
+    fn charge(&self, account: Option<&Arc<AllocAccount>>) {
+        self.pool.broadcast(|_| {
+            POOL_CHARGE.with(|c| {
+                // The old guard goes first: guards nest on a thread.
+                drop(c.borrow_mut().take());
+                *c.borrow_mut() = account.map(charge_allocations);
+            });
+        });
+    }
+
+    /// CPU time the crew's threads used so far.
+    fn cpu(&self) -> Duration {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.iter().filter_map(|(clock, _)| cpu_of(*clock)).sum()
+    }
+
+    /// Move every thread of the crew to idle priority (an abandoned compile
+    /// runs on only when nothing else wants the CPU).
+    fn idle(&self) {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, tid) in threads.iter() {
+            idle(*tid);
+        }
+    }
+}
+
+/// Compile `bytes` on a crew of its own ([`Crew`]: one taken from `crews`,
+/// or a new one; returned there afterwards), judged by the CPU time the
+/// crew used meanwhile and the memory its threads hold (their allocations
+/// are charged to the compile's [`AllocAccount`]): past `limit.cpu` (or,
+/// on a machine too busy to give it the CPU, 20 times that in wall time) or
+/// `limit.memory`, the compile is abandoned with a message naming the limit
+/// (a compile that finished over the memory limit is rejected all the
+/// same). wasmtime cannot stop a compile, so the abandoned crew runs on to
+/// its end at idle priority (SCHED_IDLE: only when nothing else wants the
+/// CPU), its module is dropped and its threads end; while `abandoned` (the
+/// engine's count of them) is at [`MAX_ABANDONED`], no new compile starts
+/// ([`NotNow`]), so their memory stays bounded. An abandoned compile holds
+/// no thread that other compiles need.
 fn compile_bounded(
     engine: &Engine,
     bytes: &[u8],
     limit: CompileLimit,
     abandoned: &Arc<AtomicUsize>,
+    crews: &Mutex<Vec<Crew>>,
 ) -> wasmtime::Result<Module> {
     let cpu = limit.cpu;
     let stopped = abandoned.load(Ordering::Acquire);
     if stopped >= MAX_ABANDONED {
         return Err(wasmtime::Error::new(NotNow::busy(stopped)));
     }
+    let idle_crew = crews.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let crew = match idle_crew {
+        Some(c) => c,
+        None => Crew::new().map_err(|e| {
+            wasmtime::Error::new(NotNow(format!(
+                "not compiled now: cannot start the compile threads ({e}); save it again"
+            )))
+        })?,
+    };
+    let memory = Arc::new(AllocAccount::default());
+    crew.charge(Some(&memory));
+    let cpu_before = crew.cpu();
     let (tx, rx) = std::sync::mpsc::channel();
     let (engine, owned) = (engine.clone(), bytes.to_vec());
     let state = Arc::new(AtomicU8::new(RUNNING));
-    let threads = CompileThreads::default();
-    let memory = Arc::new(AllocAccount::default());
-    let (thread_state, count, enlisted) = (state.clone(), abandoned.clone(), threads.clone());
-    let account = memory.clone();
-    std::thread::Builder::new()
-        .name("lel-compile".into())
-        .spawn(move || {
-            let _charge = charge_allocations(&account);
-            enlist(&enlisted);
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let pool = {
-                let enlisted = enlisted.clone();
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(cores.min(8))
-                    .thread_name(|i| format!("lel-compile-{i}"))
-                    .start_handler(move |_| {
-                        enlist(&enlisted);
-                        POOL_CHARGE.with(|c| *c.borrow_mut() = Some(charge_allocations(&account)));
-                    })
-                    .exit_handler(|_| drop(POOL_CHARGE.with(|c| c.borrow_mut().take())))
-                    .build()
-            };
-            let result = match pool {
-                Ok(pool) => pool.install(|| Module::new(&engine, &owned)),
-                // No pool: compile on this thread alone.
-                Err(_) => Module::new(&engine, &owned),
-            };
-            if thread_state.swap(DONE, Ordering::AcqRel) == ABANDONED {
-                count.fetch_sub(1, Ordering::AcqRel);
-            }
-            let _ = tx.send(CompileMsg::Done(result));
-        })
-        .map_err(|e| {
-            wasmtime::Error::new(NotNow(format!(
-                "not compiled now: cannot start a compile thread ({e}); save it again"
-            )))
-        })?;
+    let (job_state, count) = (state.clone(), abandoned.clone());
+    crew.pool.spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Module::new(&engine, &owned)
+        }))
+        .unwrap_or_else(|_| Err(wasmtime::Error::msg("the compiler panicked")));
+        drop(owned);
+        if job_state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+            count.fetch_sub(1, Ordering::AcqRel);
+        }
+        let _ = tx.send(CompileMsg::Done(result));
+    });
     let start = std::time::Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(CompileMsg::Done(result)) => {
+                // Every charge is in the account once it is unset.
+                crew.charge(None);
                 tracing::debug!(
                     "compile: {:.1} ms, at most {} KiB held",
                     start.elapsed().as_secs_f64() * 1e3,
                     memory.peak() >> 10
                 );
+                let mut idle_crews = crews.lock().unwrap_or_else(|e| e.into_inner());
+                if idle_crews.len() < IDLE_CREWS {
+                    idle_crews.push(crew);
+                }
+                drop(idle_crews);
                 // Over the memory limit between two looks: rejected all the
                 // same, so the verdict does not depend on timing.
                 if memory.peak() > limit.memory {
@@ -329,11 +382,7 @@ fn compile_bounded(
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        let enlisted = threads.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let used: Duration = enlisted
-            .iter()
-            .filter_map(|(clock, _)| cpu_of(*clock))
-            .sum();
+        let used = crew.cpu().saturating_sub(cpu_before);
         let over_cpu = used > cpu;
         let memory_over = memory.peak() > limit.memory;
         if !over_cpu && !memory_over && start.elapsed() <= cpu * 20 {
@@ -348,9 +397,9 @@ fn compile_bounded(
             abandoned.fetch_sub(1, Ordering::AcqRel);
             continue;
         }
-        for (_, tid) in &enlisted {
-            idle(*tid);
-        }
+        // The crew is not kept: its threads end once the compile does.
+        crew.idle();
+        drop(crew);
         if memory_over {
             return Err(over_memory(limit));
         }
@@ -440,6 +489,8 @@ pub struct ModuleCache {
     compile: CompileLimit,
     /// Compiles stopped at that limit and still running.
     abandoned: Arc<AtomicUsize>,
+    /// Compile threads kept for the next compiles.
+    crews: Mutex<Vec<Crew>>,
     memory: Mutex<Lru>,
     /// Compiles (or disk loads) under way, by hash.
     in_flight: Mutex<HashMap<Hash, Arc<Flight>>>,
@@ -459,6 +510,7 @@ impl ModuleCache {
             limits,
             compile: CompileLimit::default(),
             abandoned: Arc::default(),
+            crews: Mutex::new(Vec::new()),
             memory: Mutex::new(Lru::default()),
             in_flight: Mutex::default(),
             writers: Mutex::new(Vec::new()),
@@ -555,7 +607,7 @@ impl ModuleCache {
         if let Some(m) = self.load_disk(engine, hash) {
             return Ok((m, Source::Disk));
         }
-        let m = compile_bounded(engine, bytes, self.compile, &self.abandoned)?;
+        let m = compile_bounded(engine, bytes, self.compile, &self.abandoned, &self.crews)?;
         // Off the reload's critical path: the swap need not wait for the
         // disk.
         if let Some(dir) = self.dir.clone() {
@@ -581,7 +633,7 @@ impl ModuleCache {
     /// # Errors
     /// When the module does not compile, or not within the limits.
     pub fn compile_uncached(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-        compile_bounded(engine, bytes, self.compile, &self.abandoned)
+        compile_bounded(engine, bytes, self.compile, &self.abandoned, &self.crews)
     }
 
     /// Is a compiled module for `hash` at hand, in memory or on disk (so
