@@ -547,7 +547,7 @@ impl Slot {
                 });
             }
         }
-        let samples = v.output(ptr, ctx.frames);
+        let samples = v.output(ptr, ctx.frames)?;
         let ch = v.channels as usize;
         let oc = ctx.out_channels;
         // The one version playing, at unity, its channels all mapped: the

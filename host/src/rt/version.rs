@@ -43,8 +43,8 @@ pub struct Version {
 
 impl Version {
     /// Call `process` within the CPU budget of `limits` (judged as in
-    /// [`super::guest::Overrun`]); returns the address
-    /// of the interleaved samples after checking they lie inside memory.
+    /// [`super::guest::Overrun`]); returns the address of the interleaved
+    /// samples ([`Version::output`] checks that they lie inside memory).
     ///
     /// # Errors
     /// The fault, plus wasmtime's error when there was one: it allocated, and
@@ -65,8 +65,8 @@ impl Version {
                 (frames as i32, clock as i64, events as i32),
             ),
         };
-        let ptr = match result {
-            Ok(p) => p as u32,
+        match result {
+            Ok(p) => Ok(p as u32 as usize),
             Err(e) => {
                 let fault = match e.downcast_ref::<wasmtime::Trap>() {
                     Some(wasmtime::Trap::Interrupt) if self.store.data().overrun.starved => {
@@ -76,22 +76,9 @@ impl Version {
                     Some(&t) => Fault::Trap(t),
                     None => Fault::Failed,
                 };
-                return Err((fault, Some(e)));
+                Err((fault, Some(e)))
             }
-        };
-        let bytes = frames as u64 * self.channels as u64 * 4;
-        let memory = self.memory.data_size(&self.store) as u64;
-        if ptr as u64 + bytes > memory {
-            return Err((
-                Fault::BadPointer {
-                    ptr,
-                    bytes: bytes as u32,
-                    memory: memory.min(u32::MAX as u64) as u32,
-                },
-                None,
-            ));
         }
-        Ok(ptr as usize)
     }
 
     /// Before the `process` call of the block at `clock`: write the
@@ -149,10 +136,20 @@ impl Version {
         self.store.data().overrun.cpu_used()
     }
 
-    /// The samples a successful [`Version::process`] returned, as bytes.
-    pub fn output(&self, ptr: usize, frames: u32) -> &[u8] {
+    /// The samples at `ptr` (as a successful [`Version::process`] returned
+    /// it), as bytes, if they lie inside the module's memory (one lookup of
+    /// the memory: with many signals, each is a chain of cache misses).
+    ///
+    /// # Errors
+    /// [`Fault::BadPointer`] when they do not.
+    pub fn output(&self, ptr: usize, frames: u32) -> Result<&[u8], Fault> {
         let len = frames as usize * self.channels as usize * 4;
-        &self.memory.data(&self.store)[ptr..ptr + len]
+        let data = self.memory.data(&self.store);
+        data.get(ptr..ptr + len).ok_or(Fault::BadPointer {
+            ptr: ptr as u32,
+            bytes: len as u32,
+            memory: data.len().min(u32::MAX as usize) as u32,
+        })
     }
 
     /// Copy the carried state blocks from `old` (the version playing until
