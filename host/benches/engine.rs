@@ -867,4 +867,30 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
             .collect();
         println!("  compile alone, {label}: {:.2} ms", med(t));
     }
+    // The same two builds of the Rust SDK's examples, as a musician saves
+    // them (one module each, compiled 9 times).
+    for name in ["filtered-delayed-sine", "poly-synth"] {
+        let module = std::fs::read(build_wasm(name, &[], name)).unwrap();
+        let t = |fast: bool| {
+            let mut config = wasmtime::Config::new();
+            config
+                .epoch_interruption(true)
+                .cranelift_opt_level(wasmtime::OptLevel::Speed);
+            if fast {
+                config
+                    .cranelift_opt_level(wasmtime::OptLevel::None)
+                    .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+            }
+            let e = wasmtime::Engine::new(&config).unwrap();
+            med((0..9)
+                .map(|_| time(|| drop(wasmtime::Module::new(&e, &module).unwrap())) * 1e3)
+                .collect())
+        };
+        println!(
+            "  compile alone, SDK {name} ({} KB): optimised {:.2} ms, fast {:.2} ms",
+            module.len() / 1024,
+            t(false),
+            t(true)
+        );
+    }
 }
