@@ -808,3 +808,41 @@ fn a_fast_build_that_faults_rolls_back_and_its_optimised_build_never_plays() {
         rms(tail)
     );
 }
+
+#[test]
+fn what_init_logs_is_printed_once_per_version_not_again_by_its_optimised_build() {
+    let module = |extra: &str| {
+        format!(
+            r#"(module
+  (import "lel:signal/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "init says hello")
+  {extra}
+  (func (export "init") (param i32 i32) (result i32)
+    (call $log (i32.const 2) (i32.const 16) (i32.const 15))
+    (i32.const 1))
+  (func (export "process") (param i32 i64) (result i32) (i32.const 1024)))"#
+        )
+    };
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join("talk.wat"), module("")).unwrap();
+    let m = music.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let args = [m, "--device", "none", "--seconds", "2"];
+    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
+    run.wait_for(": loaded (", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(music.join("talk.wat"), module("(global i32 (i32.const 7))")).unwrap();
+    run.wait_for(
+        "talk: the optimised build of version 2 took over",
+        Duration::from_secs(10),
+    );
+    let (log, _) = run.finish();
+    assert_eq!(
+        log.matches("talk: init says hello").count(),
+        2,
+        "version 1 and version 2 (its fast build) each said it once:\n{log}"
+    );
+}

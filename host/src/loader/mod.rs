@@ -330,6 +330,9 @@ impl Loader {
 
         let t1 = Instant::now();
         let mut store = self.store(signal, engine);
+        // The optimised build of a version (its `id` given): its fast build
+        // printed what `init` logs.
+        store.data_mut().quiet_init = id.is_some();
         let instance = match linker.instantiate(&mut store, &module) {
             // The fast tier's few pooled instances all in use: build it
             // the usual way.
@@ -427,6 +430,7 @@ impl Loader {
                 claim_error: None,
                 params: Vec::new(),
                 log_ring: None,
+                quiet_init: false,
                 limits: self.config.limits.clone(),
                 overrun: Default::default(),
             },

@@ -380,6 +380,9 @@ fn log(guest_log: &GuestLog, mut caller: Caller<'_, HostState>, level: i32, ptr:
         }
         return;
     }
+    if caller.data().quiet_init {
+        return;
+    }
     let text = guest_bytes(&mut caller, ptr, len).unwrap_or_default();
     guest_log.line(
         &caller.data().signal,

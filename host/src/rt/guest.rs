@@ -28,6 +28,9 @@ pub struct HostState {
     /// Log lines sent during `process` (the audio thread): a bounded ring
     /// drained by a control thread. `None` while loading: logged at once.
     pub log_ring: Option<LogProducer>,
+    /// The lines `init` logs are dropped: this is the optimised build of a
+    /// version whose fast build logged them already.
+    pub quiet_init: bool,
     pub limits: GuestLimits,
     /// Budget bookkeeping for the call in progress.
     pub overrun: Overrun,

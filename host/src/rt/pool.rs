@@ -457,6 +457,7 @@ mod tests {
                 claim_error: None,
                 params: Vec::new(),
                 log_ring: None,
+                quiet_init: false,
                 limits: Default::default(),
                 overrun: Default::default(),
             },
