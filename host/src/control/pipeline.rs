@@ -144,7 +144,7 @@ impl Request {
 
 /// A signal that used more of the block than this (recently) plays new
 /// code only from its optimised build: its fast build runs about twice as
-/// slow (1.8x to 2.2x, `cargo bench -p lel-host` part 6), and more than a
+/// slow (1.6x to 2.2x, `cargo bench -p lel-host` part 6), and more than a
 /// block's work would make late blocks.
 pub const FAST_BUILD_MAX_SHARE: f64 = 0.2;
 
