@@ -458,6 +458,26 @@ signal(setup, frame);
     ),
 ];
 
+/// A `lel-host new NAME --lang LANG` project in `parent` with its `source`
+/// file replaced by `text`, built with the project's own command: its module.
+fn built_with(parent: &Path, name: &str, lang: &str, source: &str, text: &str) -> Vec<u8> {
+    run_ok(
+        Command::new(lel_host_bin())
+            .args(["new", name, "--lang", lang, "--dir"])
+            .arg(parent),
+        &format!("lel-host new {name} --lang {lang}"),
+        "",
+    );
+    let project = parent.join(name);
+    std::fs::write(project.join(source), text).unwrap();
+    run_ok(
+        niced(&project.join("build.sh")).env_remove("CARGO_TARGET_DIR"),
+        &format!("{lang}: ./build.sh"),
+        INSTALL,
+    );
+    std::fs::read(project.join(format!("out/{name}.wasm"))).unwrap()
+}
+
 #[test]
 fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
     // Each is a `lel-host new helpers` project with its source replaced, so
@@ -465,22 +485,7 @@ fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
     let dir = tempdir();
     let mut renders = Vec::new();
     for (lang, source, text) in HELPERS {
-        let parent = dir.path().join(lang);
-        run_ok(
-            Command::new(lel_host_bin())
-                .args(["new", "helpers", "--lang", lang, "--dir"])
-                .arg(&parent),
-            &format!("lel-host new helpers --lang {lang}"),
-            "",
-        );
-        let project = parent.join("helpers");
-        std::fs::write(project.join(source), text).unwrap();
-        run_ok(
-            niced(&project.join("build.sh")).env_remove("CARGO_TARGET_DIR"),
-            &format!("{lang}: ./build.sh"),
-            INSTALL,
-        );
-        let bytes = std::fs::read(project.join("out/helpers.wasm")).unwrap();
+        let bytes = built_with(&dir.path().join(lang), "helpers", lang, source, text);
         let mut r = Renderer::with_settings(Settings {
             sample_rate: SR,
             channels: 2,
@@ -584,21 +589,7 @@ fn a_three_channel_signal_plays_every_frame_in_order_in_every_language() {
     let dir = tempdir();
     for (n, (lang, source, text)) in THREE.into_iter().enumerate() {
         let parent = dir.path().join(format!("{n}-{lang}"));
-        run_ok(
-            Command::new(lel_host_bin())
-                .args(["new", "three", "--lang", lang, "--dir"])
-                .arg(&parent),
-            &format!("lel-host new three --lang {lang}"),
-            "",
-        );
-        let project = parent.join("three");
-        std::fs::write(project.join(source), text).unwrap();
-        run_ok(
-            niced(&project.join("build.sh")).env_remove("CARGO_TARGET_DIR"),
-            &format!("{lang}: ./build.sh"),
-            INSTALL,
-        );
-        let bytes = std::fs::read(project.join("out/three.wasm")).unwrap();
+        let bytes = built_with(&parent, "three", lang, source, text);
         // 128 frames: whole groups of four; 61: one frame left over.
         for block in [128, 61] {
             let mut r = Renderer::with_settings(Settings {

@@ -620,23 +620,42 @@ fn a_save_whose_init_hangs_does_not_hold_back_another_save() {
     assert_continuous_swap(&x, 440.0, 0.5, 0.25);
 }
 
+/// A folder holding `name.wat` = `text`, played by `run` on the silent clock
+/// for `seconds` (plus `extra` arguments) with a compiled-module cache of
+/// its own, so that every new version compiles; returns once the first
+/// version has played for `settle`. The folder is `dir/music`.
+fn play_new_folder(
+    name: &str,
+    text: &str,
+    seconds: &str,
+    extra: &[&str],
+    settle: Duration,
+) -> (tempfile::TempDir, PathBuf, LiveRun) {
+    let dir = tempdir();
+    let music = dir.path().join("music");
+    std::fs::create_dir(&music).unwrap();
+    std::fs::write(music.join(format!("{name}.wat")), text).unwrap();
+    let m = music.to_str().unwrap().to_string();
+    let mut args = vec![m.as_str(), "--device", "none", "--seconds", seconds];
+    args.extend_from_slice(extra);
+    let cache = dir.path().join("cache");
+    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
+    run.wait_for(": loaded (", Duration::from_secs(20));
+    std::thread::sleep(settle);
+    (dir, music, run)
+}
+
 /// `run` a folder with `name.wat` = `first` for 3 s with a session, save
 /// `second` (new code: compiled for the first time, into a cache of the
 /// run's own) and wait for its optimised build to take over from its fast
 /// build. Returns the log and channel 0 of what played, after checking that
 /// the session replays to exactly the samples that played.
 fn fast_then_optimised(name: &str, first: &str, second: &str) -> (String, Vec<f32>) {
-    let dir = tempdir();
-    let music = dir.path().join("music");
-    std::fs::create_dir(&music).unwrap();
-    let session = dir.path().join("session");
-    std::fs::write(music.join(format!("{name}.wat")), first).unwrap();
-    let (m, s) = (music.to_str().unwrap(), session.to_str().unwrap());
-    let args = [m, "--device", "none", "--seconds", "3", "--session", s];
-    let cache = dir.path().join("cache");
-    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
-    run.wait_for(": loaded (", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(800));
+    let sessions = tempdir();
+    let session = sessions.path().join("session");
+    let s = session.to_str().unwrap();
+    let settle = Duration::from_millis(800);
+    let (dir, music, run) = play_new_folder(name, first, "3", &["--session", s], settle);
     let tmp = music.join(format!(".{name}.wat.tmp"));
     std::fs::write(&tmp, second).unwrap();
     std::fs::rename(&tmp, music.join(format!("{name}.wat"))).unwrap();
@@ -748,16 +767,8 @@ fn a_heavy_signal_plays_new_code_only_from_its_optimised_build() {
             ),
         )
     };
-    let dir = tempdir();
-    let music = dir.path().join("music");
-    std::fs::create_dir(&music).unwrap();
-    std::fs::write(music.join("heavy.wat"), heavy(2_000_000)).unwrap();
-    let m = music.to_str().unwrap();
-    let cache = dir.path().join("cache");
-    let args = [m, "--device", "none", "--seconds", "2.5"];
-    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
-    run.wait_for(": loaded (", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(700));
+    let settle = Duration::from_millis(700);
+    let (_dir, music, run) = play_new_folder("heavy", &heavy(2_000_000), "2.5", &[], settle);
     std::fs::write(music.join("heavy.wat"), heavy(2_000_001)).unwrap();
     run.wait_for("heavy: swapped in version 2", Duration::from_secs(10));
     let (log, _) = run.finish();
@@ -769,16 +780,9 @@ fn a_heavy_signal_plays_new_code_only_from_its_optimised_build() {
 
 #[test]
 fn a_fast_build_that_faults_rolls_back_and_its_optimised_build_never_plays() {
-    let dir = tempdir();
-    let music = dir.path().join("music");
-    std::fs::create_dir(&music).unwrap();
-    std::fs::write(music.join("sine.wat"), fixtures::sine(440.0, 0.5)).unwrap();
-    let m = music.to_str().unwrap();
-    let cache = dir.path().join("cache");
-    let args = [m, "--device", "none", "--seconds", "2.5"];
-    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
-    run.wait_for(": loaded (", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(600));
+    let settle = Duration::from_millis(600);
+    let sine = fixtures::sine(440.0, 0.5);
+    let (_dir, music, run) = play_new_folder("sine", &sine, "2.5", &[], settle);
     // New code that traps in its first call: its fast build faults, the
     // version before comes back, and the optimised build (on its way) is
     // dropped when it arrives instead of trapping a second time.
@@ -824,16 +828,8 @@ fn what_init_logs_is_printed_once_per_version_not_again_by_its_optimised_build()
   (func (export "process") (param i32 i64) (result i32) (i32.const 1024)))"#
         )
     };
-    let dir = tempdir();
-    let music = dir.path().join("music");
-    std::fs::create_dir(&music).unwrap();
-    std::fs::write(music.join("talk.wat"), module("")).unwrap();
-    let m = music.to_str().unwrap();
-    let cache = dir.path().join("cache");
-    let args = [m, "--device", "none", "--seconds", "2"];
-    let run = LiveRun::start(dir.path(), &args, &[("LEL_CACHE_DIR", &cache)]);
-    run.wait_for(": loaded (", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(500));
+    let settle = Duration::from_millis(500);
+    let (_dir, music, run) = play_new_folder("talk", &module(""), "2", &[], settle);
     std::fs::write(music.join("talk.wat"), module("(global i32 (i32.const 7))")).unwrap();
     run.wait_for(
         "talk: the optimised build of version 2 took over",
