@@ -655,7 +655,8 @@ fn fast_then_optimised(name: &str, first: &str, second: &str) -> (String, Vec<f3
     let session = sessions.path().join("session");
     let s = session.to_str().unwrap();
     let settle = Duration::from_millis(800);
-    let (dir, music, run) = play_new_folder(name, first, "3", &["--session", s], settle);
+    let extra = ["--session", s, "--stats"];
+    let (dir, music, run) = play_new_folder(name, first, "3", &extra, settle);
     let tmp = music.join(format!(".{name}.wat.tmp"));
     std::fs::write(&tmp, second).unwrap();
     std::fs::rename(&tmp, music.join(format!("{name}.wat"))).unwrap();
@@ -669,6 +670,13 @@ fn fast_then_optimised(name: &str, first: &str, second: &str) -> (String, Vec<f3
             "{name}: swapped in version 2 (fast build, compiled in"
         )),
         "the new code played from its fast build first:\n{log}"
+    );
+    // `--stats` gives both latencies.
+    let stats = log.lines().find(|l| l.starts_with("stats: ")).unwrap();
+    assert!(
+        stats.contains("1 swaps; file-change-to-swap latency min ")
+            && stats.contains("; optimised builds taking over from fast builds (1): min "),
+        "{stats}"
     );
     // The session replays (the optimised build from the swap on) to the
     // same samples the fast and then the optimised build played.

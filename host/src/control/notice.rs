@@ -29,6 +29,13 @@ pub enum Notice {
     Unloaded {
         signal: String,
     },
+    /// The optimised build of a version took over from its fast build.
+    TieredUp {
+        signal: String,
+        version: u64,
+        /// From the file change to the tier-up (live only).
+        latency: Option<Duration>,
+    },
     Faulted {
         signal: String,
         version: u64,
@@ -89,10 +96,7 @@ impl Control {
                 taken,
                 at,
                 ..
-            } => {
-                self.tiered_up(slot, version, taken, at);
-                return None;
-            }
+            } => return self.tiered_up(slot, version, taken, at),
             Event::Unloading { .. } | Event::Buffer { .. } | Event::Applied(_) => return None,
             Event::Faulted {
                 slot,
@@ -260,7 +264,13 @@ impl Control {
 
     /// The optimised build of `version` took over from its fast build (or
     /// came too late).
-    fn tiered_up(&mut self, slot: SlotId, version: u64, taken: bool, at: std::time::Instant) {
+    fn tiered_up(
+        &mut self,
+        slot: SlotId,
+        version: u64,
+        taken: bool,
+        at: std::time::Instant,
+    ) -> Option<Notice> {
         let (signal, _) = self.label(slot);
         let fast = self
             .signals
@@ -271,24 +281,26 @@ impl Control {
             tracing::debug!(
                 "{signal}: the optimised build of version {version} came after it stopped playing"
             );
-            return;
+            return None;
         }
         let compiled = fast
             .and_then(|f| f.2)
             .map(|d| format!(" (compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
             .unwrap_or_default();
-        let after = fast
+        let latency = fast
             .and_then(|f| f.1)
-            .map(|t| {
-                format!(
-                    ", {:.1} ms after the file changed",
-                    at.saturating_duration_since(t).as_secs_f64() * 1e3
-                )
-            })
+            .map(|t| at.saturating_duration_since(t));
+        let after = latency
+            .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
             .unwrap_or_default();
         tracing::info!(
             "{signal}: the optimised build of version {version} took over from its fast build{compiled}{after}"
         );
+        Some(Notice::TieredUp {
+            signal,
+            version,
+            latency,
+        })
     }
 
     /// The slot is empty: free it unless a signal (re)took it meanwhile.

@@ -334,7 +334,10 @@ impl Console {
                     self.rows.remove(signal);
                 }
             }
-            Notice::GrowRefused { .. } | Notice::Slow { .. } | Notice::EventsDropped { .. } => {}
+            Notice::GrowRefused { .. }
+            | Notice::Slow { .. }
+            | Notice::EventsDropped { .. }
+            | Notice::TieredUp { .. } => {}
         }
     }
 

@@ -70,6 +70,9 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub swap_latencies: Vec<Duration>,
+    /// From the file change to the optimised build taking over from a fast
+    /// build.
+    pub tier_latencies: Vec<Duration>,
     pub late_callbacks: u64,
     /// Audio time lost to late blocks.
     pub lost: Duration,
@@ -453,11 +456,14 @@ impl Live {
             if let Some(c) = &mut self.console {
                 c.notice(&n, &self.control);
             }
-            if let Notice::Swapped {
-                latency: Some(l), ..
-            } = n
-            {
-                self.summary.swap_latencies.push(l);
+            match n {
+                Notice::Swapped {
+                    latency: Some(l), ..
+                } => self.summary.swap_latencies.push(l),
+                Notice::TieredUp {
+                    latency: Some(l), ..
+                } => self.summary.tier_latencies.push(l),
+                _ => {}
             }
         }
         self.load.poll(&mut self.control);
@@ -556,18 +562,30 @@ fn reopen(
 /// One line: swaps and their latency, late blocks and lost audio time,
 /// audio-thread allocations, each signal's CPU use.
 pub fn format_summary(s: &Summary, ran: Duration) -> String {
-    let mut l = s.swap_latencies.clone();
-    l.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let latency = match (l.first(), l.get(l.len() / 2), l.last()) {
-        (Some(a), Some(m), Some(b)) => format!(
-            "file-change-to-swap latency min {:.1} ms, median {:.1} ms, max {:.1} ms",
-            ms(*a),
-            ms(*m),
-            ms(*b)
-        ),
-        _ => "no file-change-to-swap latency measured".to_string(),
+    let spread = |l: &[Duration]| {
+        let mut l = l.to_vec();
+        l.sort();
+        match (l.first(), l.get(l.len() / 2), l.last()) {
+            (Some(a), Some(m), Some(b)) => Some(format!(
+                "min {:.1} ms, median {:.1} ms, max {:.1} ms",
+                ms(*a),
+                ms(*m),
+                ms(*b)
+            )),
+            _ => None,
+        }
     };
+    let mut latency = match spread(&s.swap_latencies) {
+        Some(l) => format!("file-change-to-swap latency {l}"),
+        None => "no file-change-to-swap latency measured".to_string(),
+    };
+    if let Some(l) = spread(&s.tier_latencies) {
+        latency.push_str(&format!(
+            "; optimised builds taking over from fast builds ({}): {l} after the file changed",
+            s.tier_latencies.len()
+        ));
+    }
     format!(
         "stats: ran {:.1} s; {} swaps; {latency}; {} late blocks, {:.3} s of audio lost; {} audio-thread allocations ({} on fault paths); {} render threads, {} blocks shared; CPU per signal: {}",
         ran.as_secs_f64(),
