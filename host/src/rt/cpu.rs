@@ -98,11 +98,15 @@ thread_local! {
     static OWNED: std::cell::RefCell<Option<GuestThread>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Nanoseconds of the monotonic clock (vDSO, no system call), read
-/// directly: two of these per guest call, where `Instant::elapsed` added a
-/// checked subtraction and a 128-bit conversion to each.
+/// Nanoseconds of the raw monotonic clock (vDSO, no system call; 16 ns
+/// here), read directly: two of these per guest call, where
+/// `Instant::elapsed` added a checked subtraction and a 128-bit conversion
+/// to each. Raw, not `CLOCK_MONOTONIC` (which `Instant` reads): that one is
+/// slewed by NTP, a few parts per million slower or faster than the
+/// threads' CPU clocks, and a CPU time bound computed from wall time
+/// ([`call_start`]) came out 25 ns short of the real CPU time once.
 pub fn now_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC).unwrap_or(0)
+    clock_ns(libc::CLOCK_MONOTONIC_RAW).unwrap_or(0)
 }
 
 /// CPU time the calling thread has used, read from the kernel: a system
