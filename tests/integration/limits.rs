@@ -128,12 +128,7 @@ fn claim_without_a_state_region_returns_the_documented_code() {
         "lead: claim \"osc#0\" made by a module with no state region (export `state-ptr` and `state-len`, or claim nothing)"
     );
     let x = r.render(SR as usize / 10);
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
 }
 
 /// A mono module that grows its table by one element at every `process`
@@ -337,12 +332,7 @@ fn a_log_flood_in_render_is_rate_limited_and_every_dropped_line_is_counted() {
         "{printed} lines printed in {wall:.1} s"
     );
     let (_, _, x) = read_wav(&wav);
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
 }
 
 #[test]
@@ -676,12 +666,7 @@ fn a_module_that_starts_over_a_limit_is_rejected_naming_the_limit() {
         "big: cannot be instantiated: its table 0 starts with 200000 elements, above the 100000-element table limit"
     );
     let x = r.render(SR as usize / 10);
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
 }
 
 /// [`nan_state`]'s fix, faulting only on its 8th block: it plays 0.2 for

@@ -145,12 +145,7 @@ fn a_compile_bomb_is_rejected_by_its_function_count_and_the_sine_plays_on() {
     );
     assert!(log.contains(&want), "want {want:?} in:\n{log}");
     assert_eq!(code, Some(1), "a rejected file is an error:\n{log}");
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
 }
 
 #[test]
@@ -174,12 +169,7 @@ fn wat_text_over_16_mib_is_refused_before_it_is_parsed_and_the_sine_plays_on() {
     );
     assert!(log.contains(&want), "want {want:?} in:\n{log}");
     assert_eq!(code, Some(1), "{log}");
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
 }
 
 #[test]
@@ -521,12 +511,7 @@ fn a_module_whose_compile_holds_too_much_memory_is_rejected_naming_the_limit_and
         "nest: does not compile: it used more than 16 MiB of memory compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)"
     );
     x.extend(r.render(SR as usize / 10));
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
     assert_eq!(audio_thread_allocations(&mut r), 0);
 }
 
@@ -621,12 +606,7 @@ fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_pla
     let e = r.load_bytes("third", third.as_bytes()).unwrap_err();
     assert!(format!("{e:#}").contains(over), "{e:#}");
     x.extend(r.render(SR as usize / 10));
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}"
-        );
-    }
+    assert_exact_sine(&x, SR);
     assert_eq!(audio_thread_allocations(&mut r), 0);
 }
 

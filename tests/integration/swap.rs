@@ -259,12 +259,7 @@ fn a_crossfade_between_identical_versions_keeps_the_level_within_a_tenth_of_a_db
             "window {i}: {level:+.3} dB against the sine's level"
         );
     }
-    for (n, &s) in x.iter().enumerate() {
-        assert!(
-            (s as f64 - sine_at(440.0, 0.5, n, SR)).abs() < 1e-5,
-            "frame {n}: {s}"
-        );
-    }
+    assert_exact_sine(&x, SR);
     assert_eq!(audio_thread_allocations(&mut r), 0);
 }
 

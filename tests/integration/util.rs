@@ -119,6 +119,17 @@ pub fn sine_at(hz: f64, amp: f64, n: usize, sample_rate: u32) -> f64 {
     amp * (std::f64::consts::TAU * hz * n as f64 / sample_rate as f64).sin()
 }
 
+/// `x` is, sample for sample (within 1e-5), the 440 Hz sine at half scale
+/// of `examples/wat/sine.wat`, from its first frame.
+pub fn assert_exact_sine(x: &[f32], sample_rate: u32) {
+    for (n, &s) in x.iter().enumerate() {
+        assert!(
+            (s as f64 - sine_at(440.0, 0.5, n, sample_rate)).abs() < 1e-5,
+            "frame {n}: {s}"
+        );
+    }
+}
+
 /// The step bound of a sine of amplitude `amp` at `hz`, with 10 % slack.
 pub fn sine_step_bound(amp: f64, hz: f64, sample_rate: u32) -> f32 {
     (1.1 * 2.0 * std::f64::consts::PI * hz * amp / sample_rate as f64) as f32

@@ -82,9 +82,18 @@ struct Playing {
     /// fresh state starts these same bytes again).
     binary: Arc<[u8]>,
     /// The version playing from a fast build whose optimised build is on
-    /// its way: its id, when its change was noticed, and the optimised
-    /// build's compile time once known (for the tier-up's log line).
-    fast: Option<(u64, Option<Instant>, Option<Duration>)>,
+    /// its way.
+    fast: Option<FastBuild>,
+}
+
+/// A version playing from its fast build, for the tier-up's log line.
+#[derive(Clone, Copy)]
+struct FastBuild {
+    version: u64,
+    /// When the change that led to it was noticed.
+    noticed: Option<Instant>,
+    /// The optimised build's compile time, once it is ready.
+    optimised_compile: Option<Duration>,
 }
 
 pub struct Control {
@@ -274,7 +283,11 @@ impl Control {
             binary: binary.clone(),
             fast: None,
         });
-        playing.fast = report.fast.then_some((report.version, requested, None));
+        playing.fast = report.fast.then_some(FastBuild {
+            version: report.version,
+            noticed: requested,
+            optimised_compile: None,
+        });
         playing.binary = binary.clone();
         playing.current = report.version;
         playing.requested = requested;
@@ -338,8 +351,8 @@ impl Control {
                     report,
                     log,
                 } = prepared;
-                if let Some(f) = playing.fast.as_mut().filter(|f| f.0 == fast_id) {
-                    f.2 = Some(report.compile);
+                if let Some(f) = playing.fast.as_mut().filter(|f| f.version == fast_id) {
+                    f.optimised_compile = Some(report.compile);
                 }
                 self.logs.push((signal.into(), log));
                 let slot = rec.slot;

@@ -238,17 +238,13 @@ impl Control {
                     .iter()
                     .find(|(v, _)| *v == version)
                     .map(|(_, d)| *d),
-                p.fast.is_some_and(|f| f.0 == version),
+                p.fast.is_some_and(|f| f.version == version),
             ),
             None => (None, None, false),
         };
         let tier = if fast { "fast build, " } else { "" };
-        let compiled = compile
-            .map(|d| format!(" ({tier}compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
-            .unwrap_or_default();
-        let after = latency
-            .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
-            .unwrap_or_default();
+        let compiled = compiled(tier, compile);
+        let after = after(latency);
         let blocks = if carried == 1 { "block" } else { "blocks" };
         tracing::info!(
             "{signal}: swapped in version {version}{compiled}, {carried} state {blocks} carried{after}"
@@ -276,23 +272,18 @@ impl Control {
             .signals
             .get_mut(&signal)
             .and_then(|s| s.playing.as_mut())
-            .and_then(|p| p.fast.take_if(|f| f.0 == version));
+            .and_then(|p| p.fast.take_if(|f| f.version == version));
         if !taken {
             tracing::debug!(
                 "{signal}: the optimised build of version {version} came after it stopped playing"
             );
             return None;
         }
-        let compiled = fast
-            .and_then(|f| f.2)
-            .map(|d| format!(" (compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
-            .unwrap_or_default();
+        let compiled = compiled("", fast.and_then(|f| f.optimised_compile));
         let latency = fast
-            .and_then(|f| f.1)
+            .and_then(|f| f.noticed)
             .map(|t| at.saturating_duration_since(t));
-        let after = latency
-            .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
-            .unwrap_or_default();
+        let after = after(latency);
         tracing::info!(
             "{signal}: the optimised build of version {version} took over from its fast build{compiled}{after}"
         );
@@ -373,4 +364,19 @@ impl Control {
             ),
         }
     }
+}
+
+/// ` (compiled in 2.1 ms)` for a log line (`tier`: what was compiled, as a
+/// prefix), or nothing.
+fn compiled(tier: &str, compile: Option<Duration>) -> String {
+    compile
+        .map(|d| format!(" ({tier}compiled in {:.1} ms)", d.as_secs_f64() * 1e3))
+        .unwrap_or_default()
+}
+
+/// `, 4.2 ms after the file changed` for a log line, or nothing.
+fn after(latency: Option<Duration>) -> String {
+    latency
+        .map(|l| format!(", {:.1} ms after the file changed", l.as_secs_f64() * 1e3))
+        .unwrap_or_default()
 }

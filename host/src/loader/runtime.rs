@@ -128,9 +128,9 @@ fn tier(
     guest_log: &Arc<GuestLog>,
 ) -> anyhow::Result<Tier> {
     let mut config = Config::new();
-    // Functions compile in parallel on a pool of threads that each
-    // compile has to itself (see `cache::compile_bounded`), so a compile
-    // that must be abandoned holds no shared compiler thread.
+    // Functions compile in parallel on a crew of threads that each compile
+    // has to itself (see `cache::compile_bounded`), so a compile that must
+    // be abandoned holds no shared compiler thread.
     config.allocation_strategy(pooling(limits, instances));
     config
         .epoch_interruption(true)
@@ -140,8 +140,9 @@ fn tier(
         .cranelift_opt_level(OptLevel::Speed)
         .max_wasm_stack(256 << 10);
     if fast {
-        // Measured on a small module (`cargo bench -p lel-host`, part 5):
-        // 1.6 ms to compile optimised, 0.9 ms with these two.
+        // A small module compiles in 1.0 to 1.3 ms instead of 1.3 to 1.6,
+        // an SDK example in half the time (`cargo bench -p lel-host`, part
+        // 5); its code runs 1.6x to 2.2x slower (part 6).
         config
             .cranelift_opt_level(OptLevel::None)
             .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass);
@@ -177,7 +178,7 @@ fn tier(
     Ok(Tier { engine, linker })
 }
 
-/// Module loads compile on pools of their own (`cache::compile_bounded`);
+/// Module loads compile on crews of their own (`cache::compile_bounded`);
 /// any other compile (the audio thread's warm-up module) uses rayon's
 /// global pool, which lel-host starts itself before the first compile: one
 /// thread per core, named `lel-compile-N`, each at the loaders' lower

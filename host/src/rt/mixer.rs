@@ -323,7 +323,7 @@ impl Mixer {
         }
     }
 
-    /// Sum the slots' buffers into `block` in slot order through their
+    /// Sum the slots' outputs into `block` in slot order through their
     /// strips (gain, mute, solo) and pass their outboxes on, also in slot
     /// order: the result does not depend on which thread rendered which slot.
     /// `summed`: the slots were summed as they rendered (see

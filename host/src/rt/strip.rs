@@ -312,9 +312,13 @@ impl<'a> SlotOut<'a> {
     fn frames(self, from: usize, to: usize, channels: usize) -> SlotOut<'a> {
         match self {
             SlotOut::Mixed(b) => SlotOut::Mixed(&b[from * channels..to * channels]),
-            SlotOut::Guest { bytes, channels } => SlotOut::Guest {
-                bytes: &bytes[from * channels * 4..to * channels * 4],
-                channels,
+            // The guest's own channel count, not the mixer's.
+            SlotOut::Guest {
+                bytes,
+                channels: ch,
+            } => SlotOut::Guest {
+                bytes: &bytes[from * ch * 4..to * ch * 4],
+                channels: ch,
             },
         }
     }
