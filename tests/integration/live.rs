@@ -804,13 +804,19 @@ fn a_fast_build_that_faults_rolls_back_and_its_optimised_build_never_plays() {
     let (log, x) = run.finish();
     assert!(log.contains("(fast build, compiled in"), "{log}");
     // (Then, as after any fault right after a swap with carried state, the
-    // same bytes once more with fresh state, from the cache the optimised
-    // build went into: they trap again and roll back again.)
+    // same bytes once more with fresh state, as version 3: they trap again
+    // and roll back again. Version 3 comes from the compiled-module cache
+    // if version 2's optimised build got there first, else as a fast build
+    // whose optimised build may take over before it traps: a race that
+    // does not matter here.)
     assert!(
         log.contains("rolled back to the last good version (1)"),
         "{log}"
     );
-    assert!(!log.contains("took over"), "{log}");
+    assert!(
+        !log.contains("the optimised build of version 2 took over"),
+        "{log}"
+    );
     // The first version plays on to the end.
     let tail = &x[x.len() - SR as usize / 2..];
     assert!((dominant_frequency(tail, SR) - 440.0).abs() < 2.0);

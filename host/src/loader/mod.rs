@@ -409,6 +409,7 @@ impl Loader {
             state_base,
             layout,
             controls: Controls::new(cells, buffer),
+            seen_memory: (0, 0),
         });
         Ok(Prepared {
             version,

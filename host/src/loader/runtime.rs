@@ -138,7 +138,11 @@ fn tier(
         // possible: no backtrace capture.
         .wasm_backtrace_max_frames(None)
         .cranelift_opt_level(OptLevel::Speed)
-        .max_wasm_stack(256 << 10);
+        .max_wasm_stack(256 << 10)
+        // A memory stays where it was instantiated (its pool slot reserves
+        // room for its largest size): the audio thread keeps its address
+        // (`Version::output`), and compiled code need not reload it.
+        .memory_may_move(false);
     if fast {
         // A small module compiles in 1.0 to 1.3 ms instead of 1.3 to 1.6,
         // an SDK example in half the time (`cargo bench -p lel-host`, part

@@ -30,6 +30,30 @@ pub fn peak(samples: &[u8]) -> Option<f32> {
     (max < 0x7f80_0000).then(|| f32::from_bits(max as u32))
 }
 
+/// Ask the CPU to start loading the cache lines of `bytes` bytes at `at`
+/// (a hint: nothing is read, no fault is possible, any address will do).
+/// With hundreds of signals, each block walks every signal's structures,
+/// store and output, which no longer fit the caches: fetching the next
+/// signals' lines while this one renders overlaps those misses with work.
+#[inline(always)]
+pub fn prefetch(at: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut offset = 0;
+        while offset < bytes {
+            let line = at.wrapping_add(offset).cast::<i8>();
+            // SAFETY: `prefetcht0` is a hint (SSE, present on every x86-64
+            // CPU): it reads nothing architecturally and never faults, on
+            // any address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, bytes);
+}
+
 /// Add `samples` (`ch` channels, little-endian `f32` bytes) into `mix`
 /// (`oc` channels) at unity gain: mono goes to every output channel, N
 /// channels to the first N outputs. The same sums as scaling each sample by

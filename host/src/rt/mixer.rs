@@ -16,7 +16,7 @@ use super::level::Levels;
 use super::master::Master;
 use super::messages::{Command, ControlEvent, Event, Garbage};
 use super::meter::Meters;
-use super::outbox::Outbox;
+use super::outbox::{Outbox, SlotOutbox};
 use super::pool::Pool;
 use super::slot::{BlockCtx, Slot};
 use super::strip::Strips;
@@ -281,27 +281,46 @@ impl Mixer {
                 outbox.event(Event::Applied(applied));
             }
         });
-        // With no strip event in this block, a slot rendered on this thread
-        // is summed at once, while its samples are in the cache: the same
-        // sums in the same order as `mix` makes.
+        // A slot rendered on this thread is done with at once, while it is
+        // in the cache (with hundreds of slots, a second pass over them
+        // after all rendered found each one out of the cache again): its
+        // outbox is passed on and its load and level published, in slot
+        // order as `mix` and `meter` do. With no strip event in this block
+        // it is also summed into the block: the same sums in the same order
+        // as `mix` makes.
         let ch = self.config.channels;
-        let strips = &mut self.strips;
-        let summed = if strips.none_due(self.clock, frames) {
+        let summing = self.strips.none_due(self.clock, frames);
+        if summing {
             block.fill(0.0);
-            let mut sum = |i: usize, slot: &Slot| {
+        }
+        let (strips, outbox) = (&mut self.strips, &mut self.outbox);
+        let (meters, levels) = (&self.meters, &self.levels);
+        let mut went_idle = false;
+        let mut done = |i: usize, slot: &Slot, out: &mut SlotOutbox| {
+            if summing {
                 strips.mix_one(block, ch, i, slot.output(frames, ch));
-            };
-            let (faults, summed) =
-                self.pool
-                    .render_then(&ctx, self.config.parallel_min, Some(&mut sum));
-            self.own_faults += faults;
-            summed
-        } else {
-            self.own_faults += self.pool.render(&ctx, self.config.parallel_min);
-            false
+            }
+            out.drain_into(outbox);
+            Self::meter_one(meters, levels, i, slot, ctx.block_nanos);
+            went_idle |= slot.is_idle();
         };
-        self.mix(block, frames, summed);
-        self.meter(ctx.block_nanos);
+        let (faults, serial) =
+            self.pool
+                .render_then(&ctx, self.config.parallel_min, Some(&mut done));
+        self.own_faults += faults;
+        if serial {
+            if !summing {
+                self.mix(block, frames);
+            }
+            if went_idle {
+                self.reset_idle_strips();
+            }
+        } else {
+            self.drain_outboxes();
+            self.mix(block, frames);
+            self.reset_idle_strips();
+            self.meter(ctx.block_nanos);
+        }
         self.master.process(block);
         self.levels.record_master(block);
         self.clock += frames as u64;
@@ -313,43 +332,56 @@ impl Mixer {
     fn meter(&self, block_nanos: u64) {
         for k in 0..self.pool.active_count() {
             let i = self.pool.active_slot(k);
-            let slot = self.pool.slot(i);
-            self.meters.record(i, slot.busy_nanos(), block_nanos);
-            if slot.is_idle() {
-                self.levels.clear(i);
-            } else {
-                self.levels.record_slot_measured(i, slot.level());
-            }
+            Self::meter_one(
+                &self.meters,
+                &self.levels,
+                i,
+                self.pool.slot(i),
+                block_nanos,
+            );
+        }
+    }
+
+    fn meter_one(meters: &Meters, levels: &Levels, i: usize, slot: &Slot, block_nanos: u64) {
+        meters.record(i, slot.busy_nanos(), block_nanos);
+        if slot.is_idle() {
+            levels.clear(i);
+        } else {
+            levels.record_slot_measured(i, slot.level());
+        }
+    }
+
+    /// Pass the rendered slots' outboxes on, in slot order: the result does
+    /// not depend on which thread rendered which slot.
+    fn drain_outboxes(&mut self) {
+        for k in 0..self.pool.active_count() {
+            let i = self.pool.active_slot(k);
+            self.pool.lane(i).1.drain_into(&mut self.outbox);
         }
     }
 
     /// Sum the slots' outputs into `block` in slot order through their
-    /// strips (gain, mute, solo) and pass their outboxes on, also in slot
-    /// order: the result does not depend on which thread rendered which slot.
-    /// `summed`: the slots were summed as they rendered (see
-    /// `render_block`); only their outboxes are left.
-    fn mix(&mut self, block: &mut [f32], frames: u32, summed: bool) {
+    /// strips (gain, mute, solo).
+    fn mix(&mut self, block: &mut [f32], frames: u32) {
         let n = self.pool.active_count();
-        for k in 0..n {
-            let i = self.pool.active_slot(k);
-            self.pool.lane(i).1.drain_into(&mut self.outbox);
-        }
-        if !summed {
-            block.fill(0.0);
-            let (ch, pool) = (self.config.channels, &self.pool);
-            let slots = (0..n).map(|k| {
-                let i = pool.active_slot(k);
-                (i, pool.slot(i).output(frames, ch))
-            });
-            let outbox = &mut self.outbox;
-            self.strips.mix(block, ch, self.clock, slots, &mut |e| {
-                outbox.event(Event::Applied(e))
-            });
-        }
-        for k in 0..n {
+        block.fill(0.0);
+        let (ch, pool) = (self.config.channels, &self.pool);
+        let slots = (0..n).map(|k| {
+            let i = pool.active_slot(k);
+            (i, pool.slot(i).output(frames, ch))
+        });
+        let outbox = &mut self.outbox;
+        self.strips.mix(block, ch, self.clock, slots, &mut |e| {
+            outbox.event(Event::Applied(e))
+        });
+    }
+
+    /// Slots unloaded in this block: their mute, solo and gain go with them
+    /// (after the whole block is mixed: a solo holds for the whole block).
+    fn reset_idle_strips(&mut self) {
+        for k in 0..self.pool.active_count() {
             let i = self.pool.active_slot(k);
             if self.pool.slot(i).is_idle() {
-                // Unloaded: its mute/solo/gain go with it.
                 self.strips.reset(i);
             }
         }

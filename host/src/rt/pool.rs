@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use super::callback::WarmUp;
 use super::guard::{self, Stats};
+use super::kernels;
 use super::outbox::SlotOutbox;
 use super::slot::{BlockCtx, Slot};
 
@@ -147,8 +148,9 @@ pub struct Pool {
     parallel_blocks: u64,
 }
 
-/// What [`Pool::render_then`] calls with each slot it rendered.
-pub type Then<'a> = &'a mut dyn FnMut(usize, &Slot);
+/// What [`Pool::render_then`] calls with each slot it rendered, and the
+/// slot's outbox.
+pub type Then<'a> = &'a mut dyn FnMut(usize, &Slot, &mut SlotOutbox);
 
 impl Pool {
     /// `slots` empty slots and `threads - 1` workers, each warmed up with a
@@ -250,14 +252,10 @@ impl Pool {
     /// outbox; afterwards [`Pool::active_slot`] lists them in slot order. Several
     /// threads share the work when the pool has workers, more than one slot
     /// is active and the last block's guest time reached `parallel_min`.
-    /// Returns the allocator calls made on this thread while guests faulted.
-    pub fn render(&mut self, ctx: &BlockCtx, parallel_min: Duration) -> u64 {
-        self.render_then(ctx, parallel_min, None).0
-    }
-
-    /// [`Pool::render`]; when this thread renders alone, `then` is called
-    /// with each slot right after it rendered (in slot order, its output
-    /// still in the cache). Also returns whether that happened.
+    /// When this thread renders alone, `then` is called with each slot right
+    /// after it rendered (in slot order, its output and its structure still
+    /// in the cache). Returns the allocator calls made on this thread while
+    /// guests faulted, and whether `then` was called.
     pub fn render_then(
         &mut self,
         ctx: &BlockCtx,
@@ -291,6 +289,18 @@ impl Pool {
             // The light case: this thread alone, no worker touched.
             let mut faults = 0;
             for index in 0..count {
+                // Two slots ahead, the slot itself; one ahead, what it
+                // points to (its slot was fetched one round ago).
+                if index + 2 < count {
+                    let ahead = &shared.lanes[shared.work[index + 2].load(Ordering::Relaxed)];
+                    kernels::prefetch(ahead.slot.get().cast(), size_of::<Slot>());
+                }
+                if index + 1 < count {
+                    let next = &shared.lanes[shared.work[index + 1].load(Ordering::Relaxed)];
+                    // SAFETY: no generation in flight (see `lane`); a shared
+                    // borrow of another lane's slot than the one rendered.
+                    unsafe { &*next.slot.get() }.prefetch();
+                }
                 let i = shared.work[index].load(Ordering::Relaxed);
                 let lane = &shared.lanes[i];
                 // SAFETY: no generation in flight (see `lane`).
@@ -298,7 +308,7 @@ impl Pool {
                 slot.process(ctx, out);
                 faults += out.fault_allocations;
                 if let Some(then) = then.as_mut() {
-                    then(i, slot);
+                    then(i, slot, out);
                 }
             }
             return (faults, then.is_some());
@@ -330,12 +340,12 @@ impl Pool {
         (faults, false)
     }
 
-    /// How many slots the last [`Pool::render`] rendered.
+    /// How many slots the last [`Pool::render_then`] rendered.
     pub fn active_count(&self) -> usize {
         self.shared.count.load(Ordering::Relaxed)
     }
 
-    /// The `k`-th slot the last [`Pool::render`] rendered, in slot order.
+    /// The `k`-th slot the last [`Pool::render_then`] rendered, in slot order.
     pub fn active_slot(&self, k: usize) -> usize {
         self.shared.work[k].load(Ordering::Relaxed)
     }
@@ -474,13 +484,14 @@ mod tests {
             state_base: 0,
             layout: Layout::default(),
             controls: Default::default(),
+            seen_memory: (0, 0),
         })
     }
 
     #[test]
     fn an_allocation_on_a_worker_is_counted() {
         let mut config = Config::new();
-        config.epoch_interruption(true);
+        config.epoch_interruption(true).memory_may_move(false);
         let engine = Engine::new(&config).unwrap();
         assert_eq!(
             crate::rt::callback::WARM_UP_MODULE,
@@ -520,7 +531,7 @@ mod tests {
             || (WORKER_CALLS.load(Ordering::Relaxed) == 0
                 && start.elapsed() < Duration::from_secs(10))
         {
-            pool.render(&ctx, Duration::ZERO);
+            pool.render_then(&ctx, Duration::ZERO, None);
             blocks += 1;
         }
         let calls = WORKER_CALLS.load(Ordering::Relaxed);

@@ -114,6 +114,10 @@ pub struct Slot {
     /// call returned them and `Version::output` checked them) and their
     /// channels. The mixer reads them there; `buf` is not used.
     direct: Option<(usize, usize, usize)>,
+    /// Where the live version's samples were last time (address, bytes;
+    /// (0, 0) before): usually where they will be again, so they can be
+    /// fetched into the cache before the call (see [`Slot::prefetch`]).
+    last_out: (usize, usize),
     /// Wall time the guest calls of the last block took (for the pool's
     /// choice between one thread and several).
     busy_nanos: u64,
@@ -152,6 +156,7 @@ impl Slot {
             buf: vec![0.0; max_frames as usize * channels].into_boxed_slice(),
             filled: false,
             direct: None,
+            last_out: (0, 0),
             busy_nanos: 0,
             level: (0.0, 0.0),
             events: Vec::with_capacity(PENDING_CAPACITY),
@@ -201,6 +206,18 @@ impl Slot {
             }
             _ => SlotOut::Mixed(&self.buf[..frames as usize * channels]),
         }
+    }
+
+    /// Start fetching into the cache what rendering this slot touches
+    /// first: its live version's structure and the samples that version
+    /// returned last block (a hint, see [`kernels::prefetch`]; called for
+    /// the next slot while this thread renders one).
+    pub fn prefetch(&self) {
+        if let Some(v) = &self.live {
+            kernels::prefetch((&raw const **v).cast(), size_of::<Version>());
+        }
+        let (at, bytes) = self.last_out;
+        kernels::prefetch(at as *const u8, bytes.min(128));
     }
 
     /// Peak and RMS of the block rendered by the last [`Slot::process`].
@@ -547,8 +564,8 @@ impl Slot {
                 });
             }
         }
-        let samples = v.output(ptr, ctx.frames)?;
         let ch = v.channels as usize;
+        let samples = v.output(ptr, ctx.frames)?;
         let oc = ctx.out_channels;
         // The one version playing, at unity, its channels all mapped: the
         // mixer can read its samples where they are (see `Slot::output`).
@@ -571,6 +588,7 @@ impl Slot {
         }
         if direct {
             self.direct = Some((samples.as_ptr() as usize, samples.len(), ch));
+            self.last_out = (samples.as_ptr() as usize, samples.len());
             // As `level::measure` of the mixed block: a mono signal is in
             // every output channel, N channels in the first N of `oc`.
             let values = ctx.frames as usize * if ch == 1 { 1 } else { oc };
