@@ -138,6 +138,49 @@ export const TAU: f64 = 6.28318530717958647692;
 // SDK's libm here, because asc -O3 picks a table-driven `Math.exp` that
 // rounds differently in the last bit for some inputs.
 
+/**
+ * The sine of `p` turns plus `quarters` quarter turns: the Rust SDK's
+ * `lel::math::sin_turns`, the same operations in the same order (the same
+ * bits). No library call; within 1e-15 of the exact value.
+ */
+// @ts-ignore: decorator
+@inline function turns(p: f64, quarters: f64): f64 {
+  const S3: f64 = 0.16666666666666666, S5: f64 = 0.0083333333333333332,
+    S7: f64 = 0.00019841269841269841, S9: f64 = 2.7557319223985893e-06,
+    S11: f64 = 2.505210838544172e-08, S13: f64 = 1.6059043836821613e-10,
+    S15: f64 = 7.6471637318198164e-13;
+  const C4: f64 = 0.041666666666666664, C6: f64 = 0.0013888888888888889,
+    C8: f64 = 2.4801587301587302e-05, C10: f64 = 2.7557319223985888e-07,
+    C12: f64 = 2.08767569878681e-09, C14: f64 = 1.1470745597729725e-11,
+    C16: f64 = 4.7794773323873853e-14;
+  const q = Math.floor(4.0 * p + 0.5);
+  const r = p - q * 0.25;
+  const x = r * TAU;
+  const z = x * x;
+  const z2 = z * z;
+  const z4 = z2 * z2;
+  const m = q + quarters;
+  const k = m - 4.0 * Math.floor(m * 0.25);
+  let v: f64;
+  if (k == 1.0 || k == 3.0) {
+    const lo = (1.0 - z * 0.5) + z2 * (C4 - z * C6);
+    const hi = (C8 - z * C10) + z2 * (C12 - z * C14);
+    v = lo + z4 * (hi + z4 * C16);
+  } else {
+    const lo = (1.0 - z * S3) + z2 * (S5 - z * S7);
+    const hi = (S9 - z * S11) + z2 * (S13 - z * S15);
+    v = x * (lo + z4 * hi);
+  }
+  return k >= 2.0 ? -v : v;
+}
+
+/** `sin(TAU * p)`: the sine of `p` full turns (oscillators, tremolo). */
+// @ts-ignore: decorator
+@inline export function sinTurns(p: f64): f64 { return turns(p, 0.0); }
+/** `cos(TAU * p)`: the cosine of `p` full turns. */
+// @ts-ignore: decorator
+@inline export function cosTurns(p: f64): f64 { return turns(p, 1.0); }
+
 /** Sine of `x` radians. */
 // @ts-ignore: decorator
 @inline export function sin(x: f64): f64 { return Math.sin(x); }
@@ -411,7 +454,7 @@ export function waveSample(w: Wave, p: f64, dt: f64): f64 {
       q = q - Math.floor(q);
       return 1.0 - 4.0 * Math.abs(q - 0.5);
     }
-    default: return sin(TAU * p);
+    default: return sinTurns(p);
   }
 }
 
@@ -582,7 +625,7 @@ export class Tremolo {
   tick(x: f64, rate: f64, depth: f64): f64 {
     const inc = rate * this.invSr;
     const p = load<f64>(this.phase);
-    const g = 1.0 - depth * (0.5 - 0.5 * cos(TAU * p));
+    const g = 1.0 - depth * (0.5 - 0.5 * cosTurns(p));
     const q = p + inc;
     store<f64>(this.phase, q - Math.floor(q));
     return x * g;

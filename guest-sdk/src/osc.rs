@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::claim::{Binder, Error, One};
 use crate::ctx::Ctx;
 use crate::key::Key;
-use crate::math::{TAU, floor, sin};
+use crate::math::{floor, sin_turns};
 use crate::node::{Node, node_ops};
 use crate::param::Param;
 
@@ -46,7 +46,7 @@ pub fn poly_blep(p: f64, dt: f64) -> f64 {
 impl Wave for Sine {
     #[inline(always)]
     fn sample(p: f64, _: f64) -> f64 {
-        sin(TAU * p)
+        sin_turns(p)
     }
 }
 

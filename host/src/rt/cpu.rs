@@ -276,7 +276,10 @@ pub fn call_start() -> CallStart {
 /// Epoch ticks that cover `d` (at least two, so that a call started just
 /// before a tick still gets one full tick).
 pub fn ticks_for(d: Duration) -> u64 {
-    (d.as_nanos() / TICK.as_nanos()).max(1) as u64 + 1
+    // In 64 bits: a 128-bit division (`Duration::as_nanos`) is a library
+    // call, and this runs before every guest call.
+    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    (ns / TICK.as_nanos() as u64).max(1) + 1
 }
 
 #[cfg(test)]
