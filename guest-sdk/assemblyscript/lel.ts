@@ -153,16 +153,17 @@ export const TAU: f64 = 6.28318530717958647692;
     C8: f64 = 2.4801587301587302e-05, C10: f64 = 2.7557319223985888e-07,
     C12: f64 = 2.08767569878681e-09, C14: f64 = 1.1470745597729725e-11,
     C16: f64 = 4.7794773323873853e-14;
-  const q = Math.floor(4.0 * p + 0.5);
+  const ROUND: f64 = 6755399441055744.0; // 1.5 * 2^52
+  const q = (4.0 * p + ROUND) - ROUND;
   const r = p - q * 0.25;
   const x = r * TAU;
   const z = x * x;
   const z2 = z * z;
   const z4 = z2 * z2;
   const m = q + quarters;
-  const k = m - 4.0 * Math.floor(m * 0.25);
+  const k = m - 4.0 * ((m * 0.25 + ROUND) - ROUND);
   let v: f64;
-  if (k == 1.0 || k == 3.0) {
+  if (k == 1.0 || k == -1.0) {
     const lo = (1.0 - z * 0.5) + z2 * (C4 - z * C6);
     const hi = (C8 - z * C10) + z2 * (C12 - z * C14);
     v = lo + z4 * (hi + z4 * C16);
@@ -171,7 +172,7 @@ export const TAU: f64 = 6.28318530717958647692;
     const hi = (S9 - z * S11) + z2 * (S13 - z * S15);
     v = x * (lo + z4 * hi);
   }
-  return k >= 2.0 ? -v : v;
+  return (k < 0.0 || k == 2.0) ? -v : v;
 }
 
 /** `sin(TAU * p)`: the sine of `p` full turns (oscillators, tremolo). */

@@ -280,16 +280,17 @@ static inline double lel__turns(double p, double quarters) {
                C8 = 2.4801587301587302e-05, C10 = 2.7557319223985888e-07,
                C12 = 2.08767569878681e-09, C14 = 1.1470745597729725e-11,
                C16 = 4.7794773323873853e-14;
-  double q = lel_floor(4.0 * p + 0.5);
+  const double ROUND = 6755399441055744.0; /* 1.5 * 2^52 */
+  double q = (4.0 * p + ROUND) - ROUND;
   double r = p - q * 0.25;
   double x = r * LEL_TAU;
   double z = x * x;
   double z2 = z * z;
   double z4 = z2 * z2;
   double m = q + quarters;
-  double k = m - 4.0 * lel_floor(m * 0.25);
+  double k = m - 4.0 * ((m * 0.25 + ROUND) - ROUND);
   double v;
-  if (k == 1.0 || k == 3.0) {
+  if (k == 1.0 || k == -1.0) {
     double lo = (1.0 - z * 0.5) + z2 * (C4 - z * C6);
     double hi = (C8 - z * C10) + z2 * (C12 - z * C14);
     v = lo + z4 * (hi + z4 * C16);
@@ -298,7 +299,7 @@ static inline double lel__turns(double p, double quarters) {
     double hi = (S9 - z * S11) + z2 * (S13 - z * S15);
     v = x * (lo + z4 * hi);
   }
-  return k >= 2.0 ? -v : v;
+  return (k < 0.0 || k == 2.0) ? -v : v;
 }
 
 /* `sin(LEL_TAU * p)`: the sine of `p` full turns (oscillators, tremolo). */

@@ -17,7 +17,7 @@ pub fn cos(x: f64) -> f64 {
 
 /// `sin(TAU * p)`: the sine of `p` full turns, for an oscillator's phase
 /// (the SDK's sine oscillator and tremolo use it). No library call: `p` is
-/// taken to the nearest quarter turn exactly (for `|p|` below 2^50), and
+/// taken to the nearest quarter turn exactly (for `|p|` below 2^49), and
 /// the rest, at most an eighth of a turn, goes through the Taylor series
 /// of sine or cosine to the term that leaves an error under 1e-16. Within
 /// 1e-15 of the exact value (tested against the C library on a million
@@ -56,7 +56,12 @@ fn turns(p: f64, quarters: f64) -> f64 {
     const C12: f64 = 2.08767569878681e-09;
     const C14: f64 = 1.1470745597729725e-11;
     const C16: f64 = 4.779477332387385e-14;
-    let q = floor(4.0 * p + 0.5);
+    // 1.5 * 2^52: adding and subtracting it rounds a number below 2^51
+    // in magnitude to the nearest whole one (ties to even), in two
+    // additions (a `floor` is a dozen instructions where the CPU has no
+    // rounding instruction).
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let q = (4.0 * p + ROUND) - ROUND;
     // Exact: `q / 4` is representable and within a factor of two of `p`
     // (or `q` is 0).
     let r = p - q * 0.25;
@@ -64,16 +69,17 @@ fn turns(p: f64, quarters: f64) -> f64 {
     let z = x * x;
     let z2 = z * z;
     let z4 = z2 * z2;
-    // The quarter turn, 0 to 3, in floating point (exact for whole
-    // numbers; no conversion that could trap on NaN in another language).
+    // The quarter turn modulo 4, as -2 to 2, in floating point (exact for
+    // whole numbers; no conversion to an integer, which traps on NaN in
+    // other languages).
     let m = q + quarters;
-    let k = m - 4.0 * floor(m * 0.25);
+    let k = m - 4.0 * ((m * 0.25 + ROUND) - ROUND);
     // By quarter turn: sin x, cos x, -sin x, -cos x. Only the series
     // needed is summed (the branch follows the phase: it changes four
     // times a cycle, so it is predicted). Its terms are grouped in pairs
     // (Estrin's scheme), so that they add up in a tree, not in one chain of
     // dependent multiply-adds.
-    let v = if k == 1.0 || k == 3.0 {
+    let v = if k == 1.0 || k == -1.0 {
         let lo = (1.0 - z * 0.5) + z2 * (C4 - z * C6);
         let hi = (C8 - z * C10) + z2 * (C12 - z * C14);
         lo + z4 * (hi + z4 * C16)
@@ -82,7 +88,7 @@ fn turns(p: f64, quarters: f64) -> f64 {
         let hi = (S9 - z * S11) + z2 * (S13 - z * S15);
         x * (lo + z4 * hi)
     };
-    if k >= 2.0 { -v } else { v }
+    if k < 0.0 || k == 2.0 { -v } else { v }
 }
 
 /// Tangent of `x` radians.

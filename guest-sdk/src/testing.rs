@@ -365,8 +365,14 @@ impl<N: Node> Harness<N> {
     /// the value in force at each block's first frame, at most 256 events a
     /// block (the rest at frame 0 of the next).
     pub fn render(&mut self, frames: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; frames * N::Frame::CHANNELS];
+        self.render_into(&mut out);
+        out
+    }
+
+    /// [`Harness::render`] into `out` (whole frames; every sample written).
+    pub fn render_into(&mut self, out: &mut [f32]) {
         let ch = N::Frame::CHANNELS;
-        let mut out = vec![0.0f32; frames * ch];
         let mut cx = Ctx::new(self.sample_rate as f64, self.clock, ch as u32);
         for chunk in out.chunks_mut(self.block * ch) {
             let n = chunk.len() / ch;
@@ -383,7 +389,6 @@ impl<N: Node> Harness<N> {
             );
             self.clock += n as u64;
         }
-        out
     }
 
     /// The events of the block `start..start + n`, with the parameter cells

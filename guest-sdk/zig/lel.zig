@@ -217,16 +217,17 @@ inline fn turns(p: f64, quarters: f64) f64 {
     const C12: f64 = 2.08767569878681e-09;
     const C14: f64 = 1.1470745597729725e-11;
     const C16: f64 = 4.7794773323873853e-14;
-    const q = @floor(4.0 * p + 0.5);
+    const round: f64 = 6755399441055744.0; // 1.5 * 2^52
+    const q = (4.0 * p + round) - round;
     const r = p - q * 0.25;
     const x = r * tau;
     const z = x * x;
     const z2 = z * z;
     const z4 = z2 * z2;
     const m = q + quarters;
-    const k = m - 4.0 * @floor(m * 0.25);
+    const k = m - 4.0 * ((m * 0.25 + round) - round);
     var v: f64 = undefined;
-    if (k == 1.0 or k == 3.0) {
+    if (k == 1.0 or k == -1.0) {
         const lo = (1.0 - z * 0.5) + z2 * (C4 - z * C6);
         const hi = (C8 - z * C10) + z2 * (C12 - z * C14);
         v = lo + z4 * (hi + z4 * C16);
@@ -235,7 +236,7 @@ inline fn turns(p: f64, quarters: f64) f64 {
         const hi = (S9 - z * S11) + z2 * (S13 - z * S15);
         v = x * (lo + z4 * hi);
     }
-    return if (k >= 2.0) -v else v;
+    return if (k < 0.0 or k == 2.0) -v else v;
 }
 
 /// `sin(tau * p)`: the sine of `p` full turns (oscillators, tremolo).
