@@ -2,11 +2,10 @@
 //! real-time calls, the epoch ticker that bounds every call into a guest, and
 //! the host functions (`claim`, `log`, and `param` of `lel:signal@0.2.0`) a
 //! module may import, under the import module of each contract version.
-//! Built once on the control thread; the ticker has a thread of its own.
+//! Built once on the control thread; the epochs advance on the CPU clock
+//! sampler's thread (`rt::cpu::tick_epochs`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::{Caller, Config, Engine, Linker, OptLevel, RegallocAlgorithm};
@@ -17,9 +16,6 @@ use crate::rt::layout::ClaimCode;
 use crate::rt::log_ring::LogLine;
 
 use super::guest_log::GuestLog;
-
-/// How often the epoch advances. Call budgets are whole ticks.
-pub const EPOCH_TICK: Duration = crate::rt::cpu::TICK;
 
 /// The engine and everything compiled modules share.
 pub struct Runtime {
@@ -34,7 +30,8 @@ pub struct Runtime {
     /// Guest log lines, rate-limited per signal (from `init` and, drained
     /// by the control side, from `process`).
     pub guest_log: Arc<GuestLog>,
-    ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// Both engines' epochs advance every tick while this lives.
+    _ticking: crate::rt::cpu::EpochTicking,
 }
 
 /// A second engine and its linker, with the same host functions and limits.
@@ -48,8 +45,8 @@ pub struct Tier {
 pub const FAST_POOLED_INSTANCES: u32 = 64;
 
 impl Runtime {
-    /// Build the engine, the linker with the host functions, and start the
-    /// epoch ticker thread.
+    /// Build the engine and the linker with the host functions; the
+    /// engine's epoch advances every tick from now on.
     ///
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
@@ -79,35 +76,15 @@ impl Runtime {
         } else {
             None
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let (engine, stop) = (engine.clone(), stop.clone());
-            let fast_engine = fast.as_ref().map(|t| t.engine.clone());
-            std::thread::Builder::new()
-                .name("lel-epoch".into())
-                .spawn(move || {
-                    let mut promoted = false;
-                    while !stop.load(Ordering::Relaxed) {
-                        // Above the audio threads once there are real-time
-                        // ones, so that deadlines come on time.
-                        if !promoted && crate::rt::cpu::realtime_wanted() {
-                            promoted = true;
-                            crate::rt::priority::promote(crate::rt::priority::Role::Ticker);
-                        }
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                        if let Some(e) = &fast_engine {
-                            e.increment_epoch();
-                        }
-                    }
-                })?
-        };
+        let mut engines = vec![engine.clone()];
+        engines.extend(fast.as_ref().map(|t| t.engine.clone()));
+        let ticking = crate::rt::cpu::tick_epochs(&engines);
         Ok(Arc::new(Runtime {
             engine,
             linker,
             fast,
             guest_log,
-            ticker: Some((stop, ticker)),
+            _ticking: ticking,
         }))
     }
 
@@ -222,15 +199,6 @@ fn pooling(limits: &GuestLimits, instances: u32) -> wasmtime::InstanceAllocation
         // Room for the per-instance metadata of modules with many functions.
         .max_core_instance_size(16 << 20);
     wasmtime::InstanceAllocationStrategy::Pooling(pool)
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        if let Some((stop, handle)) = self.ticker.take() {
-            stop.store(true, Ordering::Relaxed);
-            let _ = handle.join();
-        }
-    }
 }
 
 fn guest_bytes(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Option<Vec<u8>> {

@@ -9,10 +9,15 @@
 //! is found to have used is never over-estimated, and a preempted call is
 //! never blamed. Runs on any thread: [`call_start`] on the audio thread
 //! (atomics and one monotonic clock read), the sampler on its own.
+//!
+//! The same thread advances the epoch of every engine that asked for it
+//! ([`tick_epochs`]): one wake-up per tick for the whole process, not one
+//! per engine plus the sampler's (each a preemption of the audio thread
+//! once the tickers are real-time, and CPU time in every render).
 
 use std::cell::Cell;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often the epoch advances and registered threads' CPU clocks are
@@ -84,7 +89,12 @@ impl Entry {
 
 static ENTRIES: [Entry; MAX_THREADS] = [const { Entry::new() }; MAX_THREADS];
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
-static SAMPLER: OnceLock<()> = OnceLock::new();
+/// The sampler thread (woken when there is new work after an idle spell).
+static SAMPLER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
+/// Engines whose epoch advances every tick, by registration number.
+static ENGINES: Mutex<Vec<(u64, wasmtime::Engine)>> = Mutex::new(Vec::new());
+static ENGINE_COUNT: AtomicUsize = AtomicUsize::new(0);
+static NEXT_TICKING: AtomicU64 = AtomicU64::new(0);
 /// A real-time thread registered: the tickers (this sampler, the epoch
 /// ticker) then ask for real-time priority too. Offline renders leave them
 /// at normal priority, so that many engines in one machine (tests, renders)
@@ -204,7 +214,7 @@ pub fn ensure_registered() {
 }
 
 fn start_sampler() {
-    SAMPLER.get_or_init(|| {
+    let sampler = SAMPLER.get_or_init(|| {
         let _ = now_ns();
         let spawned = std::thread::Builder::new()
             .name("lel-cpu-clock".into())
@@ -215,18 +225,80 @@ fn start_sampler() {
                         promoted = true;
                         super::priority::promote(super::priority::Role::Ticker);
                     }
-                    if REGISTERED.load(Ordering::Relaxed) == 0 {
-                        std::thread::sleep(Duration::from_millis(20));
+                    let threads = REGISTERED.load(Ordering::Relaxed);
+                    if threads == 0 && ENGINE_COUNT.load(Ordering::Relaxed) == 0 {
+                        // Idle: woken early by a registration.
+                        std::thread::park_timeout(Duration::from_millis(20));
                         continue;
                     }
-                    sample_all();
+                    if threads > 0 {
+                        sample_all();
+                    }
                     std::thread::sleep(TICK);
+                    advance_epochs();
                 }
             });
-        if let Err(e) = spawned {
-            tracing::warn!("cannot start the CPU clock sampler ({e}): guest calls read their thread's CPU clock themselves");
+        match spawned {
+            Ok(handle) => Some(handle.thread().clone()),
+            Err(e) => {
+                tracing::warn!("cannot start the CPU clock sampler ({e}): guest calls read their thread's CPU clock themselves, and no epoch advances (runaways are not stopped)");
+                None
+            }
         }
     });
+    if let Some(thread) = sampler {
+        thread.unpark();
+    }
+}
+
+/// Advance the epoch of every engine registered with [`tick_epochs`]. If a
+/// registration holds the list right now, this tick is skipped: a deadline
+/// then comes one tick later (budgets have a tick of slack).
+fn advance_epochs() {
+    if ENGINE_COUNT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    if let Ok(engines) = ENGINES.try_lock() {
+        for (_, engine) in engines.iter() {
+            engine.increment_epoch();
+        }
+    }
+}
+
+/// Engines whose epochs advance every [`TICK`]; they stop when this is
+/// dropped.
+pub struct EpochTicking {
+    id: u64,
+}
+
+/// Advance the epochs of `engines` every [`TICK`] from now on (on the
+/// sampler's thread, started if need be), until the returned value is
+/// dropped.
+pub fn tick_epochs(engines: &[wasmtime::Engine]) -> EpochTicking {
+    let id = NEXT_TICKING.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
+        list.extend(engines.iter().map(|e| (id, e.clone())));
+        ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
+    }
+    start_sampler();
+    EpochTicking { id }
+}
+
+impl Drop for EpochTicking {
+    fn drop(&mut self) {
+        let removed: Vec<wasmtime::Engine> = {
+            let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
+            let (gone, kept) = std::mem::take(&mut *list)
+                .into_iter()
+                .partition(|(id, _)| *id == self.id);
+            *list = kept;
+            ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
+            gone.into_iter().map(|(_, e)| e).collect()
+        };
+        // The engines' last references may go here, outside the lock.
+        drop(removed);
+    }
 }
 
 /// Has a real-time thread registered in this process? Then the tickers
