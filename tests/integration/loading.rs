@@ -571,15 +571,14 @@ fn a_module_that_compiles_too_long_is_rejected_naming_the_limit_and_the_sine_pla
     // Let them finish sooner (back to normal priority) and wait for them.
     let stopped = idle_compiles();
     // Each compile has a crew of threads (`lel-compile-0` and more, one per
-    // core), kept for the next compile unless it was stopped.
-    assert_eq!(
-        stopped
-            .iter()
-            .filter(|(name, _)| name == "lel-compile-0")
-            .count(),
-        2,
-        "two stopped compiles: {stopped:?}"
-    );
+    // core), kept for the next compile unless it was stopped. Other tests
+    // of this process may have stopped compiles of their own right now
+    // (the threads are the process's): at least this test's two.
+    let crews = stopped
+        .iter()
+        .filter(|(name, _)| name == "lel-compile-0")
+        .count();
+    assert!(crews >= 2, "two stopped compiles: {stopped:?}");
     for (_, tid) in &stopped {
         let _ = std::process::Command::new("chrt")
             .args(["-o", "-p", "0", tid])
