@@ -1,5 +1,7 @@
 //! `f64` math for `#![no_std]` signals (`core` has no `sin`): thin wrappers
-//! over `libm`, a cheap exact `floor`, and a few musical conversions.
+//! over `libm`, the sine and cosine of a phase in turns without a library
+//! call (the oscillators'), a cheap exact `floor`, and a few musical
+//! conversions.
 
 pub use core::f64::consts::{PI, TAU};
 

@@ -289,6 +289,22 @@ struct Direct {
     epochs: bool,
 }
 
+/// Cranelift as lel-host sets it up for the optimised build or, with
+/// `fast`, the fast build (`loader/runtime.rs`), with or without epoch
+/// interruption.
+fn compiler(epochs: bool, fast: bool) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(epochs);
+    if fast {
+        config
+            .cranelift_opt_level(wasmtime::OptLevel::None)
+            .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+    } else {
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    }
+    config
+}
+
 /// `process` of a 0.1.0 or a 0.2.0 module.
 enum Process {
     V01(wasmtime::TypedFunc<(i32, i64), i32>),
@@ -298,20 +314,12 @@ enum Process {
 impl Direct {
     /// `fast`: with the compiler settings of lel-host's fast build.
     fn new(path: &Path, epochs: bool, inlining: bool, fast: bool) -> Direct {
-        let mut config = wasmtime::Config::new();
-        config
-            .epoch_interruption(epochs)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .compiler_inlining(if inlining {
-                wasmtime::Inlining::Yes
-            } else {
-                wasmtime::Inlining::No
-            });
-        if fast {
-            config
-                .cranelift_opt_level(wasmtime::OptLevel::None)
-                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
-        }
+        let mut config = compiler(epochs, fast);
+        config.compiler_inlining(if inlining {
+            wasmtime::Inlining::Yes
+        } else {
+            wasmtime::Inlining::No
+        });
         // LEL_BENCH_PERFMAP=1: name the compiled functions for `perf report`.
         if std::env::var_os("LEL_BENCH_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -860,16 +868,8 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
             true,
         ),
     ] {
-        let mut config = wasmtime::Config::new();
-        config
-            .epoch_interruption(true)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .parallel_compilation(parallel);
-        if fast {
-            config
-                .cranelift_opt_level(wasmtime::OptLevel::None)
-                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
-        }
+        let mut config = compiler(true, fast);
+        config.parallel_compilation(parallel);
         let e = wasmtime::Engine::new(&config).unwrap();
         wasmtime::Module::new(&e, &bytes[0]).unwrap();
         let t: Vec<f64> = bytes
@@ -883,16 +883,7 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
     for name in ["filtered-delayed-sine", "poly-synth"] {
         let module = std::fs::read(build_wasm(name, &[], name)).unwrap();
         let t = |fast: bool| {
-            let mut config = wasmtime::Config::new();
-            config
-                .epoch_interruption(true)
-                .cranelift_opt_level(wasmtime::OptLevel::Speed);
-            if fast {
-                config
-                    .cranelift_opt_level(wasmtime::OptLevel::None)
-                    .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
-            }
-            let e = wasmtime::Engine::new(&config).unwrap();
+            let e = wasmtime::Engine::new(&compiler(true, fast)).unwrap();
             med((0..9)
                 .map(|_| time(|| drop(wasmtime::Module::new(&e, &module).unwrap())) * 1e3)
                 .collect())

@@ -1,6 +1,7 @@
-//! The shared WebAssembly runtime: one wasmtime `Engine` configured for
-//! real-time calls, the epoch ticker that bounds every call into a guest, and
-//! the host functions (`claim`, `log`, and `param` of `lel:signal@0.2.0`) a
+//! The shared WebAssembly runtime: the wasmtime engines (the optimised
+//! build's and, in `run`, the fast build's) configured for real-time calls
+//! with epoch interruption bounding every call into a guest, and the host
+//! functions (`claim`, `log`, and `param` of `lel:signal@0.2.0`) a
 //! module may import, under the import module of each contract version.
 //! Built once on the control thread; the epochs advance on the CPU clock
 //! sampler's thread (`rt::cpu::tick_epochs`).

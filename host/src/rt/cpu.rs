@@ -93,10 +93,11 @@ static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 static SAMPLER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
 /// Engines whose epoch advances every tick, by registration number.
 static ENGINES: Mutex<Vec<(u64, wasmtime::Engine)>> = Mutex::new(Vec::new());
+/// `ENGINES`' length, so that the ticker's idle check takes no lock.
 static ENGINE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static NEXT_TICKING: AtomicU64 = AtomicU64::new(0);
-/// A real-time thread registered: the tickers (this sampler, the epoch
-/// ticker) then ask for real-time priority too. Offline renders leave them
+/// A real-time thread registered: the ticker (this sampler, which also
+/// advances the epochs) then asks for real-time priority too. Offline renders leave them
 /// at normal priority, so that many engines in one machine (tests, renders)
 /// do not fill it with real-time wake-ups.
 static REALTIME_WANTED: AtomicBool = AtomicBool::new(false);
@@ -287,14 +288,11 @@ pub fn tick_epochs(engines: &[wasmtime::Engine]) -> EpochTicking {
 
 impl Drop for EpochTicking {
     fn drop(&mut self) {
-        let removed: Vec<wasmtime::Engine> = {
+        let removed: Vec<_> = {
             let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
-            let (gone, kept) = std::mem::take(&mut *list)
-                .into_iter()
-                .partition(|(id, _)| *id == self.id);
-            *list = kept;
+            let gone = list.extract_if(.., |(id, _)| *id == self.id).collect();
             ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
-            gone.into_iter().map(|(_, e)| e).collect()
+            gone
         };
         // The engines' last references may go here, outside the lock.
         drop(removed);

@@ -1,6 +1,7 @@
 //! The per-sample loops of a slot's block path (output check, mixing),
 //! written so the compiler can vectorize them, with results bit-identical to
-//! the plain per-sample loops they replace. Runs on the audio thread.
+//! the plain per-sample loops they replace, and the cache prefetch hint the
+//! pool gives for the next slots. Runs on the audio thread.
 
 /// The largest |sample| of `samples` (interleaved `f32`, little-endian
 /// bytes), or `None` if any sample is NaN or infinite.
