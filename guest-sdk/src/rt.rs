@@ -298,7 +298,23 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
         let evs = unsafe { &(*self.events.get()).0 };
         let evs = &evs[..(events as usize).min(EVENT_CAPACITY)];
         let mut cx = Ctx::new(status.sample_rate, clock, ch as u32);
-        render_block(graph, &mut cx, clock, frames, out, evs, &status.input);
+        // The graph goes in as an opaque `&mut` argument of a function
+        // that is not inlined. Otherwise the compiler sees through it to the
+        // static it lives in, and, not knowing that the state the nodes
+        // write is elsewhere, reloads every node's state pointer and
+        // coefficient from that static after every store, frame after frame:
+        // the SDK chain ran 1.2x slower in wasm than the same Rust natively,
+        // where the harness passes the graph by reference (`cargo bench -p
+        // lel-host`, part 6: 1.21x; 1.03x this way).
+        render_block(
+            core::hint::black_box(graph),
+            &mut cx,
+            clock,
+            frames,
+            out,
+            evs,
+            &status.input,
+        );
         Some(status.out)
     }
 }
@@ -309,6 +325,9 @@ impl<const STATE: usize, const OUT: usize> Runtime<STATE, OUT> {
 /// update the note state, and the frame's context lists them (for `poly`).
 /// Events out of order or past the block are applied at the next frame
 /// still to render (the last one at the latest).
+///
+/// Never inlined: `graph` must stay an argument (see `Runtime::render`).
+#[inline(never)]
 pub(crate) fn render_block<N: Node>(
     graph: &mut N,
     cx: &mut Ctx,

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most lines of one signal printed per second.
@@ -59,6 +60,10 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct GuestLog {
     windows: Mutex<HashMap<String, Window>>,
+    /// Some window has dropped lines to summarise when it ends: until then
+    /// [`GuestLog::flush`], called after every block when rendering
+    /// offline, has nothing to do and takes no lock and reads no clock.
+    dropping: AtomicBool,
 }
 
 impl GuestLog {
@@ -95,11 +100,19 @@ impl GuestLog {
         if let Some(n) = w.roll(now) {
             summary(signal, n);
         }
-        f(w)
+        let result = f(w);
+        if w.dropped > 0 {
+            // Under the lock: `flush` cannot clear it before it is set.
+            self.dropping.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Summarise the windows that ended (call regularly).
     pub fn flush(&self) {
+        if !self.dropping.load(Ordering::Relaxed) {
+            return;
+        }
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         for (signal, w) in windows.iter_mut() {
@@ -107,6 +120,8 @@ impl GuestLog {
                 summary(signal, n);
             }
         }
+        self.dropping
+            .store(windows.values().any(|w| w.dropped > 0), Ordering::Relaxed);
     }
 
     /// Summarise every window now, ended or not (at exit).

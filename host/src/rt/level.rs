@@ -1,9 +1,9 @@
 //! Level meters: each slot's peak and RMS per block, and the master's,
 //! published through atomics (`f32` bits in `AtomicU32`: no allocation, no
 //! lock, no system call) for the live console. The audio thread measures
-//! each block ([`Levels::record_slot_measured`], [`Levels::record_master`]); the
-//! control side takes the peak since its last look and the RMS of the
-//! latest block ([`Levels::take`]). Runs on the audio thread (recording) and
+//! each block ([`Levels::record_slot_measured`],
+//! [`Levels::record_master_measured`]); the control side takes the peak
+//! since its last look and the RMS of the latest block ([`Levels::take`]). Runs on the audio thread (recording) and
 //! the control thread (taking).
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -48,28 +48,28 @@ pub struct Levels {
 /// vectorize. A meter's RMS may differ from the serial sum's in the last
 /// bits; the audio is not touched.
 pub fn measure(block: &[f32]) -> (f32, f32) {
-    const LANES: usize = 8;
-    // |s|, or 0 when `s` is not finite (a NaN fails the comparison), and
-    // the larger of two non-NaN values: plain comparisons, which compile to
-    // one vector instruction each (`f32::max` and `is_finite` did not).
-    let clean = |s: f32| {
+    measure_under(block, f32::INFINITY).0
+}
+
+/// [`measure`], and in the same pass whether any sample is non-finite or
+/// above `limit` in magnitude (the master's quiet test).
+#[inline]
+pub fn measure_under(block: &[f32], limit: f32) -> ((f32, f32), bool) {
+    let bytes: &[u8] = bytemuck::cast_slice(block);
+    let super::kernels::Lanes {
+        mut peak,
+        squares: mut sum,
+        mut over,
+        taken,
+    } = super::kernels::lanes(bytes, limit);
+    // The rest, one per lane, as the lanes do it: |s|, or 0 when `s` is not
+    // finite (a NaN fails the comparison), and the larger of two non-NaN
+    // values by a plain comparison.
+    for (k, s) in block[taken..].iter().enumerate() {
         let a = s.abs();
-        if a <= f32::MAX { a } else { 0.0 }
-    };
-    let max = |m: f32, a: f32| if a > m { a } else { m };
-    let mut peak = [0.0f32; LANES];
-    let mut sum = [0.0f32; LANES];
-    let mut chunks = block.chunks_exact(LANES);
-    for c in &mut chunks {
-        for k in 0..LANES {
-            let a = clean(c[k]);
-            peak[k] = max(peak[k], a);
-            sum[k] += a * a;
-        }
-    }
-    for (k, s) in chunks.remainder().iter().enumerate() {
-        let a = clean(*s);
-        peak[k] = max(peak[k], a);
+        over |= a.is_nan() || a > limit;
+        let a = if a <= f32::MAX { a } else { 0.0 };
+        peak[k] = if a > peak[k] { a } else { peak[k] };
         sum[k] += a * a;
     }
     let peak = peak.iter().fold(0.0f32, |m, p| m.max(*p));
@@ -79,17 +79,18 @@ pub fn measure(block: &[f32]) -> (f32, f32) {
     } else {
         (sum / block.len() as f32).sqrt()
     };
-    (peak, rms)
+    ((peak, rms), over)
 }
 
 impl Meter {
-    fn record(&self, block: &[f32]) {
-        let (peak, rms) = measure(block);
-        self.record_measured(peak, rms);
-    }
-
     fn record_measured(&self, peak: f32, rms: f32) {
-        self.peak.fetch_max(peak.to_bits(), Ordering::Relaxed);
+        // Most blocks do not raise the peak: a plain read then, not a
+        // locked compare-and-swap loop on the audio thread. A take in
+        // between may restart the peak without this block's, which is then
+        // at most the peak that take read.
+        if peak.to_bits() > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(peak.to_bits(), Ordering::Relaxed);
+        }
         self.rms.store(rms.to_bits(), Ordering::Relaxed);
         if peak >= CLIP {
             self.clips.fetch_add(1, Ordering::Relaxed);
@@ -122,9 +123,12 @@ impl Levels {
         }
     }
 
-    /// Audio thread: the master stage's output for this block.
-    pub fn record_master(&self, block: &[f32]) {
-        self.master.record(block);
+    /// Audio thread: the level of the master stage's output for this
+    /// block ([`measure`] of it, or [`Master::process`]'s reading).
+    ///
+    /// [`Master::process`]: super::master::Master::process
+    pub fn record_master_measured(&self, (peak, rms): (f32, f32)) {
+        self.master.record_measured(peak, rms);
     }
 
     /// Control side: `slot`'s level (peak since the last call).
@@ -192,6 +196,20 @@ mod tests {
     }
 
     #[test]
+    fn measure_under_flags_what_passes_the_limit() {
+        let quiet: Vec<f32> = (0..300).map(|i| (i as f32 * 0.1).sin() * 0.8).collect();
+        let (level, over) = measure_under(&quiet, 0.8);
+        assert!(!over);
+        assert_eq!(level, measure(&quiet), "the same reading");
+        assert!(measure_under(&quiet, 0.7).1, "0.8 > 0.7");
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.81] {
+            let mut x = quiet.clone();
+            x[299] = bad;
+            assert!(measure_under(&x, 0.8).1, "{bad}");
+        }
+    }
+
+    #[test]
     fn peak_holds_until_taken_rms_is_the_latest_block() {
         let l = Levels::new(2);
         l.record_slot_measured(1, measure(&[0.5, -0.9, 0.0, 0.0]));
@@ -202,7 +220,7 @@ mod tests {
         assert!(!r.clipped);
         assert_eq!(l.take(1).peak, 0.0, "peak restarts");
         assert_eq!(l.take(0), Level::default(), "never played");
-        l.record_master(&[1.0, 0.0]);
+        l.record_master_measured(measure(&[1.0, 0.0]));
         assert!(l.take_master().clipped);
         assert!(!l.take_master().clipped, "clip mark restarts");
     }

@@ -62,7 +62,12 @@ impl LogConsumer {
 
     /// Lines dropped because the ring was full, since the last call.
     pub fn take_dropped(&self) -> u64 {
-        self.dropped.swap(0, Ordering::Relaxed)
+        // Read first: the control side asks after every block offline, and
+        // a swap is a locked instruction even when there is nothing to take.
+        match self.dropped.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => self.dropped.swap(0, Ordering::Relaxed),
+        }
     }
 
     /// The version (the producer) is gone.

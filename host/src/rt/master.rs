@@ -10,6 +10,8 @@
 
 /// -1 dBFS.
 pub const THRESHOLD: f32 = 0.891_250_9;
+use super::level;
+
 /// Release time constant.
 const RELEASE_SECONDS: f32 = 0.1;
 
@@ -28,37 +30,38 @@ impl Master {
         }
     }
 
-    /// Limit `block` (interleaved) in place. Non-finite input never reaches
-    /// here (slots drop it), but is zeroed all the same.
-    pub fn process(&mut self, block: &mut [f32]) {
-        if self.quiet(block) {
-            return;
+    /// Limit `block` (interleaved) in place and return its level after
+    /// limiting (peak and RMS, as [`level::measure`] reads it). Non-finite
+    /// input never reaches here (slots drop it), but is zeroed all the same.
+    pub fn process(&mut self, block: &mut [f32]) -> (f32, f32) {
+        if let Some(level) = self.quiet(block) {
+            return level;
         }
         self.limit(block);
+        level::measure(block)
     }
 
-    /// [`Master::process`]'s quiet case: true (and the envelope moved on)
-    /// when the block passes unchanged.
+    /// [`Master::process`]'s quiet case: the block's level (and the
+    /// envelope moved on) when the block passes unchanged.
     #[inline]
-    fn quiet(&mut self, block: &[f32]) -> bool {
-        // The quiet case, one vectorized pass: every sample finite and at
-        // most the threshold, and the envelope not above it. Then no frame
-        // of the loop below would change a sample, and the envelope stays
-        // at or under the threshold, where its exact value never matters:
-        // the first frame whose peak passes the threshold sets the envelope
-        // to that peak whatever it was. So the output is bit for bit the
-        // loop's, for about a tenth of its cost (its envelope is a chain of
-        // dependent multiplications, one per frame).
+    fn quiet(&mut self, block: &[f32]) -> Option<(f32, f32)> {
+        // The quiet case, one vectorized pass that also measures the level:
+        // every sample finite and at most the threshold, and the envelope
+        // not above it. Then no frame of the loop below would change a
+        // sample, and the envelope stays at or under the threshold, where
+        // its exact value never matters: the first frame whose peak passes
+        // the threshold sets the envelope to that peak whatever it was. So
+        // the output is bit for bit the loop's, for about a tenth of its
+        // cost (its envelope is a chain of dependent multiplications, one
+        // per frame).
         if self.envelope <= THRESHOLD {
-            let max = block
-                .iter()
-                .fold(0u32, |m, s| m.max(s.to_bits() & 0x7fff_ffff));
-            if max <= THRESHOLD.to_bits() {
-                self.envelope = f32::from_bits(max).max(self.envelope * self.release);
-                return true;
+            let (level, over) = level::measure_under(block, THRESHOLD);
+            if !over {
+                self.envelope = level.0.max(self.envelope * self.release);
+                return Some(level);
             }
         }
-        false
+        None
     }
 
     /// The limiter, frame by frame.
@@ -138,7 +141,7 @@ mod tests {
         let mut shortcuts = 0;
         for (f, s) in fast.chunks_mut(256).zip(slow.chunks_mut(256)) {
             // `process`, counting the shortcuts.
-            if a.quiet(f) {
+            if a.quiet(f).is_some() {
                 shortcuts += 1;
             } else {
                 a.limit(f);
@@ -152,6 +155,33 @@ mod tests {
             "the shortcut was taken ({shortcuts} blocks)"
         );
         assert!(slow.iter().any(|s| *s != 0.0 && s.abs() < 0.5));
+    }
+
+    /// Quiet blocks, limited blocks and a NaN: the level `process` returns
+    /// is the measure of the block it leaves, bit for bit.
+    #[test]
+    fn the_level_is_that_of_the_output() {
+        let mut m = Master::new(2, 48_000);
+        let (mut quiet, mut loud) = (0, 0);
+        for (k, amp) in [0.5f32, 3.0, 0.88, 0.2, 1.2, 0.0].into_iter().enumerate() {
+            let mut block = sine(amp, 256);
+            if k == 3 {
+                block[7] = f32::NAN;
+            }
+            let level = m.process(&mut block);
+            let want = level::measure(&block);
+            assert_eq!(
+                (level.0.to_bits(), level.1.to_bits()),
+                (want.0.to_bits(), want.1.to_bits()),
+                "block {k}"
+            );
+            if level.0 <= THRESHOLD && amp < THRESHOLD {
+                quiet += 1;
+            } else {
+                loud += 1;
+            }
+        }
+        assert!(quiet >= 3 && loud >= 2, "{quiet} quiet, {loud} limited");
     }
 
     #[test]

@@ -48,7 +48,11 @@ impl Meters {
         m.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
         m.block_ns.fetch_add(block_ns, Ordering::Relaxed);
         let ppm = busy_ns.saturating_mul(1_000_000) / block_ns.max(1);
-        m.peak_ppm.fetch_max(ppm, Ordering::Relaxed);
+        // As the level meters' peaks (`level.rs`): a locked update only
+        // when this block raises the peak.
+        if ppm > m.peak_ppm.load(Ordering::Relaxed) {
+            m.peak_ppm.fetch_max(ppm, Ordering::Relaxed);
+        }
         // One writer (the audio thread): a plain load and store.
         let recent = m.recent_ppm.load(Ordering::Relaxed);
         m.recent_ppm

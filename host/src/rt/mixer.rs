@@ -197,13 +197,19 @@ impl Mixer {
                 self.render_block(block);
             }
             // Workers publish their own counts; this thread's are these.
+            // Locked adds only when there is something to add (offline,
+            // this runs after every block).
             let violations = (guard::violation_count() - before).saturating_sub(self.own_faults);
-            self.stats
-                .violations
-                .fetch_add(violations, Ordering::Relaxed);
-            self.stats
-                .fault_allocations
-                .fetch_add(self.outbox.fault_allocations, Ordering::Relaxed);
+            if violations > 0 {
+                self.stats
+                    .violations
+                    .fetch_add(violations, Ordering::Relaxed);
+            }
+            if self.outbox.fault_allocations > 0 {
+                self.stats
+                    .fault_allocations
+                    .fetch_add(self.outbox.fault_allocations, Ordering::Relaxed);
+            }
             // Publish the outbox's overflow counts (they only ever grow).
             self.stats
                 .leaked
@@ -321,11 +327,13 @@ impl Mixer {
             self.reset_idle_strips();
             self.meter(ctx.block_nanos);
         }
-        self.master.process(block);
-        self.levels.record_master(block);
+        let level = self.master.process(block);
+        self.levels.record_master_measured(level);
         self.clock += frames as u64;
         self.shared_clock.store(self.clock, Ordering::Relaxed);
-        self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+        // The mixer is the counter's only writer: no locked add needed.
+        let blocks = self.stats.blocks.load(Ordering::Relaxed);
+        self.stats.blocks.store(blocks + 1, Ordering::Relaxed);
     }
 
     /// Publish each rendered slot's share of this block and its level.
