@@ -313,7 +313,9 @@ enum Process {
 
 impl Direct {
     /// `fast`: with the compiler settings of lel-host's fast build.
-    fn new(path: &Path, epochs: bool, inlining: bool, fast: bool) -> Direct {
+    /// `flags`: run the module as [`with_flag_checks`] rewrites it (give
+    /// `epochs: false` with it).
+    fn new(path: &Path, epochs: bool, inlining: bool, fast: bool, flags: bool) -> Direct {
         let mut config = compiler(epochs, fast);
         config.compiler_inlining(if inlining {
             wasmtime::Inlining::Yes
@@ -325,7 +327,11 @@ impl Direct {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = wasmtime::Engine::new(&config).unwrap();
-        let module = wasmtime::Module::from_file(&engine, path).unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        if flags {
+            bytes = with_flag_checks(&bytes);
+        }
+        let module = wasmtime::Module::new(&engine, &bytes).unwrap();
         let mut linker = wasmtime::Linker::<u32>::new(&engine);
         for v in [
             lel_host::contract::ContractVersion::V0_1,
@@ -411,14 +417,15 @@ fn where_the_time_goes(reps: usize) {
                channels: usize,
                path: &Path,
                native: &mut dyn FnMut(&mut [f32])| {
-        let mut bare = Direct::new(path, false, false, false);
-        let mut epochs = Direct::new(path, true, false, false);
-        let mut inlined = Direct::new(path, true, true, false);
-        let mut fast = Direct::new(path, true, false, true);
+        let mut bare = Direct::new(path, false, false, false, false);
+        let mut epochs = Direct::new(path, true, false, false, false);
+        let mut inlined = Direct::new(path, true, true, false, false);
+        let mut fast = Direct::new(path, true, false, true, false);
+        let mut flagged = Direct::new(path, false, false, false, true);
         let mut engine = engine(channels);
         engine.load(path).unwrap();
         let mut out = vec![0.0f32; frames * channels];
-        let mut best = [f64::MAX; 6];
+        let mut best = [f64::MAX; 7];
         for _ in 0..reps {
             let t = [
                 time(|| native(&mut out)),
@@ -427,6 +434,7 @@ fn where_the_time_goes(reps: usize) {
                 time(|| inlined.render(&mut out)),
                 time(|| engine.render_into(&mut out)),
                 time(|| fast.render(&mut out)),
+                time(|| flagged.render(&mut out)),
             ];
             for (b, t) in best.iter_mut().zip(t) {
                 *b = b.min(t);
@@ -435,13 +443,14 @@ fn where_the_time_goes(reps: usize) {
         let per = |t: f64| t * 1e9 / (frames * units) as f64;
         println!(
             "  {label}: native {:.2}; wasm, no epochs {:.2}x; epochs {:.2}x; epochs + inlining {:.2}x; \
-             whole engine {:.2}x; fast build (epochs) {:.2}x",
+             whole engine {:.2}x; fast build (epochs) {:.2}x; flag checks, no epochs {:.2}x",
             per(best[0]),
             best[1] / best[0],
             best[2] / best[0],
             best[3] / best[0],
             best[4] / best[0],
             best[5] / best[0],
+            best[6] / best[0],
         );
     };
     const N: usize = 100;
@@ -462,6 +471,81 @@ fn where_the_time_goes(reps: usize) {
     row("SDK filtered-delayed-sine", 1, 1, &path, &mut |out| {
         native.render_into(out)
     });
+}
+
+/// Part 6's experiment with another way to stop a runaway: `bytes` with a
+/// check of a flag at every function entry and loop header, the flag being
+/// the first word of a second memory of one page that the module gets
+/// (exported as `lel-flag`): a load, a test and a branch to a trap, where
+/// the epoch check's slow path is a call into wasmtime (which clobbers every
+/// floating-point register, so the loop's values live in stack slots).
+/// Measured without epoch interruption; nothing sets the flag here. Assumes
+/// the module defines one memory of its own (index 0), as those measured do.
+fn with_flag_checks(bytes: &[u8]) -> Vec<u8> {
+    use wasm_encoder::reencode::{Error, Reencode, utils};
+    use wasm_encoder::{BlockType, Function, Instruction, MemArg, MemoryType};
+    fn check(f: &mut Function) {
+        f.instruction(&Instruction::I32Const(0));
+        f.instruction(&Instruction::I32Load(MemArg {
+            offset: 0,
+            align: 2,
+            memory_index: 1,
+        }));
+        f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::Unreachable);
+        f.instruction(&Instruction::End);
+    }
+    struct Flags;
+    impl Reencode for Flags {
+        type Error = std::convert::Infallible;
+        fn parse_memory_section(
+            &mut self,
+            memories: &mut wasm_encoder::MemorySection,
+            section: wasmparser::MemorySectionReader<'_>,
+        ) -> Result<(), Error<Self::Error>> {
+            utils::parse_memory_section(self, memories, section)?;
+            memories.memory(MemoryType {
+                minimum: 1,
+                maximum: Some(1),
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+            Ok(())
+        }
+        fn parse_export_section(
+            &mut self,
+            exports: &mut wasm_encoder::ExportSection,
+            section: wasmparser::ExportSectionReader<'_>,
+        ) -> Result<(), Error<Self::Error>> {
+            utils::parse_export_section(self, exports, section)?;
+            exports.export("lel-flag", wasm_encoder::ExportKind::Memory, 1);
+            Ok(())
+        }
+        fn parse_function_body(
+            &mut self,
+            code: &mut wasm_encoder::CodeSection,
+            func: wasmparser::FunctionBody<'_>,
+        ) -> Result<(), Error<Self::Error>> {
+            let mut f = self.new_function_with_parsed_locals(&func)?;
+            check(&mut f);
+            let mut reader = func.get_operators_reader()?;
+            while !reader.eof() {
+                let instruction = self.parse_instruction(&mut reader)?;
+                f.instruction(&instruction);
+                if matches!(instruction, Instruction::Loop(_)) {
+                    check(&mut f);
+                }
+            }
+            code.function(&f);
+            Ok(())
+        }
+    }
+    let mut module = wasm_encoder::Module::new();
+    Flags
+        .parse_core_module(&mut module, wasmparser::Parser::new(0), bytes)
+        .expect("a valid module");
+    module.finish()
 }
 
 /// CPU time (user + system) of all waited-for children so far.
