@@ -3,8 +3,8 @@
 //! lock, no system call) for the live console. The audio thread measures
 //! each block ([`Levels::record_slot_measured`],
 //! [`Levels::record_master_measured`]); the control side takes the peak
-//! since its last look and the RMS of the latest block ([`Levels::take`]). Runs on the audio thread (recording) and
-//! the control thread (taking).
+//! since its last look and the RMS of the latest block ([`Levels::take`]).
+//! Runs on the audio thread (recording) and the control thread (taking).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

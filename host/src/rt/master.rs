@@ -1,6 +1,8 @@
 //! The master stage: the last thing before the device. A peak limiter that
 //! leaves everything below -1 dBFS untouched and never lets a sample past
-//! 0 dBFS. Runs on the audio thread.
+//! 0 dBFS, and reads the level of what it lets through (for the master
+//! meter; in the quiet case in the same pass as its own test). Runs on the
+//! audio thread.
 //!
 //! Gain is computed from an envelope with instant attack and exponential
 //! release, linked across channels: while the envelope is under the
