@@ -106,6 +106,8 @@ pub struct Control {
     slot_names: Vec<Option<(String, Option<PathBuf>)>>,
     free: Vec<SlotId>,
     logs: Vec<(Arc<str>, LogConsumer)>,
+    /// Polls since the rings in `logs` were last read (see [`Control::poll`]).
+    polls_since_logs: u32,
     /// Has the mixer been asked for any block since start? New signals fade
     /// in only once the stream is running.
     running: bool,
@@ -170,6 +172,7 @@ impl Control {
             settings,
             signals: HashMap::new(),
             logs: Vec::new(),
+            polls_since_logs: 0,
             running: false,
             overflows: (0, 0),
             pipeline: pipeline::Pipeline::new(),
@@ -385,21 +388,32 @@ impl Control {
     /// events into notices (also logged with `tracing`).
     pub fn poll(&mut self) -> Vec<Notice> {
         self.send_unsent();
+        let mut retired = false;
         while let Ok(g) = self.link.garbage.pop() {
+            retired = true;
             match g {
                 Garbage::Version(v) => drop(v),
                 Garbage::Error(e) => drop(e),
             }
         }
-        let guest_log = &self.loader.runtime().guest_log;
-        self.logs.retain_mut(|(signal, ring)| {
-            while let Some(line) = ring.pop() {
-                guest_log.line(signal, line.level, &line.text());
-            }
-            guest_log.dropped(signal, ring.take_dropped());
-            !ring.is_abandoned()
-        });
-        guest_log.flush();
+        // The versions' log rings are read when a guest logged (or lost a
+        // line), when versions were retired (their rings are then
+        // abandoned), and every 64th poll all the same, for a version
+        // dropped some other way: not after every block for every signal.
+        let runtime = self.loader.runtime();
+        self.polls_since_logs += 1;
+        if runtime.log_pending.take() || retired || self.polls_since_logs >= 64 {
+            self.polls_since_logs = 0;
+            let guest_log = &runtime.guest_log;
+            self.logs.retain_mut(|(signal, ring)| {
+                while let Some(line) = ring.pop() {
+                    guest_log.line(signal, line.level, &line.text());
+                }
+                guest_log.dropped(signal, ring.take_dropped());
+                !ring.is_abandoned()
+            });
+        }
+        runtime.guest_log.flush();
         self.report_overflows();
         let mut notices = Vec::new();
         while let Ok(event) = self.link.events.pop() {

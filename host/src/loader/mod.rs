@@ -382,7 +382,7 @@ impl Loader {
         }
         .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let cells = param_cells(&params, state_base);
-        let (log_tx, log_rx) = log_ring::ring();
+        let (log_tx, log_rx) = log_ring::ring(&self.runtime.log_pending);
         store.data_mut().log_ring = Some(log_tx);
         let id = id.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
         let report = LoadReport {

@@ -31,6 +31,8 @@ pub struct Runtime {
     /// Guest log lines, rate-limited per signal (from `init` and, drained
     /// by the control side, from `process`).
     pub guest_log: Arc<GuestLog>,
+    /// Raised when a version's log ring gets a line from `process`.
+    pub log_pending: crate::rt::log_ring::Pending,
     /// Both engines' epochs advance every tick while this lives.
     _ticking: crate::rt::cpu::EpochTicking,
 }
@@ -85,6 +87,7 @@ impl Runtime {
             linker,
             fast,
             guest_log,
+            log_pending: Default::default(),
             _ticking: ticking,
         }))
     }
