@@ -134,7 +134,7 @@ impl Control {
     /// # Errors
     /// When the WebAssembly runtime cannot be set up.
     pub fn new(settings: Settings) -> anyhow::Result<(Control, Mixer)> {
-        let runtime = Runtime::with_tiers(&settings.limits, settings.fast_tier)?;
+        let runtime = Runtime::with_tiers(&settings.limits, settings.fast_tier, settings.tick())?;
         Self::with_runtime(settings, runtime)
     }
 

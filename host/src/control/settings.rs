@@ -93,6 +93,18 @@ impl Settings {
         }
     }
 
+    /// The epoch tick of this engine: [`cpu::OFFLINE_TICK`] offline (a
+    /// runaway budget of seconds), [`cpu::TICK`] when playing.
+    ///
+    /// [`cpu::OFFLINE_TICK`]: crate::rt::cpu::OFFLINE_TICK
+    /// [`cpu::TICK`]: crate::rt::cpu::TICK
+    pub fn tick(&self) -> Duration {
+        match self.runaway {
+            Some(_) => crate::rt::cpu::OFFLINE_TICK,
+            None => crate::rt::cpu::TICK,
+        }
+    }
+
     /// The limits of one `process` call: its CPU budget, and a wall-time
     /// last resort far above it: at least 2 s and 50 times the budget when
     /// playing (a real-time thread always gets the CPU; one that does not is
@@ -104,7 +116,11 @@ impl Settings {
             Some(d) => (d * 10).max(Duration::from_secs(20)),
             None => (cpu * 50).max(Duration::from_secs(2)),
         };
-        CallLimits { cpu, wall }
+        CallLimits {
+            cpu,
+            wall,
+            tick: self.tick(),
+        }
     }
 
     pub(super) fn mixer_config(&self) -> MixerConfig {

@@ -449,6 +449,7 @@ impl Loader {
             // Far above the budget: a loader thread at normal priority on a
             // very busy machine may get a small share of a core.
             wall: self.config.init_timeout * 30,
+            tick: self.runtime.tick,
         }
     }
 

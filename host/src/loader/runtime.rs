@@ -33,6 +33,8 @@ pub struct Runtime {
     pub guest_log: Arc<GuestLog>,
     /// Raised when a version's log ring gets a line from `process`.
     pub log_pending: crate::rt::log_ring::Pending,
+    /// The engines' epoch tick (see [`Runtime::with_tiers`]).
+    pub tick: Duration,
     /// Both engines' epochs advance every tick while this lives.
     _ticking: crate::rt::cpu::EpochTicking,
 }
@@ -63,14 +65,23 @@ impl Runtime {
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
     pub fn with_limits(limits: &GuestLimits) -> anyhow::Result<Arc<Self>> {
-        Self::with_tiers(limits, false)
+        Self::with_tiers(limits, false, crate::rt::cpu::TICK)
     }
 
-    /// [`Runtime::with_limits`], plus the fast tier if `fast`.
+    /// [`Runtime::with_limits`], plus the fast tier if `fast`, with epochs
+    /// advancing every `tick` ([`crate::rt::cpu::TICK`] to play,
+    /// [`crate::rt::cpu::OFFLINE_TICK`] offline; guest calls in these
+    /// engines must count their deadlines in it, [`CallLimits::tick`]).
+    ///
+    /// [`CallLimits::tick`]: crate::rt::guest::CallLimits::tick
     ///
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
-    pub fn with_tiers(limits: &GuestLimits, fast: bool) -> anyhow::Result<Arc<Self>> {
+    pub fn with_tiers(
+        limits: &GuestLimits,
+        fast: bool,
+        tick: Duration,
+    ) -> anyhow::Result<Arc<Self>> {
         start_compile_pool();
         let guest_log = Arc::new(GuestLog::new());
         let Tier { engine, linker } = tier(limits, POOLED_INSTANCES, false, &guest_log)?;
@@ -81,21 +92,22 @@ impl Runtime {
         };
         let mut engines = vec![engine.clone()];
         engines.extend(fast.as_ref().map(|t| t.engine.clone()));
-        let ticking = crate::rt::cpu::tick_epochs(&engines);
+        let ticking = crate::rt::cpu::tick_epochs(&engines, tick);
         Ok(Arc::new(Runtime {
             engine,
             linker,
             fast,
             guest_log,
             log_pending: Default::default(),
+            tick,
             _ticking: ticking,
         }))
     }
 
-    /// Epoch ticks that cover `budget` (at least two, so that a call started
-    /// just before a tick still gets one full tick).
-    pub fn ticks_for(budget: Duration) -> u64 {
-        crate::rt::cpu::ticks_for(budget)
+    /// Epoch ticks of these engines that cover `budget` (at least two, so
+    /// that a call started just before a tick still gets one full tick).
+    pub fn ticks_for(&self, budget: Duration) -> u64 {
+        crate::rt::cpu::ticks_for(budget, self.tick)
     }
 }
 

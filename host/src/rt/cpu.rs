@@ -2,7 +2,7 @@
 //! thread's fault-free path. Reading a thread's CPU clock is a real system
 //! call on Linux (no vDSO), so threads that run guest calls register here
 //! ([`register_guest_thread`]) and a sampler thread of its own reads each
-//! registered thread's CPU clock every [`TICK`] and publishes it, with the
+//! registered thread's CPU clock every tick and publishes it, with the
 //! wall time of the sample, through atomics. A call then starts from an
 //! upper bound of its thread's CPU time so far (last sample + wall time since
 //! it: a thread cannot use more CPU than wall time passes), so the CPU a call
@@ -20,9 +20,18 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering,
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How often the epoch advances and registered threads' CPU clocks are
-/// sampled. Call budgets are whole ticks.
+/// How often the epoch of a playing engine advances and registered
+/// threads' CPU clocks are sampled. Call budgets are whole ticks.
 pub const TICK: Duration = Duration::from_micros(500);
+
+/// The tick of an offline engine (`render`, `replay`): its calls have
+/// seconds of CPU time before they count as runaways, so a tick 20 times
+/// longer still stops one within 1 % of its budget, with 20 times fewer
+/// wake-ups of the ticker (whose sleeps and clock reads were 2 to 3 % of a
+/// render's CPU time). While only such engines are registered, the ticker
+/// wakes at this rate; with a playing engine beside them, at [`TICK`], and
+/// advances theirs every 20th wake.
+pub const OFFLINE_TICK: Duration = Duration::from_millis(10);
 
 /// Most threads registered at once (audio threads, workers, renderers).
 const MAX_THREADS: usize = 128;
@@ -91,10 +100,24 @@ static ENTRIES: [Entry; MAX_THREADS] = [const { Entry::new() }; MAX_THREADS];
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 /// The sampler thread (woken when there is new work after an idle spell).
 static SAMPLER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
-/// Engines whose epoch advances every tick, by registration number.
-static ENGINES: Mutex<Vec<(u64, wasmtime::Engine)>> = Mutex::new(Vec::new());
+/// Engines whose epochs advance, with their ticks.
+static ENGINES: Mutex<Vec<Ticked>> = Mutex::new(Vec::new());
 /// `ENGINES`' length, so that the ticker's idle check takes no lock.
 static ENGINE_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The ticker's period in [`TICK`]s: the shortest tick of the engines
+/// registered (1 when there are none).
+static BASE_TICKS: AtomicU64 = AtomicU64::new(1);
+
+/// An engine registered with [`tick_epochs`].
+struct Ticked {
+    /// Registration number.
+    id: u64,
+    engine: wasmtime::Engine,
+    /// Its tick, in [`TICK`]s.
+    every: u64,
+    /// [`TICK`]s still to pass before its next increment.
+    left: u64,
+}
 static NEXT_TICKING: AtomicU64 = AtomicU64::new(0);
 /// A real-time thread registered: the ticker (this sampler, which also
 /// advances the epochs) then asks for real-time priority too. Offline renders leave them
@@ -160,7 +183,7 @@ impl Drop for GuestThread {
 }
 
 /// Register the calling thread as one that runs guest calls (an audio
-/// thread, a render worker): its CPU clock is sampled every [`TICK`] so that
+/// thread, a render worker): its CPU clock is sampled every tick so that
 /// calls on it are judged by CPU time without system calls. Call once per
 /// thread, outside the real-time path (it may start the sampler thread and
 /// waits for the first sample). `None` when the table is full or the thread
@@ -235,8 +258,9 @@ fn start_sampler() {
                     if threads > 0 {
                         sample_all();
                     }
-                    std::thread::sleep(TICK);
-                    advance_epochs();
+                    let base = BASE_TICKS.load(Ordering::Relaxed).max(1);
+                    std::thread::sleep(TICK * base as u32);
+                    advance_epochs(base);
                 }
             });
         match spawned {
@@ -252,35 +276,56 @@ fn start_sampler() {
     }
 }
 
-/// Advance the epoch of every engine registered with [`tick_epochs`]. If a
-/// registration holds the list right now, this tick is skipped: a deadline
-/// then comes one tick later (budgets have a tick of slack).
-fn advance_epochs() {
+/// `passed` [`TICK`]s have passed: advance the epoch of every engine
+/// registered with [`tick_epochs`] whose tick is over. If a registration
+/// holds the list right now, this wake-up is skipped: a deadline then comes
+/// one tick later (budgets have a tick of slack).
+fn advance_epochs(passed: u64) {
     if ENGINE_COUNT.load(Ordering::Relaxed) == 0 {
         return;
     }
-    if let Ok(engines) = ENGINES.try_lock() {
-        for (_, engine) in engines.iter() {
-            engine.increment_epoch();
+    if let Ok(mut engines) = ENGINES.try_lock() {
+        for t in engines.iter_mut() {
+            t.left = t.left.saturating_sub(passed);
+            if t.left == 0 {
+                t.engine.increment_epoch();
+                t.left = t.every;
+            }
         }
     }
 }
 
-/// Engines whose epochs advance every [`TICK`]; they stop when this is
+/// The ticker's period after a change of the list (with its lock held).
+fn update_base(list: &[Ticked]) {
+    ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
+    let base = list.iter().map(|t| t.every).min().unwrap_or(1);
+    BASE_TICKS.store(base, Ordering::Relaxed);
+}
+
+/// Engines whose epochs advance every tick; they stop when this is
 /// dropped.
 pub struct EpochTicking {
     id: u64,
 }
 
-/// Advance the epochs of `engines` every [`TICK`] from now on (on the
+/// Advance the epochs of `engines` every `tick` ([`TICK`] or
+/// [`OFFLINE_TICK`]; rounded to whole [`TICK`]s) from now on (on the
 /// sampler's thread, started if need be), until the returned value is
 /// dropped.
-pub fn tick_epochs(engines: &[wasmtime::Engine]) -> EpochTicking {
+pub fn tick_epochs(engines: &[wasmtime::Engine], tick: Duration) -> EpochTicking {
     let id = NEXT_TICKING.fetch_add(1, Ordering::Relaxed);
+    let every = u64::try_from(tick.as_nanos() / TICK.as_nanos())
+        .unwrap_or(u64::MAX)
+        .clamp(1, 1_000);
     {
         let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
-        list.extend(engines.iter().map(|e| (id, e.clone())));
-        ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
+        list.extend(engines.iter().map(|e| Ticked {
+            id,
+            engine: e.clone(),
+            every,
+            left: every,
+        }));
+        update_base(&list);
     }
     start_sampler();
     EpochTicking { id }
@@ -290,8 +335,8 @@ impl Drop for EpochTicking {
     fn drop(&mut self) {
         let removed: Vec<_> = {
             let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
-            let gone = list.extract_if(.., |(id, _)| *id == self.id).collect();
-            ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
+            let gone = list.extract_if(.., |t| t.id == self.id).collect();
+            update_base(&list);
             gone
         };
         // The engines' last references may go here, outside the lock.
@@ -343,18 +388,59 @@ pub fn call_start() -> CallStart {
     }
 }
 
-/// Epoch ticks that cover `d` (at least two, so that a call started just
-/// before a tick still gets one full tick).
-pub fn ticks_for(d: Duration) -> u64 {
+/// Epoch ticks of length `tick` that cover `d` (at least two, so that a
+/// call started just before a tick still gets one full tick).
+pub fn ticks_for(d: Duration, tick: Duration) -> u64 {
     // In 64 bits: a 128-bit division (`Duration::as_nanos`) is a library
     // call, and this runs before every guest call.
     let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    (ns / TICK.as_nanos() as u64).max(1) + 1
+    let tick = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
+    (ns / tick).max(1) + 1
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine registered with [`OFFLINE_TICK`] has its epoch advanced
+    /// that often, also while a playing engine (at [`TICK`]) is registered
+    /// and the ticker wakes every [`TICK`]: a runaway loop with a deadline
+    /// of 4 ticks runs at least 3 offline ticks (30 ms), and the playing
+    /// engine's loop is stopped too.
+    #[test]
+    fn an_offline_engine_ticks_at_its_own_tick() {
+        let engine = |tick: Duration| {
+            let mut config = wasmtime::Config::new();
+            config.epoch_interruption(true);
+            let engine = wasmtime::Engine::new(&config).expect("engine");
+            let ticking = tick_epochs(std::slice::from_ref(&engine), tick);
+            (engine, ticking)
+        };
+        let spin = |engine: &wasmtime::Engine| {
+            let wasm = wat::parse_str(r#"(module (func (export "spin") (loop (br 0))))"#)
+                .expect("valid text");
+            let module = wasmtime::Module::new(engine, wasm).expect("compiles");
+            let mut store = wasmtime::Store::new(engine, ());
+            store.set_epoch_deadline(4);
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instance");
+            let f = instance
+                .get_typed_func::<(), ()>(&mut store, "spin")
+                .expect("spin");
+            let t = Instant::now();
+            let result = f.call(&mut store, ());
+            (result.is_err(), t.elapsed())
+        };
+        let (offline, _o) = engine(OFFLINE_TICK);
+        let (playing, _p) = engine(TICK);
+        let (stopped, took) = spin(&offline);
+        assert!(stopped, "the offline engine's runaway was stopped");
+        assert!(
+            took >= OFFLINE_TICK * 3,
+            "4 offline ticks took only {took:?}: the engine ticked faster than {OFFLINE_TICK:?}"
+        );
+        let (stopped, _) = spin(&playing);
+        assert!(stopped, "the playing engine's runaway was stopped");
+    }
 
     #[test]
     fn a_call_start_never_over_estimates_the_cpu_used_since() {

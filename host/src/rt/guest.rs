@@ -46,13 +46,16 @@ pub struct CallLimits {
     /// Wall time after which the call is stopped even if it did not use its
     /// CPU budget (it was starved, and waiting longer helps no one).
     pub wall: Duration,
+    /// The epoch tick of the engine the call runs in ([`cpu::TICK`], or
+    /// [`cpu::OFFLINE_TICK`] offline): deadlines are counted in it.
+    pub tick: Duration,
 }
 
 impl CallLimits {
     /// Epoch ticks to the first deadline: the CPU budget in wall time (a
     /// call cannot use more CPU than wall time passes).
     pub fn first_deadline_ticks(&self) -> u64 {
-        cpu::ticks_for(self.cpu.min(self.wall))
+        cpu::ticks_for(self.cpu.min(self.wall), self.tick)
     }
 }
 
@@ -99,6 +102,7 @@ impl Default for Overrun {
             limits: CallLimits {
                 cpu: Duration::from_secs(1),
                 wall: Duration::from_secs(10),
+                tick: cpu::TICK,
             },
             start: cpu::CallStart::default(),
             deadline_set_ns: 0,
@@ -145,9 +149,9 @@ impl Overrun {
         // How late this callback is: the guest reached no epoch check for
         // that long after its deadline, so it was not running then.
         // The ticker sleeps a tick between increments, so its ticks run
-        // somewhat longer than TICK: a quarter of the span and one tick of
-        // slack keep that drift from being taken for lateness.
-        let tick = cpu::TICK.as_nanos() as u64;
+        // somewhat longer than a tick: a quarter of the span and one tick
+        // of slack keep that drift from being taken for lateness.
+        let tick = self.limits.tick.as_nanos() as u64;
         let span = self.deadline_ticks * tick;
         let late = now.saturating_sub(self.deadline_set_ns + span);
         let slack = tick + span / 4;
@@ -167,7 +171,9 @@ impl Overrun {
             return wasmtime::UpdateDeadline::Interrupt;
         }
         let left = (self.limits.cpu - used).min(self.limits.wall - wall);
-        let ticks = cpu::ticks_for(left).saturating_sub(1).max(1);
+        let ticks = cpu::ticks_for(left, self.limits.tick)
+            .saturating_sub(1)
+            .max(1);
         self.deadline_set_ns = now;
         self.deadline_ticks = ticks;
         wasmtime::UpdateDeadline::Continue(ticks)

@@ -506,6 +506,7 @@ mod tests {
             call: CallLimits {
                 cpu: Duration::from_secs(1),
                 wall: Duration::from_secs(10),
+                tick: crate::rt::cpu::TICK,
             },
             fade_frames: 0,
             xfade_frames: 0,
