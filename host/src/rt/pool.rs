@@ -535,14 +535,16 @@ mod tests {
             pool.render_then(&ctx, Duration::ZERO, None);
             blocks += 1;
         }
-        let calls = WORKER_CALLS.load(Ordering::Relaxed);
         assert!(pool.parallel_blocks() == blocks, "every block was shared");
+        // A worker publishes its count after it has said it is done with
+        // the block: joined, every count is in.
+        drop(pool);
+        let calls = WORKER_CALLS.load(Ordering::Relaxed);
         assert!(calls > 0, "the worker rendered slots");
         assert_eq!(
             stats.violations.load(Ordering::Relaxed),
             2 * calls,
             "one allocation and one free per call on the worker, all counted"
         );
-        drop(pool);
     }
 }
