@@ -702,6 +702,40 @@ fn sdk_chain_vs_native(reps: usize) {
         tn * 1e3,
         SECONDS as f64 / tw
     );
+    // The same chain from the other SDKs (`examples/{c,zig,assemblyscript}`):
+    // they compute the same samples bit for bit (the language tests), so
+    // the native Rust chain is their native reference too.
+    let langs = out_dir().join("langs");
+    for (lang, name) in [("c", "C"), ("zig", "Zig"), ("as", "AssemblyScript")] {
+        let built = Command::new(repo().join("scripts/build-examples"))
+            .arg(lang)
+            .env("LEL_EXAMPLES_OUT", &langs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !built {
+            println!(
+                "  {name} SDK's chain: SKIPPED, `scripts/build-examples {lang}` failed (scripts/setup-languages \
+                 installs the toolchains; scripts/bench runs it)"
+            );
+            continue;
+        }
+        let mut wasm = engine(1);
+        wasm.load(&langs.join(format!("chain-{lang}.wasm")))
+            .unwrap();
+        let (ratios, tw, tn) = compare(
+            reps,
+            || wasm.render_into(&mut w_out),
+            || native.render_into(std::hint::black_box(&mut n_out)),
+        );
+        println!(
+            "  {name} SDK's chain / native Rust chain = {}; best {:.1} ms vs {:.1} ms",
+            show(spread(ratios)),
+            tw * 1e3,
+            tn * 1e3,
+        );
+    }
 }
 
 /// `examples/rust/filtered-delayed-sine`, natively.
