@@ -103,12 +103,6 @@ impl Runtime {
             _ticking: ticking,
         }))
     }
-
-    /// Epoch ticks of these engines that cover `budget` (at least two, so
-    /// that a call started just before a tick still gets one full tick).
-    pub fn ticks_for(&self, budget: Duration) -> u64 {
-        crate::rt::cpu::ticks_for(budget, self.tick)
-    }
 }
 
 /// An engine configured for real-time calls (`fast`: the fast tier's

@@ -11,9 +11,10 @@
 //! (atomics and one monotonic clock read), the sampler on its own.
 //!
 //! The same thread advances the epoch of every engine that asked for it
-//! ([`tick_epochs`]): one wake-up per tick for the whole process, not one
-//! per engine plus the sampler's (each a preemption of the audio thread
-//! once the tickers are real-time, and CPU time in every render).
+//! ([`tick_epochs`]), each at its own tick ([`TICK`] to play,
+//! [`OFFLINE_TICK`] offline): one wake-up per tick for the whole process,
+//! not one per engine plus the sampler's (each a preemption of the audio
+//! thread once the tickers are real-time, and CPU time in every render).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};

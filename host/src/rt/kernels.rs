@@ -5,31 +5,11 @@
 //! next slots. Runs on the audio thread.
 
 /// The largest |sample| of `samples` (interleaved `f32`, little-endian
-/// bytes), or `None` if any sample is NaN or infinite.
-///
-/// For finite floats the order of `|x|` is the order of their bit patterns
-/// with the sign cleared, and NaN and infinity are exactly the patterns at
-/// or above `0x7f80_0000`: one integer maximum answers both questions.
-///
-/// Eight running maxima over whole 4-byte words (as `i32`: with the sign
-/// bit cleared they are never negative), so that the loop vectorizes with
-/// SSE2 alone (byte-wise loads and an unsigned maximum did not).
+/// bytes), or `None` if any sample is NaN or infinite: [`peak_and_squares`]'s
+/// peak (the squares cost nothing extra in its SSE lanes).
 #[inline]
 pub fn peak(samples: &[u8]) -> Option<f32> {
-    const LANES: usize = 8;
-    let word = |b: &[u8]| i32::from_le_bytes(b.try_into().expect("4 bytes")) & 0x7fff_ffff;
-    let mut max = [0i32; LANES];
-    let mut chunks = samples.chunks_exact(4 * LANES);
-    for c in &mut chunks {
-        for (k, m) in max.iter_mut().enumerate() {
-            *m = (*m).max(word(&c[4 * k..4 * k + 4]));
-        }
-    }
-    let mut max = max.iter().fold(0, |a, &b| a.max(b));
-    for b in chunks.remainder().chunks_exact(4) {
-        max = max.max(word(b));
-    }
-    (max < 0x7f80_0000).then(|| f32::from_bits(max as u32))
+    peak_and_squares(samples).map(|(peak, _)| peak)
 }
 
 /// Ask the CPU to start loading the cache lines of `bytes` bytes at `at`

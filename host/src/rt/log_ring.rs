@@ -1,7 +1,8 @@
 //! Fixed-size log lines a guest sends from `process`: pushed on the audio
 //! thread into a bounded wait-free ring (no allocation; a line that finds the
 //! ring full is counted and dropped), drained by a control thread, which
-//! rate-limits what it prints (`loader::guest_log`).
+//! rate-limits what it prints (`loader::guest_log`) and looks into the rings
+//! only when a flag they share ([`Pending`]) says one got a line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
