@@ -202,11 +202,12 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
     wait_session("alpha's second swap", &|ls| {
         count(ls, "load", "signal", "alpha") == 3
     });
-    // gamma: a version whose 41st call counts to 30 million (tens of ms:
-    // a runaway at the real-time budget of 2.7 ms, but a call that returns
-    // offline, where there is no deadline: the replay must force this fault
-    // from the session); beta: one that traps after 40 blocks (it traps
-    // again on replay by itself). Both roll back.
+    // gamma: a version whose 41st call counts to 400 million (a few
+    // hundred ms: a runaway at the real-time budget of 2.7 ms even when the
+    // machine stalls the CPU clock sampler for tens of ms, but a call that
+    // returns offline, where the budget is 2 s: the replay must force this
+    // fault from the session); beta: one that traps after 40 blocks (it
+    // traps again on replay by itself). Both roll back.
     save(
         &mods,
         "gamma.wat",
@@ -215,7 +216,7 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
             "(if (i32.eq (global.get $calls) (i32.const 41)) (then
       (loop $spin
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br_if $spin (i32.lt_u (local.get $i) (i32.const 30000000))))
+        (br_if $spin (i32.lt_u (local.get $i) (i32.const 400000000))))
       (local.set $i (i32.const 0))))",
         ),
     );
