@@ -24,9 +24,10 @@ pub fn cos(x: f64) -> f64 {
 /// of sine or cosine to the term that leaves an error under 1e-16. Within
 /// 1e-15 of the exact value (tested against the C library on a million
 /// phases: at most 4.4e-16). In wasm, where each `libm` call is a function
-/// entry with its own epoch check and the general argument reduction runs
-/// at about 1.7x native, the SDK chain `filtered-delayed-sine` renders
-/// about a fifth faster with it (see the README's Performance section).
+/// entry with its own runaway check (then wasmtime's epoch check) and the
+/// general argument reduction ran at about 1.7x native, the SDK chain
+/// `filtered-delayed-sine` rendered about a fifth faster with it (see the
+/// README's Performance section).
 #[inline(always)]
 pub fn sin_turns(p: f64) -> f64 {
     turns(p, 0.0)

@@ -392,7 +392,7 @@ fn run<N: Node>(graph: &mut N, cx: &mut Ctx, clock: u64, frames: u32, frame: u32
     // UNROLL frames per loop iteration, the graph's `tick` written out
     // UNROLL times: the same samples, in the same order, as one frame
     // per iteration, but a runtime that checks for runaways on every
-    // loop back-edge (lel-host's epoch check) checks UNROLL times less.
+    // loop back-edge (lel-host's stop check) checks UNROLL times less.
     let mut chunks = out.chunks_exact_mut(ch * UNROLL);
     for chunk in &mut chunks {
         let (a, rest) = chunk.split_at_mut(ch);

@@ -13,7 +13,8 @@
 //! 5. Save-to-sound latency: `lel-host run` as a child, a small module saved
 //!    again and again (new code: compiled; code seen before: cached).
 //! 6. Where the time goes: the workload native, as wasm straight through
-//!    wasmtime without and with epoch interruption, and through the engine.
+//!    wasmtime with no checks, with wasmtime's epoch checks and with
+//!    lel-host's stop checks, through the engine, and as the fast build.
 //!
 //! 7. The pool and the claims (`engine/pool.rs`): `--threads 2` vs 1 on
 //!    heavy signals, and claim placement's growth.
@@ -289,12 +290,28 @@ struct Direct {
     epochs: bool,
 }
 
+/// How a module is kept from running away, for part 6's comparison.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Checks {
+    /// Not at all.
+    None,
+    /// wasmtime's epoch interruption (what lel-host used before its own
+    /// stop checks): a check at every function entry and loop header whose
+    /// slow path calls into wasmtime.
+    Epochs,
+    /// lel-host's stop checks, written into the module at load
+    /// (`loader/instrument.rs`).
+    Stop,
+}
+
 /// Cranelift as lel-host sets it up for the optimised build or, with
-/// `fast`, the fast build (`loader/runtime.rs`), with or without epoch
-/// interruption.
-fn compiler(epochs: bool, fast: bool) -> wasmtime::Config {
+/// `fast`, the fast build (`loader/runtime.rs`), for modules with `checks`.
+fn compiler(checks: Checks, fast: bool) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
-    config.epoch_interruption(epochs);
+    config.epoch_interruption(checks == Checks::Epochs);
+    if checks == Checks::Stop {
+        config.wasm_threads(true).shared_memory(true);
+    }
     if fast {
         config
             .cranelift_opt_level(wasmtime::OptLevel::None)
@@ -305,6 +322,11 @@ fn compiler(epochs: bool, fast: bool) -> wasmtime::Config {
     config
 }
 
+/// `bytes` as lel-host compiles them: with its stop checks.
+fn with_stop_checks(bytes: &[u8]) -> Vec<u8> {
+    lel_host::testing::instrument(bytes).expect("a valid module")
+}
+
 /// `process` of a 0.1.0 or a 0.2.0 module.
 enum Process {
     V01(wasmtime::TypedFunc<(i32, i64), i32>),
@@ -313,23 +335,17 @@ enum Process {
 
 impl Direct {
     /// `fast`: with the compiler settings of lel-host's fast build.
-    /// `flags`: run the module as [`with_flag_checks`] rewrites it (give
-    /// `epochs: false` with it).
-    fn new(path: &Path, epochs: bool, inlining: bool, fast: bool, flags: bool) -> Direct {
-        let mut config = compiler(epochs, fast);
-        config.compiler_inlining(if inlining {
-            wasmtime::Inlining::Yes
-        } else {
-            wasmtime::Inlining::No
-        });
+    fn new(path: &Path, checks: Checks, fast: bool) -> Direct {
+        let mut config = compiler(checks, fast);
+        config.compiler_inlining(wasmtime::Inlining::No);
         // LEL_BENCH_PERFMAP=1: name the compiled functions for `perf report`.
         if std::env::var_os("LEL_BENCH_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = wasmtime::Engine::new(&config).unwrap();
         let mut bytes = std::fs::read(path).unwrap();
-        if flags {
-            bytes = with_flag_checks(&bytes);
+        if checks == Checks::Stop {
+            bytes = with_stop_checks(&bytes);
         }
         let module = wasmtime::Module::new(&engine, &bytes).unwrap();
         let mut linker = wasmtime::Linker::<u32>::new(&engine);
@@ -354,6 +370,24 @@ impl Direct {
         }
         let mut store = wasmtime::Store::new(&engine, 0u32);
         store.set_epoch_deadline(1 << 40);
+        if checks == Checks::Stop {
+            // The stop flags, never set here: what is measured is the
+            // checks' cost.
+            use lel_host::testing::{FLAGS_NAME, STOP_MODULE, WORD_NAME};
+            let flags =
+                wasmtime::SharedMemory::new(&engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
+            let word = wasmtime::Global::new(
+                &mut store,
+                wasmtime::GlobalType::new(wasmtime::ValType::I32, wasmtime::Mutability::Const),
+                wasmtime::Val::I32(0),
+            )
+            .unwrap();
+            linker
+                .define(&store, STOP_MODULE, FLAGS_NAME, flags)
+                .unwrap()
+                .define(&store, STOP_MODULE, WORD_NAME, word)
+                .unwrap();
+        }
         // Any other host function (`param`, ...) answers 0: the modules
         // measured here declare no parameters, they only import them.
         linker
@@ -378,7 +412,7 @@ impl Direct {
             store,
             channels,
             clock: 0,
-            epochs,
+            epochs: checks == Checks::Epochs,
         }
     }
 
@@ -404,8 +438,8 @@ impl Direct {
 }
 
 /// Section 6, where the time goes: native; wasm straight through wasmtime
-/// without epoch interruption, with it, with it and Cranelift's inliner;
-/// the whole engine.
+/// with no checks, wasmtime's epoch checks, lel-host's stop checks; the
+/// whole engine; the fast build (stop checks).
 fn where_the_time_goes(reps: usize) {
     const SECONDS: usize = 5;
     println!(
@@ -417,24 +451,22 @@ fn where_the_time_goes(reps: usize) {
                channels: usize,
                path: &Path,
                native: &mut dyn FnMut(&mut [f32])| {
-        let mut bare = Direct::new(path, false, false, false, false);
-        let mut epochs = Direct::new(path, true, false, false, false);
-        let mut inlined = Direct::new(path, true, true, false, false);
-        let mut fast = Direct::new(path, true, false, true, false);
-        let mut flagged = Direct::new(path, false, false, false, true);
+        let mut bare = Direct::new(path, Checks::None, false);
+        let mut epochs = Direct::new(path, Checks::Epochs, false);
+        let mut stop = Direct::new(path, Checks::Stop, false);
+        let mut fast = Direct::new(path, Checks::Stop, true);
         let mut engine = engine(channels);
         engine.load(path).unwrap();
         let mut out = vec![0.0f32; frames * channels];
-        let mut best = [f64::MAX; 7];
+        let mut best = [f64::MAX; 6];
         for _ in 0..reps {
             let t = [
                 time(|| native(&mut out)),
                 time(|| bare.render(&mut out)),
                 time(|| epochs.render(&mut out)),
-                time(|| inlined.render(&mut out)),
+                time(|| stop.render(&mut out)),
                 time(|| engine.render_into(&mut out)),
                 time(|| fast.render(&mut out)),
-                time(|| flagged.render(&mut out)),
             ];
             for (b, t) in best.iter_mut().zip(t) {
                 *b = b.min(t);
@@ -442,15 +474,14 @@ fn where_the_time_goes(reps: usize) {
         }
         let per = |t: f64| t * 1e9 / (frames * units) as f64;
         println!(
-            "  {label}: native {:.2}; wasm, no epochs {:.2}x; epochs {:.2}x; epochs + inlining {:.2}x; \
-             whole engine {:.2}x; fast build (epochs) {:.2}x; flag checks, no epochs {:.2}x",
+            "  {label}: native {:.2}; wasm, no checks {:.2}x; epoch checks {:.2}x; stop checks (lel-host) {:.2}x; \
+             whole engine {:.2}x; fast build {:.2}x",
             per(best[0]),
             best[1] / best[0],
             best[2] / best[0],
             best[3] / best[0],
             best[4] / best[0],
             best[5] / best[0],
-            best[6] / best[0],
         );
     };
     const N: usize = 100;
@@ -471,81 +502,6 @@ fn where_the_time_goes(reps: usize) {
     row("SDK filtered-delayed-sine", 1, 1, &path, &mut |out| {
         native.render_into(out)
     });
-}
-
-/// Part 6's experiment with another way to stop a runaway: `bytes` with a
-/// check of a flag at every function entry and loop header, the flag being
-/// the first word of a second memory of one page that the module gets
-/// (exported as `lel-flag`): a load, a test and a branch to a trap, where
-/// the epoch check's slow path is a call into wasmtime (which clobbers every
-/// floating-point register, so the loop's values live in stack slots).
-/// Measured without epoch interruption; nothing sets the flag here. Assumes
-/// the module defines one memory of its own (index 0), as those measured do.
-fn with_flag_checks(bytes: &[u8]) -> Vec<u8> {
-    use wasm_encoder::reencode::{Error, Reencode, utils};
-    use wasm_encoder::{BlockType, Function, Instruction, MemArg, MemoryType};
-    fn check(f: &mut Function) {
-        f.instruction(&Instruction::I32Const(0));
-        f.instruction(&Instruction::I32Load(MemArg {
-            offset: 0,
-            align: 2,
-            memory_index: 1,
-        }));
-        f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::Unreachable);
-        f.instruction(&Instruction::End);
-    }
-    struct Flags;
-    impl Reencode for Flags {
-        type Error = std::convert::Infallible;
-        fn parse_memory_section(
-            &mut self,
-            memories: &mut wasm_encoder::MemorySection,
-            section: wasmparser::MemorySectionReader<'_>,
-        ) -> Result<(), Error<Self::Error>> {
-            utils::parse_memory_section(self, memories, section)?;
-            memories.memory(MemoryType {
-                minimum: 1,
-                maximum: Some(1),
-                memory64: false,
-                shared: false,
-                page_size_log2: None,
-            });
-            Ok(())
-        }
-        fn parse_export_section(
-            &mut self,
-            exports: &mut wasm_encoder::ExportSection,
-            section: wasmparser::ExportSectionReader<'_>,
-        ) -> Result<(), Error<Self::Error>> {
-            utils::parse_export_section(self, exports, section)?;
-            exports.export("lel-flag", wasm_encoder::ExportKind::Memory, 1);
-            Ok(())
-        }
-        fn parse_function_body(
-            &mut self,
-            code: &mut wasm_encoder::CodeSection,
-            func: wasmparser::FunctionBody<'_>,
-        ) -> Result<(), Error<Self::Error>> {
-            let mut f = self.new_function_with_parsed_locals(&func)?;
-            check(&mut f);
-            let mut reader = func.get_operators_reader()?;
-            while !reader.eof() {
-                let instruction = self.parse_instruction(&mut reader)?;
-                f.instruction(&instruction);
-                if matches!(instruction, Instruction::Loop(_)) {
-                    check(&mut f);
-                }
-            }
-            code.function(&f);
-            Ok(())
-        }
-    }
-    let mut module = wasm_encoder::Module::new();
-    Flags
-        .parse_core_module(&mut module, wasmparser::Parser::new(0), bytes)
-        .expect("a valid module");
-    module.finish()
 }
 
 /// CPU time (user + system) of all waited-for children so far.
@@ -986,13 +942,13 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
             true,
         ),
     ] {
-        let mut config = compiler(true, fast);
+        let mut config = compiler(Checks::Stop, fast);
         config.parallel_compilation(parallel);
         let e = wasmtime::Engine::new(&config).unwrap();
-        wasmtime::Module::new(&e, &bytes[0]).unwrap();
+        wasmtime::Module::new(&e, with_stop_checks(&bytes[0])).unwrap();
         let t: Vec<f64> = bytes
             .iter()
-            .map(|b| time(|| drop(wasmtime::Module::new(&e, b).unwrap())) * 1e3)
+            .map(|b| time(|| drop(wasmtime::Module::new(&e, with_stop_checks(b)).unwrap())) * 1e3)
             .collect();
         println!("  compile alone, {label}: {:.2} ms", med(t));
     }
@@ -1001,9 +957,12 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
     for name in ["filtered-delayed-sine", "poly-synth"] {
         let module = std::fs::read(build_wasm(name, &[], name)).unwrap();
         let t = |fast: bool| {
-            let e = wasmtime::Engine::new(&compiler(true, fast)).unwrap();
+            let e = wasmtime::Engine::new(&compiler(Checks::Stop, fast)).unwrap();
             med((0..9)
-                .map(|_| time(|| drop(wasmtime::Module::new(&e, &module).unwrap())) * 1e3)
+                .map(|_| {
+                    time(|| drop(wasmtime::Module::new(&e, with_stop_checks(&module)).unwrap()))
+                        * 1e3
+                })
                 .collect())
         };
         println!(

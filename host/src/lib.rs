@@ -74,7 +74,8 @@ pub mod testing {
     pub use crate::input::osc::{Incoming, OscServer};
     pub use crate::input::{Command, MidiMap, Play, Target, apply};
     pub use crate::live::console::strip_ansi;
-    pub use crate::loader::cache::{CacheLimits, ModuleCache, hash};
+    pub use crate::loader::cache::{CacheLimits, ModuleCache, file_name, hash};
+    pub use crate::loader::instrument::{FLAGS_NAME, STOP_MODULE, WORD_NAME, instrument};
     pub use crate::loader::runtime::Runtime;
     pub use crate::rt::cpu::thread_cpu_ns;
     pub use crate::rt::layout::{Claims, Layout};

@@ -80,6 +80,25 @@ fn unknown_import() {
 }
 
 #[test]
+fn an_export_in_lel_hosts_own_namespace() {
+    // lel-host exports a module's mutable globals to itself under
+    // `lel-host:global:N` (see the README, "Stop checks instead of epoch
+    // checks"): a module may not use such names.
+    let text = module(
+        r#"(global (export "lel-host:global:1") (mut i32) (i32.const 0))"#,
+        "(i32.const 1)",
+        "(i32.const 0)",
+    );
+    let msg = wat("m.wat", &text);
+    assert!(
+        msg.contains(
+            "it exports `lel-host:global:1`: names starting with `lel-host:` are lel-host's own; rename it"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
 fn import_of_the_wrong_type() {
     let text = module(
         r#"(import "lel:signal/host@0.1.0" "claim" (func (param i32) (result i32)))"#,

@@ -494,7 +494,7 @@ fn the_disk_cache_keeps_the_most_recently_used_files_within_its_bytes() {
     let engine = &runtime.engine;
     let dir = tempdir();
     let v = versions(6);
-    let cwasm = |h: &str| dir.path().join(format!("{h}.cwasm"));
+    let cwasm = |h: &str| dir.path().join(lel_host::testing::file_name(h));
     let disk_bytes = || -> u64 {
         std::fs::read_dir(dir.path())
             .unwrap()

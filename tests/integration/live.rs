@@ -732,6 +732,44 @@ fn new_code_sounds_from_a_fast_build_and_the_optimised_build_takes_over_without_
         "version 2 counted on to the end: {}",
         counts.last().unwrap()
     );
+    // A count kept in a mutable wasm global rather than a claimed block:
+    // the optimised build takes the global over too (lel-host exports a
+    // module's mutable globals to itself for that), so it goes on counting
+    // where the fast build was instead of starting again at the tier-up.
+    let in_global = fixtures::counter(&[("a", 4)], "a", 1024)
+        .replace(
+            "(i32.store (global.get $counter) (i32.add (i32.load (global.get $counter)) (i32.const 1)))",
+            "(global.set $n (i32.add (global.get $n) (i32.const 1)))",
+        )
+        .replace(
+            "(i32.load (global.get $counter))) (f32.const 1e-5)",
+            "(global.get $n)) (f32.const 1e-5)",
+        )
+        .replace(
+            "(global $counter (mut i32) (i32.const 0))",
+            "(global $counter (mut i32) (i32.const 0))\n  (global $n (mut i32) (i32.const 0))",
+        );
+    assert!(
+        in_global.contains("(global.get $n)) (f32.const"),
+        "fixtures::counter changed"
+    );
+    let (_, x) = fast_then_optimised(
+        "global",
+        &fixtures::counter(&[("a", 4)], "a", 1024),
+        &in_global,
+    );
+    let counts: Vec<i64> = x.iter().map(|&v| fixtures::count_of(v)).collect();
+    let restarts: Vec<(i64, i64)> = counts
+        .windows(2)
+        .filter(|w| w[1] != w[0] && w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        1,
+        "one step only, where version 2 starts its count in a global: {restarts:?}"
+    );
+    assert_eq!(restarts[0].1, 1, "version 2 counts from 1: {restarts:?}");
     // Floating-point DSP (the sine's f64 phase and polynomial): the fast
     // build computes the same bits as the optimised one (checked by the
     // replay), and the swap carries the phase.

@@ -203,11 +203,11 @@ fn a_live_session_steered_from_the_console_replays_bit_for_bit() {
         count(ls, "load", "signal", "alpha") == 3
     });
     // gamma: a version whose 41st call counts to 400 million (a few
-    // hundred ms: a runaway at the real-time budget of 2.7 ms even when the
-    // machine stalls the CPU clock sampler for tens of ms, but a call that
-    // returns offline, where the budget is 2 s: the replay must force this
-    // fault from the session); beta: one that traps after 40 blocks (it
-    // traps again on replay by itself). Both roll back.
+    // hundred ms of CPU: a runaway at `run`'s budget of four blocks, 10.7
+    // ms, by far; 30 million, about 11 ms here, once returned just under
+    // it), but a call that returns offline, where the budget is 2 s: the
+    // replay must force this fault from the session; beta: one that traps
+    // after 40 blocks (it traps again on replay by itself). Both roll back.
     save(
         &mods,
         "gamma.wat",

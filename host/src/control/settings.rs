@@ -93,8 +93,8 @@ impl Settings {
         }
     }
 
-    /// The epoch tick of this engine: [`cpu::OFFLINE_TICK`] offline (a
-    /// runaway budget of seconds), [`cpu::TICK`] when playing.
+    /// The watchdog's tick for this engine: [`cpu::OFFLINE_TICK`] offline
+    /// (a runaway budget of seconds), [`cpu::TICK`] when playing.
     ///
     /// [`cpu::OFFLINE_TICK`]: crate::rt::cpu::OFFLINE_TICK
     /// [`cpu::TICK`]: crate::rt::cpu::TICK
@@ -116,11 +116,7 @@ impl Settings {
             Some(d) => (d * 10).max(Duration::from_secs(20)),
             None => (cpu * 50).max(Duration::from_secs(2)),
         };
-        CallLimits {
-            cpu,
-            wall,
-            tick: self.tick(),
-        }
+        CallLimits { cpu, wall }
     }
 
     pub(super) fn mixer_config(&self) -> MixerConfig {

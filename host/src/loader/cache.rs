@@ -344,8 +344,11 @@ fn compile_bounded(
     let state = Arc::new(AtomicU8::new(RUNNING));
     let (job_state, count) = (state.clone(), abandoned.clone());
     crew.pool.spawn(move || {
+        // The stop checks are written in here, under the same CPU and
+        // memory limits as the compile.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Module::new(&engine, &owned)
+            let checked = super::instrument::instrument(&owned).map_err(wasmtime::Error::new)?;
+            Module::new(&engine, &checked)
         }))
         .unwrap_or_else(|_| Err(wasmtime::Error::msg("the compiler panicked")));
         drop(owned);
@@ -689,11 +692,20 @@ impl ModuleCache {
     }
 }
 
+/// What the compiled code is of, beside the module's bytes: bumped when the
+/// loader changes what it writes into modules (`loader::instrument`), so
+/// that no artifact of an older rewrite is used.
+const REWRITE: &str = "stop1";
+
+/// The name of the file that holds the compiled module of `hash` in the
+/// cache folder (its checksum is beside it, with `.b3` added).
+pub fn file_name(hash: &str) -> String {
+    format!("{hash}-{REWRITE}.cwasm")
+}
+
 fn paths(dir: &Path, hash: &str) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("{hash}.cwasm")),
-        dir.join(format!("{hash}.cwasm.b3")),
-    )
+    let name = file_name(hash);
+    (dir.join(&name), dir.join(format!("{name}.b3")))
 }
 
 /// Serialize a compiled module into the cache folder (atomically: a temp file

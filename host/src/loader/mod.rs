@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod guest_log;
+pub mod instrument;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -329,10 +330,29 @@ impl Loader {
         let compile = t0.elapsed();
 
         let t1 = Instant::now();
-        let mut store = self.store(signal, engine);
+        let stops = match tier {
+            Some(t) => &t.stops,
+            None => &self.runtime.stops,
+        };
+        let mut store = self.store(signal, engine, stops)?;
         // The optimised build of a version (its `id` given): its fast build
         // printed what `init` logs.
         store.data_mut().quiet_init = id.is_some();
+        let linker = with_stop_imports(linker, &mut store, stops)?;
+        // One budget for the start function, `state-ptr`/`len`, `init` and
+        // `events-ptr`/`len`; whatever way this returns, the call is no
+        // longer watched afterwards (`_watching` is dropped before `store`).
+        // The watchdog judges calls on registered threads only.
+        if !crate::rt::cpu::ensure_registered() {
+            return Err(LoadError::Busy(
+                "not loaded now: too many threads run guest code in this process for the watchdog to watch one more; save it again".into(),
+            ));
+        }
+        {
+            let data = store.data_mut();
+            data.overrun.start(self.load_limits(), data.stop.as_ref());
+        }
+        let _watching = Unwatch;
         let instance = match linker.instantiate(&mut store, &module) {
             // The fast tier's few pooled instances all in use: build it
             // the usual way.
@@ -342,7 +362,7 @@ impl Loader {
             other => other,
         };
         let instance = instance.map_err(|e| match e.downcast_ref::<Trap>() {
-            Some(_) => self.guest_error(Export::Start, e, &store),
+            Some(_) => self.guest_error(Export::Start, e, &mut store),
             None => LoadError::Instantiate(format!("{e:#}")),
         })?;
         let memory = instance
@@ -400,6 +420,7 @@ impl Loader {
             event_capacity: buffer.map(|(_, capacity)| capacity),
             fast: tier.is_some(),
         };
+        let globals = exported_globals(&instance, &mut store);
         let version = Box::new(Version {
             id,
             channels,
@@ -410,6 +431,7 @@ impl Loader {
             layout,
             controls: Controls::new(cells, buffer),
             seen_memory: (0, 0),
+            globals,
         });
         Ok(Prepared {
             version,
@@ -418,10 +440,19 @@ impl Loader {
         })
     }
 
-    /// A store for one version, with its limits and a CPU budget that the
-    /// start function, `state-ptr`/`len` and `init` share; a looping one is
-    /// stopped about one tick after it.
-    fn store(&self, signal: &str, engine: &wasmtime::Engine) -> Store<HostState> {
+    /// A store for one version, with its limits and its stop flag.
+    fn store(
+        &self,
+        signal: &str,
+        engine: &wasmtime::Engine,
+        stops: &Arc<crate::rt::stop::StopFlags>,
+    ) -> Result<Store<HostState>, LoadError> {
+        let stop = stops.word().ok_or_else(|| {
+            LoadError::Busy(format!(
+                "not loaded now: all {} stop flags of the engine are in use (too many versions alive at once); save it again",
+                crate::rt::stop::StopFlags::WORDS
+            ))
+        })?;
         let mut store = Store::new(
             engine,
             HostState {
@@ -434,13 +465,11 @@ impl Loader {
                 quiet_init: false,
                 limits: self.config.limits.clone(),
                 overrun: Default::default(),
+                stop: Some(stop),
             },
         );
         store.limiter(|s| &mut s.limits);
-        let ticks = store.data_mut().overrun.start(self.load_limits());
-        store.set_epoch_deadline(ticks);
-        guest::install_deadline_policy(&mut store);
-        store
+        Ok(store)
     }
 
     fn load_limits(&self) -> guest::CallLimits {
@@ -449,7 +478,6 @@ impl Loader {
             // Far above the budget: a loader thread at normal priority on a
             // very busy machine may get a small share of a core.
             wall: self.config.init_timeout * 30,
-            tick: self.runtime.tick,
         }
     }
 
@@ -458,14 +486,17 @@ impl Loader {
         &self,
         export: Export,
         e: wasmtime::Error,
-        store: &Store<HostState>,
+        store: &mut Store<HostState>,
     ) -> LoadError {
-        let overrun = &store.data().overrun;
+        let data = store.data_mut();
+        let stopped = data.overrun.finish(data.stop.as_ref());
+        let overrun = &data.overrun;
         match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) if overrun.starved => {
+            // Trapped at a stop check (or just as it was stopped).
+            _ if stopped && overrun.starved => {
                 LoadError::Starved(export, self.load_limits().wall, overrun.used)
             }
-            Some(Trap::Interrupt) => LoadError::Timeout(export, self.config.init_timeout),
+            _ if stopped => LoadError::Timeout(export, self.config.init_timeout),
             Some(t) => LoadError::Trap(export, trap_text(*t)),
             None => LoadError::Trap(export, format!("{e:#}")),
         }
@@ -566,6 +597,76 @@ impl Loader {
         }
         Ok(ret as u32)
     }
+}
+
+/// The module's mutable numeric globals, as the rewrite exported them
+/// ([`instrument::GLOBAL_EXPORT`]), in index order.
+fn exported_globals(
+    instance: &wasmtime::Instance,
+    store: &mut Store<HostState>,
+) -> Vec<wasmtime::Global> {
+    let mut found: Vec<(u32, wasmtime::Global)> = instance
+        .exports(&mut *store)
+        .filter_map(|e| {
+            let index = e
+                .name()
+                .strip_prefix(instrument::GLOBAL_EXPORT)?
+                .parse()
+                .ok()?;
+            Some((index, e.into_global()?))
+        })
+        .collect();
+    found.sort_by_key(|&(i, _)| i);
+    found.into_iter().map(|(_, g)| g).collect()
+}
+
+/// The loader thread's load call is no longer watched when this is dropped
+/// (see [`crate::rt::cpu::unpublish`]).
+struct Unwatch;
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        crate::rt::cpu::unpublish();
+    }
+}
+
+/// `linker` with the stop imports of the store's instance: the engine's
+/// stop flags and the offset of the instance's word (see
+/// [`instrument`]).
+fn with_stop_imports(
+    linker: &wasmtime::Linker<HostState>,
+    store: &mut Store<HostState>,
+    stops: &crate::rt::stop::StopFlags,
+) -> Result<wasmtime::Linker<HostState>, LoadError> {
+    let offset = store
+        .data()
+        .stop
+        .as_ref()
+        .map_or(0, crate::rt::stop::StopWord::offset);
+    let word = wasmtime::Global::new(
+        &mut *store,
+        wasmtime::GlobalType::new(wasmtime::ValType::I32, wasmtime::Mutability::Const),
+        wasmtime::Val::I32(offset),
+    )
+    .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+    let mut linker = linker.clone();
+    linker
+        .define(
+            &*store,
+            instrument::STOP_MODULE,
+            instrument::FLAGS_NAME,
+            stops.memory().clone(),
+        )
+        .and_then(|l| {
+            l.define(
+                &*store,
+                instrument::STOP_MODULE,
+                instrument::WORD_NAME,
+                word,
+            )
+        })
+        .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+    Ok(linker)
 }
 
 /// "integer divide by zero", without wasmtime's "wasm trap: " prefix.

@@ -1,10 +1,10 @@
 //! The shared WebAssembly runtime: the wasmtime engines (the optimised
-//! build's and, in `run`, the fast build's) configured for real-time calls
-//! with epoch interruption bounding every call into a guest, and the host
-//! functions (`claim`, `log`, and `param` of `lel:signal@0.2.0`) a
-//! module may import, under the import module of each contract version.
-//! Built once on the control thread; the epochs advance on the CPU clock
-//! sampler's thread (`rt::cpu::tick_epochs`).
+//! build's and, in `run`, the fast build's) configured for real-time calls,
+//! each with the stop flags its modules import (every call into a guest is
+//! bounded by the CPU-clock watchdog, `rt::cpu`, through them; see
+//! `loader::instrument`), and the host functions (`claim`, `log`, and
+//! `param` of `lel:signal@0.2.0`) a module may import, under the import
+//! module of each contract version. Built once on the control thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::contract;
 use crate::rt::guest::{GuestLimits, HostState};
 use crate::rt::layout::ClaimCode;
 use crate::rt::log_ring::LogLine;
+use crate::rt::stop::StopFlags;
 
 use super::guest_log::GuestLog;
 
@@ -33,16 +34,20 @@ pub struct Runtime {
     pub guest_log: Arc<GuestLog>,
     /// Raised when a version's log ring gets a line from `process`.
     pub log_pending: crate::rt::log_ring::Pending,
-    /// The engines' epoch tick (see [`Runtime::with_tiers`]).
+    /// The stop flags of [`Runtime::engine`]'s instances.
+    pub stops: Arc<StopFlags>,
+    /// The watchdog's tick (see [`Runtime::with_tiers`]).
     pub tick: Duration,
-    /// Both engines' epochs advance every tick while this lives.
-    _ticking: crate::rt::cpu::EpochTicking,
+    /// The watchdog wakes at least every tick while this lives.
+    _watching: crate::rt::cpu::WatchRate,
 }
 
 /// A second engine and its linker, with the same host functions and limits.
 pub struct Tier {
     pub engine: Engine,
     pub linker: Linker<HostState>,
+    /// The stop flags of this engine's instances.
+    pub stops: Arc<StopFlags>,
 }
 
 /// Versions of the fast tier alive at once (each plays for a few blocks,
@@ -51,7 +56,7 @@ pub const FAST_POOLED_INSTANCES: u32 = 64;
 
 impl Runtime {
     /// Build the engine and the linker with the host functions; the
-    /// engine's epoch advances every tick from now on.
+    /// watchdog judges its calls every tick from now on.
     ///
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
@@ -68,12 +73,10 @@ impl Runtime {
         Self::with_tiers(limits, false, crate::rt::cpu::TICK)
     }
 
-    /// [`Runtime::with_limits`], plus the fast tier if `fast`, with epochs
-    /// advancing every `tick` ([`crate::rt::cpu::TICK`] to play,
-    /// [`crate::rt::cpu::OFFLINE_TICK`] offline; guest calls in these
-    /// engines must count their deadlines in it, [`CallLimits::tick`]).
-    ///
-    /// [`CallLimits::tick`]: crate::rt::guest::CallLimits::tick
+    /// [`Runtime::with_limits`], plus the fast tier if `fast`, with the
+    /// watchdog waking every `tick` ([`crate::rt::cpu::TICK`] to play,
+    /// [`crate::rt::cpu::OFFLINE_TICK`] offline): a runaway is stopped
+    /// within about a tick of its budget.
     ///
     /// # Errors
     /// When wasmtime cannot be set up on this machine.
@@ -84,23 +87,25 @@ impl Runtime {
     ) -> anyhow::Result<Arc<Self>> {
         start_compile_pool();
         let guest_log = Arc::new(GuestLog::new());
-        let Tier { engine, linker } = tier(limits, POOLED_INSTANCES, false, &guest_log)?;
+        let Tier {
+            engine,
+            linker,
+            stops,
+        } = tier(limits, POOLED_INSTANCES, false, &guest_log)?;
         let fast = if fast {
             Some(tier(limits, FAST_POOLED_INSTANCES, true, &guest_log)?)
         } else {
             None
         };
-        let mut engines = vec![engine.clone()];
-        engines.extend(fast.as_ref().map(|t| t.engine.clone()));
-        let ticking = crate::rt::cpu::tick_epochs(&engines, tick);
         Ok(Arc::new(Runtime {
             engine,
             linker,
             fast,
             guest_log,
             log_pending: Default::default(),
+            stops,
             tick,
-            _ticking: ticking,
+            _watching: crate::rt::cpu::watch_every(tick),
         }))
     }
 }
@@ -120,7 +125,12 @@ fn tier(
     // be abandoned holds no shared compiler thread.
     config.allocation_strategy(pooling(limits, instances));
     config
-        .epoch_interruption(true)
+        // No epoch checks: the loader writes cheaper stop checks into every
+        // module (`loader::instrument`), reading a word of a shared memory
+        // (the `threads` proposal, used for that memory only).
+        .epoch_interruption(false)
+        .wasm_threads(true)
+        .shared_memory(true)
         // Traps on the audio thread should allocate as little as
         // possible: no backtrace capture.
         .wasm_backtrace_max_frames(None)
@@ -166,7 +176,12 @@ fn tier(
             }
         }
     }
-    Ok(Tier { engine, linker })
+    let stops = StopFlags::new(&engine)?;
+    Ok(Tier {
+        engine,
+        linker,
+        stops,
+    })
 }
 
 /// Module loads compile on crews of their own (`cache::compile_bounded`);

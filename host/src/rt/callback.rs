@@ -40,7 +40,6 @@ impl WarmUp {
     pub fn new(engine: &Engine) -> anyhow::Result<Self> {
         let module = Module::new(engine, WARM_UP_MODULE)?;
         let mut store = Store::new(engine, ());
-        store.set_epoch_deadline(u64::MAX / 2);
         let instance = wasmtime::Instance::new(&mut store, &module, &[])?;
         let func = instance.get_typed_func(&mut store, "w")?;
         Ok(WarmUp { store, func })

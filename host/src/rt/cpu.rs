@@ -1,41 +1,46 @@
-//! Thread CPU time for judging guest calls, with no system call on the audio
-//! thread's fault-free path. Reading a thread's CPU clock is a real system
-//! call on Linux (no vDSO), so threads that run guest calls register here
-//! ([`register_guest_thread`]) and a sampler thread of its own reads each
-//! registered thread's CPU clock every tick and publishes it, with the
-//! wall time of the sample, through atomics. A call then starts from an
-//! upper bound of its thread's CPU time so far (last sample + wall time since
-//! it: a thread cannot use more CPU than wall time passes), so the CPU a call
-//! is found to have used is never over-estimated, and a preempted call is
-//! never blamed. Runs on any thread: [`call_start`] on the audio thread
-//! (atomics and one monotonic clock read), the sampler on its own.
+//! Thread CPU time for judging guest calls, and the watchdog that stops a
+//! call once it has used its CPU budget. Reading a thread's CPU clock is a
+//! real system call on Linux (no vDSO), so threads that run guest calls
+//! register here ([`register_guest_thread`]) and a watchdog thread of its
+//! own reads each registered thread's CPU clock every tick. A call starts
+//! from an upper bound of its thread's CPU time so far (the last sample +
+//! wall time since it: a thread cannot use more CPU than wall time passes),
+//! so the CPU a call is found to have used is never over-estimated, and a
+//! preempted call is never blamed. The calling thread publishes the call it
+//! is making ([`begin_call`]: atomics and one monotonic clock read, no
+//! system call); the watchdog, finding that call past its CPU budget (or,
+//! as a last resort, its wall-time bound), turns the call's stop flag
+//! ([`super::stop`]) on, and the guest traps at its next check.
 //!
-//! The same thread advances the epoch of every engine that asked for it
-//! ([`tick_epochs`]), each at its own tick ([`TICK`] to play,
-//! [`OFFLINE_TICK`] offline): one wake-up per tick for the whole process,
-//! not one per engine plus the sampler's (each a preemption of the audio
-//! thread once the tickers are real-time, and CPU time in every render).
+//! The watchdog wakes every [`TICK`] while a playing engine is registered
+//! ([`watch_every`]), every [`OFFLINE_TICK`] while only offline ones are:
+//! one wake-up per tick for the whole process (each a preemption of the
+//! audio thread once the watchdog is real-time, and CPU time in every
+//! render).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
+
+use super::stop::STOP;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How often the epoch of a playing engine advances and registered
-/// threads' CPU clocks are sampled. Call budgets are whole ticks.
+/// How often the watchdog samples the registered threads' CPU clocks and
+/// judges their calls while an engine that plays is registered: a call is
+/// stopped at most about a tick after it used its budget.
 pub const TICK: Duration = Duration::from_micros(500);
 
-/// The tick of an offline engine (`render`, `replay`): its calls have
-/// seconds of CPU time before they count as runaways, so a tick 20 times
-/// longer still stops one within 1 % of its budget, with 20 times fewer
-/// wake-ups of the ticker (whose sleeps and clock reads were 2 to 3 % of a
-/// render's CPU time). While only such engines are registered, the ticker
-/// wakes at this rate; with a playing engine beside them, at [`TICK`], and
-/// advances theirs every 20th wake.
+/// The watchdog's tick while only offline engines (`render`, `replay`) are
+/// registered: their calls have seconds of CPU time before they count as
+/// runaways, so a tick 20 times longer still stops one within 1 % of its
+/// budget, with 20 times fewer wake-ups (whose sleeps and clock reads were
+/// 2 to 3 % of a render's CPU time).
 pub const OFFLINE_TICK: Duration = Duration::from_millis(10);
 
 /// Most threads registered at once (audio threads, workers, renderers).
-const MAX_THREADS: usize = 128;
+const MAX_THREADS: usize = 512;
 
 /// One registered thread's published sample.
 struct Entry {
@@ -51,6 +56,39 @@ struct Entry {
     cpu_ns: AtomicU64,
     /// Wall time ([`now_ns`]) read just before `cpu_ns`.
     wall_ns: AtomicU64,
+    /// The thread's calls so far (written by the thread only): the low
+    /// bits of its call numbers.
+    calls: AtomicU32,
+    /// Seqlock over the call in progress (written by the thread only, read
+    /// by the watchdog): odd while the thread writes.
+    call_seq: AtomicU64,
+    /// Address of the call's stop word; 0 while no call is watched.
+    call_word: AtomicUsize,
+    /// The call's number (what the word holds while it runs).
+    call_number: AtomicI32,
+    /// Upper bound of the thread's CPU time at the call's start, and the
+    /// wall time then.
+    call_cpu_ns: AtomicU64,
+    call_wall_ns: AtomicU64,
+    /// The call's CPU budget and wall-time bound.
+    call_cpu_limit_ns: AtomicU64,
+    call_wall_limit_ns: AtomicU64,
+    /// The watchdog's verdict on the last call it stopped (written before
+    /// the stop flag, so a thread that sees its flag sees these): the CPU
+    /// it had used, and whether it was stopped for wall time.
+    stopped_used_ns: AtomicU64,
+    stopped_starved: AtomicBool,
+}
+
+/// A call as published for the watchdog.
+#[derive(Clone, Copy)]
+struct Call {
+    word: usize,
+    number: i32,
+    cpu_ns: u64,
+    wall_ns: u64,
+    cpu_limit_ns: u64,
+    wall_limit_ns: u64,
 }
 
 impl Entry {
@@ -63,7 +101,57 @@ impl Entry {
             sample_generation: AtomicU64::new(u64::MAX),
             cpu_ns: AtomicU64::new(0),
             wall_ns: AtomicU64::new(0),
+            calls: AtomicU32::new(0),
+            call_seq: AtomicU64::new(0),
+            call_word: AtomicUsize::new(0),
+            call_number: AtomicI32::new(0),
+            call_cpu_ns: AtomicU64::new(0),
+            call_wall_ns: AtomicU64::new(0),
+            call_cpu_limit_ns: AtomicU64::new(0),
+            call_wall_limit_ns: AtomicU64::new(0),
+            stopped_used_ns: AtomicU64::new(0),
+            stopped_starved: AtomicBool::new(false),
         }
+    }
+
+    /// Owner thread only: publish `call` (`None`: no call is running).
+    fn publish(&self, call: Option<Call>) {
+        let s = self.call_seq.load(Ordering::Relaxed);
+        self.call_seq.store(s + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        match call {
+            Some(c) => {
+                self.call_number.store(c.number, Ordering::Relaxed);
+                self.call_cpu_ns.store(c.cpu_ns, Ordering::Relaxed);
+                self.call_wall_ns.store(c.wall_ns, Ordering::Relaxed);
+                self.call_cpu_limit_ns
+                    .store(c.cpu_limit_ns, Ordering::Relaxed);
+                self.call_wall_limit_ns
+                    .store(c.wall_limit_ns, Ordering::Relaxed);
+                self.call_word.store(c.word, Ordering::Relaxed);
+            }
+            None => self.call_word.store(0, Ordering::Relaxed),
+        }
+        self.call_seq.store(s + 2, Ordering::Release);
+    }
+
+    /// Watchdog: the call in progress, if any (`None` also while the
+    /// thread is writing: it is then between calls).
+    fn call(&self) -> Option<Call> {
+        let s1 = self.call_seq.load(Ordering::Acquire);
+        if s1 & 1 == 1 {
+            return None;
+        }
+        let c = Call {
+            word: self.call_word.load(Ordering::Relaxed),
+            number: self.call_number.load(Ordering::Relaxed),
+            cpu_ns: self.call_cpu_ns.load(Ordering::Relaxed),
+            wall_ns: self.call_wall_ns.load(Ordering::Relaxed),
+            cpu_limit_ns: self.call_cpu_limit_ns.load(Ordering::Relaxed),
+            wall_limit_ns: self.call_wall_limit_ns.load(Ordering::Relaxed),
+        };
+        fence(Ordering::Acquire);
+        (self.call_seq.load(Ordering::Relaxed) == s1 && c.word != 0).then_some(c)
     }
 
     /// The last sample `(cpu, wall)` if it belongs to `generation`.
@@ -101,29 +189,20 @@ static ENTRIES: [Entry; MAX_THREADS] = [const { Entry::new() }; MAX_THREADS];
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 /// The sampler thread (woken when there is new work after an idle spell).
 static SAMPLER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
-/// Engines whose epochs advance, with their ticks.
-static ENGINES: Mutex<Vec<Ticked>> = Mutex::new(Vec::new());
-/// `ENGINES`' length, so that the ticker's idle check takes no lock.
-static ENGINE_COUNT: AtomicUsize = AtomicUsize::new(0);
-/// The ticker's period in [`TICK`]s: the shortest tick of the engines
-/// registered (1 when there are none).
+/// The ticks asked for by live engines ([`watch_every`]): (registration,
+/// tick in [`TICK`]s).
+static RATES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+/// The watchdog's period in [`TICK`]s: the shortest tick asked for (1 when
+/// none is).
 static BASE_TICKS: AtomicU64 = AtomicU64::new(1);
-
-/// An engine registered with [`tick_epochs`].
-struct Ticked {
-    /// Registration number.
-    id: u64,
-    engine: wasmtime::Engine,
-    /// Its tick, in [`TICK`]s.
-    every: u64,
-    /// [`TICK`]s still to pass before its next increment.
-    left: u64,
-}
-static NEXT_TICKING: AtomicU64 = AtomicU64::new(0);
-/// A real-time thread registered: the ticker (this sampler, which also
-/// advances the epochs) then asks for real-time priority too. Offline renders leave them
-/// at normal priority, so that many engines in one machine (tests, renders)
-/// do not fill it with real-time wake-ups.
+static NEXT_RATE: AtomicU64 = AtomicU64::new(0);
+/// Watchdog passes begun and ended: odd while a pass runs (see
+/// [`wait_for_watch_pass`]).
+static PASS: AtomicU64 = AtomicU64::new(0);
+/// A real-time thread registered: the watchdog then asks for real-time
+/// priority too (above it). Offline renders leave it at normal priority, so
+/// that many engines in one machine (tests, renders) do not fill it with
+/// real-time wake-ups.
 static REALTIME_WANTED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
@@ -228,13 +307,19 @@ pub fn register_guest_thread() -> Option<GuestThread> {
 
 /// Register the calling thread for as long as it lives (idempotent; outside
 /// the real-time path). For threads that run guest calls on and off, such as
-/// the audio callback's or an offline renderer's.
-pub fn ensure_registered() {
+/// the audio callback's, an offline renderer's or a loader's. Returns
+/// whether the thread is registered (false only when the table is full:
+/// its calls are then not watched).
+pub fn ensure_registered() -> bool {
     if ME.with(Cell::get).is_some() {
-        return;
+        return true;
     }
-    if let Some(g) = register_guest_thread() {
-        OWNED.with(|o| *o.borrow_mut() = Some(g));
+    match register_guest_thread() {
+        Some(g) => {
+            OWNED.with(|o| *o.borrow_mut() = Some(g));
+            true
+        }
+        None => false,
     }
 }
 
@@ -250,24 +335,23 @@ fn start_sampler() {
                         promoted = true;
                         super::priority::promote(super::priority::Role::Ticker);
                     }
-                    let threads = REGISTERED.load(Ordering::Relaxed);
-                    if threads == 0 && ENGINE_COUNT.load(Ordering::Relaxed) == 0 {
+                    if REGISTERED.load(Ordering::Relaxed) == 0 {
                         // Idle: woken early by a registration.
                         std::thread::park_timeout(Duration::from_millis(20));
                         continue;
                     }
-                    if threads > 0 {
-                        sample_all();
-                    }
+                    PASS.fetch_add(1, Ordering::SeqCst);
+                    watch_all();
+                    PASS.fetch_add(1, Ordering::SeqCst);
                     let base = BASE_TICKS.load(Ordering::Relaxed).max(1);
-                    std::thread::sleep(TICK * base as u32);
-                    advance_epochs(base);
+                    // A registration that shortens the period unparks.
+                    std::thread::park_timeout(TICK * base as u32);
                 }
             });
         match spawned {
             Ok(handle) => Some(handle.thread().clone()),
             Err(e) => {
-                tracing::warn!("cannot start the CPU clock sampler ({e}): guest calls read their thread's CPU clock themselves, and no epoch advances (runaways are not stopped)");
+                tracing::warn!("cannot start the CPU clock watchdog ({e}): guest calls read their thread's CPU clock themselves, and runaways are not stopped");
                 None
             }
         }
@@ -277,94 +361,179 @@ fn start_sampler() {
     }
 }
 
-/// `passed` [`TICK`]s have passed: advance the epoch of every engine
-/// registered with [`tick_epochs`] whose tick is over. If a registration
-/// holds the list right now, this wake-up is skipped: a deadline then comes
-/// one tick later (budgets have a tick of slack).
-fn advance_epochs(passed: u64) {
-    if ENGINE_COUNT.load(Ordering::Relaxed) == 0 {
-        return;
-    }
-    if let Ok(mut engines) = ENGINES.try_lock() {
-        for t in engines.iter_mut() {
-            t.left = t.left.saturating_sub(passed);
-            if t.left == 0 {
-                t.engine.increment_epoch();
-                t.left = t.every;
-            }
-        }
-    }
-}
-
-/// The ticker's period after a change of the list (with its lock held).
-fn update_base(list: &[Ticked]) {
-    ENGINE_COUNT.store(list.len(), Ordering::Relaxed);
-    let base = list.iter().map(|t| t.every).min().unwrap_or(1);
+/// The ticks engines asked for ([`watch_every`]) changed (its lock held).
+fn update_base(list: &[(u64, u64)]) {
+    let base = list.iter().map(|&(_, every)| every).min().unwrap_or(1);
     BASE_TICKS.store(base, Ordering::Relaxed);
 }
 
-/// Engines whose epochs advance every tick; they stop when this is
-/// dropped.
-pub struct EpochTicking {
+/// An engine's request for a watchdog tick; withdrawn when dropped.
+pub struct WatchRate {
     id: u64,
 }
 
-/// Advance the epochs of `engines` every `tick` ([`TICK`] or
-/// [`OFFLINE_TICK`]; rounded to whole [`TICK`]s) from now on (on the
-/// sampler's thread, started if need be), until the returned value is
-/// dropped.
-pub fn tick_epochs(engines: &[wasmtime::Engine], tick: Duration) -> EpochTicking {
-    let id = NEXT_TICKING.fetch_add(1, Ordering::Relaxed);
+/// Have the watchdog wake at least every `tick` ([`TICK`] to play,
+/// [`OFFLINE_TICK`] offline; rounded to whole [`TICK`]s) while the returned
+/// value lives (the watchdog is started if need be).
+pub fn watch_every(tick: Duration) -> WatchRate {
+    let id = NEXT_RATE.fetch_add(1, Ordering::Relaxed);
     let every = u64::try_from(tick.as_nanos() / TICK.as_nanos())
         .unwrap_or(u64::MAX)
         .clamp(1, 1_000);
     {
-        let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
-        list.extend(engines.iter().map(|e| Ticked {
-            id,
-            engine: e.clone(),
-            every,
-            left: every,
-        }));
+        let mut list = RATES.lock().unwrap_or_else(|e| e.into_inner());
+        list.push((id, every));
         update_base(&list);
     }
     start_sampler();
-    EpochTicking { id }
+    WatchRate { id }
 }
 
-impl Drop for EpochTicking {
+impl Drop for WatchRate {
     fn drop(&mut self) {
-        let removed: Vec<_> = {
-            let mut list = ENGINES.lock().unwrap_or_else(|e| e.into_inner());
-            let gone = list.extract_if(.., |t| t.id == self.id).collect();
-            update_base(&list);
-            gone
-        };
-        // The engines' last references may go here, outside the lock.
-        drop(removed);
+        let mut list = RATES.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|&(id, _)| id != self.id);
+        update_base(&list);
     }
 }
 
-/// Has a real-time thread registered in this process? Then the tickers
+/// Has a real-time thread registered in this process? Then the watchdog
 /// should be real-time too (above it).
 pub fn realtime_wanted() -> bool {
     REALTIME_WANTED.load(Ordering::Relaxed)
 }
 
-/// Read every registered thread's CPU clock and publish it.
-fn sample_all() {
+/// Watchdog: read every registered thread's CPU clock, publish it, and
+/// stop the thread's call if it is past its budget.
+fn watch_all() {
     for e in ENTRIES.iter() {
         if !e.used.load(Ordering::Acquire) {
             continue;
         }
         let generation = e.generation.load(Ordering::Acquire);
         let clock = e.clock.load(Ordering::Relaxed);
+        // The call first, then the clocks: a call that started after this
+        // read is judged at the next tick.
+        let call = e.call();
         // Wall time first: cpu + (now - wall) is then an upper bound.
         let wall = now_ns();
-        if let Some(cpu) = clock_ns(clock) {
-            e.write(generation, cpu, wall);
+        let Some(cpu) = clock_ns(clock) else {
+            continue;
+        };
+        e.write(generation, cpu, wall);
+        if let Some(c) = call {
+            judge(e, c, cpu, wall);
         }
     }
+}
+
+/// Wait until a watchdog pass in progress, if any, is over: after that, no
+/// address of a call that ended before this was called is in the
+/// watchdog's hands. For a stop word about to be freed (microseconds, off
+/// the audio thread).
+pub fn wait_for_watch_pass() {
+    fence(Ordering::SeqCst);
+    let p = PASS.load(Ordering::SeqCst);
+    if p & 1 == 1 {
+        while PASS.load(Ordering::SeqCst) == p {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Stop `call` if it used its CPU budget, or ran past its wall-time bound.
+fn judge(e: &Entry, call: Call, cpu: u64, wall: u64) {
+    let used = cpu.saturating_sub(call.cpu_ns);
+    let starved = if used >= call.cpu_limit_ns {
+        false
+    } else if wall.saturating_sub(call.wall_ns) >= call.wall_limit_ns {
+        true
+    } else {
+        return;
+    };
+    e.stopped_used_ns.store(used, Ordering::Relaxed);
+    e.stopped_starved.store(starved, Ordering::Relaxed);
+    // SAFETY: `call.word` is the address of a `StopWord`'s cell that was
+    // live when this pass read it: a thread publishes it only while its
+    // store (which owns the word) is in a call, and unpublishes it before
+    // the call returns. A `StopWord` waits for the pass in progress before
+    // it is freed (`wait_for_watch_pass`), and the memory it lies in lives
+    // at least as long as its words, so the address is valid until this
+    // pass ends. The exchange only succeeds if the word still holds this
+    // call's number, which no other call has (numbers carry the thread's
+    // entry index and its own call count).
+    let word = unsafe { &*(call.word as *const AtomicI32) };
+    let _ = word.compare_exchange(
+        call.number,
+        call.number | STOP,
+        Ordering::Release,
+        Ordering::Relaxed,
+    );
+}
+
+/// A guest call being watched on this thread (see [`begin_call`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Watch {
+    /// The call's number (what its stop word holds while it runs).
+    pub number: i32,
+    /// Whether the watchdog knows of it (the thread is registered).
+    pub watched: bool,
+}
+
+/// Before a guest call: write a fresh call number into `word` and publish
+/// the call, with the CPU start bound `start` and its `cpu` and `wall`
+/// limits, for the watchdog. On a registered thread: atomics only. On a
+/// thread that is not registered (its table full) the call is not watched.
+pub fn begin_call(word: &AtomicI32, start: CallStart, cpu: Duration, wall: Duration) -> Watch {
+    let Some((i, _)) = ME.with(Cell::get) else {
+        word.store(0, Ordering::Relaxed);
+        return Watch::default();
+    };
+    let e = &ENTRIES[i];
+    let n = e.calls.load(Ordering::Relaxed).wrapping_add(1);
+    e.calls.store(n, Ordering::Relaxed);
+    // 9 bits of entry index, 22 of the thread's call count: positive, and
+    // never the number of a call on another thread.
+    let number = ((i as i32) << 22) | (n & 0x3f_ffff) as i32;
+    word.store(number, Ordering::Relaxed);
+    e.publish(Some(Call {
+        word: word as *const AtomicI32 as usize,
+        number,
+        cpu_ns: start.cpu_ns,
+        wall_ns: start.wall_ns,
+        cpu_limit_ns: u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX),
+        wall_limit_ns: u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX),
+    }));
+    Watch {
+        number,
+        watched: true,
+    }
+}
+
+/// This thread's call is no longer watched (idempotent; for a loader
+/// whose budget spans several calls, whichever way the load ends).
+pub fn unpublish() {
+    if let Some((i, _)) = ME.with(Cell::get) {
+        ENTRIES[i].publish(None);
+    }
+}
+
+/// After the call [`begin_call`] published: no longer watched. Returns the
+/// watchdog's verdict if it stopped that call: (CPU used, stopped for wall
+/// time rather than CPU).
+pub fn end_call(word: &AtomicI32, watch: Watch) -> Option<(Duration, bool)> {
+    if !watch.watched {
+        return None;
+    }
+    let (i, _) = ME.with(Cell::get)?;
+    let e = &ENTRIES[i];
+    e.publish(None);
+    (word.load(Ordering::Acquire) == watch.number | STOP).then(|| {
+        (
+            Duration::from_nanos(e.stopped_used_ns.load(Ordering::Relaxed)),
+            e.stopped_starved.load(Ordering::Relaxed),
+        )
+    })
 }
 
 /// Taken at the start of a guest call: an upper bound of the thread's CPU
@@ -389,58 +558,46 @@ pub fn call_start() -> CallStart {
     }
 }
 
-/// Epoch ticks of length `tick` that cover `d` (at least two, so that a
-/// call started just before a tick still gets one full tick).
-pub fn ticks_for(d: Duration, tick: Duration) -> u64 {
-    // In 64 bits: a 128-bit division (`Duration::as_nanos`) is a library
-    // call, and this runs before every guest call.
-    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let tick = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
-    (ns / tick).max(1) + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// An engine registered with [`OFFLINE_TICK`] has its epoch advanced
-    /// that often, also while a playing engine (at [`TICK`]) is registered
-    /// and the ticker wakes every [`TICK`]: a runaway loop with a deadline
-    /// of 4 ticks runs at least 3 offline ticks (30 ms), and the playing
-    /// engine's loop is stopped too.
+    /// A call that keeps using CPU is stopped by the watchdog once it used
+    /// its budget (its word turns negative, and the verdict says how much
+    /// it used); one that sleeps past its budget in wall time is not.
     #[test]
-    fn an_offline_engine_ticks_at_its_own_tick() {
-        let engine = |tick: Duration| {
-            let mut config = wasmtime::Config::new();
-            config.epoch_interruption(true);
-            let engine = wasmtime::Engine::new(&config).expect("engine");
-            let ticking = tick_epochs(std::slice::from_ref(&engine), tick);
-            (engine, ticking)
-        };
-        let spin = |engine: &wasmtime::Engine| {
-            let wasm = wat::parse_str(r#"(module (func (export "spin") (loop (br 0))))"#)
-                .expect("valid text");
-            let module = wasmtime::Module::new(engine, wasm).expect("compiles");
-            let mut store = wasmtime::Store::new(engine, ());
-            store.set_epoch_deadline(4);
-            let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instance");
-            let f = instance
-                .get_typed_func::<(), ()>(&mut store, "spin")
-                .expect("spin");
-            let t = Instant::now();
-            let result = f.call(&mut store, ());
-            (result.is_err(), t.elapsed())
-        };
-        let (offline, _o) = engine(OFFLINE_TICK);
-        let (playing, _p) = engine(TICK);
-        let (stopped, took) = spin(&offline);
-        assert!(stopped, "the offline engine's runaway was stopped");
+    fn the_watchdog_stops_a_call_that_used_its_budget_not_one_that_waited() {
+        let _me = register_guest_thread().expect("registered");
+        let _rate = watch_every(TICK);
+        let word = AtomicI32::new(0);
+        let budget = Duration::from_millis(5);
+        let watch = begin_call(&word, call_start(), budget, Duration::from_secs(20));
+        assert!(watch.watched && watch.number > 0);
+        assert_eq!(word.load(Ordering::Relaxed), watch.number);
+        let t = Instant::now();
+        while word.load(Ordering::Acquire) >= 0 && t.elapsed() < Duration::from_secs(10) {
+            std::hint::spin_loop();
+        }
+        let verdict = end_call(&word, watch);
+        let (used, starved) = verdict.expect("the busy call was stopped");
+        assert!(!starved, "stopped for its CPU, not for wall time");
         assert!(
-            took >= OFFLINE_TICK * 3,
-            "4 offline ticks took only {took:?}: the engine ticked faster than {OFFLINE_TICK:?}"
+            used >= budget,
+            "stopped after {used:?} of CPU, below its {budget:?}"
         );
-        let (stopped, _) = spin(&playing);
-        assert!(stopped, "the playing engine's runaway was stopped");
+
+        let watch = begin_call(&word, call_start(), budget, Duration::from_secs(20));
+        assert_eq!(
+            word.load(Ordering::Relaxed),
+            watch.number,
+            "a fresh number clears the flag"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(
+            end_call(&word, watch),
+            None,
+            "a call that waited 40 ms but used no CPU was stopped"
+        );
     }
 
     #[test]

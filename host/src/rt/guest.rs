@@ -1,6 +1,6 @@
-//! What every guest store carries, and the policies that run inside guest
-//! calls: the per-store host state, the deadline policy that judges a call
-//! past its epoch deadline, and the memory/table limits. Used on the audio
+//! What every guest store carries, and the policies that bound guest
+//! calls: the per-store host state, how a call is judged against its CPU
+//! budget (published for the watchdog), and the memory/table limits. Used on the audio
 //! thread (inside `process`) and by the loader (inside `init`); shared by
 //! both sides, so it lives here in the real-time core.
 
@@ -12,6 +12,7 @@ use wasmtime::ResourceLimiter;
 use super::cpu;
 use super::layout::Claims;
 use super::log_ring::LogProducer;
+use super::stop::StopWord;
 
 /// Per-store data: what the host functions need.
 pub struct HostState {
@@ -34,6 +35,9 @@ pub struct HostState {
     pub limits: GuestLimits,
     /// Budget bookkeeping for the call in progress.
     pub overrun: Overrun,
+    /// This instance's stop flag (`None` for a module not built by the
+    /// loader, whose calls are not watched).
+    pub stop: Option<StopWord>,
 }
 
 /// The limits of one guest call: a CPU-time budget (what judges a runaway)
@@ -46,49 +50,29 @@ pub struct CallLimits {
     /// Wall time after which the call is stopped even if it did not use its
     /// CPU budget (it was starved, and waiting longer helps no one).
     pub wall: Duration,
-    /// The epoch tick of the engine the call runs in ([`cpu::TICK`], or
-    /// [`cpu::OFFLINE_TICK`] offline): deadlines are counted in it.
-    pub tick: Duration,
 }
 
-impl CallLimits {
-    /// Epoch ticks to the first deadline: the CPU budget in wall time (a
-    /// call cannot use more CPU than wall time passes).
-    pub fn first_deadline_ticks(&self) -> u64 {
-        cpu::ticks_for(self.cpu.min(self.wall), self.tick)
-    }
-}
-
-/// How a call that ran past its epoch deadline is judged: by the CPU time
-/// the call itself used, never by the time it waited. At the call's start
-/// the thread's CPU time is taken as an upper bound without a system call
-/// ([`cpu::call_start`]); at each deadline the thread's CPU clock is read
-/// (the overrun path only) and the call is stopped once it used its budget,
-/// else extended by the ticks its remaining budget needs. A call preempted
-/// by the OS is never stopped for that, up to the wall-time last resort.
+/// How a guest call is judged: by the CPU time the call itself used, never
+/// by the time it waited. At the call's start the thread's CPU time is
+/// taken as an upper bound without a system call ([`cpu::call_start`]) and
+/// the call is published for the watchdog ([`cpu::begin_call`]), which
+/// reads the thread's CPU clock every tick and turns the call's stop flag
+/// on once the call used its budget (or, as a last resort, ran past its
+/// wall-time bound); the guest traps at its next check
+/// (`loader::instrument`). A call preempted by the OS is never stopped for
+/// that, up to the wall-time last resort.
 ///
 /// The thread's CPU clock also counts time the CPU spent on interrupts while
-/// the thread was current (this kernel has no separate IRQ time accounting),
-/// and bursts of that were seen to add several milliseconds to one call of a
-/// legal module on a busy machine. Guest code reaches an epoch check at every
-/// loop back-edge and function entry, so a deadline callback that comes well
-/// after its deadline means the guest was not running for that long: the CPU
-/// time charged to the thread meanwhile (at most that lateness) is not
-/// counted against the call. A real runaway loop checks
-/// continuously, its callbacks come on time, and it is stopped as before.
+/// the thread was current (this kernel has no separate IRQ time
+/// accounting). With epoch checks, whose slow path called back into the
+/// host, a callback that came well after its deadline showed that the
+/// guest had not been running, and that time was excused; the stop checks
+/// report nothing back, so a call is judged by its thread's CPU clock
+/// alone.
 #[derive(Clone, Copy, Debug)]
 pub struct Overrun {
-    limits: CallLimits,
     start: cpu::CallStart,
-    /// When the current deadline was set (wall, [`cpu::now_ns`]) and how
-    /// many ticks it was set to.
-    deadline_set_ns: u64,
-    deadline_ticks: u64,
-    /// CPU time found used at the last deadline callback (undiscounted).
-    used_at_last_ns: u64,
-    /// CPU time not counted against the call: charged while the guest could
-    /// not have been running (late callbacks).
-    excused_ns: u64,
+    watch: cpu::Watch,
     /// The last stop was for wall time (the call was starved of the CPU),
     /// not for using its CPU budget.
     pub starved: bool,
@@ -99,16 +83,8 @@ pub struct Overrun {
 impl Default for Overrun {
     fn default() -> Self {
         Overrun {
-            limits: CallLimits {
-                cpu: Duration::from_secs(1),
-                wall: Duration::from_secs(10),
-                tick: cpu::TICK,
-            },
             start: cpu::CallStart::default(),
-            deadline_set_ns: 0,
-            deadline_ticks: 0,
-            used_at_last_ns: 0,
-            excused_ns: 0,
+            watch: cpu::Watch::default(),
             starved: false,
             used: Duration::ZERO,
         }
@@ -116,17 +92,33 @@ impl Default for Overrun {
 }
 
 impl Overrun {
-    /// Start judging a call (no system call on a registered thread). Returns
-    /// the epoch ticks to its first deadline.
-    pub fn start(&mut self, limits: CallLimits) -> u64 {
-        self.limits = limits;
+    /// Start judging a call whose stop word is `word` (no system call on a
+    /// registered thread). Without a word, the call is not watched.
+    pub fn start(&mut self, limits: CallLimits, word: Option<&StopWord>) {
         self.start = cpu::call_start();
         self.starved = false;
-        self.deadline_set_ns = self.start.wall_ns;
-        self.deadline_ticks = limits.first_deadline_ticks();
-        self.used_at_last_ns = 0;
-        self.excused_ns = 0;
-        self.deadline_ticks
+        self.watch = match word {
+            Some(w) => cpu::begin_call(w.cell(), self.start, limits.cpu, limits.wall),
+            None => cpu::Watch::default(),
+        };
+    }
+
+    /// The call (or calls: a load shares one budget among several) started
+    /// with [`Overrun::start`] returned. Returns whether the watchdog
+    /// stopped it ([`Overrun::used`] and [`Overrun::starved`] then say
+    /// how).
+    pub fn finish(&mut self, word: Option<&StopWord>) -> bool {
+        let Some(w) = word else {
+            return false;
+        };
+        match cpu::end_call(w.cell(), self.watch) {
+            Some((used, starved)) => {
+                self.used = used;
+                self.starved = starved;
+                true
+            }
+            None => false,
+        }
     }
 
     /// When the call started, on [`cpu::now_ns`]'s clock.
@@ -139,50 +131,6 @@ impl Overrun {
     pub fn cpu_used(&self) -> Duration {
         Duration::from_nanos(cpu::thread_cpu_ns().saturating_sub(self.start.cpu_ns))
     }
-
-    /// Called by wasmtime when the deadline passes (on the calling thread,
-    /// only for calls past their budget in wall time): stop the call, or
-    /// extend it.
-    fn on_deadline(&mut self) -> wasmtime::UpdateDeadline {
-        let charged = cpu::thread_cpu_ns().saturating_sub(self.start.cpu_ns);
-        let now = cpu::now_ns();
-        // How late this callback is: the guest reached no epoch check for
-        // that long after its deadline, so it was not running then.
-        // The ticker sleeps a tick between increments, so its ticks run
-        // somewhat longer than a tick: a quarter of the span and one tick
-        // of slack keep that drift from being taken for lateness.
-        let tick = self.limits.tick.as_nanos() as u64;
-        let span = self.deadline_ticks * tick;
-        let late = now.saturating_sub(self.deadline_set_ns + span);
-        let slack = tick + span / 4;
-        if late > slack {
-            let since_last = charged.saturating_sub(self.used_at_last_ns);
-            self.excused_ns += (late - slack).min(since_last);
-        }
-        self.used_at_last_ns = charged;
-        let used = Duration::from_nanos(charged.saturating_sub(self.excused_ns));
-        let wall = Duration::from_nanos(now.saturating_sub(self.start.wall_ns));
-        self.used = used;
-        if used >= self.limits.cpu {
-            return wasmtime::UpdateDeadline::Interrupt;
-        }
-        if wall >= self.limits.wall {
-            self.starved = true;
-            return wasmtime::UpdateDeadline::Interrupt;
-        }
-        let left = (self.limits.cpu - used).min(self.limits.wall - wall);
-        let ticks = cpu::ticks_for(left, self.limits.tick)
-            .saturating_sub(1)
-            .max(1);
-        self.deadline_set_ns = now;
-        self.deadline_ticks = ticks;
-        wasmtime::UpdateDeadline::Continue(ticks)
-    }
-}
-
-/// Install the deadline policy of [`Overrun`] on a store.
-pub fn install_deadline_policy(store: &mut wasmtime::Store<HostState>) {
-    store.epoch_deadline_callback(|mut ctx| Ok(ctx.data_mut().overrun.on_deadline()));
 }
 
 /// Per-module memory and table caps: a memory bomb gets a failed grow, not

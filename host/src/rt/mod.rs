@@ -30,5 +30,6 @@ pub mod params;
 pub mod pool;
 pub mod priority;
 pub mod slot;
+pub mod stop;
 pub mod strip;
 pub mod version;

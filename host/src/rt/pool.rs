@@ -470,6 +470,7 @@ mod tests {
                 quiet_init: false,
                 limits: Default::default(),
                 overrun: Default::default(),
+                stop: None,
             },
         );
         let instance = linker.instantiate(&mut store, &module).unwrap();
@@ -485,13 +486,14 @@ mod tests {
             layout: Layout::default(),
             controls: Default::default(),
             seen_memory: (0, 0),
+            globals: Vec::new(),
         })
     }
 
     #[test]
     fn an_allocation_on_a_worker_is_counted() {
         let mut config = Config::new();
-        config.epoch_interruption(true).memory_may_move(false);
+        config.memory_may_move(false);
         let engine = Engine::new(&config).unwrap();
         assert_eq!(
             crate::rt::callback::WARM_UP_MODULE,
@@ -506,7 +508,6 @@ mod tests {
             call: CallLimits {
                 cpu: Duration::from_secs(1),
                 wall: Duration::from_secs(10),
-                tick: crate::rt::cpu::TICK,
             },
             fade_frames: 0,
             xfade_frames: 0,

@@ -1,7 +1,7 @@
 //! Real-time scheduling for the threads that must never wait: the audio
-//! callback's thread, the silent clock and the epoch/CPU-clock tickers ask
-//! for SCHED_FIFO (the tickers one step above the audio threads, so they can
-//! always tick); compile, load and control threads stay at normal priority or
+//! callback's thread, the silent clock and the CPU-clock watchdog ask
+//! for SCHED_FIFO (the watchdog one step above the audio threads, so it can
+//! always stop a runaway); compile, load and control threads stay at normal priority or
 //! lower ([`background`]). Called once per thread, outside the real-time
 //! path. When the system refuses, nothing fails: the refusal is noted and
 //! [`take_refusal`] gives the control side one line saying what to do.
@@ -15,7 +15,8 @@ pub enum Role {
     /// A thread that renders audio (the device callback, the silent clock,
     /// render workers).
     Audio,
-    /// The epoch ticker and the CPU clock sampler: above the audio threads.
+    /// The CPU-clock watchdog (which stops runaway calls): above the audio
+    /// threads.
     Ticker,
 }
 
@@ -49,7 +50,7 @@ pub fn promote(role: Role) -> bool {
     };
     let result = set_fifo(wanted).or_else(|err| {
         // A non-root user may be allowed up to RLIMIT_RTPRIO: stay within it,
-        // keeping the tickers above the audio threads.
+        // keeping the watchdog above the audio threads.
         let limit = rtprio_limit();
         let capped = match role {
             Role::Audio => limit - 1,
@@ -147,7 +148,7 @@ pub fn take_refusal() -> Option<String> {
         return None;
     }
     let who = match WHO.lock().ok().and_then(|w| *w) {
-        Some(Role::Ticker) => "the epoch ticker",
+        Some(Role::Ticker) => "the CPU-clock watchdog",
         _ => "the audio thread",
     };
     Some(refusal_message(who, errno))

@@ -44,11 +44,14 @@ pub struct Version {
     /// memory (`Config::memory_may_move(false)`) and memories never
     /// shrink, so the bytes up to that length stay the memory's.
     pub(crate) seen_memory: (usize, usize),
+    /// The module's mutable numeric globals (exported for the host by the
+    /// loader's rewrite), in index order: a tier-up copies them.
+    pub(crate) globals: Vec<wasmtime::Global>,
 }
 
 impl Version {
     /// Call `process` within the CPU budget of `limits` (judged as in
-    /// [`super::guest::Overrun`]); returns the address of the interleaved
+    /// [`super::guest::Overrun`]: the watchdog stops it); returns the address of the interleaved
     /// samples ([`Version::output`] checks that they lie inside memory).
     ///
     /// # Errors
@@ -61,8 +64,10 @@ impl Version {
         events: u32,
         limits: CallLimits,
     ) -> Result<usize, (Fault, Option<wasmtime::Error>)> {
-        let ticks = self.store.data_mut().overrun.start(limits);
-        self.store.set_epoch_deadline(ticks);
+        {
+            let data = self.store.data_mut();
+            data.overrun.start(limits, data.stop.as_ref());
+        }
         let result = match &self.process {
             Process::V1(f) => f.call(&mut self.store, (frames as i32, clock as i64)),
             Process::V2(f) => f.call(
@@ -70,14 +75,15 @@ impl Version {
                 (frames as i32, clock as i64, events as i32),
             ),
         };
+        let data = self.store.data_mut();
+        let stopped = data.overrun.finish(data.stop.as_ref());
         match result {
             Ok(p) => Ok(p as u32 as usize),
             Err(e) => {
                 let fault = match e.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) if self.store.data().overrun.starved => {
-                        Fault::Starved
-                    }
-                    Some(wasmtime::Trap::Interrupt) => Fault::Timeout,
+                    // Trapped at a stop check (or just as it was stopped).
+                    _ if stopped && self.store.data().overrun.starved => Fault::Starved,
+                    _ if stopped => Fault::Timeout,
                     Some(&t) => Fault::Trap(t),
                     None => Fault::Failed,
                 };
@@ -228,11 +234,14 @@ impl Version {
     /// its claims placed against the same layout). Takes over everything
     /// `old` keeps from block to block as it is now: every claimed block,
     /// carried or new (one copy of the claimed part of the state region),
-    /// and the parameter values, event buffer state and backlog, so it
-    /// continues exactly where `old` stops. Returns false, copying nothing,
-    /// if the two layouts differ.
+    /// its mutable globals, and the parameter values, event buffer state
+    /// and backlog, so it continues exactly where `old` stops. Returns
+    /// false, copying nothing, if the two layouts differ.
     pub fn take_over_from(&mut self, old: &mut Version) -> bool {
-        if self.layout != old.layout || self.state_base != old.state_base {
+        if self.layout != old.layout
+            || self.state_base != old.state_base
+            || self.globals.len() != old.globals.len()
+        {
             return false;
         }
         let end = self
@@ -249,6 +258,12 @@ impl Version {
             return false;
         };
         dst.copy_from_slice(src);
+        for (to, from) in self.globals.iter().zip(&old.globals) {
+            // Numeric values (no allocation); the same module, so the same
+            // types: `set` cannot fail.
+            let value = from.get(&mut old.store);
+            let _ = to.set(&mut self.store, value);
+        }
         std::mem::swap(&mut self.controls, &mut old.controls);
         true
     }

@@ -1,0 +1,507 @@
+//! Stop checks, written into every module before it is compiled: how a
+//! runaway call is stopped without wasmtime's epoch checks (whose slow path
+//! is a call, so Cranelift keeps a loop's floating-point values in memory
+//! across it: a one-frame-per-iteration loop ran 1.7x native with them).
+//!
+//! The module gets two more imports, from lel-host's own import module
+//! [`STOP_MODULE`]: a one-page shared memory of stop flags
+//! ([`FLAGS_NAME`]), one 32-bit word per instance, and the byte offset of
+//! its instance's word ([`WORD_NAME`], an immutable global). At every
+//! function entry and every loop header it reads its word with an atomic
+//! load and traps (`unreachable`) if the word is negative:
+//!
+//! ```wat
+//! (if (i32.lt_s (i32.atomic.load $stop-flags (global.get $stop-word)) (i32.const 0))
+//!   (then unreachable))
+//! ```
+//!
+//! A load, a compare and a branch to a trap: no call, so nothing is kept
+//! out of registers for it (part 6 of `cargo bench -p lel-host`). The load
+//! is atomic so that the compiler reads the word again at every check: a
+//! plain load in a loop that stores nothing was found folded into the
+//! function entry's (redundant-load elimination), and such a loop then
+//! never saw its flag. The host writes the number of the call it is about
+//! to make into the word; the CPU-clock watchdog (`rt::cpu`) turns exactly
+//! that number negative once the call used its budget ([`crate::rt::stop`]).
+//!
+//! The new imports come after the module's own: memory and global indices
+//! at or past them move up by one, and everything that names them
+//! (instructions, exports, data segments, constant expressions, names) is
+//! rewritten to match, so the module cannot name either import. A module
+//! that itself imports from [`STOP_MODULE`] is refused.
+
+use wasm_encoder::reencode::{Error, Reencode, utils};
+use wasm_encoder::{BlockType, EntityType, Function, GlobalType, Instruction, MemArg, ValType};
+
+/// lel-host's own import module, for the stop flags.
+pub const STOP_MODULE: &str = "lel-host:stop";
+/// The shared memory of stop flags.
+pub const FLAGS_NAME: &str = "flags";
+/// The byte offset of the instance's word in it.
+pub const WORD_NAME: &str = "word";
+
+/// Why a module cannot be instrumented.
+#[derive(Debug)]
+pub struct InstrumentError(pub String);
+
+impl std::fmt::Display for InstrumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InstrumentError {}
+
+/// The prefix of the exports through which the host reads and writes a
+/// module's mutable globals: `lel-host:global:N`, N the global's index in
+/// the instrumented module. A tier-up copies them from the fast build to
+/// the optimised one (`rt::version::Version::take_over_from`), so that a
+/// module keeping something in a global (a counter, a phase) goes on
+/// exactly where it was.
+pub const GLOBAL_EXPORT: &str = "lel-host:global:";
+
+/// `bytes` with the stop imports and a stop check at every function entry
+/// and loop header, and its mutable numeric globals exported (see the
+/// module docs and [`GLOBAL_EXPORT`]).
+///
+/// # Errors
+/// When the module does not parse, imports from [`STOP_MODULE`] or
+/// exports a name starting with `lel-host:`.
+pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, InstrumentError> {
+    let scan = scan(bytes)?;
+    let mut checks = Checks {
+        memories: scan.memories,
+        globals: scan.globals,
+        mutable: scan.mutable,
+        imported: false,
+        exported: false,
+    };
+    let mut module = wasm_encoder::Module::new();
+    checks
+        .parse_core_module(&mut module, wasmparser::Parser::new(0), bytes)
+        .map_err(|e| InstrumentError(format!("cannot add the stop checks: {e}")))?;
+    Ok(module.finish())
+}
+
+/// What the rewrite needs to know first.
+struct Scan {
+    /// Memories and globals the module imports.
+    memories: u32,
+    globals: u32,
+    /// Its own mutable globals of a numeric type, by index (before the
+    /// rewrite).
+    mutable: Vec<u32>,
+}
+
+fn scan(bytes: &[u8]) -> Result<Scan, InstrumentError> {
+    let invalid =
+        |e: wasmparser::BinaryReaderError| InstrumentError(format!("not a valid module: {e}"));
+    let mut scan = Scan {
+        memories: 0,
+        globals: 0,
+        mutable: Vec::new(),
+    };
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            wasmparser::Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(invalid)?;
+                    if import.module == STOP_MODULE {
+                        return Err(InstrumentError(format!(
+                            "it imports `{}` from `{STOP_MODULE}`, lel-host's own import module: import only from the contract's (`lel:signal@...`)",
+                            import.name
+                        )));
+                    }
+                    match import.ty {
+                        wasmparser::TypeRef::Memory(_) => scan.memories += 1,
+                        wasmparser::TypeRef::Global(_) => scan.globals += 1,
+                        _ => {}
+                    }
+                }
+            }
+            wasmparser::Payload::GlobalSection(reader) => {
+                for (i, global) in reader.into_iter().enumerate() {
+                    let ty = global.map_err(invalid)?.ty;
+                    let numeric = matches!(
+                        ty.content_type,
+                        wasmparser::ValType::I32
+                            | wasmparser::ValType::I64
+                            | wasmparser::ValType::F32
+                            | wasmparser::ValType::F64
+                            | wasmparser::ValType::V128
+                    );
+                    if ty.mutable && numeric {
+                        scan.mutable.push(scan.globals + i as u32);
+                    }
+                }
+            }
+            wasmparser::Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(invalid)?;
+                    if export.name.starts_with("lel-host:") {
+                        return Err(InstrumentError(format!(
+                            "it exports `{}`: names starting with `lel-host:` are lel-host's own; rename it",
+                            export.name
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(scan)
+}
+
+struct Checks {
+    /// Memories and globals the module imports itself.
+    memories: u32,
+    globals: u32,
+    /// Its mutable numeric globals (indices before the rewrite).
+    mutable: Vec<u32>,
+    /// The stop imports were written.
+    imported: bool,
+    /// The globals' exports were written.
+    exported: bool,
+}
+
+impl Checks {
+    fn flags_memory(&self) -> u32 {
+        self.memories
+    }
+
+    fn word_global(&self) -> u32 {
+        self.globals
+    }
+
+    fn add_imports(&mut self, imports: &mut wasm_encoder::ImportSection) {
+        imports.import(
+            STOP_MODULE,
+            FLAGS_NAME,
+            EntityType::Memory(wasm_encoder::MemoryType {
+                minimum: 1,
+                maximum: Some(1),
+                memory64: false,
+                shared: true,
+                page_size_log2: None,
+            }),
+        );
+        imports.import(
+            STOP_MODULE,
+            WORD_NAME,
+            EntityType::Global(GlobalType {
+                val_type: ValType::I32,
+                mutable: false,
+                shared: false,
+            }),
+        );
+        self.imported = true;
+    }
+
+    fn add_exports(&mut self, exports: &mut wasm_encoder::ExportSection) {
+        for &g in &self.mutable {
+            // Defined globals are at or past the imported ones: one up.
+            let index = g + 1;
+            exports.export(
+                &format!("{GLOBAL_EXPORT}{index}"),
+                wasm_encoder::ExportKind::Global,
+                index,
+            );
+        }
+        self.exported = true;
+    }
+
+    fn check(&self, f: &mut Function) {
+        f.instruction(&Instruction::GlobalGet(self.word_global()));
+        f.instruction(&Instruction::I32AtomicLoad(MemArg {
+            offset: 0,
+            align: 2,
+            memory_index: self.flags_memory(),
+        }));
+        f.instruction(&Instruction::I32Const(0));
+        f.instruction(&Instruction::I32LtS);
+        f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::Unreachable);
+        f.instruction(&Instruction::End);
+    }
+}
+
+impl Reencode for Checks {
+    type Error = std::convert::Infallible;
+
+    fn memory_index(&mut self, memory: u32) -> Result<u32, Error<Self::Error>> {
+        Ok(if memory >= self.memories {
+            memory + 1
+        } else {
+            memory
+        })
+    }
+
+    fn global_index(&mut self, global: u32) -> Result<u32, Error<Self::Error>> {
+        Ok(if global >= self.globals {
+            global + 1
+        } else {
+            global
+        })
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut wasm_encoder::ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> Result<(), Error<Self::Error>> {
+        utils::parse_import_section(self, imports, section)?;
+        self.add_imports(imports);
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<(), Error<Self::Error>> {
+        utils::parse_export_section(self, exports, section)?;
+        self.add_exports(exports);
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<wasm_encoder::SectionId>,
+        before: Option<wasm_encoder::SectionId>,
+    ) -> Result<(), Error<Self::Error>> {
+        use wasm_encoder::SectionId;
+        // A module without imports (or exports): the section goes in where
+        // it would have been.
+        let past_imports = !matches!(before, Some(SectionId::Type | SectionId::Import));
+        if !self.imported && past_imports {
+            let mut imports = wasm_encoder::ImportSection::new();
+            self.add_imports(&mut imports);
+            module.section(&imports);
+        }
+        let past_exports = !matches!(
+            before,
+            Some(
+                SectionId::Type
+                    | SectionId::Import
+                    | SectionId::Function
+                    | SectionId::Table
+                    | SectionId::Memory
+                    | SectionId::Tag
+                    | SectionId::Global
+                    | SectionId::Export
+            )
+        );
+        if !self.exported && past_exports && !self.mutable.is_empty() {
+            let mut exports = wasm_encoder::ExportSection::new();
+            self.add_exports(&mut exports);
+            module.section(&exports);
+        }
+        Ok(())
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), Error<Self::Error>> {
+        let mut f = self.new_function_with_parsed_locals(&func)?;
+        self.check(&mut f);
+        let mut reader = func.get_operators_reader()?;
+        while !reader.eof() {
+            let instruction = self.parse_instruction(&mut reader)?;
+            f.instruction(&instruction);
+            if matches!(instruction, Instruction::Loop(_)) {
+                self.check(&mut f);
+            }
+        }
+        code.function(&f);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imports_of(bytes: &[u8]) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            if let wasmparser::Payload::ImportSection(reader) = payload.unwrap() {
+                for import in reader.into_imports() {
+                    let import = import.unwrap();
+                    out.push((
+                        import.module.to_string(),
+                        import.name.to_string(),
+                        format!("{:?}", import.ty),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn validate(bytes: &[u8]) {
+        let mut features = wasmparser::WasmFeatures::default();
+        features.insert(wasmparser::WasmFeatures::THREADS);
+        wasmparser::Validator::new_with_features(features)
+            .validate_all(bytes)
+            .expect("the instrumented module validates");
+    }
+
+    #[test]
+    fn a_module_without_imports_gets_the_stop_imports_and_its_memory_moves_up() {
+        let wasm = wat::parse_str(
+            r#"(module
+                 (memory (export "memory") 1)
+                 (global $g (mut i32) (i32.const 7))
+                 (data (i32.const 16) "hi")
+                 (func (export "f") (result i32)
+                   (global.set $g (i32.add (global.get $g) (i32.load8_u (i32.const 16))))
+                   (global.get $g)))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap();
+        validate(&out);
+        let imports = imports_of(&out);
+        assert_eq!(imports.len(), 2, "{imports:?}");
+        assert_eq!(
+            (imports[0].0.as_str(), imports[0].1.as_str()),
+            (STOP_MODULE, FLAGS_NAME)
+        );
+        assert!(imports[0].2.contains("shared: true"), "{imports:?}");
+        assert_eq!(
+            (imports[1].0.as_str(), imports[1].1.as_str()),
+            (STOP_MODULE, WORD_NAME)
+        );
+        let text = exports_of(&out);
+        assert!(
+            text.contains("Export { name: \"memory\", kind: Memory, index: 1 }"),
+            "{text}"
+        );
+        // The mutable global (0 before, 1 after the word's import).
+        assert!(
+            text.contains("Export { name: \"lel-host:global:1\", kind: Global, index: 1 }"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn imported_memories_and_globals_keep_their_indices() {
+        let wasm = wat::parse_str(
+            r#"(module
+                 (import "lel:signal@0.1.0" "log" (func (param i32 i32 i32)))
+                 (import "env" "g" (global i32))
+                 (memory (export "memory") 1)
+                 (global $own i32 (global.get 0))
+                 (func (export "f") (result i32) (i32.add (global.get 0) (global.get $own))))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap();
+        validate(&out);
+        let imports = imports_of(&out);
+        assert_eq!(imports.len(), 4, "{imports:?}");
+        assert_eq!(imports[1].1, "g");
+        let text = exports_of(&out);
+        assert!(
+            text.contains("Export { name: \"memory\", kind: Memory, index: 1 }"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_module_importing_from_the_stop_module_is_refused() {
+        let wasm = wat::parse_str(
+            r#"(module (import "lel-host:stop" "flags" (memory 1 1 shared)) (memory (export "memory") 1))"#,
+        )
+        .unwrap();
+        let e = instrument(&wasm).unwrap_err().to_string();
+        assert!(e.contains("lel-host's own import module"), "{e}");
+    }
+
+    /// The exports, as wasmparser debug-prints them.
+    fn exports_of(bytes: &[u8]) -> String {
+        let mut s = String::new();
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            if let wasmparser::Payload::ExportSection(reader) = payload.unwrap() {
+                for e in reader {
+                    s.push_str(&format!("{:?}\n", e.unwrap()));
+                }
+            }
+        }
+        s
+    }
+
+    /// The checks stop a loop that stores nothing (a plain load there was
+    /// folded into the entry's check), and a recursion, as soon as the word
+    /// turns negative; a function with a set word traps at its entry.
+    #[test]
+    fn a_negative_word_stops_loops_and_calls() {
+        use std::sync::atomic::{AtomicI32, Ordering};
+        let mut config = wasmtime::Config::new();
+        config.wasm_threads(true).shared_memory(true);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let wasm = wat::parse_str(
+            r#"(module
+                 (memory (export "memory") 1)
+                 (func (export "spin") (result i32) (local $i i32)
+                   (loop $l
+                     (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                     (br_if $l (i32.lt_u (local.get $i) (i32.const 2000000000))))
+                   (local.get $i))
+                 (func $down (export "down") (param i32) (result i32)
+                   (if (result i32) (i32.eqz (local.get 0))
+                     (then (i32.const 0))
+                     (else (call $down (i32.sub (local.get 0) (i32.const 1)))))))"#,
+        )
+        .unwrap();
+        let module = wasmtime::Module::new(&engine, instrument(&wasm).unwrap()).unwrap();
+        let flags =
+            wasmtime::SharedMemory::new(&engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let word = wasmtime::Global::new(
+            &mut store,
+            wasmtime::GlobalType::new(wasmtime::ValType::I32, wasmtime::Mutability::Const),
+            wasmtime::Val::I32(64),
+        )
+        .unwrap();
+        let instance =
+            wasmtime::Instance::new(&mut store, &module, &[flags.clone().into(), word.into()])
+                .unwrap();
+        // SAFETY: byte 64 of the one-page shared memory, 4-byte aligned; the
+        // memory lives (`flags`) while this reference is used, and is only
+        // accessed atomically from the host.
+        let cell: &AtomicI32 = unsafe { &*(flags.data()[64].get() as *const AtomicI32) };
+        let down = instance
+            .get_typed_func::<i32, i32>(&mut store, "down")
+            .unwrap();
+        assert_eq!(down.call(&mut store, 1000).unwrap(), 0, "runs while clear");
+        cell.store(i32::MIN | 5, Ordering::Relaxed);
+        let e = down.call(&mut store, 1000).unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(&wasmtime::Trap::UnreachableCodeReached)
+        );
+        cell.store(5, Ordering::Relaxed);
+        let spin = instance
+            .get_typed_func::<(), i32>(&mut store, "spin")
+            .unwrap();
+        let setter = std::thread::spawn({
+            let flags = flags.clone();
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                // SAFETY: as above.
+                let cell: &AtomicI32 = unsafe { &*(flags.data()[64].get() as *const AtomicI32) };
+                cell.store(i32::MIN | 5, Ordering::Relaxed);
+            }
+        });
+        let t = std::time::Instant::now();
+        let r = spin.call(&mut store, ());
+        setter.join().unwrap();
+        assert!(
+            r.is_err(),
+            "the loop ran to its end ({:?}): its checks never saw the flag",
+            t.elapsed()
+        );
+    }
+}
