@@ -124,10 +124,15 @@ impl Entry {
                 self.call_number.store(c.number, Ordering::Relaxed);
                 self.call_cpu_ns.store(c.cpu_ns, Ordering::Relaxed);
                 self.call_wall_ns.store(c.wall_ns, Ordering::Relaxed);
-                self.call_cpu_limit_ns
-                    .store(c.cpu_limit_ns, Ordering::Relaxed);
-                self.call_wall_limit_ns
-                    .store(c.wall_limit_ns, Ordering::Relaxed);
+                // The limits seldom change from call to call.
+                if self.call_cpu_limit_ns.load(Ordering::Relaxed) != c.cpu_limit_ns {
+                    self.call_cpu_limit_ns
+                        .store(c.cpu_limit_ns, Ordering::Relaxed);
+                }
+                if self.call_wall_limit_ns.load(Ordering::Relaxed) != c.wall_limit_ns {
+                    self.call_wall_limit_ns
+                        .store(c.wall_limit_ns, Ordering::Relaxed);
+                }
                 self.call_word.store(c.word, Ordering::Relaxed);
             }
             None => self.call_word.store(0, Ordering::Relaxed),
@@ -218,7 +223,7 @@ thread_local! {
 /// to each. Raw, not `CLOCK_MONOTONIC` (which `Instant` reads): that one is
 /// slewed by NTP, a few parts per million slower or faster than the
 /// threads' CPU clocks, and a CPU time bound computed from wall time
-/// ([`call_start`]) came out 25 ns short of the real CPU time once.
+/// (`call_start`) came out 25 ns short of the real CPU time once.
 pub fn now_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC_RAW).unwrap_or(0)
 }
@@ -476,18 +481,40 @@ fn judge(e: &Entry, call: Call, cpu: u64, wall: u64) {
 pub struct Watch {
     /// The call's number (what its stop word holds while it runs).
     pub number: i32,
-    /// Whether the watchdog knows of it (the thread is registered).
-    pub watched: bool,
+    /// The thread's entry + 1; 0: the call is not watched (the thread is
+    /// not registered, or the call has no stop word).
+    entry: u32,
 }
 
-/// Before a guest call: write a fresh call number into `word` and publish
-/// the call, with the CPU start bound `start` and its `cpu` and `wall`
-/// limits, for the watchdog. On a registered thread: atomics only. On a
-/// thread that is not registered (its table full) the call is not watched.
-pub fn begin_call(word: &AtomicI32, start: CallStart, cpu: Duration, wall: Duration) -> Watch {
-    let Some((i, _)) = ME.with(Cell::get) else {
-        word.store(0, Ordering::Relaxed);
-        return Watch::default();
+#[cfg(test)]
+impl Watch {
+    /// Whether the watchdog knows of the call.
+    pub fn watched(&self) -> bool {
+        self.entry != 0
+    }
+}
+
+/// Nanoseconds of `d`, in 64 bits (no 128-bit arithmetic: this runs before
+/// every guest call).
+fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
+/// Before a guest call: take its start (`start_of`), write a fresh call
+/// number into `word` and publish the call, with its `cpu` budget and
+/// `wall` bound, for the watchdog. On a registered thread: atomics and one
+/// monotonic clock read. Without a word, or on a thread that is not
+/// registered (its table full), the call is not watched.
+pub fn begin_call(word: Option<&AtomicI32>, cpu: Duration, wall: Duration) -> (CallStart, Watch) {
+    let me = ME.with(Cell::get);
+    let start = start_of(me);
+    let (Some(word), Some((i, _))) = (word, me) else {
+        if let Some(w) = word {
+            w.store(0, Ordering::Relaxed);
+        }
+        return (start, Watch::default());
     };
     let e = &ENTRIES[i];
     let n = e.calls.load(Ordering::Relaxed).wrapping_add(1);
@@ -501,13 +528,14 @@ pub fn begin_call(word: &AtomicI32, start: CallStart, cpu: Duration, wall: Durat
         number,
         cpu_ns: start.cpu_ns,
         wall_ns: start.wall_ns,
-        cpu_limit_ns: u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX),
-        wall_limit_ns: u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX),
+        cpu_limit_ns: nanos(cpu),
+        wall_limit_ns: nanos(wall),
     }));
-    Watch {
+    let watch = Watch {
         number,
-        watched: true,
-    }
+        entry: i as u32 + 1,
+    };
+    (start, watch)
 }
 
 /// This thread's call is no longer watched (idempotent; for a loader
@@ -522,11 +550,7 @@ pub fn unpublish() {
 /// watchdog's verdict if it stopped that call: (CPU used, stopped for wall
 /// time rather than CPU).
 pub fn end_call(word: &AtomicI32, watch: Watch) -> Option<(Duration, bool)> {
-    if !watch.watched {
-        return None;
-    }
-    let (i, _) = ME.with(Cell::get)?;
-    let e = &ENTRIES[i];
+    let e = ENTRIES.get(watch.entry.checked_sub(1)? as usize)?;
     e.publish(None);
     (word.load(Ordering::Acquire) == watch.number | STOP).then(|| {
         (
@@ -546,10 +570,15 @@ pub struct CallStart {
     pub wall_ns: u64,
 }
 
+#[cfg(test)]
 pub fn call_start() -> CallStart {
+    start_of(ME.with(Cell::get))
+}
+
+/// [`call_start`] for the registration `me`.
+fn start_of(me: Option<(usize, u64)>) -> CallStart {
     let wall = now_ns();
-    let sampled = ME
-        .with(Cell::get)
+    let sampled = me
         .and_then(|(i, g)| ENTRIES[i].read(g))
         .map(|(cpu, at)| cpu + wall.saturating_sub(at));
     CallStart {
@@ -571,8 +600,8 @@ mod tests {
         let _rate = watch_every(TICK);
         let word = AtomicI32::new(0);
         let budget = Duration::from_millis(5);
-        let watch = begin_call(&word, call_start(), budget, Duration::from_secs(20));
-        assert!(watch.watched && watch.number > 0);
+        let (_, watch) = begin_call(Some(&word), budget, Duration::from_secs(20));
+        assert!(watch.watched() && watch.number > 0);
         assert_eq!(word.load(Ordering::Relaxed), watch.number);
         let t = Instant::now();
         while word.load(Ordering::Acquire) >= 0 && t.elapsed() < Duration::from_secs(10) {
@@ -586,7 +615,7 @@ mod tests {
             "stopped after {used:?} of CPU, below its {budget:?}"
         );
 
-        let watch = begin_call(&word, call_start(), budget, Duration::from_secs(20));
+        let (_, watch) = begin_call(Some(&word), budget, Duration::from_secs(20));
         assert_eq!(
             word.load(Ordering::Relaxed),
             watch.number,

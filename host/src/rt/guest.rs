@@ -54,7 +54,7 @@ pub struct CallLimits {
 
 /// How a guest call is judged: by the CPU time the call itself used, never
 /// by the time it waited. At the call's start the thread's CPU time is
-/// taken as an upper bound without a system call ([`cpu::call_start`]) and
+/// taken as an upper bound without a system call and
 /// the call is published for the watchdog ([`cpu::begin_call`]), which
 /// reads the thread's CPU clock every tick and turns the call's stop flag
 /// on once the call used its budget (or, as a last resort, ran past its
@@ -95,12 +95,9 @@ impl Overrun {
     /// Start judging a call whose stop word is `word` (no system call on a
     /// registered thread). Without a word, the call is not watched.
     pub fn start(&mut self, limits: CallLimits, word: Option<&StopWord>) {
-        self.start = cpu::call_start();
+        (self.start, self.watch) =
+            cpu::begin_call(word.map(StopWord::cell), limits.cpu, limits.wall);
         self.starved = false;
-        self.watch = match word {
-            Some(w) => cpu::begin_call(w.cell(), self.start, limits.cpu, limits.wall),
-            None => cpu::Watch::default(),
-        };
     }
 
     /// The call (or calls: a load shares one budget among several) started
