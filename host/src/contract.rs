@@ -155,6 +155,10 @@ pub enum ContractError {
         "this is a WebAssembly component; lel-host plays core modules (build for `wasm32-unknown-unknown`, not a component target)"
     )]
     Component,
+    #[error(
+        "its memory is shared (the WebAssembly threads proposal); a signal's memory may not be (build without threads: no `-pthread`, no `+atomics`/`+shared-memory`)"
+    )]
+    SharedMemory,
     #[error("invalid WebAssembly: {0}")]
     Invalid(String),
     #[error(
@@ -341,7 +345,8 @@ fn one_line_wat_error(e: &wat::Error) -> String {
 }
 
 /// Check the limits that bound compile time and memory: function count,
-/// code size, function size (parse errors go through `parse_err`).
+/// code size, function size; and that no memory is shared (parse errors go
+/// through `parse_err`).
 fn compile_limits(
     bytes: &[u8],
     parse_err: impl Fn(wasmparser::BinaryReaderError) -> ContractError,
@@ -360,6 +365,24 @@ fn compile_limits(
                     size: size as u64,
                     max: MAX_CODE_BYTES,
                 });
+            }
+            // Shared memories are the threads proposal's, which the
+            // engines enable for lel-host's own stop flags only.
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    if memory.map_err(&parse_err)?.shared {
+                        return Err(ContractError::SharedMemory);
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    if let wasmparser::TypeRef::Memory(m) = import.map_err(&parse_err)?.ty
+                        && m.shared
+                    {
+                        return Err(ContractError::SharedMemory);
+                    }
+                }
             }
             Payload::CodeSectionEntry(body) => {
                 let size = body.range().len() as u64;

@@ -280,6 +280,18 @@ fn components_are_refused() {
 }
 
 #[test]
+fn a_shared_memory_is_refused() {
+    let text = r#"(module
+      (memory (export "memory") 1 1 shared)
+      (func (export "init") (param i32 i32) (result i32) (i32.const 1))
+      (func (export "process") (param i32 i64) (result i32) (i32.const 1024)))"#;
+    assert_eq!(
+        wat("m.wat", text),
+        "its memory is shared (the WebAssembly threads proposal); a signal's memory may not be (build without threads: no `-pthread`, no `+atomics`/`+shared-memory`)"
+    );
+}
+
+#[test]
 fn check_names_the_file_and_the_cause_and_exits_1() {
     let dir = tempdir();
     let path = write(
