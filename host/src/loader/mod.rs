@@ -339,15 +339,15 @@ impl Loader {
         // printed what `init` logs.
         store.data_mut().quiet_init = id.is_some();
         let linker = with_stop_imports(linker, &mut store, stops)?;
-        // One budget for the start function, `state-ptr`/`len`, `init` and
-        // `events-ptr`/`len`; whatever way this returns, the call is no
-        // longer watched afterwards (`_watching` is dropped before `store`).
         // The watchdog judges calls on registered threads only.
         if !crate::rt::cpu::ensure_registered() {
             return Err(LoadError::Busy(
                 "not loaded now: too many threads run guest code in this process for the watchdog to watch one more; save it again".into(),
             ));
         }
+        // One budget for the start function, `state-ptr`/`len`, `init` and
+        // `events-ptr`/`len`; whatever way this returns, the call is no
+        // longer watched afterwards (`_watching` is dropped before `store`).
         {
             let data = store.data_mut();
             data.overrun.start(self.load_limits(), data.stop.as_ref());
