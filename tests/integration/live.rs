@@ -702,6 +702,18 @@ fn fast_then_optimised(name: &str, first: &str, second: &str) -> (String, Vec<f3
     (log, x)
 }
 
+/// The count each block of a [`fixtures::counter`]-like module shows, and
+/// the places where it does not rise by one or stay (before, after).
+fn counts_and_restarts(x: &[f32]) -> (Vec<i64>, Vec<(i64, i64)>) {
+    let counts: Vec<i64> = x.iter().map(|&v| fixtures::count_of(v)).collect();
+    let restarts = counts
+        .windows(2)
+        .filter(|w| w[1] != w[0] && w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    (counts, restarts)
+}
+
 #[test]
 fn new_code_sounds_from_a_fast_build_and_the_optimised_build_takes_over_without_a_step() {
     // Version 1 counts in its block `a`; version 2 claims a new block `b`
@@ -715,12 +727,7 @@ fn new_code_sounds_from_a_fast_build_and_the_optimised_build_takes_over_without_
     );
     // Block by block (128 frames each): the count rises by one per block,
     // except once, where version 2 starts its own count.
-    let counts: Vec<i64> = x.iter().map(|&v| fixtures::count_of(v)).collect();
-    let restarts: Vec<(i64, i64)> = counts
-        .windows(2)
-        .filter(|w| w[1] != w[0] && w[1] != w[0] + 1)
-        .map(|w| (w[0], w[1]))
-        .collect();
+    let (counts, restarts) = counts_and_restarts(&x);
     assert_eq!(
         restarts.len(),
         1,
@@ -758,12 +765,7 @@ fn new_code_sounds_from_a_fast_build_and_the_optimised_build_takes_over_without_
         &fixtures::counter(&[("a", 4)], "a", 1024),
         &in_global,
     );
-    let counts: Vec<i64> = x.iter().map(|&v| fixtures::count_of(v)).collect();
-    let restarts: Vec<(i64, i64)> = counts
-        .windows(2)
-        .filter(|w| w[1] != w[0] && w[1] != w[0] + 1)
-        .map(|w| (w[0], w[1]))
-        .collect();
+    let (_, restarts) = counts_and_restarts(&x);
     assert_eq!(
         restarts.len(),
         1,

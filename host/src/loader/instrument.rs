@@ -25,6 +25,9 @@
 //! to make into the word; the CPU-clock watchdog (`rt::cpu`) turns exactly
 //! that number negative once the call used its budget ([`crate::rt::stop`]).
 //!
+//! It also exports the module's mutable numeric globals to lel-host
+//! ([`GLOBAL_EXPORT`]), so that a tier-up can carry them.
+//!
 //! The new imports come after the module's own: memory and global indices
 //! at or past them move up by one, and everything that names them
 //! (instructions, exports, data segments, constant expressions, names) is
@@ -159,6 +162,37 @@ fn scan(bytes: &[u8]) -> Result<Scan, InstrumentError> {
     Ok(scan)
 }
 
+/// The type of the word's offset: an immutable `i32`.
+const WORD_TYPE: GlobalType = GlobalType {
+    val_type: ValType::I32,
+    mutable: false,
+    shared: false,
+};
+
+/// `index` after the rewrite, in a space (memories or globals) where the
+/// module imports `imported` itself: the stop import comes right after
+/// those, so the module's own move up by one.
+fn shifted(index: u32, imported: u32) -> u32 {
+    if index >= imported { index + 1 } else { index }
+}
+
+/// Whether the section coming next (`before`, `None` at the end) lies past
+/// where a `section` would go in the binary order of sections.
+fn past(before: Option<wasm_encoder::SectionId>, section: wasm_encoder::SectionId) -> bool {
+    use wasm_encoder::SectionId::*;
+    // The order of a module's sections (Tag, DataCount are numbered out of
+    // order).
+    const ORDER: [wasm_encoder::SectionId; 13] = [
+        Type, Import, Function, Table, Memory, Tag, Global, Export, Start, Element, DataCount,
+        Code, Data,
+    ];
+    let rank = |s| ORDER.iter().position(|&o| o == s);
+    match before {
+        None => true,
+        Some(b) => rank(b) > rank(section),
+    }
+}
+
 struct Checks {
     /// Memories and globals the module imports itself.
     memories: u32,
@@ -195,11 +229,7 @@ impl Checks {
 
     fn add_word_global(&mut self, globals: &mut wasm_encoder::GlobalSection) {
         globals.global(
-            GlobalType {
-                val_type: ValType::I32,
-                mutable: false,
-                shared: false,
-            },
+            WORD_TYPE,
             &wasm_encoder::ConstExpr::global_get(self.word_import()),
         );
         self.copied = true;
@@ -217,22 +247,13 @@ impl Checks {
                 page_size_log2: None,
             }),
         );
-        imports.import(
-            STOP_MODULE,
-            WORD_NAME,
-            EntityType::Global(GlobalType {
-                val_type: ValType::I32,
-                mutable: false,
-                shared: false,
-            }),
-        );
+        imports.import(STOP_MODULE, WORD_NAME, EntityType::Global(WORD_TYPE));
         self.imported = true;
     }
 
     fn add_exports(&mut self, exports: &mut wasm_encoder::ExportSection) {
         for &g in &self.mutable {
-            // Defined globals are at or past the imported ones: one up.
-            let index = g + 1;
+            let index = shifted(g, self.globals);
             exports.export(
                 &format!("{GLOBAL_EXPORT}{index}"),
                 wasm_encoder::ExportKind::Global,
@@ -261,19 +282,11 @@ impl Reencode for Checks {
     type Error = std::convert::Infallible;
 
     fn memory_index(&mut self, memory: u32) -> Result<u32, Error<Self::Error>> {
-        Ok(if memory >= self.memories {
-            memory + 1
-        } else {
-            memory
-        })
+        Ok(shifted(memory, self.memories))
     }
 
     fn global_index(&mut self, global: u32) -> Result<u32, Error<Self::Error>> {
-        Ok(if global >= self.globals {
-            global + 1
-        } else {
-            global
-        })
+        Ok(shifted(global, self.globals))
     }
 
     fn parse_import_section(
@@ -313,45 +326,19 @@ impl Reencode for Checks {
         before: Option<wasm_encoder::SectionId>,
     ) -> Result<(), Error<Self::Error>> {
         use wasm_encoder::SectionId;
-        // A module without imports (or exports): the section goes in where
-        // it would have been.
-        let past_imports = !matches!(before, Some(SectionId::Type | SectionId::Import));
-        if !self.imported && past_imports {
+        // A module without imports (or globals, or exports): the section
+        // goes in where it would have been.
+        if !self.imported && past(before, SectionId::Import) {
             let mut imports = wasm_encoder::ImportSection::new();
             self.add_imports(&mut imports);
             module.section(&imports);
         }
-        let past_globals = !matches!(
-            before,
-            Some(
-                SectionId::Type
-                    | SectionId::Import
-                    | SectionId::Function
-                    | SectionId::Table
-                    | SectionId::Memory
-                    | SectionId::Tag
-                    | SectionId::Global
-            )
-        );
-        if !self.copied && past_globals {
+        if !self.copied && past(before, SectionId::Global) {
             let mut globals = wasm_encoder::GlobalSection::new();
             self.add_word_global(&mut globals);
             module.section(&globals);
         }
-        let past_exports = !matches!(
-            before,
-            Some(
-                SectionId::Type
-                    | SectionId::Import
-                    | SectionId::Function
-                    | SectionId::Table
-                    | SectionId::Memory
-                    | SectionId::Tag
-                    | SectionId::Global
-                    | SectionId::Export
-            )
-        );
-        if !self.exported && past_exports && !self.mutable.is_empty() {
+        if !self.exported && past(before, SectionId::Export) && !self.mutable.is_empty() {
             let mut exports = wasm_encoder::ExportSection::new();
             self.add_exports(&mut exports);
             module.section(&exports);

@@ -36,9 +36,8 @@ pub struct Runtime {
     pub log_pending: crate::rt::log_ring::Pending,
     /// The stop flags of [`Runtime::engine`]'s instances.
     pub stops: Arc<StopFlags>,
-    /// The watchdog's tick (see [`Runtime::with_tiers`]).
-    pub tick: Duration,
-    /// The watchdog wakes at least every tick while this lives.
+    /// The watchdog wakes at least every tick (see [`Runtime::with_tiers`])
+    /// while this lives.
     _watching: crate::rt::cpu::WatchRate,
 }
 
@@ -104,7 +103,6 @@ impl Runtime {
             guest_log,
             log_pending: Default::default(),
             stops,
-            tick,
             _watching: crate::rt::cpu::watch_every(tick),
         }))
     }

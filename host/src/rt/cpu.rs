@@ -22,10 +22,10 @@ use std::cell::Cell;
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
-
-use super::stop::STOP;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::stop::STOP;
 
 /// How often the watchdog samples the registered threads' CPU clocks and
 /// judges their calls while an engine that plays is registered: a call is
@@ -50,7 +50,7 @@ struct Entry {
     generation: AtomicU64,
     /// The thread's CPU clock id (`clockid_t`).
     clock: AtomicI32,
-    /// Seqlock over the three fields below: odd while the sampler writes.
+    /// Seqlock over the three fields below: odd while the watchdog writes.
     seq: AtomicU64,
     sample_generation: AtomicU64,
     cpu_ns: AtomicU64,
@@ -178,7 +178,7 @@ impl Entry {
         None
     }
 
-    /// Sampler only (the single writer).
+    /// Watchdog only (the single writer).
     fn write(&self, generation: u64, cpu: u64, wall: u64) {
         let s = self.seq.load(Ordering::Relaxed);
         self.seq.store(s + 1, Ordering::Relaxed);
@@ -192,8 +192,8 @@ impl Entry {
 
 static ENTRIES: [Entry; MAX_THREADS] = [const { Entry::new() }; MAX_THREADS];
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
-/// The sampler thread (woken when there is new work after an idle spell).
-static SAMPLER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
+/// The watchdog thread (woken when there is new work after an idle spell).
+static WATCHDOG: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
 /// The ticks asked for by live engines ([`watch_every`]): (registration,
 /// tick in [`TICK`]s).
 static RATES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
@@ -270,7 +270,7 @@ impl Drop for GuestThread {
 /// Register the calling thread as one that runs guest calls (an audio
 /// thread, a render worker): its CPU clock is sampled every tick so that
 /// calls on it are judged by CPU time without system calls. Call once per
-/// thread, outside the real-time path (it may start the sampler thread and
+/// thread, outside the real-time path (it may start the watchdog thread and
 /// waits for the first sample). `None` when the table is full or the thread
 /// already registered; calls on the thread then read the CPU clock directly.
 pub fn register_guest_thread() -> Option<GuestThread> {
@@ -296,7 +296,7 @@ pub fn register_guest_thread() -> Option<GuestThread> {
     if super::priority::is_realtime() {
         REALTIME_WANTED.store(true, Ordering::Relaxed);
     }
-    start_sampler();
+    start_watchdog();
     // Wait (briefly) for the first sample, so that calls never need the
     // fallback of reading the clock themselves.
     let waited = Instant::now();
@@ -328,8 +328,8 @@ pub fn ensure_registered() -> bool {
     }
 }
 
-fn start_sampler() {
-    let sampler = SAMPLER.get_or_init(|| {
+fn start_watchdog() {
+    let watchdog = WATCHDOG.get_or_init(|| {
         let _ = now_ns();
         let spawned = std::thread::Builder::new()
             .name("lel-cpu-clock".into())
@@ -361,7 +361,7 @@ fn start_sampler() {
             }
         }
     });
-    if let Some(thread) = sampler {
+    if let Some(thread) = watchdog {
         thread.unpark();
     }
 }
@@ -390,7 +390,7 @@ pub fn watch_every(tick: Duration) -> WatchRate {
         list.push((id, every));
         update_base(&list);
     }
-    start_sampler();
+    start_watchdog();
     WatchRate { id }
 }
 

@@ -1,8 +1,8 @@
 //! What every guest store carries, and the policies that bound guest
 //! calls: the per-store host state, how a call is judged against its CPU
-//! budget (published for the watchdog), and the memory/table limits. Used on the audio
-//! thread (inside `process`) and by the loader (inside `init`); shared by
-//! both sides, so it lives here in the real-time core.
+//! budget (published for the watchdog), and the memory/table limits. Used
+//! on the audio thread (inside `process`) and by the loader (inside
+//! `init`); shared by both sides, so it lives here in the real-time core.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +69,7 @@ pub struct CallLimits {
 /// guest had not been running, and that time was excused; the stop checks
 /// report nothing back, so a call is judged by its thread's CPU clock
 /// alone.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Overrun {
     start: cpu::CallStart,
     watch: cpu::Watch,
@@ -78,17 +78,6 @@ pub struct Overrun {
     pub starved: bool,
     /// CPU time the stopped call was found to have used.
     pub used: Duration,
-}
-
-impl Default for Overrun {
-    fn default() -> Self {
-        Overrun {
-            start: cpu::CallStart::default(),
-            watch: cpu::Watch::default(),
-            starved: false,
-            used: Duration::ZERO,
-        }
-    }
 }
 
 impl Overrun {
