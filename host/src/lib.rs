@@ -77,6 +77,7 @@ pub mod testing {
     pub use crate::loader::cache::{CacheLimits, ModuleCache, file_name, hash};
     pub use crate::loader::instrument::{FLAGS_NAME, STOP_MODULE, WORD_NAME, instrument};
     pub use crate::loader::runtime::Runtime;
+    pub use crate::rt::clock::counter_in_use;
     pub use crate::rt::cpu::thread_cpu_ns;
     pub use crate::rt::layout::{Claims, Layout};
     pub use crate::rt::priority::{Role, promote};

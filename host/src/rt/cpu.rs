@@ -217,15 +217,19 @@ thread_local! {
     static OWNED: std::cell::RefCell<Option<GuestThread>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Nanoseconds of the raw monotonic clock (vDSO, no system call; 16 ns
-/// here), read directly: two of these per guest call, where
-/// `Instant::elapsed` added a checked subtraction and a 128-bit conversion
-/// to each. Raw, not `CLOCK_MONOTONIC` (which `Instant` reads): that one is
-/// slewed by NTP, a few parts per million slower or faster than the
-/// threads' CPU clocks, and a CPU time bound computed from wall time
-/// (`call_start`) came out 25 ns short of the real CPU time once.
+/// Nanoseconds of the monotonic clock every budget, meter and watchdog
+/// judgement uses ([`super::clock`]: the raw monotonic clock, or the CPU's
+/// time-stamp counter calibrated against it). Read directly: two of these
+/// per guest call, where `Instant::elapsed` added a checked subtraction and
+/// a 128-bit conversion to each. Raw, not `CLOCK_MONOTONIC` (which
+/// `Instant` reads): that one is slewed by NTP, a few parts per million
+/// slower or faster than the threads' CPU clocks, and a CPU time bound
+/// computed from wall time (`call_start`) came out 25 ns short of the real
+/// CPU time once; the bound now also has a margin
+/// ([`super::clock::upper_bound_of`]).
+#[inline]
 pub fn now_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC_RAW).unwrap_or(0)
+    super::clock::now_ns()
 }
 
 /// CPU time the calling thread has used, read from the kernel: a system
@@ -335,7 +339,9 @@ fn start_watchdog() {
             .name("lel-cpu-clock".into())
             .spawn(|| {
                 let mut promoted = false;
+                let mut calibration = super::clock::Calibration::default();
                 loop {
+                    calibration.step();
                     if !promoted && realtime_wanted() {
                         promoted = true;
                         super::priority::promote(super::priority::Role::Ticker);
@@ -580,7 +586,7 @@ fn start_of(me: Option<(usize, u64)>) -> CallStart {
     let wall = now_ns();
     let sampled = me
         .and_then(|(i, g)| ENTRIES[i].read(g))
-        .map(|(cpu, at)| cpu + wall.saturating_sub(at));
+        .map(|(cpu, at)| cpu + super::clock::upper_bound_of(wall.saturating_sub(at)));
     CallStart {
         cpu_ns: sampled.unwrap_or_else(thread_cpu_ns),
         wall_ns: wall,

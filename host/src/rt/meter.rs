@@ -10,13 +10,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Default)]
 struct SlotMeter {
+    // Written by the audio thread only (plain loads and stores: a locked
+    // add per signal and block was a tenth of the mixer's own time with
+    // hundreds of signals).
+    /// Totals since the slot's first block.
     busy_ns: AtomicU64,
     block_ns: AtomicU64,
-    /// Largest share of one block, in millionths.
+    /// Largest share of one block, in millionths, since the take
+    /// `peak_since` counts.
     peak_ppm: AtomicU64,
+    peak_since: AtomicU64,
     /// Share of the recent blocks, in millionths: each block weighs an
     /// eighth (not restarted by `take`).
     recent_ppm: AtomicU64,
+    // Written by the control side only ([`Meters::take`]).
+    /// The totals at the last take.
+    taken_busy_ns: AtomicU64,
+    taken_block_ns: AtomicU64,
+    /// Takes so far: the audio thread starts a new peak when it sees this
+    /// move.
+    takes: AtomicU64,
 }
 
 /// One meter per slot.
@@ -33,6 +46,22 @@ pub struct SlotLoad {
     pub peak: f64,
 }
 
+/// Millionths of a block for each nanosecond of a block of a given length,
+/// in 32.32 fixed point: the mixer computes it once per block, not a
+/// division per signal.
+#[derive(Clone, Copy, Debug)]
+pub struct PpmScale(u64);
+
+impl PpmScale {
+    pub fn new(block_ns: u64) -> Self {
+        PpmScale(((1_000_000u128 << 32) / u128::from(block_ns.max(1))) as u64)
+    }
+
+    fn ppm(self, busy_ns: u64) -> u64 {
+        ((u128::from(busy_ns) * u128::from(self.0)) >> 32) as u64
+    }
+}
+
 impl Meters {
     pub fn new(slots: usize) -> Self {
         Meters {
@@ -40,20 +69,24 @@ impl Meters {
         }
     }
 
-    /// Audio thread: `slot` took `busy_ns` of a block lasting `block_ns`.
-    pub fn record(&self, slot: usize, busy_ns: u64, block_ns: u64) {
+    /// Audio thread (the only writer of these): `slot` took `busy_ns` of a
+    /// block lasting `block_ns` (`scale`: [`PpmScale::new`] of it).
+    pub fn record(&self, slot: usize, busy_ns: u64, block_ns: u64, scale: PpmScale) {
         let Some(m) = self.slots.get(slot) else {
             return;
         };
-        m.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
-        m.block_ns.fetch_add(block_ns, Ordering::Relaxed);
-        let ppm = busy_ns.saturating_mul(1_000_000) / block_ns.max(1);
-        // As the level meters' peaks (`level.rs`): a locked update only
-        // when this block raises the peak.
-        if ppm > m.peak_ppm.load(Ordering::Relaxed) {
-            m.peak_ppm.fetch_max(ppm, Ordering::Relaxed);
+        let add = |a: &AtomicU64, x: u64| a.store(a.load(Ordering::Relaxed) + x, Ordering::Relaxed);
+        add(&m.busy_ns, busy_ns);
+        add(&m.block_ns, block_ns);
+        let ppm = scale.ppm(busy_ns);
+        let takes = m.takes.load(Ordering::Relaxed);
+        if m.peak_since.load(Ordering::Relaxed) != takes {
+            // Taken since: a new peak starts with this block.
+            m.peak_since.store(takes, Ordering::Relaxed);
+            m.peak_ppm.store(ppm, Ordering::Relaxed);
+        } else if ppm > m.peak_ppm.load(Ordering::Relaxed) {
+            m.peak_ppm.store(ppm, Ordering::Relaxed);
         }
-        // One writer (the audio thread): a plain load and store.
         let recent = m.recent_ppm.load(Ordering::Relaxed);
         m.recent_ppm
             .store((recent * 7 + ppm) / 8, Ordering::Relaxed);
@@ -67,13 +100,23 @@ impl Meters {
             .map_or(0.0, |m| m.recent_ppm.load(Ordering::Relaxed) as f64 / 1e6)
     }
 
-    /// Control side: the load of `slot` since the last call (`None` when it
-    /// rendered no block meanwhile); the counters restart from zero.
+    /// Control side (one caller at a time): the load of `slot` since the
+    /// last call (`None` when it rendered no block meanwhile). A block the
+    /// audio thread records while this runs counts in the next take, its
+    /// peak possibly in neither.
     pub fn take(&self, slot: usize) -> Option<SlotLoad> {
         let m = self.slots.get(slot)?;
-        let block = m.block_ns.swap(0, Ordering::Relaxed);
-        let busy = m.busy_ns.swap(0, Ordering::Relaxed);
-        let peak = m.peak_ppm.swap(0, Ordering::Relaxed);
+        let block = m.block_ns.load(Ordering::Relaxed);
+        let busy = m.busy_ns.load(Ordering::Relaxed);
+        let takes = m.takes.load(Ordering::Relaxed);
+        let peak = if m.peak_since.load(Ordering::Relaxed) == takes {
+            m.peak_ppm.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        let block = block - m.taken_block_ns.swap(block, Ordering::Relaxed);
+        let busy = busy - m.taken_busy_ns.swap(busy, Ordering::Relaxed);
+        m.takes.store(takes + 1, Ordering::Relaxed);
         (block > 0).then(|| SlotLoad {
             share: busy as f64 / block as f64,
             peak: peak as f64 / 1e6,
@@ -96,8 +139,9 @@ mod tests {
     #[test]
     fn shares_and_peaks_add_up_and_restart() {
         let m = Meters::new(2);
-        m.record(1, 1_000, 4_000);
-        m.record(1, 3_000, 4_000);
+        let scale = PpmScale::new(4_000);
+        m.record(1, 1_000, 4_000, scale);
+        m.record(1, 3_000, 4_000, scale);
         let l = m.take(1).unwrap();
         assert_eq!(l.share, 0.5);
         assert_eq!(l.peak, 0.75);
@@ -109,5 +153,14 @@ mod tests {
         );
         assert_eq!(m.recent(0), 0.0);
         assert_eq!(m.take(0), None, "never rendered");
+        m.record(1, 2_000, 4_000, scale);
+        assert_eq!(
+            m.take(1),
+            Some(SlotLoad {
+                share: 0.5,
+                peak: 0.5
+            }),
+            "the peak restarted with the take"
+        );
     }
 }

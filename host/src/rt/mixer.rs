@@ -15,7 +15,7 @@ use super::guest::CallLimits;
 use super::level::Levels;
 use super::master::Master;
 use super::messages::{Command, ControlEvent, Event, Garbage};
-use super::meter::Meters;
+use super::meter::{Meters, PpmScale};
 use super::outbox::{Outbox, SlotOutbox};
 use super::pool::Pool;
 use super::slot::{BlockCtx, Slot};
@@ -302,12 +302,13 @@ impl Mixer {
         let (strips, outbox) = (&mut self.strips, &mut self.outbox);
         let (meters, levels) = (&self.meters, &self.levels);
         let mut went_idle = false;
+        let scale = PpmScale::new(ctx.block_nanos);
         let mut done = |i: usize, slot: &Slot, out: &mut SlotOutbox| {
             if summing {
                 strips.mix_one(block, ch, i, slot.output(frames, ch));
             }
             out.drain_into(outbox);
-            Self::meter_one(meters, levels, i, slot, ctx.block_nanos);
+            Self::meter_one(meters, levels, i, slot, ctx.block_nanos, scale);
             went_idle |= slot.is_idle();
         };
         let (faults, serial) =
@@ -325,7 +326,7 @@ impl Mixer {
             self.drain_outboxes();
             self.mix(block, frames);
             self.reset_idle_strips();
-            self.meter(ctx.block_nanos);
+            self.meter(ctx.block_nanos, scale);
         }
         let level = self.master.process(block);
         self.levels.record_master_measured(level);
@@ -337,7 +338,7 @@ impl Mixer {
     }
 
     /// Publish each rendered slot's share of this block and its level.
-    fn meter(&self, block_nanos: u64) {
+    fn meter(&self, block_nanos: u64, scale: PpmScale) {
         for k in 0..self.pool.active_count() {
             let i = self.pool.active_slot(k);
             Self::meter_one(
@@ -346,12 +347,20 @@ impl Mixer {
                 i,
                 self.pool.slot(i),
                 block_nanos,
+                scale,
             );
         }
     }
 
-    fn meter_one(meters: &Meters, levels: &Levels, i: usize, slot: &Slot, block_nanos: u64) {
-        meters.record(i, slot.busy_nanos(), block_nanos);
+    fn meter_one(
+        meters: &Meters,
+        levels: &Levels,
+        i: usize,
+        slot: &Slot,
+        block_nanos: u64,
+        scale: PpmScale,
+    ) {
+        meters.record(i, slot.busy_nanos(), block_nanos, scale);
         if slot.is_idle() {
             levels.clear(i);
         } else {

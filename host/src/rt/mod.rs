@@ -13,6 +13,7 @@
 //! [`strip::Strips`] (gain, mute, solo) -> [`master::Master`].
 
 pub mod callback;
+pub mod clock;
 pub mod consts;
 pub mod cpu;
 pub mod guard;
