@@ -1150,7 +1150,11 @@ LEL_EXPORT("init") int32_t lel_export_init(uint32_t sample_rate, uint32_t max_fr
     /* A bigger block than the static buffer holds: fresh pages for it. */
     uint64_t pages = (need * 4 + 65535) / 65536;
     if (pages > 65536) return LEL_OUTPUT_TOO_SMALL;
+#ifdef __wasm32__
     int32_t prev = __builtin_wasm_memory_grow(0, (uint32_t)pages);
+#else
+    int32_t prev = -1; /* LEL_NATIVE: no linear memory to grow */
+#endif
     if (prev < 0) return LEL_OUTPUT_TOO_SMALL;
     lel__rt.out = (float *)(uintptr_t)((uint32_t)prev * 65536u);
   }

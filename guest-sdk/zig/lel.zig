@@ -53,7 +53,16 @@ const std = @import("std");
 
 /// The contract's constants and host imports (lel_constants.zig).
 pub const constants = @import("lel_constants.zig");
-const host = constants.host;
+/// Built for the build machine instead (a benchmark's reference: the root
+/// file then provides the host functions as `lel_native_host`).
+const native = builtin.target.cpu.arch != .wasm32;
+const host = if (native) @import("root").lel_native_host else constants.host;
+
+/// An address as the contract's 32-bit pointer (natively: its low bits; a
+/// native build keeps the blocks it claims below 4 GiB).
+inline fn addr32(p: anytype) u32 {
+    return if (native) @truncate(@intFromPtr(p)) else @intCast(@intFromPtr(p));
+}
 
 /// Why a signal could not be set up: `claim`'s errors and the SDKs' own
 /// (wit/constants.txt). `init` returns `code(err)`, which rejects the
@@ -989,30 +998,42 @@ const unroll = 4;
 /// `S` (a root file with `setup` and `frame`). Call it from a `comptime`
 /// block of the root file.
 pub fn signal(comptime S: type) void {
-    const E = struct {
+    const E = Signal(S);
+    @export(&E.statePtr, .{ .name = "state-ptr" });
+    @export(&E.stateLen, .{ .name = "state-len" });
+    @export(&E.eventsPtr, .{ .name = "events-ptr" });
+    @export(&E.eventsLen, .{ .name = "events-len" });
+    @export(&E.init, .{ .name = "init" });
+    @export(&E.process, .{ .name = "process" });
+}
+
+/// The exports of [`signal`] for `S`, as functions (a native build's
+/// harness calls them directly; `output` is where `process` rendered).
+pub fn Signal(comptime S: type) type {
+    return struct {
         const state_bytes: usize = if (@hasDecl(S, "state_bytes")) S.state_bytes else constants.default_state_bytes;
         const output_samples: usize = if (@hasDecl(S, "output_samples")) S.output_samples else constants.default_output_samples;
         var state: [state_bytes]u8 align(constants.max_align) = undefined;
         var out_static: [output_samples]f32 align(constants.max_align) = undefined;
         var events: [event_capacity]Event align(8) = undefined;
 
-        fn eventsPtr() callconv(.c) u32 {
-            return @intCast(@intFromPtr(&events));
+        pub fn eventsPtr() callconv(.c) u32 {
+            return addr32(&events);
         }
 
-        fn eventsLen() callconv(.c) u32 {
+        pub fn eventsLen() callconv(.c) u32 {
             return @sizeOf(@TypeOf(events));
         }
 
-        fn statePtr() callconv(.c) u32 {
-            return @intCast(@intFromPtr(&state));
+        pub fn statePtr() callconv(.c) u32 {
+            return addr32(&state);
         }
 
-        fn stateLen() callconv(.c) u32 {
+        pub fn stateLen() callconv(.c) u32 {
             return state_bytes;
         }
 
-        fn init(sample_rate: u32, max_frames: u32) callconv(.c) i32 {
+        pub fn init(sample_rate: u32, max_frames: u32) callconv(.c) i32 {
             rt.ready = false;
             if (sample_rate == 0 or max_frames == 0) return code(error.BadArgs);
             rt.counters = [_]u32{0} ** 9;
@@ -1034,7 +1055,7 @@ pub fn signal(comptime S: type) void {
                 // A bigger block than the static buffer holds: fresh pages.
                 const pages = (need * 4 + 65535) / 65536;
                 if (pages > 65536) return code(error.OutputTooSmall);
-                const prev = @wasmMemoryGrow(0, @intCast(pages));
+                const prev: i32 = if (native) -1 else @wasmMemoryGrow(0, @intCast(pages));
                 if (prev < 0) return code(error.OutputTooSmall);
                 rt.out = @ptrFromInt(@as(usize, @intCast(prev)) * 65536);
             }
@@ -1068,11 +1089,11 @@ pub fn signal(comptime S: type) void {
             }
         }
 
-        fn process(frames_in: u32, clock: u64, n_events: u32) callconv(.c) u32 {
+        pub fn process(frames_in: u32, clock: u64, n_events: u32) callconv(.c) u32 {
             if (!rt.ready) {
                 const n = @min(frames_in, output_samples);
                 @memset(out_static[0..n], 0);
-                return @intCast(@intFromPtr(&out_static));
+                return addr32(&out_static);
             }
             const frames = @min(frames_in, rt.max_frames);
             const ch = rt.channels;
@@ -1101,7 +1122,7 @@ pub fn signal(comptime S: type) void {
                 if (next >= i + unroll) {
                     // `unroll` frames without events, `frame` written out.
                     cx.events = evs[k..k];
-                    inline for (0..unroll) |j| one(&cx, i + j, ch, &f);
+                    inline for (0..unroll) |j| one(&cx, i + @as(u32, j), ch, &f);
                     i += unroll;
                 } else {
                     // One frame, with the events at it (if any).
@@ -1112,17 +1133,16 @@ pub fn signal(comptime S: type) void {
                     i += 1;
                 }
             }
-            return @intCast(@intFromPtr(rt.out));
+            return addr32(rt.out);
+        }
+
+        pub fn output() [*]f32 {
+            return rt.out;
         }
     };
-    @export(&E.statePtr, .{ .name = "state-ptr" });
-    @export(&E.stateLen, .{ .name = "state-len" });
-    @export(&E.eventsPtr, .{ .name = "events-ptr" });
-    @export(&E.eventsLen, .{ .name = "events-len" });
-    @export(&E.init, .{ .name = "init" });
-    @export(&E.process, .{ .name = "process" });
 }
 
 comptime {
-    if (builtin.target.cpu.arch != .wasm32) @compileError("lel.zig builds signal modules for wasm32-freestanding");
+    if (native and !@hasDecl(@import("root"), "lel_native_host"))
+        @compileError("lel.zig builds signal modules for wasm32-freestanding");
 }

@@ -26,6 +26,8 @@
 //! functions for `perf report` (`/tmp/perf-PID.map`).
 //! Runs on the main thread (the children are lel-host and scsynth).
 
+#[path = "engine/native.rs"]
+mod native;
 #[path = "engine/pool.rs"]
 mod pool;
 #[path = "engine/sc.rs"]
@@ -157,6 +159,22 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, load average {}", load())
 }
 
+/// Start the engine's watchdog and give it the time to calibrate the
+/// time-stamp counter (README, "A cheaper clock"), so that every part
+/// measures the clock the engine plays with. Names that clock.
+fn settle_clock() -> &'static str {
+    let _runtime = lel_host::testing::Runtime::new().unwrap();
+    let t = Instant::now();
+    while !lel_host::testing::counter_in_use() && t.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if lel_host::testing::counter_in_use() {
+        "the time-stamp counter, calibrated against CLOCK_MONOTONIC_RAW"
+    } else {
+        "CLOCK_MONOTONIC_RAW (the time-stamp counter is not usable here, or LEL_SYSTEM_CLOCK is set)"
+    }
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -183,6 +201,7 @@ fn main() {
         return;
     }
     println!("machine: {}", machine());
+    println!("engine clock: {}", settle_clock());
     let reps = reps();
     // LEL_BENCH_PARTS=4,5 runs only those parts (all by default).
     let parts = std::env::var("LEL_BENCH_PARTS").unwrap_or_else(|_| "1,2,3,4,5,6,7".into());
@@ -691,6 +710,35 @@ fn sdk_chain_vs_native(reps: usize) {
             tw * 1e3,
             tn * 1e3,
         );
+        // The chain natively: the same source through the same compiler
+        // (AssemblyScript has no native compiler).
+        let lib = langs.join(format!("chain-{lang}-native.so"));
+        let built = match lang {
+            "c" => native::Native::c(&repo(), "examples/c/chain.c", &lib, SR, BLOCK as u32),
+            "zig" => native::Native::zig(&repo(), "examples/zig/chain.zig", &lib, SR, BLOCK as u32),
+            _ => continue,
+        };
+        let compiler = if lang == "c" {
+            "clang -O2"
+        } else {
+            "zig ReleaseFast"
+        };
+        match built {
+            Ok(mut lib) => {
+                let (ratios, tw, tl) = compare(
+                    reps,
+                    || wasm.render_into(&mut w_out),
+                    || lib.render_into(std::hint::black_box(&mut n_out)),
+                );
+                println!(
+                    "  {name} SDK's chain / the same {name} native ({compiler}) = {}; best {:.1} ms vs {:.1} ms",
+                    show(spread(ratios)),
+                    tw * 1e3,
+                    tl * 1e3,
+                );
+            }
+            Err(e) => println!("  {name} SDK's chain natively: FAILED, {e}"),
+        }
     }
 }
 
