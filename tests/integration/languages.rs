@@ -510,8 +510,8 @@ fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
     }
 }
 
-/// A three-channel signal in each SDK but Rust's: channel 0 a constant,
-/// channel 1 written on even frames only (the SDK hands `frame` zeros, so
+/// A three-channel signal in each SDK but Rust's: channel 0 a constant plus
+/// the frame's time in seconds (`t`), channel 1 written on even frames only (the SDK hands `frame` zeros, so
 /// odd frames are silent), channel 2 a ramp of the clock (all below the
 /// master limiter's ceiling, so they arrive as computed). Three channels
 /// take the SDKs' general path (one and two have their own).
@@ -525,7 +525,7 @@ int lel_setup(const lel_setup_ctx *s) {
   return 3;
 }
 void lel_frame(const lel_ctx *cx, double *out) {
-  out[0] = 0.25;
+  out[0] = 0.25 + cx->t;
   if (cx->clock % 2 == 0) out[1] = 0.5;
   out[2] = (double)(cx->clock % 100) / 400.0;
 }
@@ -540,7 +540,7 @@ pub fn setup(s: lel.Setup) lel.Error!u32 {
     return 3;
 }
 pub fn frame(cx: *const lel.Ctx, out: []f64) void {
-    out[0] = 0.25;
+    out[0] = 0.25 + cx.t;
     if (cx.clock % 2 == 0) out[1] = 0.5;
     out[2] = @as(f64, @floatFromInt(cx.clock % 100)) / 400.0;
 }
@@ -558,7 +558,7 @@ function setup(s: Setup): i32 {
   return 3;
 }
 function frame(cx: Ctx, out: StaticArray<f64>): void {
-  out[0] = 0.25;
+  out[0] = 0.25 + cx.t;
   if (cx.clock % 2 == 0) out[1] = 0.5;
   out[2] = <f64>(cx.clock % 100) / 400.0;
 }
@@ -576,7 +576,7 @@ function setup(s: Setup): i32 {
   return 3;
 }
 signal(setup, (cx: Ctx, out: StaticArray<f64>): void => {
-  out[0] = 0.25;
+  out[0] = 0.25 + cx.t;
   if (cx.clock % 2 == 0) out[1] = 0.5;
   out[2] = <f64>(cx.clock % 100) / 400.0;
 });
@@ -604,7 +604,7 @@ fn a_three_channel_signal_plays_every_frame_in_order_in_every_language() {
             let out = r.render(1000);
             for (clock, frame) in out.chunks_exact(3).enumerate() {
                 let want = [
-                    0.25,
+                    (0.25 + clock as f64 / SR as f64) as f32,
                     if clock % 2 == 0 { 0.5 } else { 0.0 },
                     ((clock % 100) as f64 / 400.0) as f32,
                 ];
