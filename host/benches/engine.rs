@@ -8,13 +8,17 @@
 //!    for 1, 100 and 1,000 voices.
 //! 2. The same workload, 100 voices for 60 s: `lel-host render` vs
 //!    SuperCollider's `scsynth` in NRT mode (SynthDef and score written here).
-//! 3. The SDK's `filtered-delayed-sine` chain vs the same chain native.
+//! 3. The SDK's `filtered-delayed-sine` chain vs the same chain native; the
+//!    C, Zig and AssemblyScript SDKs' chains vs the native Rust chain, and
+//!    the C and Zig ones also vs the same source compiled natively by the
+//!    same compiler (`engine/native.rs`).
 //! 4. Per-signal overhead: a signal that does nothing, 1,000 of them.
 //! 5. Save-to-sound latency: `lel-host run` as a child, a small module saved
 //!    again and again (new code: compiled; code seen before: cached).
 //! 6. Where the time goes: the workload native, as wasm straight through
 //!    wasmtime with no checks, with wasmtime's epoch checks and with
-//!    lel-host's stop checks, through the engine, and as the fast build.
+//!    lel-host's stop checks, through the engine, and as the fast build;
+//!    the same for every SDK's chain.
 //!
 //! 7. The pool and the claims (`engine/pool.rs`): `--threads 2` vs 1 on
 //!    heavy signals, and claim placement's growth.
@@ -521,6 +525,22 @@ fn where_the_time_goes(reps: usize) {
     row("SDK filtered-delayed-sine", 1, 1, &path, &mut |out| {
         native.render_into(out)
     });
+    // The other SDKs' chains, against the native Rust chain (the same
+    // samples): how much is the guest's code, how much the engine's path.
+    for (lang, name) in [("c", "C"), ("zig", "Zig"), ("as", "AssemblyScript")] {
+        match lang_chain(lang) {
+            Some(path) => row(
+                &format!("{name} SDK's chain (vs the native Rust chain)"),
+                1,
+                1,
+                &path,
+                &mut |out| native.render_into(out),
+            ),
+            None => {
+                println!("  {name} SDK's chain: SKIPPED, `scripts/build-examples {lang}` failed")
+            }
+        }
+    }
 }
 
 /// CPU time (user + system) of all waited-for children so far.
@@ -682,23 +702,15 @@ fn sdk_chain_vs_native(reps: usize) {
     // the native Rust chain is their native reference too.
     let langs = out_dir().join("langs");
     for (lang, name) in [("c", "C"), ("zig", "Zig"), ("as", "AssemblyScript")] {
-        let built = Command::new(repo().join("scripts/build-examples"))
-            .arg(lang)
-            .env("LEL_EXAMPLES_OUT", &langs)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !built {
+        let Some(path) = lang_chain(lang) else {
             println!(
                 "  {name} SDK's chain: SKIPPED, `scripts/build-examples {lang}` failed (scripts/setup-languages \
                  installs the toolchains; scripts/bench runs it)"
             );
             continue;
-        }
+        };
         let mut wasm = engine(1);
-        wasm.load(&langs.join(format!("chain-{lang}.wasm")))
-            .unwrap();
+        wasm.load(&path).unwrap();
         let (ratios, tw, tn) = compare(
             reps,
             || wasm.render_into(&mut w_out),
@@ -740,6 +752,20 @@ fn sdk_chain_vs_native(reps: usize) {
             Err(e) => println!("  {name} SDK's chain natively: FAILED, {e}"),
         }
     }
+}
+
+/// The chain example of the SDK for `lang` (`c`, `zig`, `as`), built by
+/// `scripts/build-examples` into the bench's folder (None if it failed).
+fn lang_chain(lang: &str) -> Option<PathBuf> {
+    let langs = out_dir().join("langs");
+    let built = Command::new(repo().join("scripts/build-examples"))
+        .arg(lang)
+        .env("LEL_EXAMPLES_OUT", &langs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    built.then(|| langs.join(format!("chain-{lang}.wasm")))
 }
 
 /// `examples/rust/filtered-delayed-sine`, natively.
