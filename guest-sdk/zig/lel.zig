@@ -36,6 +36,11 @@
 //! `pub const output_samples` (default 8192) to resize the state region and
 //! the static output buffer.
 //!
+//! For measuring, a signal also builds for the build machine: a root file
+//! that declares `pub const lel_native_host` (the host functions `claim`,
+//! `log`, `param`) and calls `lel.Signal(S).init`/`.process` itself (as
+//! host/benches/engine/native-zig.zig does).
+//!
 //! The contract's constants (error codes, log levels, limits) and the host
 //! imports are in lel_constants.zig beside this file (generated from
 //! wit/constants.txt, like the other SDKs' constants), re-exported here as
