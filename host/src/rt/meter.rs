@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Default)]
 struct SlotMeter {
-    // Written by the audio thread only (plain loads and stores: a locked
-    // add per signal and block was a tenth of the mixer's own time with
-    // hundreds of signals).
+    // Written by the audio thread only (plain loads and stores: two locked
+    // adds per signal and block were a fifth of the mixer's own time with
+    // 100 signals, `perf annotate`).
     /// Totals since the slot's first block.
     busy_ns: AtomicU64,
     block_ns: AtomicU64,
@@ -23,18 +23,23 @@ struct SlotMeter {
     /// Share of the recent blocks, in millionths: each block weighs an
     /// eighth (not restarted by `take`).
     recent_ppm: AtomicU64,
-    // Written by the control side only ([`Meters::take`]).
-    /// The totals at the last take.
-    taken_busy_ns: AtomicU64,
-    taken_block_ns: AtomicU64,
-    /// Takes so far: the audio thread starts a new peak when it sees this
-    /// move.
+    /// Takes so far (written by the control side only): the audio thread
+    /// starts a new peak when it sees this move.
     takes: AtomicU64,
+}
+
+/// A slot's totals at the last take (control side only; apart from the
+/// meters, whose lines the audio thread walks every block).
+#[derive(Default)]
+struct Taken {
+    busy_ns: AtomicU64,
+    block_ns: AtomicU64,
 }
 
 /// One meter per slot.
 pub struct Meters {
     slots: Box<[SlotMeter]>,
+    taken: Box<[Taken]>,
 }
 
 /// A slot's use of the block period since the last [`Meters::take`].
@@ -46,19 +51,26 @@ pub struct SlotLoad {
     pub peak: f64,
 }
 
-/// Millionths of a block for each nanosecond of a block of a given length,
-/// in 32.32 fixed point: the mixer computes it once per block, not a
-/// division per signal.
+/// A block's length, and the millionths of it each nanosecond is, in
+/// 32.32 fixed point: the mixer makes one per block ([`BlockLength::new`]),
+/// so a slot's share is a multiplication, not a division per signal.
 #[derive(Clone, Copy, Debug)]
-pub struct PpmScale(u64);
+pub struct BlockLength {
+    ns: u64,
+    ppm_per_ns: u64,
+}
 
-impl PpmScale {
-    pub fn new(block_ns: u64) -> Self {
-        PpmScale(((1_000_000u128 << 32) / u128::from(block_ns.max(1))) as u64)
+impl BlockLength {
+    pub fn new(ns: u64) -> Self {
+        BlockLength {
+            ns,
+            ppm_per_ns: ((1_000_000u128 << 32) / u128::from(ns.max(1))) as u64,
+        }
     }
 
+    /// `busy_ns` in millionths of the block.
     fn ppm(self, busy_ns: u64) -> u64 {
-        ((u128::from(busy_ns) * u128::from(self.0)) >> 32) as u64
+        ((u128::from(busy_ns) * u128::from(self.ppm_per_ns)) >> 32) as u64
     }
 }
 
@@ -66,19 +78,20 @@ impl Meters {
     pub fn new(slots: usize) -> Self {
         Meters {
             slots: (0..slots).map(|_| SlotMeter::default()).collect(),
+            taken: (0..slots).map(|_| Taken::default()).collect(),
         }
     }
 
     /// Audio thread (the only writer of these): `slot` took `busy_ns` of a
-    /// block lasting `block_ns` (`scale`: [`PpmScale::new`] of it).
-    pub fn record(&self, slot: usize, busy_ns: u64, block_ns: u64, scale: PpmScale) {
+    /// block of length `block`.
+    pub fn record(&self, slot: usize, busy_ns: u64, block: BlockLength) {
         let Some(m) = self.slots.get(slot) else {
             return;
         };
         let add = |a: &AtomicU64, x: u64| a.store(a.load(Ordering::Relaxed) + x, Ordering::Relaxed);
         add(&m.busy_ns, busy_ns);
-        add(&m.block_ns, block_ns);
-        let ppm = scale.ppm(busy_ns);
+        add(&m.block_ns, block.ns);
+        let ppm = block.ppm(busy_ns);
         let takes = m.takes.load(Ordering::Relaxed);
         if m.peak_since.load(Ordering::Relaxed) != takes {
             // Taken since: a new peak starts with this block.
@@ -105,7 +118,7 @@ impl Meters {
     /// audio thread records while this runs counts in the next take, its
     /// peak possibly in neither.
     pub fn take(&self, slot: usize) -> Option<SlotLoad> {
-        let m = self.slots.get(slot)?;
+        let (m, taken) = (self.slots.get(slot)?, self.taken.get(slot)?);
         let block = m.block_ns.load(Ordering::Relaxed);
         let busy = m.busy_ns.load(Ordering::Relaxed);
         let takes = m.takes.load(Ordering::Relaxed);
@@ -114,8 +127,8 @@ impl Meters {
         } else {
             0
         };
-        let block = block - m.taken_block_ns.swap(block, Ordering::Relaxed);
-        let busy = busy - m.taken_busy_ns.swap(busy, Ordering::Relaxed);
+        let block = block - taken.block_ns.swap(block, Ordering::Relaxed);
+        let busy = busy - taken.busy_ns.swap(busy, Ordering::Relaxed);
         m.takes.store(takes + 1, Ordering::Relaxed);
         (block > 0).then(|| SlotLoad {
             share: busy as f64 / block as f64,
@@ -139,9 +152,9 @@ mod tests {
     #[test]
     fn shares_and_peaks_add_up_and_restart() {
         let m = Meters::new(2);
-        let scale = PpmScale::new(4_000);
-        m.record(1, 1_000, 4_000, scale);
-        m.record(1, 3_000, 4_000, scale);
+        let block = BlockLength::new(4_000);
+        m.record(1, 1_000, block);
+        m.record(1, 3_000, block);
         let l = m.take(1).unwrap();
         assert_eq!(l.share, 0.5);
         assert_eq!(l.peak, 0.75);
@@ -153,7 +166,7 @@ mod tests {
         );
         assert_eq!(m.recent(0), 0.0);
         assert_eq!(m.take(0), None, "never rendered");
-        m.record(1, 2_000, 4_000, scale);
+        m.record(1, 2_000, block);
         assert_eq!(
             m.take(1),
             Some(SlotLoad {

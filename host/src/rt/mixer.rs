@@ -15,7 +15,7 @@ use super::guest::CallLimits;
 use super::level::Levels;
 use super::master::Master;
 use super::messages::{Command, ControlEvent, Event, Garbage};
-use super::meter::{Meters, PpmScale};
+use super::meter::{BlockLength, Meters};
 use super::outbox::{Outbox, SlotOutbox};
 use super::pool::Pool;
 use super::slot::{BlockCtx, Slot};
@@ -302,13 +302,13 @@ impl Mixer {
         let (strips, outbox) = (&mut self.strips, &mut self.outbox);
         let (meters, levels) = (&self.meters, &self.levels);
         let mut went_idle = false;
-        let scale = PpmScale::new(ctx.block_nanos);
+        let length = BlockLength::new(ctx.block_nanos);
         let mut done = |i: usize, slot: &Slot, out: &mut SlotOutbox| {
             if summing {
                 strips.mix_one(block, ch, i, slot.output(frames, ch));
             }
             out.drain_into(outbox);
-            Self::meter_one(meters, levels, i, slot, ctx.block_nanos, scale);
+            Self::meter_one(meters, levels, i, slot, length);
             went_idle |= slot.is_idle();
         };
         let (faults, serial) =
@@ -326,7 +326,7 @@ impl Mixer {
             self.drain_outboxes();
             self.mix(block, frames);
             self.reset_idle_strips();
-            self.meter(ctx.block_nanos, scale);
+            self.meter(length);
         }
         let level = self.master.process(block);
         self.levels.record_master_measured(level);
@@ -338,29 +338,15 @@ impl Mixer {
     }
 
     /// Publish each rendered slot's share of this block and its level.
-    fn meter(&self, block_nanos: u64, scale: PpmScale) {
+    fn meter(&self, length: BlockLength) {
         for k in 0..self.pool.active_count() {
             let i = self.pool.active_slot(k);
-            Self::meter_one(
-                &self.meters,
-                &self.levels,
-                i,
-                self.pool.slot(i),
-                block_nanos,
-                scale,
-            );
+            Self::meter_one(&self.meters, &self.levels, i, self.pool.slot(i), length);
         }
     }
 
-    fn meter_one(
-        meters: &Meters,
-        levels: &Levels,
-        i: usize,
-        slot: &Slot,
-        block_nanos: u64,
-        scale: PpmScale,
-    ) {
-        meters.record(i, slot.busy_nanos(), block_nanos, scale);
+    fn meter_one(meters: &Meters, levels: &Levels, i: usize, slot: &Slot, length: BlockLength) {
+        meters.record(i, slot.busy_nanos(), length);
         if slot.is_idle() {
             levels.clear(i);
         } else {
