@@ -17,8 +17,9 @@
 //!    again and again (new code: compiled; code seen before: cached).
 //! 6. Where the time goes: the workload native, as wasm straight through
 //!    wasmtime with no checks, with wasmtime's epoch checks and with
-//!    lel-host's stop checks, through the engine, and as the fast build;
-//!    the same for every SDK's chain.
+//!    lel-host's stop checks, through the engine, and as the fast build
+//!    (Winch; and Cranelift unoptimised, the fast build without Winch); the
+//!    same for every SDK's chain.
 //!
 //! 7. The pool and the claims (`engine/pool.rs`): `--threads 2` vs 1 on
 //!    heavy signals, and claim placement's growth.
@@ -327,20 +328,38 @@ enum Checks {
     Stop,
 }
 
-/// Cranelift as lel-host sets it up for the optimised build or, with
-/// `fast`, the fast build (`loader/runtime.rs`), for modules with `checks`.
-fn compiler(checks: Checks, fast: bool) -> wasmtime::Config {
+/// Which of lel-host's compilers (`loader/runtime.rs`).
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// The optimised build: Cranelift, `speed`.
+    Optimised,
+    /// The fast build: Winch, wasmtime's baseline compiler.
+    Winch,
+    /// The fast build where Winch cannot run: Cranelift with no
+    /// optimisation and single-pass register allocation.
+    CraneliftFast,
+}
+
+/// The compiler as lel-host sets it up for `build`, for modules with
+/// `checks`.
+fn compiler(checks: Checks, build: Build) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(checks == Checks::Epochs);
     if checks == Checks::Stop {
         config.wasm_threads(true).shared_memory(true);
     }
-    if fast {
-        config
-            .cranelift_opt_level(wasmtime::OptLevel::None)
-            .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
-    } else {
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    match build {
+        Build::Optimised => {
+            config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        }
+        Build::Winch => {
+            config.strategy(wasmtime::Strategy::Winch);
+        }
+        Build::CraneliftFast => {
+            config
+                .cranelift_opt_level(wasmtime::OptLevel::None)
+                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+        }
     }
     config
 }
@@ -358,8 +377,8 @@ enum Process {
 
 impl Direct {
     /// `fast`: with the compiler settings of lel-host's fast build.
-    fn new(path: &Path, checks: Checks, fast: bool) -> Direct {
-        let mut config = compiler(checks, fast);
+    fn new(path: &Path, checks: Checks, build: Build) -> Direct {
+        let mut config = compiler(checks, build);
         config.compiler_inlining(wasmtime::Inlining::No);
         // LEL_BENCH_PERFMAP=1: name the compiled functions for `perf report`.
         if std::env::var_os("LEL_BENCH_PERFMAP").is_some() {
@@ -462,7 +481,8 @@ impl Direct {
 
 /// Section 6, where the time goes: native; wasm straight through wasmtime
 /// with no checks, wasmtime's epoch checks, lel-host's stop checks; the
-/// whole engine; the fast build (stop checks).
+/// whole engine; the fast build (Winch, stop checks) and the fast build
+/// where Winch cannot run (Cranelift unoptimised, stop checks).
 fn where_the_time_goes(reps: usize) {
     const SECONDS: usize = 5;
     println!(
@@ -474,14 +494,15 @@ fn where_the_time_goes(reps: usize) {
                channels: usize,
                path: &Path,
                native: &mut dyn FnMut(&mut [f32])| {
-        let mut bare = Direct::new(path, Checks::None, false);
-        let mut epochs = Direct::new(path, Checks::Epochs, false);
-        let mut stop = Direct::new(path, Checks::Stop, false);
-        let mut fast = Direct::new(path, Checks::Stop, true);
+        let mut bare = Direct::new(path, Checks::None, Build::Optimised);
+        let mut epochs = Direct::new(path, Checks::Epochs, Build::Optimised);
+        let mut stop = Direct::new(path, Checks::Stop, Build::Optimised);
+        let mut winch = Direct::new(path, Checks::Stop, Build::Winch);
+        let mut unoptimised = Direct::new(path, Checks::Stop, Build::CraneliftFast);
         let mut engine = engine(channels);
         engine.load(path).unwrap();
         let mut out = vec![0.0f32; frames * channels];
-        let mut best = [f64::MAX; 6];
+        let mut best = [f64::MAX; 7];
         for _ in 0..reps {
             let t = [
                 time(|| native(&mut out)),
@@ -489,7 +510,8 @@ fn where_the_time_goes(reps: usize) {
                 time(|| epochs.render(&mut out)),
                 time(|| stop.render(&mut out)),
                 time(|| engine.render_into(&mut out)),
-                time(|| fast.render(&mut out)),
+                time(|| winch.render(&mut out)),
+                time(|| unoptimised.render(&mut out)),
             ];
             for (b, t) in best.iter_mut().zip(t) {
                 *b = b.min(t);
@@ -498,13 +520,14 @@ fn where_the_time_goes(reps: usize) {
         let per = |t: f64| t * 1e9 / (frames * units) as f64;
         println!(
             "  {label}: native {:.2}; wasm, no checks {:.2}x; epoch checks {:.2}x; stop checks (lel-host) {:.2}x; \
-             whole engine {:.2}x; fast build {:.2}x",
+             whole engine {:.2}x; fast build (Winch) {:.2}x; Cranelift unoptimised {:.2}x",
             per(best[0]),
             best[1] / best[0],
             best[2] / best[0],
             best[3] / best[0],
             best[4] / best[0],
             best[5] / best[0],
+            best[6] / best[0],
         );
     };
     const N: usize = 100;
@@ -1003,20 +1026,21 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
     let bytes: Vec<Vec<u8>> = (0..9)
         .map(|k| wat::parse_str(version(200 + k)).unwrap())
         .collect();
-    for (label, fast, parallel) in [
+    for (label, build, parallel) in [
         (
             "optimised build (Cranelift `speed`), parallel as lel-host",
-            false,
+            Build::Optimised,
             true,
         ),
-        ("optimised build, one thread", false, false),
+        ("optimised build, one thread", Build::Optimised, false),
+        ("fast build (Winch)", Build::Winch, true),
         (
-            "fast build (`none`, single-pass register allocation)",
-            true,
+            "fast build without Winch (Cranelift `none`, single-pass register allocation)",
+            Build::CraneliftFast,
             true,
         ),
     ] {
-        let mut config = compiler(Checks::Stop, fast);
+        let mut config = compiler(Checks::Stop, build);
         config.parallel_compilation(parallel);
         let e = wasmtime::Engine::new(&config).unwrap();
         wasmtime::Module::new(&e, with_stop_checks(&bytes[0])).unwrap();
@@ -1030,8 +1054,8 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
     // them (one module each, compiled 9 times).
     for name in ["filtered-delayed-sine", "poly-synth"] {
         let module = std::fs::read(build_wasm(name, &[], name)).unwrap();
-        let t = |fast: bool| {
-            let e = wasmtime::Engine::new(&compiler(Checks::Stop, fast)).unwrap();
+        let t = |build: Build| {
+            let e = wasmtime::Engine::new(&compiler(Checks::Stop, build)).unwrap();
             med((0..9)
                 .map(|_| {
                     time(|| drop(wasmtime::Module::new(&e, with_stop_checks(&module)).unwrap()))
@@ -1040,10 +1064,12 @@ fn load_breakdown(version: &dyn Fn(usize) -> String) {
                 .collect())
         };
         println!(
-            "  compile alone, SDK {name} ({} KB): optimised {:.2} ms, fast {:.2} ms",
+            "  compile alone, SDK {name} ({} KB): optimised {:.2} ms, fast (Winch) {:.2} ms, \
+             Cranelift unoptimised {:.2} ms",
             module.len() / 1024,
-            t(false),
-            t(true)
+            t(Build::Optimised),
+            t(Build::Winch),
+            t(Build::CraneliftFast)
         );
     }
 }

@@ -826,6 +826,53 @@ fn a_heavy_signal_plays_new_code_only_from_its_optimised_build() {
     );
 }
 
+/// A module that fills its block through tail calls (`return_call`), every
+/// sample `level`: the optimising compiler takes tail calls, the fast
+/// tier's baseline compiler (Winch) does not.
+fn tail_calls(level: f32) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "init") (param i32 i32) (result i32) (i32.const 1))
+  (func $fill (param $i i32) (param $n i32) (result i32)
+    (if (result i32) (i32.ge_u (local.get $i) (local.get $n))
+      (then (i32.const 1024))
+      (else
+        (f32.store (i32.add (i32.const 1024) (i32.shl (local.get $i) (i32.const 2)))
+                   (f32.const {level}))
+        (return_call $fill (i32.add (local.get $i) (i32.const 1)) (local.get $n)))))
+  (func (export "process") (param $n i32) (param $c i64) (result i32)
+    (return_call $fill (i32.const 0) (local.get $n))))"#
+    )
+}
+
+#[test]
+fn new_code_the_fast_tier_cannot_compile_plays_from_its_optimised_build() {
+    let settle = Duration::from_millis(700);
+    let extra = ["--stats"];
+    let (_dir, music, run) = play_new_folder("tail", &tail_calls(0.1), "2.5", &extra, settle);
+    let tmp = music.join(".tail.wat.tmp");
+    std::fs::write(&tmp, tail_calls(0.3)).unwrap();
+    std::fs::rename(&tmp, music.join("tail.wat")).unwrap();
+    run.wait_for("tail: swapped in version 2", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(
+        log.contains("tail: swapped in version 2 (compiled in"),
+        "the new code swapped in from its optimised build:\n{log}"
+    );
+    assert!(!log.contains("fast build"), "{log}");
+    // What played: 0.1 before the swap, 0.3 after it (and only the
+    // crossfade between).
+    let at = |v: f32| x.iter().position(|s| (s - v).abs() < 1e-6);
+    let first = at(0.1).expect("the first version played");
+    let second = at(0.3).expect("the new code played");
+    assert!(first < second, "0.1 at {first}, then 0.3 at {second}");
+    assert!(
+        x[second..].iter().all(|s| (s - 0.3).abs() < 1e-6),
+        "the new code plays on to the end"
+    );
+}
+
 #[test]
 fn a_fast_build_that_faults_rolls_back_and_its_optimised_build_never_plays() {
     let settle = Duration::from_millis(600);

@@ -143,9 +143,9 @@ impl Request {
 }
 
 /// A signal that used more of the block than this (recently) plays new
-/// code only from its optimised build: its fast build runs about twice as
-/// slow (1.6x to 2.2x, `cargo bench -p lel-host` part 6), and more than a
-/// block's work would make late blocks.
+/// code only from its optimised build: its fast build runs 2x to 3.6x as
+/// slow (Winch; 2x to 2.4x for Cranelift unoptimised, `cargo bench -p
+/// lel-host` part 6), and more than a block's work would make late blocks.
 pub const FAST_BUILD_MAX_SHARE: f64 = 0.2;
 
 /// A request, finished.

@@ -407,19 +407,43 @@ fn compile_bounded(
             return Err(over_memory(limit));
         }
         let what = if over_cpu { "CPU" } else { "wall" };
-        return Err(wasmtime::Error::msg(format!(
+        return Err(wasmtime::Error::new(OverLimit(format!(
             "it used more than {} s of {what} time compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
             cpu.as_secs_f64()
-        )));
+        ))));
     }
 }
 
 /// The error of a compile that held more memory than `limit` allows.
 fn over_memory(limit: CompileLimit) -> wasmtime::Error {
-    wasmtime::Error::msg(format!(
+    wasmtime::Error::new(OverLimit(format!(
         "it used more than {} MiB of memory compiling, the limit per module (no hand-written or SDK-built signal comes near it); simplify it (fewer locals, less nesting, smaller functions)",
         limit.memory >> 20
-    ))
+    )))
+}
+
+/// A compile stopped at its CPU, wall-time or memory limit.
+#[derive(Debug)]
+pub struct OverLimit(pub String);
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
+/// Did a fast-tier compile fail where the optimised compiler may succeed
+/// (the baseline compiler does not support something the module uses, or
+/// panicked)? Not for a compile that could not run now, one stopped at its
+/// limits (the optimised compiler would take longer still), or a module
+/// refused for what it is (its stop checks cannot be written in).
+pub fn worth_retrying_optimised(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<NotNow>().is_none()
+        && e.downcast_ref::<OverLimit>().is_none()
+        && e.downcast_ref::<super::instrument::InstrumentError>()
+            .is_none()
 }
 
 /// CPU time used by the thread whose CPU clock is `clock` (`None` once it

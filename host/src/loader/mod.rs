@@ -316,14 +316,22 @@ impl Loader {
             None => (&self.runtime.engine, &self.runtime.linker),
         };
         let t0 = Instant::now();
-        let (module, source) = match tier {
-            Some(_) => self
-                .cache
-                .compile_uncached(engine, bytes)
-                .map(|m| (m, Source::Compiled)),
+        let compiled = match tier {
+            Some(t) => match self.cache.compile_uncached(engine, bytes) {
+                // What the baseline compiler cannot do, the optimised
+                // build may: that one plays first instead.
+                Err(e) if cache::worth_retrying_optimised(&e) => {
+                    tracing::debug!(
+                        "{signal}: no fast build ({}: {e:#}); the optimised build plays first",
+                        t.compiler.name()
+                    );
+                    return self.prepare_with(signal, bytes, previous, false, id);
+                }
+                other => other.map(|m| (m, Source::Compiled)),
+            },
             None => self.cache.get(engine, &hash, bytes),
-        }
-        .map_err(|e| match e.downcast_ref::<cache::NotNow>() {
+        };
+        let (module, source) = compiled.map_err(|e| match e.downcast_ref::<cache::NotNow>() {
             Some(not_now) => LoadError::Busy(not_now.to_string()),
             None => LoadError::Compile(format!("{e:#}")),
         })?;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Caller, Config, Engine, Linker, OptLevel, RegallocAlgorithm};
+use wasmtime::{Caller, Config, Engine, Linker, OptLevel, RegallocAlgorithm, Strategy};
 
 use crate::contract;
 use crate::rt::guest::{GuestLimits, HostState};
@@ -24,10 +24,12 @@ pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
     /// The fast tier, when asked for: an engine whose compiles take about
-    /// half the time (no optimisation passes, single-pass register
-    /// allocation) for code that runs slower; a saved module plays from it
-    /// first while the optimised build is made (see `control::pipeline`).
-    /// Wasm is deterministic, so both builds compute the same samples.
+    /// half the time for code that runs slower (wasmtime's baseline
+    /// compiler Winch, or where it cannot run, Cranelift with no
+    /// optimisation passes and single-pass register allocation); a saved
+    /// module plays from it first while the optimised build is made (see
+    /// `control::pipeline`). Wasm is deterministic, so both builds compute
+    /// the same samples.
     pub fast: Option<Tier>,
     /// Guest log lines, rate-limited per signal (from `init` and, drained
     /// by the control side, from `process`).
@@ -47,6 +49,31 @@ pub struct Tier {
     pub linker: Linker<HostState>,
     /// The stop flags of this engine's instances.
     pub stops: Arc<StopFlags>,
+    /// The compiler behind [`Tier::engine`].
+    pub compiler: Compiler,
+}
+
+/// Which compiler an engine uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compiler {
+    /// Cranelift, optimising (`speed`).
+    Optimising,
+    /// Winch, wasmtime's single-pass baseline compiler (the fast tier on
+    /// x86-64 with AVX).
+    Winch,
+    /// Cranelift with no optimisation passes and single-pass register
+    /// allocation (the fast tier where Winch cannot run).
+    CraneliftFast,
+}
+
+impl Compiler {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compiler::Optimising => "Cranelift",
+            Compiler::Winch => "Winch",
+            Compiler::CraneliftFast => "Cranelift, unoptimised",
+        }
+    }
 }
 
 /// Versions of the fast tier alive at once (each plays for a few blocks,
@@ -90,9 +117,24 @@ impl Runtime {
             engine,
             linker,
             stops,
-        } = tier(limits, POOLED_INSTANCES, false, &guest_log)?;
+            ..
+        } = tier(limits, POOLED_INSTANCES, Compiler::Optimising, &guest_log)?;
         let fast = if fast {
-            Some(tier(limits, FAST_POOLED_INSTANCES, true, &guest_log)?)
+            // Winch where it runs (x86-64 with AVX); Cranelift unoptimised
+            // elsewhere.
+            Some(
+                tier(limits, FAST_POOLED_INSTANCES, Compiler::Winch, &guest_log).or_else(|e| {
+                    tracing::debug!(
+                        "the fast tier cannot use Winch here ({e:#}): Cranelift, unoptimised"
+                    );
+                    tier(
+                        limits,
+                        FAST_POOLED_INSTANCES,
+                        Compiler::CraneliftFast,
+                        &guest_log,
+                    )
+                })?,
+            )
         } else {
             None
         };
@@ -108,13 +150,12 @@ impl Runtime {
     }
 }
 
-/// An engine configured for real-time calls (`fast`: the fast tier's
-/// compiler settings) with `instances` pooled, and its linker with the host
-/// functions.
+/// An engine configured for real-time calls, compiling with `compiler`,
+/// with `instances` pooled, and its linker with the host functions.
 fn tier(
     limits: &GuestLimits,
     instances: u32,
-    fast: bool,
+    compiler: Compiler,
     guest_log: &Arc<GuestLog>,
 ) -> anyhow::Result<Tier> {
     let mut config = Config::new();
@@ -138,13 +179,23 @@ fn tier(
         // room for its largest size): the audio thread keeps its address
         // (`Version::output`), and compiled code need not reload it.
         .memory_may_move(false);
-    if fast {
-        // A small module compiles in 1.0 to 1.3 ms instead of 1.3 to 1.6,
-        // an SDK example in half the time (`cargo bench -p lel-host`, part
-        // 5); its code runs 1.6x to 2.2x slower (part 6).
-        config
-            .cranelift_opt_level(OptLevel::None)
-            .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass);
+    match compiler {
+        Compiler::Optimising => {}
+        // An SDK example compiles in 0.3 of the optimised build's time
+        // (about 3 ms instead of 9; a small module's compile is mostly
+        // fixed costs, about 1.2 ms either way); its code runs 2x to 3.6x
+        // slower (`cargo bench -p lel-host`, parts 5 and 6). It needs AVX
+        // (`Engine::new` fails without).
+        Compiler::Winch => {
+            config.strategy(Strategy::Winch);
+        }
+        // An SDK example in half the optimised build's time; its code runs
+        // 2x to 2.4x slower.
+        Compiler::CraneliftFast => {
+            config
+                .cranelift_opt_level(OptLevel::None)
+                .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass);
+        }
     }
     let engine = Engine::new(&config)?;
     let mut linker = Linker::new(&engine);
@@ -179,6 +230,7 @@ fn tier(
         engine,
         linker,
         stops,
+        compiler,
     })
 }
 
