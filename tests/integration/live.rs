@@ -915,6 +915,38 @@ fn a_fast_build_that_faults_rolls_back_and_its_optimised_build_never_plays() {
 }
 
 #[test]
+fn a_runaway_in_a_fast_build_is_stopped_and_the_last_good_version_plays_on() {
+    let settle = Duration::from_millis(600);
+    let sine = fixtures::sine(440.0, 0.5);
+    let (_dir, music, run) = play_new_folder("sine", &sine, "2.5", &[], settle);
+    // New code that never returns from `process`: its fast build (Winch
+    // here) plays first, and only the stop checks compiled into it can end
+    // the call.
+    let spinning = fixtures::sine(440.0, 0.25).replace(
+        "(local.set $phase (f64.load (global.get $phase_at)))",
+        "(loop $forever (br $forever)) (local.set $phase (f64.load (global.get $phase_at)))",
+    );
+    assert_ne!(spinning, fixtures::sine(440.0, 0.25), "the loop is in");
+    std::fs::write(music.join("sine.wat"), spinning).unwrap();
+    run.wait_for("rolled back", Duration::from_secs(10));
+    let (log, x) = run.finish();
+    assert!(log.contains("(fast build, compiled in"), "{log}");
+    assert!(log.contains("budget (runaway loop?)"), "{log}");
+    assert!(
+        log.contains("rolled back to the last good version (1)"),
+        "{log}"
+    );
+    // The first version plays on to the end.
+    let tail = &x[x.len() - SR as usize / 2..];
+    assert!((dominant_frequency(tail, SR) - 440.0).abs() < 2.0);
+    assert!(
+        (rms(tail) - 0.5 / 2f64.sqrt()).abs() < 0.01,
+        "{}",
+        rms(tail)
+    );
+}
+
+#[test]
 fn what_init_logs_is_printed_once_per_version_not_again_by_its_optimised_build() {
     let module = |extra: &str| {
         format!(
