@@ -23,10 +23,10 @@ use super::guest_log::GuestLog;
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
-    /// The fast tier, when asked for: an engine whose compiles take about
-    /// half the time for code that runs slower (wasmtime's baseline
-    /// compiler Winch, or where it cannot run, Cranelift with no
-    /// optimisation passes and single-pass register allocation); a saved
+    /// The fast tier, when asked for: an engine whose compiles take a third
+    /// of the time for code that runs slower (wasmtime's baseline compiler
+    /// Winch; where it cannot run, Cranelift with no optimisation passes
+    /// and single-pass register allocation: half the time); a saved
     /// module plays from it first while the optimised build is made (see
     /// `control::pipeline`). Wasm is deterministic, so both builds compute
     /// the same samples.
