@@ -333,7 +333,8 @@ enum Checks {
 enum Build {
     /// The optimised build: Cranelift, `speed`.
     Optimised,
-    /// The fast build: Winch, wasmtime's baseline compiler.
+    /// The fast build: Winch, wasmtime's baseline compiler (its
+    /// trampolines from Cranelift unoptimised).
     Winch,
     /// The fast build where Winch cannot run: Cranelift with no
     /// optimisation and single-pass register allocation.
@@ -353,7 +354,10 @@ fn compiler(checks: Checks, build: Build) -> wasmtime::Config {
             config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         }
         Build::Winch => {
-            config.strategy(wasmtime::Strategy::Winch);
+            config
+                .strategy(wasmtime::Strategy::Winch)
+                .cranelift_opt_level(wasmtime::OptLevel::None)
+                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
         }
         Build::CraneliftFast => {
             config

@@ -23,8 +23,8 @@ use super::guest_log::GuestLog;
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
-    /// The fast tier, when asked for: an engine whose compiles take a third
-    /// of the time for code that runs slower (wasmtime's baseline compiler
+    /// The fast tier, when asked for: an engine whose compiles take a
+    /// quarter of the time for code that runs slower (wasmtime's baseline compiler
     /// Winch; where it cannot run, Cranelift with no optimisation passes
     /// and single-pass register allocation: half the time); a saved
     /// module plays from it first while the optimised build is made (see
@@ -181,13 +181,21 @@ fn tier(
         .memory_may_move(false);
     match compiler {
         Compiler::Optimising => {}
-        // An SDK example compiles in 0.3 of the optimised build's time
-        // (about 3 ms instead of 9; a small module's compile is mostly
-        // fixed costs, about 1.2 ms either way); its code runs 2x to 3.6x
-        // slower (`cargo bench -p lel-host`, parts 5 and 6). It needs AVX
-        // (`Engine::new` fails without).
+        // An SDK example compiles in a quarter of the optimised build's
+        // time (about 2 ms instead of 8 to 10; a small module in 0.8 ms
+        // instead of 1.3); its code runs 2x to 3.6x slower (`cargo bench
+        // -p lel-host`, parts 5 and 6). It needs AVX (`Engine::new` fails
+        // without). wasmtime still compiles the trampolines between host
+        // and wasm with Cranelift: unoptimised, they took a small module's
+        // compile from 1.0 to 0.8 ms (a third of it had been Cranelift's
+        // optimising passes and register allocator on them) and an SDK
+        // example's from 2.6 to 2.1 ms, for a few nanoseconds more per
+        // call while the fast build plays.
         Compiler::Winch => {
-            config.strategy(Strategy::Winch);
+            config
+                .strategy(Strategy::Winch)
+                .cranelift_opt_level(OptLevel::None)
+                .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass);
         }
         // An SDK example in half the optimised build's time; its code runs
         // 2x to 2.4x slower.
