@@ -150,6 +150,17 @@ fn compare(reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Vec<f64>, 
     (ratios, best_a, best_b)
 }
 
+/// `  {label} = median ratio (spread); best A ms vs B ms` of [`compare`]'s
+/// rounds.
+fn ratio_line(label: &str, (ratios, ta, tb): (Vec<f64>, f64, f64)) -> String {
+    format!(
+        "  {label} = {}; best {:.1} ms vs {:.1} ms",
+        show(spread(ratios)),
+        ta * 1e3,
+        tb * 1e3
+    )
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -712,16 +723,15 @@ fn sdk_chain_vs_native(reps: usize) {
     // Both sides render into buffers allocated once (the native side's
     // `render` would allocate and zero 3.8 MB per round, in its time).
     let (mut w_out, mut n_out) = (vec![0.0f32; frames], vec![0.0f32; frames]);
-    let (ratios, tw, tn) = compare(
+    let rounds = compare(
         reps,
         || wasm.render_into(&mut w_out),
         || native.render_into(std::hint::black_box(&mut n_out)),
     );
+    let tw = rounds.1;
     println!(
-        "  lel-host / native = {}; best {:.1} ms vs {:.1} ms ({:.0}x real time)",
-        show(spread(ratios)),
-        tw * 1e3,
-        tn * 1e3,
+        "{} ({:.0}x real time)",
+        ratio_line("lel-host / native", rounds),
         SECONDS as f64 / tw
     );
     // The same chain from the other SDKs (`examples/{c,zig,assemblyscript}`):
@@ -738,43 +748,38 @@ fn sdk_chain_vs_native(reps: usize) {
         };
         let mut wasm = engine(1);
         wasm.load(&path).unwrap();
-        let (ratios, tw, tn) = compare(
+        let rounds = compare(
             reps,
             || wasm.render_into(&mut w_out),
             || native.render_into(std::hint::black_box(&mut n_out)),
         );
         println!(
-            "  {name} SDK's chain / native Rust chain = {}; best {:.1} ms vs {:.1} ms",
-            show(spread(ratios)),
-            tw * 1e3,
-            tn * 1e3,
+            "{}",
+            ratio_line(&format!("{name} SDK's chain / native Rust chain"), rounds)
         );
         // The chain natively: the same source through the same compiler
         // (AssemblyScript has no native compiler).
         let lib = langs.join(format!("chain-{lang}-native.so"));
-        let built = match lang {
-            "c" => native::Native::c(&repo(), "examples/c/chain.c", &lib, SR, BLOCK as u32),
-            "zig" => native::Native::zig(&repo(), "examples/zig/chain.zig", &lib, SR, BLOCK as u32),
+        let (built, compiler) = match lang {
+            "c" => (
+                native::Native::c(&repo(), "examples/c/chain.c", &lib, SR, BLOCK as u32),
+                "clang -O2",
+            ),
+            "zig" => (
+                native::Native::zig(&repo(), "examples/zig/chain.zig", &lib, SR, BLOCK as u32),
+                "zig ReleaseFast",
+            ),
             _ => continue,
-        };
-        let compiler = if lang == "c" {
-            "clang -O2"
-        } else {
-            "zig ReleaseFast"
         };
         match built {
             Ok(mut lib) => {
-                let (ratios, tw, tl) = compare(
+                let rounds = compare(
                     reps,
                     || wasm.render_into(&mut w_out),
                     || lib.render_into(std::hint::black_box(&mut n_out)),
                 );
-                println!(
-                    "  {name} SDK's chain / the same {name} native ({compiler}) = {}; best {:.1} ms vs {:.1} ms",
-                    show(spread(ratios)),
-                    tw * 1e3,
-                    tl * 1e3,
-                );
+                let label = format!("{name} SDK's chain / the same {name} native ({compiler})");
+                println!("{}", ratio_line(&label, rounds));
             }
             Err(e) => println!("  {name} SDK's chain natively: FAILED, {e}"),
         }

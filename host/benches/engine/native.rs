@@ -28,8 +28,8 @@ impl Native {
         sample_rate: u32,
         block: u32,
     ) -> Result<Self, String> {
-        let status = Command::new("clang")
-            .current_dir(repo)
+        let mut cmd = Command::new("clang");
+        cmd.current_dir(repo)
             .args([
                 "-O2",
                 "-std=c11",
@@ -43,12 +43,8 @@ impl Native {
             .arg("-o")
             .arg(out)
             .arg("host/benches/engine/native-c.c")
-            .arg("-lm")
-            .status()
-            .map_err(|e| format!("clang: {e} (apt-get install clang)"))?;
-        if !status.success() {
-            return Err(format!("clang failed on {example}"));
-        }
+            .arg("-lm");
+        run(&mut cmd, "clang", "apt-get install clang", example)?;
         Self::load(out, example, sample_rate, block)
     }
 
@@ -61,8 +57,8 @@ impl Native {
         sample_rate: u32,
         block: u32,
     ) -> Result<Self, String> {
-        let status = Command::new("python3")
-            .current_dir(repo)
+        let mut cmd = Command::new("python3");
+        cmd.current_dir(repo)
             .env("PYTHONPATH", repo.join("target/tools/ziglang"))
             .args([
                 "-m",
@@ -91,12 +87,8 @@ impl Native {
                 &format!("-Mexample={example}"),
                 "-Mlel=guest-sdk/zig/lel.zig",
             ])
-            .arg(format!("-femit-bin={}", out.display()))
-            .status()
-            .map_err(|e| format!("python3 -m ziglang: {e} (scripts/setup-languages)"))?;
-        if !status.success() {
-            return Err(format!("zig failed on {example}"));
-        }
+            .arg(format!("-femit-bin={}", out.display()));
+        run(&mut cmd, "zig", "scripts/setup-languages", example)?;
         Self::load(out, example, sample_rate, block)
     }
 
@@ -154,5 +146,17 @@ impl Native {
                 &mut self.clock,
             );
         }
+    }
+}
+
+/// Run the compiler `cmd` (`tool`, installed by `install`) on `example`.
+fn run(cmd: &mut Command, tool: &str, install: &str, example: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{tool}: {e} ({install})"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{tool} failed on {example}"))
     }
 }

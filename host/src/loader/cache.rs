@@ -219,7 +219,8 @@ pub const MAX_ABANDONED: usize = 2;
 /// module's bytes ([`MAX_ABANDONED`] stopped compiles still finishing, no
 /// thread to be had): not remembered as a failure of those bytes; saving
 /// again later compiles them.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct NotNow(pub String);
 
 impl NotNow {
@@ -229,14 +230,6 @@ impl NotNow {
         ))
     }
 }
-
-impl std::fmt::Display for NotNow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NotNow {}
 
 /// A compile thread's state: running, done, or abandoned by its loader.
 const RUNNING: u8 = 0;
@@ -423,16 +416,9 @@ fn over_memory(limit: CompileLimit) -> wasmtime::Error {
 }
 
 /// A compile stopped at its CPU, wall-time or memory limit.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct OverLimit(pub String);
-
-impl std::fmt::Display for OverLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for OverLimit {}
 
 /// Did a fast-tier compile fail where the optimised compiler may succeed
 /// (the baseline compiler does not support something the module uses, or

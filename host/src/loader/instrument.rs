@@ -45,16 +45,9 @@ pub const FLAGS_NAME: &str = "flags";
 pub const WORD_NAME: &str = "word";
 
 /// Why a module cannot be instrumented.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct InstrumentError(pub String);
-
-impl std::fmt::Display for InstrumentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InstrumentError {}
 
 /// The prefix of the exports through which the host reads and writes a
 /// module's mutable globals: `lel-host:global:N`, N the global's index in

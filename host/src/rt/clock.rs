@@ -16,6 +16,10 @@
 //! is then the system clock's within a few parts per million (two clock
 //! reads' uncertainty over [`CALIBRATION`]); [`upper_bound_of`] adds that
 //! margin (and more) where a bound must not be exceeded.
+//!
+//! Read on every thread, the audio thread included ([`now_ns`]: atomics and
+//! one counter read); calibrated on the watchdog thread
+//! ([`Calibration::step`], which reads a file once).
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +38,9 @@ static BASE_TSC: AtomicU64 = AtomicU64::new(0);
 static BASE_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Monotonic time in nanoseconds (the same timebase on every thread). No
-/// system call, no lock; wait-free.
+/// system call, no lock; wait-free. Read directly, two per guest call,
+/// where `Instant::elapsed` added a checked subtraction and a 128-bit
+/// conversion to each.
 #[inline]
 pub fn now_ns() -> u64 {
     let scale = SCALE.load(Ordering::Acquire);
@@ -59,16 +65,26 @@ pub fn upper_bound_of(ns: u64) -> u64 {
     ns.saturating_add(ns >> 12).saturating_add(2_000)
 }
 
-/// `CLOCK_MONOTONIC_RAW` (the vDSO: no system call).
+/// `CLOCK_MONOTONIC_RAW` (the vDSO: no system call). Raw, not
+/// `CLOCK_MONOTONIC` (which `Instant` reads): that one is slewed by NTP, a
+/// few parts per million slower or faster than the threads' CPU clocks,
+/// and a CPU time bound computed from wall time (`cpu::call_start`) came
+/// out 25 ns short of the real CPU time once.
 pub fn system_ns() -> u64 {
+    read(libc::CLOCK_MONOTONIC_RAW).unwrap_or(0)
+}
+
+/// The clock `clock` in nanoseconds (a thread's CPU clock is a real system
+/// call; `None` for the clock of a thread that has exited).
+pub fn read(clock: libc::clockid_t) -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_RAW exists
-    // on every Linux this runs on (a failure leaves zeros).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    // SAFETY: `ts` is a valid, writable timespec; a clock id of a thread that
+    // has exited makes the call fail (EINVAL), which is handled.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 #[cfg(target_arch = "x86_64")]

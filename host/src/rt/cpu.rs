@@ -25,6 +25,7 @@ use std::sync::atomic::{
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::clock::{now_ns, read};
 use super::stop::STOP;
 
 /// How often the watchdog samples the registered threads' CPU clocks and
@@ -217,36 +218,10 @@ thread_local! {
     static OWNED: std::cell::RefCell<Option<GuestThread>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Nanoseconds of the monotonic clock every budget, meter and watchdog
-/// judgement uses ([`super::clock`]: the raw monotonic clock, or the CPU's
-/// time-stamp counter calibrated against it). Read directly: two of these
-/// per guest call, where `Instant::elapsed` added a checked subtraction and
-/// a 128-bit conversion to each. Raw, not `CLOCK_MONOTONIC` (which
-/// `Instant` reads): that one is slewed by NTP, a few parts per million
-/// slower or faster than the threads' CPU clocks, and a CPU time bound
-/// computed from wall time (`call_start`) came out 25 ns short of the real
-/// CPU time once; the bound now also has a margin
-/// ([`super::clock::upper_bound_of`]).
-#[inline]
-pub fn now_ns() -> u64 {
-    super::clock::now_ns()
-}
-
 /// CPU time the calling thread has used, read from the kernel: a system
 /// call. Only for threads that are not real-time or for the overrun path.
 pub fn thread_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(0)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; a clock id of a thread that
-    // has exited makes the call fail (EINVAL), which is handled.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    read(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(0)
 }
 
 /// A thread registered for CPU sampling; unregistered when dropped. Must be
@@ -428,7 +403,7 @@ fn watch_all() {
         let call = e.call();
         // Wall time first: cpu + (now - wall) is then an upper bound.
         let wall = now_ns();
-        let Some(cpu) = clock_ns(clock) else {
+        let Some(cpu) = read(clock) else {
             continue;
         };
         e.write(generation, cpu, wall);

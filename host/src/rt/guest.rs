@@ -107,7 +107,7 @@ impl Overrun {
         }
     }
 
-    /// When the call started, on [`cpu::now_ns`]'s clock.
+    /// When the call started, on [`super::clock::now_ns`]'s clock.
     pub fn started_ns(&self) -> u64 {
         self.start.wall_ns
     }

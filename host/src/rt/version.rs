@@ -138,7 +138,7 @@ impl Version {
     /// Wall time since the last call started, in nanoseconds (one clock
     /// read: the start is the one the call's budget was set from).
     pub fn since_call_start_ns(&self) -> u64 {
-        super::cpu::now_ns().saturating_sub(self.store.data().overrun.started_ns())
+        super::clock::now_ns().saturating_sub(self.store.data().overrun.started_ns())
     }
 
     /// CPU time the last call used at least (a system call: for the
