@@ -781,7 +781,10 @@ pub const Delay = struct {
         const len = self.len;
         if (len < 3) return x;
         const d = clamp(seconds * self.sr, 1.0, @floatFromInt(len - 2));
-        const di: u32 = @intFromFloat(d);
+        // `d` < 2^30 (the line's bytes fit in 32 bits): the signed
+        // conversion, one instruction in wasm (the unsigned one compiles to
+        // a range check and two branches).
+        const di: u32 = @intCast(@as(i32, @intFromFloat(d)));
         const frac = d - @as(f64, @floatFromInt(di));
         var w = self.pos.*;
         if (w >= len) w = 0;
@@ -1114,7 +1117,11 @@ pub fn Signal(comptime S: type) type {
             // `f` holds zeros in `[0, ch)` whenever `frame` is called
             // (`one` takes the samples and clears them in one pass).
             var f: [max_channels]f64 = undefined;
-            @memset(f[0..ch], 0);
+            if (ch <= 2) {
+                // No `memory.fill` (in wasm a call into the host per block).
+                f[0] = 0;
+                f[1] = 0;
+            } else @memset(f[0..ch], 0);
             // A slice of the buffer, not the array: indexing the array
             // copied all of it (4 KB) onto the stack for every look.
             const evs: []const Event = events[0..@min(n_events, event_capacity)];
