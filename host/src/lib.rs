@@ -79,6 +79,7 @@ pub mod testing {
     pub use crate::loader::runtime::Runtime;
     pub use crate::rt::clock::counter_in_use;
     pub use crate::rt::cpu::thread_cpu_ns;
+    pub use crate::rt::kernels::clean_vector_state;
     pub use crate::rt::layout::{Claims, Layout};
     pub use crate::rt::priority::{Role, promote};
     pub use crate::rt::version::{DROPPED, DROPPED_ON_AUDIO_THREAD};

@@ -1667,3 +1667,77 @@ fn a_live_rebuild_keeps_the_chord_ringing_and_the_knob_where_it_was() {
         }
     }
 }
+
+/// Code that used 256-bit AVX registers and left their upper halves dirty
+/// (a native library without `vzeroupper`, on the audio thread before the
+/// engine's block) must not slow the guests down. Compiled wasm mixes SSE
+/// and AVX encodings, and with the upper halves dirty each of them pays
+/// for the register state: without the `vzeroupper` the engine now runs
+/// before every guest call, the Rust SDK's chain rendered 34 times slower
+/// and this poly-synth 57 times (its optimised build), past its budget:
+/// muted as a runaway. Here the registers are dirtied before every block
+/// and the chord must play to the end, unmuted.
+#[test]
+fn a_guest_keeps_its_speed_when_host_code_left_the_vector_registers_dirty() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(
+            std::arch::is_x86_feature_detected!("avx"),
+            "this test dirties the AVX registers: it needs a CPU with AVX (any x86-64 CPU since 2011)"
+        );
+        const BLOCK: usize = 1024;
+        // The budget, a tenth of the 21 ms block (2.1 ms of CPU time):
+        // the chord takes a few hundred microseconds a block, and 57 times
+        // that is far past it.
+        let mut r = Renderer::with_settings(Settings {
+            sample_rate: SR,
+            channels: 1,
+            block: BLOCK as u32,
+            call_budget: 0.1,
+            threads: 1,
+            ..Settings::default()
+        })
+        .expect("engine");
+        let s = "poly-synth-rust";
+        r.load_bytes(s, module("poly-synth", "rust"))
+            .unwrap_or_else(|e| panic!("load {s}: {e:#}"));
+        for k in CHORD {
+            note_on(&mut r, s, k, 1.0, 0);
+        }
+        // Two seconds, the registers dirtied before every block, rendered
+        // into one buffer (no allocation between the dirtying and the
+        // block: an allocator's `memset` would clean them).
+        let mut out = vec![0.0f32; 2 * SR as usize / BLOCK * BLOCK];
+        for chunk in out.chunks_mut(BLOCK) {
+            // SAFETY: the CPU has AVX (asserted above); the instruction
+            // writes only ymm1, declared as clobbered.
+            unsafe { std::arch::asm!("vxorps ymm1, ymm1, ymm1", out("ymm1") _) };
+            r.render_into(chunk);
+        }
+        let notices = r.take_notices();
+        assert!(
+            !notices
+                .iter()
+                .any(|n| matches!(n, lel_host::Notice::Faulted { .. })),
+            "the poly-synth was stopped: {notices:?}"
+        );
+        // The chord sounds to the end: its four notes in the last half
+        // second, at the level it started with.
+        let tail = &out[out.len() - SR as usize / 2..];
+        let chord = peaks(tail, 0.15);
+        for k in CHORD {
+            assert!(
+                has(&chord, hz(k)),
+                "{} Hz in the last half second: {chord:?}",
+                hz(k)
+            );
+        }
+        let head = rms(&out[4800..4800 + SR as usize / 2]);
+        assert!(
+            db(rms(tail) / head).abs() < 3.0,
+            "the chord held its level: {:.4} then {:.4}",
+            head,
+            rms(tail)
+        );
+    }
+}

@@ -84,6 +84,7 @@ impl Overrun {
     /// Start judging a call whose stop word is `word` (no system call on a
     /// registered thread). Without a word, the call is not watched.
     pub fn start(&mut self, limits: CallLimits, word: Option<&StopWord>) {
+        super::kernels::clean_vector_state();
         (self.start, self.watch) =
             cpu::begin_call(word.map(StopWord::cell), limits.cpu, limits.wall);
         self.starved = false;

@@ -36,6 +36,42 @@ pub fn prefetch(at: *const u8, bytes: usize) {
     let _ = (at, bytes);
 }
 
+/// Find out now whether the CPU has AVX (std keeps the answer), so that
+/// the first [`clean_vector_state`] on the audio thread does not run
+/// `cpuid` (in a virtual machine a trap to the hypervisor).
+pub fn detect() {
+    #[cfg(target_arch = "x86_64")]
+    let _ = std::arch::is_x86_feature_detected!("avx");
+}
+
+/// Before a guest call: `vzeroupper` on a CPU with AVX, so the guest's
+/// code starts with the upper halves of the vector registers clean.
+/// Code that used 256-bit registers and left them dirty (a native library,
+/// a C function without `vzeroupper`) makes the SSE instructions that
+/// compiled wasm mixes with AVX ones pay for the register state on every
+/// one: the optimised build of the Zig SDK's chain ran 36 times slower
+/// (550 instead of 15 ms for 20 s) after one `vxorps ymm1` before its
+/// blocks, and in `cargo bench` a fast build 4 times slower, depending on
+/// what ran before in the process. One instruction, nothing read or
+/// written in memory.
+#[inline]
+pub fn clean_vector_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above), so `vzeroupper`
+        // exists; it zeroes bits 128 and up of the vector registers, and
+        // every vector register is declared clobbered (`clobber_abi`), so
+        // the compiler keeps no value in one across it.
+        unsafe {
+            core::arch::asm!(
+                "vzeroupper",
+                clobber_abi("C"),
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+    }
+}
+
 /// Add `samples` (`ch` channels, little-endian `f32` bytes) into `mix`
 /// (`oc` channels) at unity gain: mono goes to every output channel, N
 /// channels to the first N outputs. The same sums as scaling each sample by

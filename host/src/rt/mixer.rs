@@ -101,6 +101,7 @@ impl Mixer {
         config: MixerConfig,
         engine: Option<&wasmtime::Engine>,
     ) -> std::io::Result<(Mixer, MixerLink)> {
+        super::kernels::detect();
         // Room for a first version of every slot before the first block
         // (`render` loads them all first).
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(256.max(2 * config.slots));
