@@ -1,8 +1,9 @@
 //! The per-sample loops of a slot's block path (output check, level,
 //! mixing), written so the compiler can vectorize them (or, for the level,
 //! with SSE by hand), with results bit-identical to the plain per-sample
-//! loops they replace, and the cache prefetch hint the pool gives for the
-//! next slots. Runs on the audio thread.
+//! loops they replace; the cache prefetch hint the pool gives for the
+//! next slots; and the `vzeroupper` before every guest call. Runs on the
+//! audio thread.
 
 /// The largest |sample| of `samples` (interleaved `f32`, little-endian
 /// bytes), or `None` if any sample is NaN or infinite: [`peak_and_squares`]'s
