@@ -120,7 +120,11 @@ fn engine(channels: usize) -> Renderer {
     .unwrap()
 }
 
+/// The time `f` takes, started with the vector registers' upper halves
+/// clean (see `Direct::render`): whatever ran before (a native library of
+/// part 3) must not slow the SSE code of the side measured next.
 fn time(f: impl FnOnce()) -> f64 {
+    lel_host::testing::clean_vector_state();
     let t = Instant::now();
     f();
     t.elapsed().as_secs_f64()
