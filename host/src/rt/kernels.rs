@@ -3,7 +3,8 @@
 //! with SSE by hand), with results bit-identical to the plain per-sample
 //! loops they replace; the cache prefetch hint the pool gives for the
 //! next slots; and the `vzeroupper` before every guest call. Runs on the
-//! audio thread.
+//! audio thread and the workers (the `vzeroupper` also on the loaders,
+//! before `init`).
 
 /// The largest |sample| of `samples` (interleaved `f32`, little-endian
 /// bytes), or `None` if any sample is NaN or infinite: [`peak_and_squares`]'s
