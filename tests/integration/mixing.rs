@@ -162,3 +162,67 @@ fn a_reloaded_signal_keeps_its_mute_and_a_new_signal_in_a_freed_slot_starts_unmu
         "the next signal in that slot is heard"
     );
 }
+
+/// The master meter reads the level of each block it lets through (its
+/// peak exactly, its RMS to rounding) in every way a block comes about:
+/// one signal's samples as they are (the master then takes the level that
+/// signal's own check measured), two signals, a muted signal beside one
+/// playing, no signal, a mono signal in two channels, and a signal too loud
+/// that the limiter brings down.
+#[test]
+fn the_master_meter_reads_each_block_it_lets_through() {
+    // (case, channels, amplitudes, whether the second signal is muted)
+    let cases: [(&str, usize, &[f64], bool); 6] = [
+        ("one signal", 1, &[0.25], false),
+        ("two signals", 1, &[0.25, 0.2], false),
+        ("one muted beside one playing", 1, &[0.25, 0.2], true),
+        ("no signal", 1, &[], false),
+        ("mono in two channels", 2, &[0.25], false),
+        ("too loud", 1, &[3.0], false),
+    ];
+    for (case, channels, amps, mute_second) in cases {
+        let mut r = Renderer::with_settings(Settings {
+            sample_rate: SR,
+            channels,
+            block: 128,
+            ..Settings::default()
+        })
+        .expect("engine");
+        for (i, amp) in amps.iter().enumerate() {
+            r.load_bytes(
+                &format!("s{i}"),
+                sine(330.0 + 110.0 * i as f64, *amp).as_bytes(),
+            )
+            .expect("sine loads");
+        }
+        if mute_second {
+            r.mute("s1", true, 0).expect("mute");
+        }
+        // Past the fade-in and the mute's ramp.
+        r.render(20 * 128);
+        let _ = r.control().levels().take_master();
+        let mut loudest = 0.0f32;
+        for block in 0..40 {
+            let out = r.render(128);
+            let level = r.control().levels().take_master();
+            assert_eq!(level.peak, peak(&out), "{case}: peak of block {block}");
+            let want = rms(&out);
+            assert!(
+                (f64::from(level.rms) - want).abs() <= 1e-6 * want,
+                "{case}: RMS of block {block}: {} against {want}",
+                level.rms
+            );
+            loudest = loudest.max(level.peak);
+        }
+        let expected = match case {
+            "no signal" => 0.0,
+            "two signals" => 0.3,
+            "too loud" => 0.891,
+            _ => 0.24,
+        };
+        assert!(
+            loudest >= expected && loudest <= 0.8913,
+            "{case}: loudest block peak {loudest}"
+        );
+    }
+}

@@ -188,9 +188,27 @@ impl Strips {
 
     /// Add slot `i`'s output into `block` through its strip: in a block in
     /// which [`Strips::none_due`], calling this for each slot in slot order
-    /// sums exactly as [`Strips::mix`].
-    pub fn mix_one(&mut self, block: &mut [f32], channels: usize, i: usize, out: SlotOut<'_>) {
+    /// sums exactly as [`Strips::mix`]. Says how it was added.
+    pub fn mix_one(
+        &mut self,
+        block: &mut [f32],
+        channels: usize,
+        i: usize,
+        out: SlotOut<'_>,
+    ) -> Added {
+        let strip = &self.strips[i];
+        let steady = strip.level == strip.target;
+        let added = match out {
+            _ if steady && strip.level == 0.0 => Added::Nothing,
+            SlotOut::Guest { channels: ch, .. }
+                if steady && strip.level == 1.0 && ch == channels =>
+            {
+                Added::Exact
+            }
+            _ => Added::Other,
+        };
         self.sum(block, channels, std::iter::once((i, out)));
+        added
     }
 
     fn sum<'a>(
@@ -293,6 +311,18 @@ impl Strips {
             self.retarget();
         }
     }
+}
+
+/// How [`Strips::mix_one`] added a slot's block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// Not at all: its strip is silent (muted, or another slot soloed).
+    Nothing,
+    /// Each sample as it is: the version's samples, checked finite where
+    /// they lie in its memory, with the mixer's channel count, at unity.
+    Exact,
+    /// Through a gain ramp, a channel mapping or the slot's own buffer.
+    Other,
 }
 
 /// A slot's block as the mixer reads it.
