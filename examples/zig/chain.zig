@@ -11,29 +11,36 @@
 //!         scripts/build-examples zig: the phases, the filter's memory and the
 //!         echoes in the line carry over (keys osc#0, lowpass#0, tremolo#0,
 //!         delay#0, claimed in this order like the Rust SDK's).
+//!
+//! The helpers are one struct, `helpers`, that `frame` reads through its
+//! third parameter: `process` keeps the block's copy in registers (see
+//! guest-sdk/zig/lel.zig).
 
 const lel = @import("lel");
 
-var osc: lel.Osc = .{};
-var lowpass: lel.Lowpass = .{};
-var tremolo: lel.Tremolo = .{};
-var echo: lel.Delay = .{}; // feedback and mix: 0.5 unless set
+const Helpers = struct {
+    osc: lel.Osc = .{},
+    lowpass: lel.Lowpass = .{},
+    tremolo: lel.Tremolo = .{},
+    echo: lel.Delay = .{}, // feedback and mix: 0.5 unless set
+};
+pub var helpers: Helpers = .{};
 
 pub fn setup(s: lel.Setup) lel.Error!u32 {
     _ = s;
-    try osc.claim(.sine, .{});
-    try lowpass.claim(.{});
-    try tremolo.claim(.{});
-    try echo.claim(0.5, .{});
+    try helpers.osc.claim(.sine, .{});
+    try helpers.lowpass.claim(.{});
+    try helpers.tremolo.claim(.{});
+    try helpers.echo.claim(0.5, .{});
     return 1;
 }
 
-pub fn frame(cx: *const lel.Ctx, out: []f64) void {
+pub fn frame(cx: *const lel.Ctx, out: []f64, h: *Helpers) void {
     _ = cx;
-    var x = osc.tick(440);
-    x = lowpass.tick(x, 800);
-    x = tremolo.tick(x, 5, 0.8);
-    x = echo.tick(x, 0.25);
+    var x = h.osc.tick(440);
+    x = h.lowpass.tick(x, 800);
+    x = h.tremolo.tick(x, 5, 0.8);
+    x = h.echo.tick(x, 0.25);
     out[0] = lel.gain(x, 0.4);
 }
 

@@ -838,6 +838,58 @@ fn notes_and_a_parameter_sound_the_same_in_every_language() {
     }
 }
 
+/// `examples/zig/mono.zig` with its helpers in one struct, `pub var
+/// helpers`, that `frame` reads through a pointer (the Zig SDK's other
+/// form: `process` works on the block's copy and writes it back).
+const MONO_ZIG_HELPERS: &str = r#"const lel = @import("lel");
+const Helpers = struct { osc: lel.Osc = .{}, level: lel.Param = .{} };
+pub var helpers: Helpers = .{};
+pub fn setup(s: lel.Setup) lel.Error!u32 {
+    _ = s;
+    try helpers.osc.claim(.sine, .{});
+    try lel.notes();
+    try helpers.level.claim("level", 0.5, 0.0, 1.0, "", 0);
+    return 1;
+}
+pub fn frame(cx: *const lel.Ctx, out: []f64, h: *Helpers) void {
+    _ = cx;
+    out[0] = h.osc.tick(lel.pitch()) * lel.gate() * lel.velocity() * h.level.tick();
+}
+comptime {
+    lel.signal(@This());
+}
+"#;
+
+/// The Zig SDK's helpers in one struct play what its globals play, bit for
+/// bit, with the same notes and parameter changes: the parameter's ramps
+/// (20 ms, several blocks) and the oscillator's phase go on from block to
+/// block, so the block's copy of the helpers is written back.
+#[test]
+fn zig_helpers_in_one_struct_play_what_globals_play() {
+    let dir = tempdir();
+    let bytes = built_with(dir.path(), "mono", "zig", "mono.zig", MONO_ZIG_HELPERS);
+    let mut r = mono();
+    r.load_bytes("mono-zig", &bytes).unwrap();
+    note_on(&mut r, "mono-zig", 69, 1.0, 1000);
+    r.set_param("mono-zig", "level", 0.9, 5003).unwrap();
+    r.send_event("mono-zig", NoteEvent::pitch_bend(0, 0.5), 9001)
+        .unwrap();
+    note_on(&mut r, "mono-zig", 72, 0.6, 15_007);
+    note_off(&mut r, "mono-zig", 69, 17_000);
+    note_off(&mut r, "mono-zig", 72, 20_011);
+    note_on(&mut r, "mono-zig", 60, 0.8, 25_005);
+    r.set_param("mono-zig", "level", 0.2, 30_000).unwrap();
+    let out = r.render(SR as usize);
+    let globals = play_mono("zig");
+    assert!(peak(&out) > 0.5, "it plays: peak {}", peak(&out));
+    let (a, b) = (peak(&out[3000..5000]), peak(&out[7000..9000]));
+    assert!(
+        (a - 0.5).abs() < 0.01 && (b - 0.9).abs() < 0.01,
+        "level 0.5 then 0.9: {a} {b}"
+    );
+    assert_eq!(max_diff(&out, &globals), 0.0, "the same bits as mono-zig");
+}
+
 /// `mono` in one language with blocks of `block` frames, half a second:
 /// events one to three frames apart (closer than the SDKs' four frames per
 /// loop iteration), two at one frame, and some on block edges.
