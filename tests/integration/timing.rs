@@ -141,6 +141,11 @@ fn calibrate(share: f64) -> u32 {
 /// A canary held up at least this long means the machine stalled.
 const STALL: Duration = Duration::from_millis(3);
 
+/// A stall this long can make a call that needs about 1 ms use up a
+/// budget of 10.67 ms (four 128-frame blocks) of CPU time, as the guest
+/// thread's CPU clock counts it.
+const MUTE_STALL: Duration = Duration::from_millis(8);
+
 /// One real-time thread per core (SCHED_FIFO 90, above lel-host's audio
 /// and ticker threads, pinned), each waking every millisecond and keeping
 /// the longest it was held up past its wake-up time.
@@ -337,7 +342,6 @@ fn under(load: Load, dir: &Path, works: (u32, u32)) -> Load {
         assert!(ok, "{}: run failed:\n{again}", load.what);
         log = again;
     }
-    drop(canaries);
     let (late, lost, _) = stats_of(&log);
     assert_eq!(late, 0, "{}: late blocks:\n{log}", load.what);
     assert_eq!(lost, 0.0, "{}: lost time:\n{log}", load.what);
@@ -359,30 +363,63 @@ fn under(load: Load, dir: &Path, works: (u32, u32)) -> Load {
     for (name, amp) in [("bass", 0.2), ("pad", 0.15), ("lead", 0.1)] {
         write(&three, &format!("{name}.wat"), &heavy(work40, amp));
     }
-    let run = start(
-        lel_host()
-            // One thread: the three must share it (with a worker each, the
-            // machine's two cores could meet their need).
-            .args(["run", "--device", "none", "--seconds", "8", "--stats"])
-            .args(["--threads", "1"])
-            .arg("--record")
-            .arg(dir.join("three.wav"))
-            .arg(&three),
-    );
+    let three_run = || {
+        start(
+            lel_host()
+                // One thread: the three must share it (with a worker each,
+                // the machine's two cores could meet their need).
+                .args(["run", "--device", "none", "--seconds", "8", "--stats"])
+                .args(["--threads", "1"])
+                .arg("--record")
+                .arg(dir.join("three.wav"))
+                .arg(&three),
+        )
+    };
     let rendered3 = dir.join("three-render.wav");
-    let render = start(
-        lel_host()
-            .args(["render", "--seconds", "3", "--channels", "1", "-o"])
-            .arg(&rendered3)
-            .arg(&three),
-    );
-    let (ok, log) = finish(run, "run");
-    assert!(ok, "{}: run failed:\n{log}", load.what);
-    assert!(
-        !log.contains("muted"),
-        "{}: nothing is muted:\n{log}",
-        load.what
-    );
+    let three_render = || {
+        start(
+            lel_host()
+                .args(["render", "--seconds", "3", "--channels", "1", "-o"])
+                .arg(&rendered3)
+                .arg(&three),
+        )
+    };
+    // Nothing is muted: each call is judged by the CPU time it used. A
+    // stall of the virtual machine during a call can still count as the
+    // call's CPU time (seen: "process exceeded its 10.67 ms budget" for a
+    // module that needs 1 ms, while phase 1's canaries saw a core stall
+    // 12 ms); a run with a mute counts only if no canary was held up for
+    // most of the budget meanwhile, and is tried again, up to 4 in all.
+    canaries.reset();
+    let (mut run, mut render) = (three_run(), three_render());
+    let mut attempt = 1;
+    let (log, render_log) = loop {
+        let (ok, log) = finish(run, "run");
+        assert!(ok, "{}: run failed:\n{log}", load.what);
+        let (ok, render_log) = finish(render, "render");
+        assert!(
+            ok,
+            "{}: render of 3 x 40 % failed:\n{render_log}",
+            load.what
+        );
+        if !log.contains("muted") && !render_log.contains("muted") {
+            break (log, render_log);
+        }
+        let stall = canaries.worst();
+        assert!(
+            attempt < 4 && stall >= MUTE_STALL,
+            "{}: muted while no core stalled for {MUTE_STALL:?} (the canaries were held up {stall:?} at most; attempt {attempt}):\n{log}\n{render_log}",
+            load.what
+        );
+        println!(
+            "{}: attempt {attempt} muted a signal while a core stalled for {stall:?}, trying again:\n{log}\n{render_log}",
+            load.what
+        );
+        attempt += 1;
+        canaries.reset();
+        (run, render) = (three_run(), three_render());
+    };
+    drop(canaries);
     let (total, shares) = overload_of(&log);
     assert!(total >= 100.0, "{log}");
     let mut names: Vec<&str> = shares.iter().map(|(n, _)| n.as_str()).collect();
@@ -408,9 +445,7 @@ fn under(load: Load, dir: &Path, works: (u32, u32)) -> Load {
         "{}: played {played:.2} s + lost {lost:.2} s should be the {ran:.2} s run",
         load.what
     );
-    let (ok, log) = finish(render, "render");
-    assert!(ok, "{}: render of 3 x 40 % failed:\n{log}", load.what);
-    assert!(!log.contains("muted"), "{log}");
+    assert!(!render_log.contains("muted"), "{render_log}");
     complete(&rendered3, 3.0, load.what);
 
     // Phase 3: the isolation scenarios still hold (judged by CPU time).
