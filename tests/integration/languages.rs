@@ -1767,10 +1767,9 @@ fn a_guest_keeps_its_speed_when_host_code_left_the_vector_registers_dirty() {
             r.render_into(chunk);
         }
         let notices = r.take_notices();
-        assert!(
-            !notices
-                .iter()
-                .any(|n| matches!(n, lel_host::Notice::Faulted { .. })),
+        assert_eq!(
+            faults(&notices),
+            0,
             "the poly-synth was stopped: {notices:?}"
         );
         // The chord sounds to the end: its four notes in the last half

@@ -212,12 +212,7 @@ fn a_refused_table_grow_names_the_table_limit() {
     r.load(&path).unwrap();
     let x = r.render(2 * SR as usize);
     let notices = r.take_notices();
-    assert!(
-        !notices
-            .iter()
-            .any(|n| matches!(n, lel_host::Notice::Faulted { .. })),
-        "{notices:?}"
-    );
+    assert_eq!(faults(&notices), 0, "{notices:?}");
     let sizes = table_sizes(&x);
     // 1 element + one per block, up to the limit; then it stays there and plays on.
     assert_eq!(sizes[..499], (2..=500).collect::<Vec<i64>>()[..]);
@@ -615,11 +610,7 @@ fn a_fault_right_after_carrying_nan_state_blames_the_state_and_restarts_fresh_on
             path.display()
         )
     );
-    let faults = notices
-        .iter()
-        .filter(|n| matches!(n, Notice::Faulted { .. }))
-        .count();
-    assert_eq!(faults, 1, "the fresh restart plays: {notices:?}");
+    assert_eq!(faults(&notices), 1, "the fresh restart plays: {notices:?}");
     // The restarted version starts `g` fresh and plays 0.2 beside the sine,
     // which was never disturbed; nothing non-finite reached the output.
     let lead: Vec<f64> = x

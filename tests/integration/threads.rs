@@ -410,12 +410,7 @@ fn allocations_on_a_worker_are_counted_like_the_audio_threads() {
                 .unwrap();
         }
         r.render(12 * 512);
-        let faults = r
-            .take_notices()
-            .iter()
-            .filter(|n| matches!(n, Notice::Faulted { .. }))
-            .count();
-        assert_eq!(faults, 16);
+        assert_eq!(faults(&r.take_notices()), 16);
         let stats = r.control().stats().clone();
         (
             stats

@@ -175,3 +175,12 @@ pub fn audio_thread_allocations(r: &mut lel_host::Renderer) -> u64 {
         .violations
         .load(std::sync::atomic::Ordering::Relaxed)
 }
+
+/// How many of `notices` say a signal faulted (trap, runaway, non-finite
+/// output, ...).
+pub fn faults(notices: &[lel_host::Notice]) -> usize {
+    notices
+        .iter()
+        .filter(|n| matches!(n, lel_host::Notice::Faulted { .. }))
+        .count()
+}

@@ -36,6 +36,12 @@ impl Strip {
         step: 0.0,
     };
 
+    /// Held at exactly `level` for the whole block (no ramp under way).
+    #[inline]
+    fn steady_at(&self, level: f32) -> bool {
+        self.level == self.target && self.level == level
+    }
+
     #[inline]
     fn next(&mut self) -> f32 {
         let v = self.level;
@@ -197,12 +203,9 @@ impl Strips {
         out: SlotOut<'_>,
     ) -> Added {
         let strip = &self.strips[i];
-        let steady = strip.level == strip.target;
         let added = match out {
-            _ if steady && strip.level == 0.0 => Added::Nothing,
-            SlotOut::Guest { channels: ch, .. }
-                if steady && strip.level == 1.0 && ch == channels =>
-            {
+            _ if strip.steady_at(0.0) => Added::Nothing,
+            SlotOut::Guest { channels: ch, .. } if strip.steady_at(1.0) && ch == channels => {
                 Added::Exact
             }
             _ => Added::Other,
@@ -219,12 +222,11 @@ impl Strips {
     ) {
         for (i, src) in slots {
             let strip = &mut self.strips[i];
-            let steady = strip.level == strip.target;
-            if steady && strip.level == 0.0 {
+            if strip.steady_at(0.0) {
                 continue;
             }
             match src {
-                SlotOut::Mixed(src) if steady && strip.level == 1.0 => {
+                SlotOut::Mixed(src) if strip.steady_at(1.0) => {
                     for (d, s) in block.iter_mut().zip(src) {
                         *d += s;
                     }
@@ -243,7 +245,7 @@ impl Strips {
                 SlotOut::Guest {
                     bytes,
                     channels: ch,
-                } if steady && strip.level == 1.0 => {
+                } if strip.steady_at(1.0) => {
                     kernels::add_unity(block, bytes, ch, channels);
                 }
                 SlotOut::Guest {
