@@ -12,11 +12,11 @@
 //         echoes in the line carry over (keys osc#0, lowpass#0, tremolo#0,
 //         delay#0, claimed in this order like the Rust SDK's).
 
-import { Ctx, Delay, Lowpass, Osc, Setup, Tremolo, gain, signal } from "../../guest-sdk/assemblyscript/lel";
+import { Ctx, Delay, Lowpass, SineOsc, Setup, Tremolo, gain, signal } from "../../guest-sdk/assemblyscript/lel";
 // The contract's exports (the transform names statePtr/stateLen `state-ptr`/`state-len`).
 export { statePtr, stateLen, eventsPtr, eventsLen, init, process } from "../../guest-sdk/assemblyscript/lel";
 
-const osc = new Osc();
+const osc = new SineOsc();
 const lowpass = new Lowpass();
 const tremolo = new Tremolo();
 const echo = new Delay(0.5); // feedback and mix: 0.5 unless set

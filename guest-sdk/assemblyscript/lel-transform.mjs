@@ -20,6 +20,15 @@
 // inline them (each has one caller): no call and no function entry, where
 // the host checks for runaways, per frame. The same instructions run, so
 // the samples are the same; otherwise the five call through the table.
+//
+// Last, it reads the helpers' fields once per block (`hoistFields` below):
+// each numeric field of a helper held in a module-level variable that
+// nothing `process` runs writes is loaded into a local at the start of
+// `process`, and the frames read the local instead of wasm memory (which
+// the compiled code must read again after every store). A frame that
+// writes a helper's field through `changetype<usize>(helper)` arithmetic
+// is not seen; through the helper itself it is. LEL_TRANSFORM_DEBUG=1
+// prints which fields are read once and why the others stay in memory.
 // Use it with
 //
 //     asc sine.ts --transform ./lel-transform.mjs ...
@@ -75,6 +84,292 @@ export default class LelContractNames {
       module.addFunctionExport(info.value, to);
     }
     this.inlineFrame(module, binaryen);
+    this.hoistFields(module, binaryen);
+  }
+
+  // The helpers' fields in locals: `process` reads every numeric field of
+  // a helper held in a module-level variable (`const osc = new Osc()`)
+  // that nothing reachable from `process` writes, once, into a local, and
+  // the frames read the local. Cranelift must otherwise load a field again
+  // after every store to wasm memory (it cannot tell that the delay line's
+  // stores leave the helpers alone); the Zig SDK's struct form does the
+  // same by hand. Which fields stay in memory, per helper variable:
+  // those written through it (`lowpass`'s cached coefficient, a frame's
+  // `echo.feedback = x`), through any variable of a related class, or
+  // through an address this pass cannot place (a parameter, a call's
+  // result: every field of that type at that offset), and all of them when
+  // `process` reassigns the variable, calls through the table or uses an
+  // instruction this pass does not know. Stores through an address
+  // computed from a number (`store<f64>(this.phase, x)`, `line + i * 4`,
+  // a constant) are to claimed state or buffers, not to helpers: a frame
+  // that writes a helper's field through `changetype<usize>(helper)`
+  // arithmetic is not seen (lel.ts says so).
+  hoistFields(module, binaryen) {
+    const program = this.program;
+    const exp = module.getExport("process");
+    if (!program || !exp) return;
+    const processName = binaryen.getExportInfo(exp).value;
+    const sdk = processName.replace(/\/process$/, "");
+    if (sdk === processName) return;
+    const id = (name) => binaryen[`_Binaryen${name}Id`]();
+    const ID = {};
+    for (const n of ["Block", "If", "Loop", "Break", "Switch", "Call", "CallIndirect", "LocalGet", "LocalSet",
+      "GlobalGet", "GlobalSet", "Load", "Store", "Const", "Unary", "Binary", "Select", "Drop", "Return",
+      "MemorySize", "MemoryGrow", "Nop", "Unreachable", "MemoryFill", "MemoryCopy"]) ID[n] = id(n);
+    const NUMERIC = { f64: [binaryen.f64, 8], f32: [binaryen.f32, 4], i64: [binaryen.i64, 8], u64: [binaryen.i64, 8],
+      i32: [binaryen.i32, 4], u32: [binaryen.i32, 4], usize: [binaryen.i32, 4], isize: [binaryen.i32, 4] };
+
+    // Module-level variables holding objects: their class, by global name.
+    const classOf = new Map();
+    for (const el of program.elementsByName.values()) {
+      const cls = el.type && el.type.classReference;
+      if (cls && el.internalName && module.getGlobal(el.internalName)) classOf.set(el.internalName, cls);
+    }
+    const fieldsOf = (cls) => {
+      const out = [];
+      for (const proto of (cls.members || new Map()).values()) {
+        const f = proto.instance;
+        if (!f || typeof f.memoryOffset !== "number" || f.memoryOffset < 0 || !f.type) continue;
+        out.push({ offset: f.memoryOffset, name: proto.name, type: f.type.toString() });
+      }
+      return out;
+    };
+    const related = (a, b) => {
+      for (let c = a; c; c = c.base) if (c === b) return true;
+      for (let c = b; c; c = c.base) if (c === a) return true;
+      return false;
+    };
+    // Candidates: numeric fields of the SDK's helpers held in variables.
+    const candidates = [];
+    for (const [global, cls] of classOf) {
+      if (!cls.internalName.startsWith(sdk + "/")) continue;
+      for (const f of fieldsOf(cls)) {
+        const t = NUMERIC[f.type];
+        if (t) candidates.push({ global, cls, offset: f.offset, type: t[0], bytes: t[1], name: f.name, keep: true });
+      }
+    }
+    if (candidates.length === 0) return;
+
+    class Unknown extends Error {}
+    const forEachChild = (e, fn) => {
+      const k = binaryen.getExpressionId(e);
+      const one = (W, get, set) => { const c = W[get](e); if (c) fn(c, (n) => W[set](e, n)); };
+      if (k === ID.Block) {
+        const n = binaryen.Block.getNumChildren(e);
+        for (let i = 0; i < n; i++) fn(binaryen.Block.getChildAt(e, i), (x) => binaryen.Block.setChildAt(e, i, x));
+      } else if (k === ID.If) {
+        one(binaryen.If, "getCondition", "setCondition");
+        one(binaryen.If, "getIfTrue", "setIfTrue");
+        one(binaryen.If, "getIfFalse", "setIfFalse");
+      } else if (k === ID.Loop) one(binaryen.Loop, "getBody", "setBody");
+      else if (k === ID.Break) {
+        one(binaryen.Break, "getCondition", "setCondition");
+        one(binaryen.Break, "getValue", "setValue");
+      } else if (k === ID.Switch) {
+        one(binaryen.Switch, "getCondition", "setCondition");
+        one(binaryen.Switch, "getValue", "setValue");
+      } else if (k === ID.Call) {
+        const n = binaryen.Call.getNumOperands(e);
+        for (let i = 0; i < n; i++) fn(binaryen.Call.getOperandAt(e, i), (x) => binaryen.Call.setOperandAt(e, i, x));
+      } else if (k === ID.CallIndirect) {
+        throw new Unknown("call_indirect");
+      } else if (k === ID.LocalSet) one(binaryen.LocalSet, "getValue", "setValue");
+      else if (k === ID.GlobalSet) one(binaryen.GlobalSet, "getValue", "setValue");
+      else if (k === ID.Load) {
+        if (binaryen.Load.isAtomic(e)) throw new Unknown("atomic");
+        one(binaryen.Load, "getPtr", "setPtr");
+      } else if (k === ID.Store) {
+        if (binaryen.Store.isAtomic(e)) throw new Unknown("atomic");
+        one(binaryen.Store, "getPtr", "setPtr");
+        one(binaryen.Store, "getValue", "setValue");
+      } else if (k === ID.Unary) one(binaryen.Unary, "getValue", "setValue");
+      else if (k === ID.Binary) {
+        one(binaryen.Binary, "getLeft", "setLeft");
+        one(binaryen.Binary, "getRight", "setRight");
+      } else if (k === ID.Select) {
+        one(binaryen.Select, "getIfTrue", "setIfTrue");
+        one(binaryen.Select, "getIfFalse", "setIfFalse");
+        one(binaryen.Select, "getCondition", "setCondition");
+      } else if (k === ID.Drop) one(binaryen.Drop, "getValue", "setValue");
+      else if (k === ID.Return) one(binaryen.Return, "getValue", "setValue");
+      else if (k === ID.MemoryGrow) one(binaryen.MemoryGrow, "getDelta", "setDelta");
+      else if (k === ID.MemoryFill) {
+        one(binaryen.MemoryFill, "getDest", "setDest");
+        one(binaryen.MemoryFill, "getValue", "setValue");
+        one(binaryen.MemoryFill, "getSize", "setSize");
+      } else if (k === ID.MemoryCopy) {
+        one(binaryen.MemoryCopy, "getDest", "setDest");
+        one(binaryen.MemoryCopy, "getSource", "setSource");
+        one(binaryen.MemoryCopy, "getSize", "setSize");
+      } else if (![ID.LocalGet, ID.GlobalGet, ID.Const, ID.MemorySize, ID.Nop, ID.Unreachable].includes(k)) {
+        throw new Unknown(`expression ${k}`);
+      }
+    };
+    const walk = (e, fn) => { fn(e); forEachChild(e, (c) => walk(c, fn)); };
+
+    // Locals that only ever hold one module-level variable's value (set
+    // from it, or from another such local: an inlined method's `this`).
+    const aliasesIn = (info) => {
+      const sets = new Map();
+      walk(info.body, (e) => {
+        if (binaryen.getExpressionId(e) !== ID.LocalSet) return;
+        const i = binaryen.LocalSet.getIndex(e);
+        const v = binaryen.LocalSet.getValue(e);
+        const k = binaryen.getExpressionId(v);
+        const from = k === ID.GlobalGet ? ["global", binaryen.GlobalGet.getName(v)]
+          : k === ID.LocalGet ? ["local", binaryen.LocalGet.getIndex(v)]
+          : k === ID.Const ? ["const"] : ["other"];
+        if (!sets.has(i)) sets.set(i, []);
+        sets.get(i).push(from);
+      });
+      const params = binaryen.expandType(info.params).length;
+      const alias = new Map();
+      const resolve = (i, seen) => {
+        if (alias.has(i)) return alias.get(i);
+        if (i < params || !sets.has(i) || seen.has(i)) return null;
+        seen.add(i);
+        // A constant is the zero Binaryen's inlining gives an inlined
+        // function's locals before their first use: no object at all.
+        let g;
+        for (const [kind, x] of sets.get(i)) {
+          if (kind === "const") continue;
+          const h = kind === "global" ? x : kind === "local" ? resolve(x, seen) : null;
+          if (h === null || (g !== undefined && g !== h)) { g = null; break; }
+          g = h;
+        }
+        seen.delete(i);
+        return g === undefined ? null : g;
+      };
+      for (const i of sets.keys()) alias.set(i, resolve(i, new Set()));
+      return alias;
+    };
+    // Where a store's address points: ["var", global], ["raw"] or ["unknown"].
+    const place = (ptr, alias) => {
+      const k = binaryen.getExpressionId(ptr);
+      if (k === ID.GlobalGet) {
+        const g = binaryen.GlobalGet.getName(ptr);
+        return classOf.has(g) ? ["var", g] : ["raw"];
+      }
+      if (k === ID.LocalGet) {
+        const g = alias.get(binaryen.LocalGet.getIndex(ptr)) ?? null;
+        if (!g) return ["unknown"];
+        return classOf.has(g) ? ["var", g] : ["raw"];
+      }
+      if (k === ID.Const || k === ID.Binary) return ["raw"];
+      if (k === ID.Block) {
+        // An inlined getter: the block's value is its last child's, unless
+        // something breaks out of it with another.
+        const n = binaryen.Block.getNumChildren(ptr);
+        const label = binaryen.Block.getName(ptr);
+        let broken = false;
+        if (label) walk(ptr, (x) => {
+          const xk = binaryen.getExpressionId(x);
+          if ((xk === ID.Break && binaryen.Break.getName(x) === label) || xk === ID.Switch) broken = true;
+        });
+        return n > 0 && !broken ? place(binaryen.Block.getChildAt(ptr, n - 1), alias) : ["unknown"];
+      }
+      if (k === ID.Load) {
+        // A numeric field of a known variable's object: an address.
+        const base = place(binaryen.Load.getPtr(ptr), alias);
+        if (base[0] !== "var") return base[0] === "raw" ? ["raw"] : ["unknown"];
+        const off = binaryen.Load.getOffset(ptr);
+        const f = fieldsOf(classOf.get(base[1])).find((x) => x.offset === off);
+        return f && NUMERIC[f.type] ? ["raw"] : ["unknown"];
+      }
+      return ["unknown"];
+    };
+    // LEL_TRANSFORM_DEBUG=1: say which fields stay in memory, and why.
+    const debug = Boolean(process.env.LEL_TRANSFORM_DEBUG);
+    let why = "";
+    const drop = (pred) => {
+      for (const c of candidates) {
+        if (!c.keep || !pred(c)) continue;
+        c.keep = false;
+        if (debug) console.error(`lel-transform: ${c.global}.${c.name} stays in memory: ${why}`);
+      }
+    };
+
+    // Everything `process` runs: itself and the functions it calls.
+    const funcs = new Map();
+    const visit = (name) => {
+      if (funcs.has(name)) return;
+      const ref = module.getFunction(name);
+      const info = binaryen.getFunctionInfo(ref);
+      funcs.set(name, info);
+      if (info.module) return; // an import: the host writes no helper
+      walk(info.body, (e) => {
+        if (binaryen.getExpressionId(e) === ID.Call) visit(binaryen.Call.getTarget(e));
+      });
+    };
+    try {
+      visit(processName);
+      for (const info of funcs.values()) {
+        if (info.module) continue;
+        const alias = aliasesIn(info);
+        walk(info.body, (e) => {
+          const k = binaryen.getExpressionId(e);
+          if (k === ID.GlobalSet) {
+            const g = binaryen.GlobalSet.getName(e);
+            why = `${info.name} assigns ${g}`;
+            drop((c) => c.global === g);
+          } else if (k === ID.Store) {
+            const off = binaryen.Store.getOffset(e);
+            const bytes = binaryen.Store.getBytes(e);
+            const type = binaryen.Store.getValueType(e);
+            const at = place(binaryen.Store.getPtr(e), alias);
+            why = `${info.name} stores ${bytes} bytes at offset ${off} through ${at[0] === "var" ? at[1] : "an unknown address"}`;
+            const same = (c) => c.offset === off && c.bytes === bytes && c.type === type;
+            if (at[0] === "var") {
+              const cls = classOf.get(at[1]);
+              drop((c) => same(c) && related(c.cls, cls));
+            } else if (at[0] === "unknown") drop(same);
+          } else if (k === ID.MemoryFill || k === ID.MemoryCopy) {
+            const W = k === ID.MemoryFill ? binaryen.MemoryFill : binaryen.MemoryCopy;
+            why = `${info.name} fills or copies memory at an unknown address`;
+            if (place(W.getDest(e), alias)[0] !== "raw") drop(() => true);
+          }
+        });
+      }
+    } catch (e) {
+      if (!(e instanceof Unknown)) throw e;
+      if (debug) console.error(`lel-transform: every field stays in memory: process runs ${e.message}`);
+      return;
+    }
+    const kept = candidates.filter((c) => c.keep);
+    if (kept.length === 0) return;
+
+    // Rewrite `process`: each kept field read once at entry into a local.
+    const ref = module.getFunction(processName);
+    const info = funcs.get(processName);
+    const alias = aliasesIn(info);
+    const locals = new Map();
+    const reads = [];
+    for (const c of kept) {
+      const index = binaryen._BinaryenFunctionAddVar(ref, c.type);
+      locals.set(`${c.global}@${c.offset}@${c.type}@${c.bytes}`, index);
+      const ptr = module.global.get(c.global, binaryen.i32);
+      const load = c.type === binaryen.f64 ? module.f64.load(c.offset, 8, ptr)
+        : c.type === binaryen.f32 ? module.f32.load(c.offset, 4, ptr)
+        : c.type === binaryen.i64 ? module.i64.load(c.offset, 8, ptr)
+        : module.i32.load(c.offset, 4, ptr);
+      reads.push(module.local.set(index, load));
+    }
+    const local = (e) => {
+      if (binaryen.getExpressionId(e) !== ID.Load) return null;
+      const at = place(binaryen.Load.getPtr(e), alias);
+      if (at[0] !== "var") return null;
+      const key = `${at[1]}@${binaryen.Load.getOffset(e)}@${binaryen.getExpressionType(e)}@${binaryen.Load.getBytes(e)}`;
+      return locals.has(key) ? locals.get(key) : null;
+    };
+    const rewrite = (e) => forEachChild(e, (c, set) => {
+      const i = local(c);
+      if (i !== null) set(module.local.get(i, binaryen.getExpressionType(c)));
+      else rewrite(c);
+    });
+    rewrite(info.body);
+    const body = binaryen.getFunctionInfo(ref).body;
+    binaryen._BinaryenFunctionSetBody(ref, module.block(null, [...reads, body], binaryen.getExpressionType(body)));
+    if (debug) console.error(`lel-transform: read once per block: ${kept.map((c) => `${c.global}.${c.name}`).join(" ")}`);
   }
 
   inlineFrame(module, binaryen) {

@@ -461,6 +461,19 @@ signal(setup, frame);
 /// A `lel-host new NAME --lang LANG` project in `parent` with its `source`
 /// file replaced by `text`, built with the project's own command: its module.
 fn built_with(parent: &Path, name: &str, lang: &str, source: &str, text: &str) -> Vec<u8> {
+    built_saying(parent, name, lang, source, text, &[]).0
+}
+
+/// [`built_with`], the build run with `env` set: the module and what the
+/// build printed on stderr.
+fn built_saying(
+    parent: &Path,
+    name: &str,
+    lang: &str,
+    source: &str,
+    text: &str,
+    env: &[(&str, &str)],
+) -> (Vec<u8>, String) {
     run_ok(
         Command::new(lel_host_bin())
             .args(["new", name, "--lang", lang, "--dir"])
@@ -470,12 +483,129 @@ fn built_with(parent: &Path, name: &str, lang: &str, source: &str, text: &str) -
     );
     let project = parent.join(name);
     std::fs::write(project.join(source), text).unwrap();
-    run_ok(
-        niced(&project.join("build.sh")).env_remove("CARGO_TARGET_DIR"),
-        &format!("{lang}: ./build.sh"),
-        INSTALL,
+    let mut build = niced(&project.join("build.sh"));
+    build
+        .env_remove("CARGO_TARGET_DIR")
+        .envs(env.iter().copied());
+    let out = run_ok(&mut build, &format!("{lang}: ./build.sh"), INSTALL);
+    let module = std::fs::read(project.join(format!("out/{name}.wasm"))).unwrap();
+    (module, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A frame that changes its helpers' settings half-way: the oscillator's
+/// wave to square, the echo's mix to nothing. In C and in AssemblyScript.
+const CHANGES: [(&str, &str, &str); 2] = [
+    (
+        "c",
+        "changes.c",
+        r#"#include "lel.h"
+static lel_osc o;
+static lel_delay d;
+int lel_setup(const lel_setup_ctx *s) {
+  (void)s;
+  lel_osc_init(&o, LEL_SINE);
+  lel_delay_init(&d, 0.3);
+  return 1;
+}
+void lel_frame(const lel_ctx *cx, double *out) {
+  if (cx->clock == 24000) {
+    o.wave = LEL_SQUARE;
+    d.mix = 0.0;
+  }
+  out[0] = lel_gain(lel_delay_tick(&d, lel_osc_tick(&o, 440), 0.1), 0.3);
+}
+"#,
+    ),
+    (
+        "assemblyscript",
+        "changes.ts",
+        r#"import { Ctx, Delay, Osc, Setup, Wave, gain, signal } from "./lel";
+export { statePtr, stateLen, init, process } from "./lel";
+const o = new Osc();
+const d = new Delay(0.3);
+function setup(s: Setup): i32 {
+  o.claim();
+  d.claim();
+  return 1;
+}
+function frame(cx: Ctx, out: StaticArray<f64>): void {
+  if (cx.clock == 24000) {
+    o.wave = Wave.Square;
+    d.mix = 0.0;
+  }
+  out[0] = gain(d.tick(o.tick(440), 0.1), 0.3);
+}
+signal(setup, frame);
+"#,
+    ),
+];
+
+/// lel-transform.mjs reads the AssemblyScript helpers' fields once per
+/// block into locals, but only those nothing in `process` writes: a frame
+/// that sets `o.wave` or `d.mix` gets the change at once, the same samples
+/// as the C SDK (whose helpers are plain structs), while the fields it
+/// does not write (the phase's address, the line's) are read once.
+#[test]
+fn assemblyscript_helpers_read_once_per_block_still_see_a_frame_change_them() {
+    let dir = tempdir();
+    let mut renders = Vec::new();
+    for (lang, source, text) in CHANGES {
+        let (bytes, said) = built_saying(
+            &dir.path().join(lang),
+            "changes",
+            lang,
+            source,
+            text,
+            &[("LEL_TRANSFORM_DEBUG", "1")],
+        );
+        if lang == "assemblyscript" {
+            let once = said
+                .lines()
+                .find(|l| l.contains("read once per block:"))
+                .unwrap_or_else(|| panic!("the transform read no field once per block:\n{said}"));
+            for field in ["changes/o.phase", "changes/d.line", "changes/d.feedback"] {
+                assert!(
+                    once.contains(field),
+                    "{field} is read once per block: {once}"
+                );
+            }
+            for field in ["changes/o.wave", "changes/d.mix"] {
+                assert!(
+                    !once.contains(field),
+                    "{field} is written by the frame: {once}"
+                );
+                assert!(
+                    said.contains(&format!("{field} stays in memory")),
+                    "the transform says why {field} stays in memory:\n{said}"
+                );
+            }
+        }
+        let mut r = mono();
+        r.load_bytes("changes", &bytes).unwrap().unwrap();
+        renders.push((lang, r.render(SR as usize)));
+    }
+    let (_, c) = &renders[0];
+    let (_, asc) = &renders[1];
+    // The change is heard: a sine with its echo, then a dry square (its
+    // third harmonic a third of the fundamental).
+    let before = &c[SR as usize / 4..SR as usize / 2];
+    let after = &c[SR as usize * 3 / 4..];
+    let third = |x: &[f32]| band_energy_db(x, SR, 1320.0, 20.0);
+    assert!(
+        third(before) < -60.0,
+        "a sine first: {:.1} dB",
+        third(before)
     );
-    std::fs::read(project.join(format!("out/{name}.wasm"))).unwrap()
+    assert!(
+        third(after) > -15.0,
+        "a square after: {:.1} dB",
+        third(after)
+    );
+    assert_eq!(
+        max_diff(asc, c),
+        0.0,
+        "AssemblyScript gives the C SDK's bits before and after the change"
+    );
 }
 
 #[test]
