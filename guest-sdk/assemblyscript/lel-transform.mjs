@@ -269,9 +269,11 @@ export default class LelContractNames {
         return n > 0 && !broken ? place(binaryen.Block.getChildAt(ptr, n - 1), alias) : ["unknown"];
       }
       if (k === ID.Load) {
-        // A numeric field of a known variable's object: an address.
+        // A numeric field of a known variable's object: an address. Any
+        // other value read from memory may be an object (an array's
+        // element, a field holding a helper).
         const base = place(binaryen.Load.getPtr(ptr), alias);
-        if (base[0] !== "var") return base[0] === "raw" ? ["raw"] : ["unknown"];
+        if (base[0] !== "var") return ["unknown"];
         const off = binaryen.Load.getOffset(ptr);
         const f = fieldsOf(classOf.get(base[1])).find((x) => x.offset === off);
         return f && NUMERIC[f.type] ? ["raw"] : ["unknown"];
