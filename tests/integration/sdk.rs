@@ -256,6 +256,20 @@ fn drum_pattern_example_stays_on_the_shared_clock() {
     both.load_bytes("drums-b", &drums).expect("load b");
     ab.extend(both.render(from + 2 * bar - late));
 
+    // Each copy played throughout: no fault (a muted copy would read as
+    // a clock error below).
+    for (what, r) in [
+        ("early", &mut early),
+        ("late", &mut later),
+        ("both", &mut both),
+    ] {
+        let notices = r.take_notices();
+        assert_eq!(
+            faults(&notices),
+            0,
+            "the {what} render faulted: {notices:?}"
+        );
+    }
     let env_a = onset_strength(&a[from..]);
     let env_b = onset_strength(&b[from - late..]);
     let env_ab = onset_strength(&ab[from..]);
@@ -305,6 +319,10 @@ fn every_stateful_helper_keeps_its_state_across_a_swap() {
     r.load_bytes("probe", &b).expect("swap to b");
     swapped.extend(r.render(total - swap));
     assert!(all_finite(&swapped));
+    // Both versions played their part: no fault (a muted B would read as
+    // state lost at the swap below).
+    let notices = r.take_notices();
+    assert_eq!(faults(&notices), 0, "a version faulted: {notices:?}");
 
     for (ch, what) in PROBE.iter().enumerate() {
         let s = &channel(&swapped, 8, ch)[swap..];
