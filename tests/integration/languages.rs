@@ -20,6 +20,10 @@ use lel_host::Settings;
 use crate::util::*;
 
 const SR: u32 = 48_000;
+/// These renders compare bits, not time: a call is a runaway only after
+/// `lel-host render`'s 2 s of CPU, never for a stall of this shared
+/// machine (a real-time budget of a 1-frame block is 83 us).
+const OFFLINE_RUNAWAY: std::time::Duration = std::time::Duration::from_secs(2);
 
 const INSTALL: &str = "A toolchain is missing? Install them all with scripts/setup-languages \
      (apt-get install clang lld; pip install --target target/tools/ziglang ziglang; \
@@ -99,7 +103,7 @@ fn mono() -> Renderer {
         sample_rate: SR,
         channels: 1,
         block: 128,
-        call_budget: 4.0,
+        runaway: Some(OFFLINE_RUNAWAY),
         ..Settings::default()
     })
     .expect("engine")
@@ -620,7 +624,7 @@ fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
             sample_rate: SR,
             channels: 2,
             block: 128,
-            call_budget: 4.0,
+            runaway: Some(OFFLINE_RUNAWAY),
             ..Settings::default()
         })
         .unwrap();
@@ -726,7 +730,7 @@ fn a_three_channel_signal_plays_every_frame_in_order_in_every_language() {
                 sample_rate: SR,
                 channels: 3,
                 block,
-                call_budget: 4.0,
+                runaway: Some(OFFLINE_RUNAWAY),
                 ..Settings::default()
             })
             .unwrap();
@@ -1029,7 +1033,7 @@ fn play_mono_in_blocks(lang: &str, block: u32) -> Vec<f32> {
         sample_rate: SR,
         channels: 1,
         block,
-        call_budget: 4.0,
+        runaway: Some(OFFLINE_RUNAWAY),
         ..Settings::default()
     })
     .expect("engine");
@@ -1078,7 +1082,7 @@ fn every_sdk_renders_the_same_bits_in_blocks_of_any_length() {
                 sample_rate: SR,
                 channels: 1,
                 block,
-                call_budget: 4.0,
+                runaway: Some(OFFLINE_RUNAWAY),
                 ..Settings::default()
             })
             .expect("engine");
@@ -1645,7 +1649,7 @@ fn every_note_accessor_reads_the_same_in_every_language() {
             sample_rate: SR,
             channels: 4,
             block: 128,
-            call_budget: 4.0,
+            runaway: Some(OFFLINE_RUNAWAY),
             ..Settings::default()
         })
         .unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use lel_host::{RenderSettings, Renderer};
+use lel_host::{Renderer, Settings};
 
 use crate::util::*;
 
@@ -87,11 +87,17 @@ fn bytes(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
+/// An offline renderer judging calls as `lel-host render` does (a runaway
+/// after 2 s of CPU): these tests compare sound, not time, and a stall of
+/// this shared machine once muted a version under `Renderer::new`'s
+/// real-time budget (half a block).
 fn renderer(channels: usize) -> Renderer {
-    Renderer::new(RenderSettings {
+    Renderer::with_settings(Settings {
         sample_rate: SR,
         channels,
         block: 128,
+        runaway: Some(std::time::Duration::from_secs(2)),
+        ..Settings::default()
     })
     .expect("renderer")
 }
