@@ -151,58 +151,33 @@ export default class LelContractNames {
     if (candidates.length === 0) return;
 
     class Unknown extends Error {}
+    // The child slots of each expression this pass knows (`getX`/`setX`);
+    // blocks' and calls' lists are walked apart. Anything else stops it.
+    const SLOTS = [
+      ["If", ["Condition", "IfTrue", "IfFalse"]], ["Loop", ["Body"]], ["Break", ["Condition", "Value"]],
+      ["Switch", ["Condition", "Value"]], ["LocalSet", ["Value"]], ["GlobalSet", ["Value"]], ["Load", ["Ptr"]],
+      ["Store", ["Ptr", "Value"]], ["Unary", ["Value"]], ["Binary", ["Left", "Right"]],
+      ["Select", ["IfTrue", "IfFalse", "Condition"]], ["Drop", ["Value"]], ["Return", ["Value"]],
+      ["MemoryGrow", ["Delta"]], ["MemoryFill", ["Dest", "Value", "Size"]], ["MemoryCopy", ["Dest", "Source", "Size"]],
+    ];
+    const slotsOf = new Map(SLOTS.map(([name, slots]) => [ID[name], [binaryen[name], slots]]));
+    const LEAVES = [ID.LocalGet, ID.GlobalGet, ID.Const, ID.MemorySize, ID.Nop, ID.Unreachable];
     const forEachChild = (e, fn) => {
       const k = binaryen.getExpressionId(e);
-      const one = (W, get, set) => { const c = W[get](e); if (c) fn(c, (n) => W[set](e, n)); };
-      if (k === ID.Block) {
-        const n = binaryen.Block.getNumChildren(e);
-        for (let i = 0; i < n; i++) fn(binaryen.Block.getChildAt(e, i), (x) => binaryen.Block.setChildAt(e, i, x));
-      } else if (k === ID.If) {
-        one(binaryen.If, "getCondition", "setCondition");
-        one(binaryen.If, "getIfTrue", "setIfTrue");
-        one(binaryen.If, "getIfFalse", "setIfFalse");
-      } else if (k === ID.Loop) one(binaryen.Loop, "getBody", "setBody");
-      else if (k === ID.Break) {
-        one(binaryen.Break, "getCondition", "setCondition");
-        one(binaryen.Break, "getValue", "setValue");
-      } else if (k === ID.Switch) {
-        one(binaryen.Switch, "getCondition", "setCondition");
-        one(binaryen.Switch, "getValue", "setValue");
-      } else if (k === ID.Call) {
-        const n = binaryen.Call.getNumOperands(e);
-        for (let i = 0; i < n; i++) fn(binaryen.Call.getOperandAt(e, i), (x) => binaryen.Call.setOperandAt(e, i, x));
-      } else if (k === ID.CallIndirect) {
-        throw new Unknown("call_indirect");
-      } else if (k === ID.LocalSet) one(binaryen.LocalSet, "getValue", "setValue");
-      else if (k === ID.GlobalSet) one(binaryen.GlobalSet, "getValue", "setValue");
-      else if (k === ID.Load) {
-        if (binaryen.Load.isAtomic(e)) throw new Unknown("atomic");
-        one(binaryen.Load, "getPtr", "setPtr");
-      } else if (k === ID.Store) {
-        if (binaryen.Store.isAtomic(e)) throw new Unknown("atomic");
-        one(binaryen.Store, "getPtr", "setPtr");
-        one(binaryen.Store, "getValue", "setValue");
-      } else if (k === ID.Unary) one(binaryen.Unary, "getValue", "setValue");
-      else if (k === ID.Binary) {
-        one(binaryen.Binary, "getLeft", "setLeft");
-        one(binaryen.Binary, "getRight", "setRight");
-      } else if (k === ID.Select) {
-        one(binaryen.Select, "getIfTrue", "setIfTrue");
-        one(binaryen.Select, "getIfFalse", "setIfFalse");
-        one(binaryen.Select, "getCondition", "setCondition");
-      } else if (k === ID.Drop) one(binaryen.Drop, "getValue", "setValue");
-      else if (k === ID.Return) one(binaryen.Return, "getValue", "setValue");
-      else if (k === ID.MemoryGrow) one(binaryen.MemoryGrow, "getDelta", "setDelta");
-      else if (k === ID.MemoryFill) {
-        one(binaryen.MemoryFill, "getDest", "setDest");
-        one(binaryen.MemoryFill, "getValue", "setValue");
-        one(binaryen.MemoryFill, "getSize", "setSize");
-      } else if (k === ID.MemoryCopy) {
-        one(binaryen.MemoryCopy, "getDest", "setDest");
-        one(binaryen.MemoryCopy, "getSource", "setSource");
-        one(binaryen.MemoryCopy, "getSize", "setSize");
-      } else if (![ID.LocalGet, ID.GlobalGet, ID.Const, ID.MemorySize, ID.Nop, ID.Unreachable].includes(k)) {
-        throw new Unknown(`expression ${k}`);
+      const list = (W, count, get, set) => {
+        for (let i = 0; i < W[count](e); i++) fn(W[get](e, i), (x) => W[set](e, i, x));
+      };
+      if (k === ID.Block) list(binaryen.Block, "getNumChildren", "getChildAt", "setChildAt");
+      else if (k === ID.Call) list(binaryen.Call, "getNumOperands", "getOperandAt", "setOperandAt");
+      else if (slotsOf.has(k)) {
+        const [W, slots] = slotsOf.get(k);
+        if ((k === ID.Load || k === ID.Store) && W.isAtomic(e)) throw new Unknown("atomic");
+        for (const slot of slots) {
+          const c = W[`get${slot}`](e);
+          if (c) fn(c, (n) => W[`set${slot}`](e, n));
+        }
+      } else if (!LEAVES.includes(k)) {
+        throw new Unknown(k === ID.CallIndirect ? "call_indirect" : `expression ${k}`);
       }
     };
     const walk = (e, fn) => { fn(e); forEachChild(e, (c) => walk(c, fn)); };

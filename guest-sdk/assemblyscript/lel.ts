@@ -470,27 +470,36 @@ export function waveSample(w: Wave, p: f64, dt: f64): f64 {
   }
 }
 
-/// An oscillator: phase in cycles `[0, 1)`, key "osc#n", 8 bytes. Every
-/// wave shares the kind "osc", so changing the wave keeps the phase.
-export class Osc {
+/// What every oscillator holds: its phase in cycles `[0, 1)`, key "osc#n",
+/// 8 bytes, and the sample period. Every oscillator claims the kind "osc",
+/// so changing the wave, or `Osc` for `SineOsc`, keeps the phase.
+class Phase {
   phase: usize = 0;
   invSr: f64 = 0;
-  constructor(public wave: Wave = Wave.Sine) {}
 
   claim(name: string = ""): void {
     this.phase = claimKind(Kind.Osc, 8, name);
     this.invSr = 1.0 / sampleRate_;
   }
 
+  /// The phase of this frame; the next one is `inc` cycles on.
+  protected advance(inc: f64): f64 {
+    const p = load<f64>(this.phase);
+    const q = p + inc;
+    store<f64>(this.phase, q - Math.floor(q));
+    return p;
+  }
+}
+
+/// An oscillator of any wave (see `Phase` for its state).
+export class Osc extends Phase {
+  constructor(public wave: Wave = Wave.Sine) { super(); }
+
   /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
   tick(freq: f64): f64 {
     const inc = freq * this.invSr;
-    const p = load<f64>(this.phase);
     const dt = Math.abs(inc);
-    const y = waveSample(this.wave, p, dt < 0.5 ? dt : 0.5);
-    const q = p + inc;
-    store<f64>(this.phase, q - Math.floor(q));
-    return y;
+    return waveSample(this.wave, this.advance(inc), dt < 0.5 ? dt : 0.5);
   }
 }
 
@@ -498,26 +507,12 @@ export class Osc {
 /// whose wave is a type). Same phase, key ("osc#n") and samples as an
 /// `Osc` playing `Wave.Sine`, so the two swap for each other on a reload
 /// keeping the phase. In a chain it is the faster one: no wave to test
-/// every frame (with lel-transform.mjs reading the helpers' fields once
-/// per block, the filtered, delayed sine runs about 20 % faster with it,
-/// README "Performance").
-export class SineOsc {
-  phase: usize = 0;
-  invSr: f64 = 0;
-
-  claim(name: string = ""): void {
-    this.phase = claimKind(Kind.Osc, 8, name);
-    this.invSr = 1.0 / sampleRate_;
-  }
-
+/// every frame (what the filtered, delayed sine needs beside the
+/// transform's fields read once per block: README "Performance").
+export class SineOsc extends Phase {
   /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
   tick(freq: f64): f64 {
-    const inc = freq * this.invSr;
-    const p = load<f64>(this.phase);
-    const y = sinTurns(p);
-    const q = p + inc;
-    store<f64>(this.phase, q - Math.floor(q));
-    return y;
+    return sinTurns(this.advance(freq * this.invSr));
   }
 }
 
