@@ -20,10 +20,6 @@ use lel_host::Settings;
 use crate::util::*;
 
 const SR: u32 = 48_000;
-/// These renders compare bits, not time: a call is a runaway only after
-/// `lel-host render`'s 2 s of CPU, never for a stall of this shared
-/// machine (a real-time budget of a 1-frame block is 83 us).
-const OFFLINE_RUNAWAY: std::time::Duration = std::time::Duration::from_secs(2);
 
 const INSTALL: &str = "A toolchain is missing? Install them all with scripts/setup-languages \
      (apt-get install clang lld; pip install --target target/tools/ziglang ziglang; \

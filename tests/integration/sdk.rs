@@ -87,16 +87,15 @@ fn bytes(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
-/// An offline renderer judging calls as `lel-host render` does (a runaway
-/// after 2 s of CPU): these tests compare sound, not time, and a stall of
-/// this shared machine once muted a version under `Renderer::new`'s
-/// real-time budget (half a block).
+/// An offline renderer judging calls as `lel-host render` does
+/// ([`OFFLINE_RUNAWAY`]; `Renderer::new`'s real-time budget of half a
+/// block once muted a version during a stall of this machine).
 fn renderer(channels: usize) -> Renderer {
     Renderer::with_settings(Settings {
         sample_rate: SR,
         channels,
         block: 128,
-        runaway: Some(std::time::Duration::from_secs(2)),
+        runaway: Some(OFFLINE_RUNAWAY),
         ..Settings::default()
     })
     .expect("renderer")

@@ -184,3 +184,9 @@ pub fn faults(notices: &[lel_host::Notice]) -> usize {
         .filter(|n| matches!(n, lel_host::Notice::Faulted { .. }))
         .count()
 }
+
+/// `lel-host render`'s runaway budget (2 s of CPU in one call), for renders
+/// that compare sound rather than time: a real-time budget can be exceeded
+/// by a stall of a shared machine, and the muted version then reads as a
+/// wrong sample.
+pub const OFFLINE_RUNAWAY: std::time::Duration = std::time::Duration::from_secs(2);
