@@ -12,12 +12,12 @@
 //         echoes in the line carry over (keys osc#0, lowpass#0, tremolo#0,
 //         delay#0, claimed in this order like the Rust SDK's).
 
-import { Ctx, Delay, Lowpass, SineOsc, Setup, Tremolo, gain, signal } from "../../guest-sdk/assemblyscript/lel";
+import { Ctx, Delay, FixedLowpass, SineOsc, Setup, Tremolo, gain, signal } from "../../guest-sdk/assemblyscript/lel";
 // The contract's exports (the transform names statePtr/stateLen `state-ptr`/`state-len`).
 export { statePtr, stateLen, eventsPtr, eventsLen, init, process } from "../../guest-sdk/assemblyscript/lel";
 
 const osc = new SineOsc();
-const lowpass = new Lowpass();
+const lowpass = new FixedLowpass(800);
 const tremolo = new Tremolo();
 const echo = new Delay(0.5); // feedback and mix: 0.5 unless set
 
@@ -31,7 +31,7 @@ function setup(s: Setup): i32 {
 
 function frame(cx: Ctx, out: StaticArray<f64>): void {
   let x = osc.tick(440);
-  x = lowpass.tick(x, 800);
+  x = lowpass.tick(x);
   x = tremolo.tick(x, 5, 0.8);
   x = echo.tick(x, 0.25);
   out[0] = gain(x, 0.4);

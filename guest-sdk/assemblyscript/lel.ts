@@ -586,6 +586,42 @@ export class Highpass extends OnePole {
   tick(x: f64, cutoff: f64): f64 { return x - this.step(x, cutoff); }
 }
 
+/// What the one-pole filters at a fixed cutoff hold: the coefficient,
+/// computed once when claimed (the Rust SDK's `.lowpass(800.0)`, whose
+/// constant cutoff is folded at bind). `process` never writes it, so the
+/// transform reads it once per block; `Lowpass` tests its cutoff every
+/// frame. Same key, state and samples as `Lowpass`/`Highpass` at that
+/// cutoff, so a reload may swap one for the other keeping the memory.
+class FixedOnePole {
+  y: usize = 0;
+  a: f64 = 0;
+  constructor(public cutoff: f64) {}
+
+  protected claimAs(kind: Kind, name: string): void {
+    this.y = claimKind(kind, 8, name);
+    this.a = onePoleCoefficient(this.cutoff, sampleRate_);
+  }
+
+  protected step(x: f64): f64 {
+    let y = load<f64>(this.y);
+    y += this.a * (x - y);
+    store<f64>(this.y, y);
+    return y;
+  }
+}
+
+/// `Lowpass` at the cutoff given to `new` (Hz): `new FixedLowpass(800)`.
+export class FixedLowpass extends FixedOnePole {
+  claim(name: string = ""): void { this.claimAs(Kind.Lowpass, name); }
+  tick(x: f64): f64 { return this.step(x); }
+}
+
+/// `Highpass` at the cutoff given to `new` (Hz).
+export class FixedHighpass extends FixedOnePole {
+  claim(name: string = ""): void { this.claimAs(Kind.Highpass, name); }
+  tick(x: f64): f64 { return x - this.step(x); }
+}
+
 export const enum BiquadMode { Lowpass = 0, Highpass, Bandpass }
 
 /// Resonant biquad (RBJ cookbook, transposed direct form II), key

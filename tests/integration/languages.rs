@@ -608,6 +608,146 @@ fn assemblyscript_helpers_read_once_per_block_still_see_a_frame_change_them() {
     );
 }
 
+/// The same AssemblyScript signal with one-pole filters whose cutoff is an
+/// argument of every frame (`Lowpass`, `Highpass`) and with the fixed ones
+/// (`FixedLowpass`, `FixedHighpass`: the cutoff given to `new`).
+fn one_poles(variable: bool) -> String {
+    let (lp, hp, lp_tick, hp_tick) = if variable {
+        (
+            "new Lowpass()",
+            "new Highpass()",
+            "lp.tick(x, 800)",
+            "hp.tick(x, 300)",
+        )
+    } else {
+        (
+            "new FixedLowpass(800)",
+            "new FixedHighpass(300)",
+            "lp.tick(x)",
+            "hp.tick(x)",
+        )
+    };
+    format!(
+        r#"import {{ Ctx, FixedHighpass, FixedLowpass, Highpass, Lowpass, Osc, Setup, Wave, gain, signal }} from "./lel";
+export {{ statePtr, stateLen, init, process }} from "./lel";
+const o = new Osc(Wave.Saw);
+const lp = {lp};
+const hp = {hp};
+function setup(s: Setup): i32 {{
+  o.claim();
+  lp.claim();
+  hp.claim();
+  return 1;
+}}
+function frame(cx: Ctx, out: StaticArray<f64>): void {{
+  let x = o.tick(110);
+  x = {lp_tick};
+  x = {hp_tick};
+  out[0] = gain(x, 0.5);
+}}
+signal(setup, frame);
+"#
+    )
+}
+
+/// The fixed one-pole filters compute their coefficient once, when
+/// claimed, so the transform reads it once per block (the variable ones
+/// test their cutoff every frame and keep it in memory); they give the
+/// variable ones' bits at the same cutoff, claim the same keys, and a
+/// reload from one to the other goes on without a seam.
+#[test]
+fn assemblyscript_fixed_one_poles_play_the_variable_ones_bits_and_swap_for_them() {
+    let dir = tempdir();
+    let build = |variable: bool| {
+        let name = if variable { "variable" } else { "fixed" };
+        let (bytes, said) = built_saying(
+            &dir.path().join(name),
+            name,
+            "assemblyscript",
+            &format!("{name}.ts"),
+            &one_poles(variable),
+            &[("LEL_TRANSFORM_DEBUG", "1")],
+        );
+        let once = said
+            .lines()
+            .find(|l| l.contains("read once per block:"))
+            .unwrap_or_else(|| {
+                panic!("{name}: the transform read no field once per block:\n{said}")
+            })
+            .to_string();
+        (bytes, once, said)
+    };
+    let (variable, variable_once, variable_said) = build(true);
+    let (fixed, fixed_once, _) = build(false);
+    for field in ["fixed/lp.a", "fixed/hp.a"] {
+        assert!(
+            fixed_once.contains(field),
+            "{field} is read once per block: {fixed_once}"
+        );
+    }
+    for field in ["variable/lp.a", "variable/hp.a"] {
+        assert!(
+            !variable_once.contains(field),
+            "the variable filters write {field} in process: {variable_once}"
+        );
+        assert!(
+            variable_said.contains(&format!("{field} stays in memory")),
+            "the transform says why {field} stays in memory:\n{variable_said}"
+        );
+    }
+
+    let frames = SR as usize;
+    let straight = render("filters", &variable, 2 * frames);
+    // A 110 Hz saw (harmonic n at 1/n) through both filters: the highpass
+    // at 300 Hz brings the fundamental within 4 dB of the second harmonic
+    // (6 dB above it in the saw), the lowpass at 800 Hz takes the 30th
+    // harmonic more than 9 dB under the 15th (6 dB in the saw).
+    let tail = &straight[frames / 2..frames];
+    assert!(rms(tail) > 0.02, "the filtered saw sounds: {}", rms(tail));
+    let db = |hz: f64| band_energy_db(tail, SR, hz, 10.0);
+    assert!(
+        db(220.0) > db(110.0) - 4.0,
+        "the highpass: {:.1} dB at 220 Hz, {:.1} dB at 110 Hz",
+        db(220.0),
+        db(110.0)
+    );
+    assert!(
+        db(3300.0) < db(1650.0) - 9.0,
+        "the lowpass: {:.1} dB at 3300 Hz, {:.1} dB at 1650 Hz",
+        db(3300.0),
+        db(1650.0)
+    );
+    assert_eq!(
+        max_diff(&render("filters", &fixed, 2 * frames), &straight),
+        0.0,
+        "the fixed filters give the variable ones' bits"
+    );
+
+    // Variable -> fixed -> variable, the filters' memory carried each time.
+    let mut r = mono();
+    r.load_bytes("filters", &variable).unwrap();
+    let mut out = r.render(frames / 2);
+    for (bytes, then) in [(&fixed, frames), (&variable, frames / 2)] {
+        let report = r
+            .load_bytes("filters", bytes)
+            .unwrap()
+            .expect("the other version loads");
+        for key in ["osc#0", "lowpass#0", "highpass#0"] {
+            let block = report
+                .layout
+                .get(key)
+                .unwrap_or_else(|| panic!("claims {key}"));
+            assert!(block.carried, "{key} carried over");
+        }
+        out.extend(r.render(then));
+    }
+    assert_eq!(
+        max_diff(&out, &straight),
+        0.0,
+        "swapped both ways, it goes on exactly as if nothing happened"
+    );
+}
+
 #[test]
 fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
     // Each is a `lel-host new helpers` project with its source replaced, so
