@@ -174,13 +174,19 @@ export const TAU: f64 = 6.28318530717958647692;
   const m = q + quarters;
   const k = m - 4.0 * ((m * 0.25 + ROUND) - ROUND);
   let v: f64;
+  // The Rust SDK's `c - z * k` written `z * -k + c`: the same bits
+  // (negating a product is exact, and addition commutes), and the
+  // constant is the second operand: wasmtime then reads it from memory in
+  // the instruction, where a constant subtracted from took two more
+  // instructions and a register each time (LLVM rewrites it so for the
+  // other SDKs; binaryen does not).
   if (k == 1.0 || k == -1.0) {
-    const lo = (1.0 - z * 0.5) + z2 * (C4 - z * C6);
-    const hi = (C8 - z * C10) + z2 * (C12 - z * C14);
+    const lo = (z * -0.5 + 1.0) + z2 * (z * -C6 + C4);
+    const hi = (z * -C10 + C8) + z2 * (z * -C14 + C12);
     v = lo + z4 * (hi + z4 * C16);
   } else {
-    const lo = (1.0 - z * S3) + z2 * (S5 - z * S7);
-    const hi = (S9 - z * S11) + z2 * (S13 - z * S15);
+    const lo = (z * -S3 + 1.0) + z2 * (z * -S7 + S5);
+    const hi = (z * -S11 + S9) + z2 * (z * -S15 + S13);
     v = x * (lo + z4 * hi);
   }
   return (k < 0.0 || k == 2.0) ? -v : v;
@@ -464,7 +470,7 @@ export function waveSample(w: Wave, p: f64, dt: f64): f64 {
     case Wave.Triangle: {
       let q = p + 0.25;
       q = q - Math.floor(q);
-      return 1.0 - 4.0 * Math.abs(q - 0.5);
+      return Math.abs(q - 0.5) * -4.0 + 1.0; // 1 - 4 |q - 0.5| (see `turns`)
     }
     default: return sinTurns(p);
   }
@@ -695,7 +701,8 @@ export class Tremolo {
   tick(x: f64, rate: f64, depth: f64): f64 {
     const inc = rate * this.invSr;
     const p = load<f64>(this.phase);
-    const g = 1.0 - depth * (0.5 - 0.5 * cosTurns(p));
+    // 1 - depth (0.5 - 0.5 cos), constants second (see `turns`).
+    const g = (cosTurns(p) * -0.5 + 0.5) * -depth + 1.0;
     const q = p + inc;
     store<f64>(this.phase, q - Math.floor(q));
     return x * g;
