@@ -19,7 +19,7 @@
 const lel = @import("lel");
 
 const Helpers = struct {
-    osc: lel.Osc = .{},
+    osc: lel.SineOsc = .{},
     lowpass: lel.Lowpass = .{},
     tremolo: lel.Tremolo = .{},
     echo: lel.Delay = .{}, // feedback and mix: 0.5 unless set
@@ -28,7 +28,7 @@ pub var helpers: Helpers = .{};
 
 pub fn setup(s: lel.Setup) lel.Error!u32 {
     _ = s;
-    try helpers.osc.claim(.sine, .{});
+    try helpers.osc.claim(.{});
     try helpers.lowpass.claim(.{});
     try helpers.tremolo.claim(.{});
     try helpers.echo.claim(0.5, .{});

@@ -597,6 +597,29 @@ pub const Osc = struct {
     }
 };
 
+/// A sine oscillator: `Osc` with the wave fixed (the Rust SDK's `osc()`,
+/// whose wave is a type). Same phase, key ("osc#n") and samples as an
+/// `Osc` playing `.sine`, so a reload may swap one for the other keeping
+/// the phase. In a chain it is the faster one: `Osc` chooses between the
+/// four waves every frame (README, "Signals in any language").
+pub const SineOsc = struct {
+    phase: *f64 = undefined,
+    inv_sr: f64 = 0,
+
+    pub fn claim(self: *SineOsc, opt: Claim) Error!void {
+        self.phase = @ptrCast(try claimKind(.osc, 8, opt));
+        self.inv_sr = 1.0 / rt.sample_rate;
+    }
+
+    /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
+    pub inline fn tick(self: *SineOsc, freq: f64) f64 {
+        const p = self.phase.*;
+        const q = p + freq * self.inv_sr;
+        self.phase.* = q - floor(q);
+        return sinTurns(p);
+    }
+};
+
 /// White noise in `[-1, 1)`: xorshift32 (13, 17, 5), key "noise#n", 4
 /// bytes. A fresh (zero) state starts from the seed; a carried one runs on.
 pub const Noise = struct {
