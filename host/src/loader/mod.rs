@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod guest_log;
 pub mod instrument;
+mod operands;
 pub mod runtime;
 
 use std::sync::Arc;
