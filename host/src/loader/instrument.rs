@@ -27,7 +27,7 @@
 //!
 //! It also exports the module's mutable numeric globals to lel-host
 //! ([`GLOBAL_EXPORT`]), so that a tier-up can carry them, and passes each
-//! function body through [`super::operands`] (a constant minus a product
+//! function body through [`operands`] (a constant minus a product
 //! by a constant turned into a sum with the constants second: the same
 //! bits, fewer instructions in Cranelift's code).
 //!
@@ -38,6 +38,8 @@
 //! that itself imports from [`STOP_MODULE`] is refused.
 
 use wasm_encoder::reencode::{Error, Reencode, utils};
+
+use super::operands;
 use wasm_encoder::{BlockType, EntityType, Function, GlobalType, Instruction, MemArg, ValType};
 
 /// lel-host's own import module, for the stop flags.
@@ -259,6 +261,14 @@ impl Checks {
         self.exported = true;
     }
 
+    /// `instruction` into `f`, with a check after a loop's header.
+    fn encode(&self, f: &mut Function, instruction: &Instruction<'_>) {
+        f.instruction(instruction);
+        if matches!(instruction, Instruction::Loop(_)) {
+            self.check(f);
+        }
+    }
+
     fn check(&self, f: &mut Function) {
         f.instruction(&Instruction::GlobalGet(self.word_global()));
         f.instruction(&Instruction::I32AtomicLoad(MemArg {
@@ -350,16 +360,20 @@ impl Reencode for Checks {
         let mut f = self.new_function_with_parsed_locals(&func)?;
         self.check(&mut f);
         let mut reader = func.get_operators_reader()?;
-        let mut body = Vec::new();
+        // The body goes through `operands` as it is read: the last
+        // instructions are kept back for it, the rest encoded.
+        let mut window = Vec::with_capacity(2 * operands::WINDOW);
         while !reader.eof() {
-            body.push(self.parse_instruction(&mut reader)?);
-        }
-        super::operands::constants_second(&mut body);
-        for instruction in &body {
-            f.instruction(instruction);
-            if matches!(instruction, Instruction::Loop(_)) {
-                self.check(&mut f);
+            window.push(self.parse_instruction(&mut reader)?);
+            operands::rewrite_last(&mut window);
+            if window.len() == 2 * operands::WINDOW {
+                for instruction in window.drain(..operands::WINDOW) {
+                    self.encode(&mut f, &instruction);
+                }
             }
+        }
+        for instruction in &window {
+            self.encode(&mut f, instruction);
         }
         code.function(&f);
         Ok(())

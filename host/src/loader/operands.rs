@@ -27,16 +27,18 @@
 
 use wasm_encoder::{Ieee32, Ieee64, Instruction};
 
-/// Rewrite every `c - x * k` (or `c - k * x`) in `body`, in place.
-pub fn constants_second(body: &mut [Instruction<'_>]) {
-    // From the end, so that a rewrite never moves an instruction still to
-    // be looked at by more than the one it removed before it.
-    let mut s = body.len();
-    while s > 0 {
-        s -= 1;
-        if let Some(at) = rewrite_at(body, s) {
-            s = at;
-        }
+/// How many of the last instructions [`rewrite_last`] may change: a
+/// function's body can go on to the encoder but for these.
+pub const WINDOW: usize = 4 * MAX_OPERAND;
+
+/// If the last instruction of `body` (a function body so far, or its last
+/// [`WINDOW`] instructions at least) subtracts a product by a constant
+/// from a constant, rewrite it and them in place (`c - x * k`, or
+/// `c - k * x`). Called after each instruction, the rewrites of a whole
+/// body are made: an operand's own subtractions come before it.
+pub fn rewrite_last(body: &mut [Instruction<'_>]) {
+    if let Some(s) = body.len().checked_sub(1) {
+        rewrite_at(body, s);
     }
 }
 
@@ -71,9 +73,9 @@ impl Const {
     }
 }
 
-/// If `body[s]` is a float subtraction of the pattern, rewrite it and
-/// return the index left of which to go on looking.
-fn rewrite_at(body: &mut [Instruction<'_>], s: usize) -> Option<usize> {
+/// If `body[s]` is a float subtraction of the pattern, rewrite it (the
+/// instructions from `s - MAX_OPERAND - 2` on, at most).
+fn rewrite_at(body: &mut [Instruction<'_>], s: usize) -> Option<()> {
     let (mul_is, add) = match body[s] {
         Instruction::F64Sub => (
             is_f64_mul as fn(&Instruction<'_>) -> bool,
@@ -111,8 +113,7 @@ fn rewrite_at(body: &mut [Instruction<'_>], s: usize) -> Option<usize> {
     // `c` moves from before the product to after it: `x * -k; c; add`.
     body[a..s].rotate_left(1);
     body[s] = add;
-    // Go on from the product, whose operands may hold more.
-    Some(s - 1)
+    Some(())
 }
 
 fn is_f64_mul(i: &Instruction<'_>) -> bool {
@@ -239,15 +240,22 @@ mod tests {
         (f32.sub (f32.const 1) (f32.mul (local.get 0) (f32.const 0.1))))
       ;; an operand longer than the rewrite looks: left as it is
       (func (export "j") (param f64) (result f64)
-        (f64.sub (f64.const 1) (f64.mul LONG (f64.const 2)))))"#;
+        (f64.sub (f64.const 1) (f64.mul LONG (f64.const 2))))
+      ;; a body longer than the window the loader keeps back: all found
+      (func (export "k") (param f64) (result f64)
+        MANY))"#;
 
     /// [`FUNCS`] with its long operand written out: `x + 1 + 1 ...`, 40
-    /// additions (81 instructions).
+    /// additions (81 instructions); and the sum of 300 `i - x * 0.5`
+    /// (2,100 instructions).
     fn funcs() -> String {
         let long = (0..40).fold("(local.get 0)".to_string(), |x, _| {
             format!("(f64.add {x} (f64.const 1))")
         });
-        FUNCS.replace("LONG", &long)
+        let term =
+            |i: u32| format!("(f64.sub (f64.const {i}) (f64.mul (local.get 0) (f64.const 0.5)))");
+        let many = (1..300).fold(term(0), |sum, i| format!("(f64.add {sum} {})", term(i)));
+        FUNCS.replace("LONG", &long).replace("MANY", &many)
     }
 
     #[test]
@@ -258,8 +266,18 @@ mod tests {
         let long: Vec<&str> = std::iter::repeat_n("f64.add", 40)
             .chain(["f64.sub"])
             .collect();
-        // $inner, then a to j.
-        let expect: [(&[&str], &[&str]); 11] = [
+        // The sum: each term's subtraction before its addition to the sum.
+        let (terms, sums): (Vec<&str>, Vec<&str>) = (0..300)
+            .flat_map(|i| {
+                if i == 0 {
+                    vec![("f64.sub", "f64.add")]
+                } else {
+                    vec![("f64.sub", "f64.add"), ("f64.add", "f64.add")]
+                }
+            })
+            .unzip();
+        // $inner, then a to k.
+        let expect: [(&[&str], &[&str]); 12] = [
             (&[], &[]),
             (&["f64.sub"], &["f64.add"]),
             (&["f64.sub"], &["f64.add"]),
@@ -271,6 +289,7 @@ mod tests {
             (&["f64.sub"], &["f64.sub"]),
             (&["f32.sub"], &["f32.add"]),
             (&long, &long),
+            (&terms, &sums),
         ];
         for (n, (b, a)) in expect.iter().enumerate() {
             assert_eq!(before[n], *b, "function {n} as written");
@@ -313,7 +332,7 @@ mod tests {
             2.0 / 3.0,
         ];
         let mut compared = 0;
-        for name in ["a", "b", "c", "d", "e", "f", "g", "h", "j"] {
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h", "j", "k"] {
             let p = plain.get_typed_func::<f64, f64>(&mut store, name).unwrap();
             let c = checked
                 .get_typed_func::<f64, f64>(&mut store, name)
@@ -342,6 +361,6 @@ mod tests {
             assert_eq!(got.to_bits(), want.to_bits(), "i({x:e})");
             compared += 1;
         }
-        assert_eq!(compared, 10 * inputs.len());
+        assert_eq!(compared, 11 * inputs.len());
     }
 }
