@@ -554,6 +554,16 @@ export function onePoleCoefficient(cutoff: f64, sr: f64): f64 {
   return 1.0 - exp(-TAU * fc / sr);
 }
 
+/// One step of a one-pole filter whose state `y` (an f64) is at `at`:
+/// `y += a (x - y)`, the new `y`.
+// @ts-ignore: decorator
+@inline function onePoleStep(at: usize, a: f64, x: f64): f64 {
+  let y = load<f64>(at);
+  y += a * (x - y);
+  store<f64>(at, y);
+  return y;
+}
+
 class OnePole {
   y: usize = 0;
   sr: f64 = 0;
@@ -571,10 +581,7 @@ class OnePole {
       this.last = cutoff;
       this.a = onePoleCoefficient(cutoff, this.sr);
     }
-    let y = load<f64>(this.y);
-    y += this.a * (x - y);
-    store<f64>(this.y, y);
-    return y;
+    return onePoleStep(this.y, this.a, x);
   }
 }
 
@@ -608,12 +615,7 @@ class FixedOnePole {
     this.a = onePoleCoefficient(this.cutoff, sampleRate_);
   }
 
-  protected step(x: f64): f64 {
-    let y = load<f64>(this.y);
-    y += this.a * (x - y);
-    store<f64>(this.y, y);
-    return y;
-  }
+  protected step(x: f64): f64 { return onePoleStep(this.y, this.a, x); }
 }
 
 /// `Lowpass` at the cutoff given to `new` (Hz): `new FixedLowpass(800)`.

@@ -588,12 +588,8 @@ pub const Osc = struct {
     /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
     pub inline fn tick(self: *Osc, freq: f64) f64 {
         const inc = freq * self.inv_sr;
-        const p = self.phase.*;
         const dt = @abs(inc);
-        const y = @call(.always_inline, waveSample, .{ self.wave, p, if (dt < 0.5) dt else 0.5 });
-        const q = p + inc;
-        self.phase.* = q - floor(q);
-        return y;
+        return @call(.always_inline, waveSample, .{ self.wave, advance(self.phase, inc), if (dt < 0.5) dt else 0.5 });
     }
 };
 
@@ -613,12 +609,18 @@ pub const SineOsc = struct {
 
     /// The next sample at `freq` Hz (phase-continuous when `freq` changes).
     pub inline fn tick(self: *SineOsc, freq: f64) f64 {
-        const p = self.phase.*;
-        const q = p + freq * self.inv_sr;
-        self.phase.* = q - floor(q);
-        return sinTurns(p);
+        return sinTurns(advance(self.phase, freq * self.inv_sr));
     }
 };
+
+/// An oscillator's phase for this frame; the next one is `inc` cycles on,
+/// wrapped to `[0, 1)`.
+inline fn advance(phase: *f64, inc: f64) f64 {
+    const p = phase.*;
+    const q = p + inc;
+    phase.* = q - floor(q);
+    return p;
+}
 
 /// White noise in `[-1, 1)`: xorshift32 (13, 17, 5), key "noise#n", 4
 /// bytes. A fresh (zero) state starts from the seed; a carried one runs on.

@@ -492,6 +492,32 @@ fn built_saying(
     (module, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// What an AssemblyScript build said with `LEL_TRANSFORM_DEBUG=1`: the
+/// fields in `once` are read once per block, those in `stay` are not, and
+/// the transform says why each of those stays in memory.
+fn assert_transform_said(said: &str, once: &[&str], stay: &[&str]) {
+    let read = said
+        .lines()
+        .find(|l| l.contains("read once per block:"))
+        .unwrap_or_else(|| panic!("the transform read no field once per block:\n{said}"));
+    for field in once {
+        assert!(
+            read.contains(field),
+            "{field} is read once per block: {read}"
+        );
+    }
+    for field in stay {
+        assert!(
+            !read.contains(field),
+            "{field} is written in process: {read}"
+        );
+        assert!(
+            said.contains(&format!("{field} stays in memory")),
+            "the transform says why {field} stays in memory:\n{said}"
+        );
+    }
+}
+
 /// A frame that changes its helpers' settings half-way: the oscillator's
 /// wave to square, the echo's mix to nothing. In C and in AssemblyScript.
 const CHANGES: [(&str, &str, &str); 2] = [
@@ -559,26 +585,11 @@ fn assemblyscript_helpers_read_once_per_block_still_see_a_frame_change_them() {
             &[("LEL_TRANSFORM_DEBUG", "1")],
         );
         if lang == "assemblyscript" {
-            let once = said
-                .lines()
-                .find(|l| l.contains("read once per block:"))
-                .unwrap_or_else(|| panic!("the transform read no field once per block:\n{said}"));
-            for field in ["changes/o.phase", "changes/d.line", "changes/d.feedback"] {
-                assert!(
-                    once.contains(field),
-                    "{field} is read once per block: {once}"
-                );
-            }
-            for field in ["changes/o.wave", "changes/d.mix"] {
-                assert!(
-                    !once.contains(field),
-                    "{field} is written by the frame: {once}"
-                );
-                assert!(
-                    said.contains(&format!("{field} stays in memory")),
-                    "the transform says why {field} stays in memory:\n{said}"
-                );
-            }
+            assert_transform_said(
+                &said,
+                &["changes/o.phase", "changes/d.line", "changes/d.feedback"],
+                &["changes/o.wave", "changes/d.mix"],
+            );
         }
         let mut r = mono();
         r.load_bytes("changes", &bytes).unwrap().unwrap();
@@ -668,33 +679,12 @@ fn assemblyscript_fixed_one_poles_play_the_variable_ones_bits_and_swap_for_them(
             &one_poles(variable),
             &[("LEL_TRANSFORM_DEBUG", "1")],
         );
-        let once = said
-            .lines()
-            .find(|l| l.contains("read once per block:"))
-            .unwrap_or_else(|| {
-                panic!("{name}: the transform read no field once per block:\n{said}")
-            })
-            .to_string();
-        (bytes, once, said)
+        (bytes, said)
     };
-    let (variable, variable_once, variable_said) = build(true);
-    let (fixed, fixed_once, _) = build(false);
-    for field in ["fixed/lp.a", "fixed/hp.a"] {
-        assert!(
-            fixed_once.contains(field),
-            "{field} is read once per block: {fixed_once}"
-        );
-    }
-    for field in ["variable/lp.a", "variable/hp.a"] {
-        assert!(
-            !variable_once.contains(field),
-            "the variable filters write {field} in process: {variable_once}"
-        );
-        assert!(
-            variable_said.contains(&format!("{field} stays in memory")),
-            "the transform says why {field} stays in memory:\n{variable_said}"
-        );
-    }
+    let (variable, variable_said) = build(true);
+    let (fixed, fixed_said) = build(false);
+    assert_transform_said(&fixed_said, &["fixed/lp.a", "fixed/hp.a"], &[]);
+    assert_transform_said(&variable_said, &[], &["variable/lp.a", "variable/hp.a"]);
 
     let frames = SR as usize;
     let straight = render("filters", &variable, 2 * frames);

@@ -380,6 +380,33 @@ impl Reencode for Checks {
     }
 }
 
+/// An engine that runs rewritten modules in tests (their flags are a
+/// shared memory).
+#[cfg(test)]
+pub(super) fn stop_engine() -> wasmtime::Engine {
+    let mut config = wasmtime::Config::new();
+    config.wasm_threads(true).shared_memory(true);
+    wasmtime::Engine::new(&config).unwrap()
+}
+
+/// The stop imports of a rewritten module in tests: a flags memory and
+/// the word's offset in it (nothing sets the word unless the test does).
+#[cfg(test)]
+pub(super) fn stop_imports(
+    engine: &wasmtime::Engine,
+    store: &mut wasmtime::Store<()>,
+    word: i32,
+) -> (wasmtime::SharedMemory, wasmtime::Global) {
+    let flags = wasmtime::SharedMemory::new(engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
+    let word = wasmtime::Global::new(
+        store,
+        wasmtime::GlobalType::new(wasmtime::ValType::I32, wasmtime::Mutability::Const),
+        wasmtime::Val::I32(word),
+    )
+    .unwrap();
+    (flags, word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,9 +525,7 @@ mod tests {
     #[test]
     fn a_negative_word_stops_loops_and_calls() {
         use std::sync::atomic::{AtomicI32, Ordering};
-        let mut config = wasmtime::Config::new();
-        config.wasm_threads(true).shared_memory(true);
-        let engine = wasmtime::Engine::new(&config).unwrap();
+        let engine = stop_engine();
         let wasm = wat::parse_str(
             r#"(module
                  (memory (export "memory") 1)
@@ -516,15 +541,8 @@ mod tests {
         )
         .unwrap();
         let module = wasmtime::Module::new(&engine, instrument(&wasm).unwrap()).unwrap();
-        let flags =
-            wasmtime::SharedMemory::new(&engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
         let mut store = wasmtime::Store::new(&engine, ());
-        let word = wasmtime::Global::new(
-            &mut store,
-            wasmtime::GlobalType::new(wasmtime::ValType::I32, wasmtime::Mutability::Const),
-            wasmtime::Val::I32(64),
-        )
-        .unwrap();
+        let (flags, word) = stop_imports(&engine, &mut store, 64);
         let instance =
             wasmtime::Instance::new(&mut store, &module, &[flags.clone().into(), word.into()])
                 .unwrap();

@@ -76,22 +76,14 @@ impl Const {
 /// If `body[s]` is a float subtraction of the pattern, rewrite it (the
 /// instructions from `s - MAX_OPERAND - 2` on, at most).
 fn rewrite_at(body: &mut [Instruction<'_>], s: usize) -> Option<()> {
-    let (mul_is, add) = match body[s] {
-        Instruction::F64Sub => (
-            is_f64_mul as fn(&Instruction<'_>) -> bool,
-            Instruction::F64Add,
-        ),
-        Instruction::F32Sub => (
-            is_f32_mul as fn(&Instruction<'_>) -> bool,
-            Instruction::F32Add,
-        ),
+    // The subtraction's second operand: a product (of its type), ending
+    // at `m`.
+    let m = s.checked_sub(1)?;
+    let add = match (&body[s], &body[m]) {
+        (Instruction::F64Sub, Instruction::F64Mul) => Instruction::F64Add,
+        (Instruction::F32Sub, Instruction::F32Mul) => Instruction::F32Add,
         _ => return None,
     };
-    // The subtraction's second operand: a product, starting at `b`.
-    let m = s.checked_sub(1)?;
-    if !mul_is(&body[m]) {
-        return None;
-    }
     let b = start_of(body, m)?;
     // Its first operand: the constant right before the product.
     let a = b.checked_sub(1)?;
@@ -114,14 +106,6 @@ fn rewrite_at(body: &mut [Instruction<'_>], s: usize) -> Option<()> {
     body[a..s].rotate_left(1);
     body[s] = add;
     Some(())
-}
-
-fn is_f64_mul(i: &Instruction<'_>) -> bool {
-    matches!(i, Instruction::F64Mul)
-}
-
-fn is_f32_mul(i: &Instruction<'_>) -> bool {
-    matches!(i, Instruction::F32Mul)
 }
 
 /// The most instructions an operand is looked for in: the rewrite stays
@@ -297,20 +281,11 @@ mod tests {
         }
 
         // Both run, over awkward inputs: the same bits.
-        let mut config = wasmtime::Config::new();
-        config.wasm_threads(true).shared_memory(true);
-        let engine = wasmtime::Engine::new(&config).unwrap();
+        let engine = super::super::instrument::stop_engine();
         let mut store = wasmtime::Store::new(&engine, ());
         let plain = wasmtime::Module::new(&engine, &wasm).unwrap();
         let plain = wasmtime::Instance::new(&mut store, &plain, &[]).unwrap();
-        let flags =
-            wasmtime::SharedMemory::new(&engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
-        let word = wasmtime::Global::new(
-            &mut store,
-            wasmtime::GlobalType::new(wasmtime::ValType::I32, wasmtime::Mutability::Const),
-            wasmtime::Val::I32(0),
-        )
-        .unwrap();
+        let (flags, word) = super::super::instrument::stop_imports(&engine, &mut store, 0);
         let module = wasmtime::Module::new(&engine, &rewritten).unwrap();
         let checked =
             wasmtime::Instance::new(&mut store, &module, &[flags.into(), word.into()]).unwrap();
