@@ -703,10 +703,11 @@ impl ModuleCache {
 }
 
 /// What the compiled code is of, beside the module's bytes: bumped when the
-/// loader changes what it writes into modules (`loader::instrument`, and
-/// since `stop2` `loader::operands`), so that no artifact of an older
+/// loader changes what it writes into modules (`loader::instrument`, since
+/// `stop2` `loader::operands`, since `stop3` the checks leaving by a
+/// branch to one trap after the body), so that no artifact of an older
 /// rewrite is used.
-const REWRITE: &str = "stop2";
+const REWRITE: &str = "stop3";
 
 /// The name of the file that holds the compiled module of `hash` in the
 /// cache folder (its checksum is beside it, with `.b3` added).

@@ -9,21 +9,36 @@
 //! its instance's word ([`WORD_NAME`], an immutable global, copied into an
 //! immutable global of the module's own, `$stop-word` below). At every
 //! function entry and every loop header it reads its word with an atomic
-//! load and traps (`unreachable`) if the word is negative:
+//! load and leaves for a trap (`unreachable`) if the word is negative. The
+//! trap is written once, after the function's body, which goes inside two
+//! blocks:
 //!
 //! ```wat
-//! (if (i32.lt_s (i32.atomic.load $stop-flags (global.get $stop-word)) (i32.const 0))
-//!   (then unreachable))
+//! (func $f (param ...) (result i32)
+//!   (block $stop
+//!     (block $body (result i32)
+//!       (br_if $stop (i32.lt_s (i32.atomic.load $stop-flags (global.get $stop-word)) (i32.const 0)))
+//!       ...the body, a check after every `loop`...)
+//!     (return))
+//!   (unreachable))
 //! ```
 //!
-//! A load, a compare and a branch to a trap: no call, so nothing is kept
-//! out of registers for it (part 6 of `cargo bench -p lel-host`). The load
-//! is atomic so that the compiler reads the word again at every check: a
-//! plain load in a loop that stores nothing was found folded into the
-//! function entry's (redundant-load elimination), and such a loop then
-//! never saw its flag. The host writes the number of the call it is about
-//! to make into the word; the CPU-clock watchdog (`rt::cpu`) turns exactly
-//! that number negative once the call used its budget ([`crate::rt::stop`]).
+//! `$body` has the function's results, so a branch to the function's own
+//! label lands at its end and returns; only the checks reach the trap. A
+//! load, a compare and a branch that is not taken: no call, so nothing is
+//! kept out of registers for it (part 6 of `cargo bench -p lel-host`), and
+//! no trap inside the loop: with `(if (...) (then unreachable))` after each
+//! check, as before, the trap split every loop's first block in two, and
+//! the Zig SDK's chain ran 9 % slower with the checks than without (8 %
+//! slower than with wasmtime's epoch checks); this way it runs as fast as
+//! without. A function with several results (its block would need a type
+//! of its own) keeps that `if` form. The load is atomic so that the
+//! compiler reads the word again at every check: a plain load in a loop
+//! that stores nothing was found folded into the function entry's
+//! (redundant-load elimination), and such a loop then never saw its flag.
+//! The host writes the number of the call it is about to make into the
+//! word; the CPU-clock watchdog (`rt::cpu`) turns exactly that number
+//! negative once the call used its budget ([`crate::rt::stop`]).
 //!
 //! It also exports the module's mutable numeric globals to lel-host
 //! ([`GLOBAL_EXPORT`]), so that a tier-up can carry them, and passes each
@@ -71,11 +86,27 @@ pub const GLOBAL_EXPORT: &str = "lel-host:global:";
 /// exports a name starting with `lel-host:`.
 pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, InstrumentError> {
     let scan = scan(bytes)?;
+    let bodies = scan
+        .functions
+        .iter()
+        .map(|&t| {
+            let results = scan.types.get(t as usize)?.as_ref()?;
+            match results.as_slice() {
+                [] => Some(BlockType::Empty),
+                [one] => ValType::try_from(*one).ok().map(BlockType::Result),
+                // A block type of several results needs a type of its own:
+                // such a function keeps the checks' `if` form.
+                _ => None,
+            }
+        })
+        .collect();
     let mut checks = Checks {
         memories: scan.memories,
         globals: scan.globals,
         defined: scan.defined,
         mutable: scan.mutable,
+        bodies,
+        body: 0,
         imported: false,
         copied: false,
         exported: false,
@@ -97,6 +128,10 @@ struct Scan {
     mutable: Vec<u32>,
     /// Globals it defines.
     defined: u32,
+    /// The results of each type (None: not a function type).
+    types: Vec<Option<Vec<wasmparser::ValType>>>,
+    /// The type of each function the module defines.
+    functions: Vec<u32>,
 }
 
 fn scan(bytes: &[u8]) -> Result<Scan, InstrumentError> {
@@ -107,6 +142,8 @@ fn scan(bytes: &[u8]) -> Result<Scan, InstrumentError> {
         globals: 0,
         mutable: Vec::new(),
         defined: 0,
+        types: Vec::new(),
+        functions: Vec::new(),
     };
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         match payload.map_err(invalid)? {
@@ -124,6 +161,21 @@ fn scan(bytes: &[u8]) -> Result<Scan, InstrumentError> {
                         wasmparser::TypeRef::Global(_) => scan.globals += 1,
                         _ => {}
                     }
+                }
+            }
+            wasmparser::Payload::TypeSection(reader) => {
+                for group in reader {
+                    for ty in group.map_err(invalid)?.types() {
+                        scan.types.push(match &ty.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => Some(f.results().to_vec()),
+                            _ => None,
+                        });
+                    }
+                }
+            }
+            wasmparser::Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    scan.functions.push(ty.map_err(invalid)?);
                 }
             }
             wasmparser::Payload::GlobalSection(reader) => {
@@ -205,6 +257,22 @@ struct Checks {
     copied: bool,
     /// The globals' exports were written.
     exported: bool,
+    /// For each function the module defines, the block type of its
+    /// results (None: several results; see [`Checks::parse_function_body`]).
+    bodies: Vec<Option<BlockType>>,
+    /// The function whose body comes next.
+    body: usize,
+}
+
+/// Where a function body's stop checks branch to.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// To a trap after the body, through the block around it: `depth`
+    /// user blocks are open, so the trap's block is `depth + 1` out.
+    Out { depth: u32 },
+    /// To a trap of its own right after the check (a function with several
+    /// results).
+    Here,
 }
 
 impl Checks {
@@ -261,15 +329,32 @@ impl Checks {
         self.exported = true;
     }
 
-    /// `instruction` into `f`, with a check after a loop's header.
-    fn encode(&self, f: &mut Function, instruction: &Instruction<'_>) {
+    /// `instruction` into `f`, with a check after a loop's header; the
+    /// body's last `end` closes the blocks around it and places the trap.
+    fn encode(&self, f: &mut Function, instruction: &Instruction<'_>, stop: &mut Stop) {
+        use Instruction::*;
+        if let Stop::Out { depth } = stop {
+            match instruction {
+                Block(_) | Loop(_) | If(_) | TryTable(..) | Try(_) => *depth += 1,
+                End | Delegate(_) if *depth > 0 => *depth -= 1,
+                End => {
+                    // The end of the body: its results leave through
+                    // `return`; only the checks' branches reach the trap.
+                    f.instruction(&End);
+                    f.instruction(&Return);
+                    f.instruction(&End);
+                    f.instruction(&Unreachable);
+                }
+                _ => {}
+            }
+        }
         f.instruction(instruction);
         if matches!(instruction, Instruction::Loop(_)) {
-            self.check(f);
+            self.check(f, *stop);
         }
     }
 
-    fn check(&self, f: &mut Function) {
+    fn check(&self, f: &mut Function, stop: Stop) {
         f.instruction(&Instruction::GlobalGet(self.word_global()));
         f.instruction(&Instruction::I32AtomicLoad(MemArg {
             offset: 0,
@@ -278,9 +363,16 @@ impl Checks {
         }));
         f.instruction(&Instruction::I32Const(0));
         f.instruction(&Instruction::I32LtS);
-        f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::Unreachable);
-        f.instruction(&Instruction::End);
+        match stop {
+            Stop::Out { depth } => {
+                f.instruction(&Instruction::BrIf(depth + 1));
+            }
+            Stop::Here => {
+                f.instruction(&Instruction::If(BlockType::Empty));
+                f.instruction(&Instruction::Unreachable);
+                f.instruction(&Instruction::End);
+            }
+        }
     }
 }
 
@@ -358,7 +450,22 @@ impl Reencode for Checks {
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), Error<Self::Error>> {
         let mut f = self.new_function_with_parsed_locals(&func)?;
-        self.check(&mut f);
+        // The body goes inside two blocks: its own (typed with the
+        // function's results, so a branch to the function's label lands
+        // there and returns) and, around it, the one the checks leave by,
+        // whose end is followed by the trap. The trap then sits after the
+        // function's code instead of after each check, where it split
+        // every loop's header from the rest of its first block.
+        let mut stop = match self.bodies.get(self.body).copied().flatten() {
+            Some(results) => {
+                f.instruction(&Instruction::Block(BlockType::Empty));
+                f.instruction(&Instruction::Block(results));
+                Stop::Out { depth: 0 }
+            }
+            _ => Stop::Here,
+        };
+        self.body += 1;
+        self.check(&mut f, stop);
         let mut reader = func.get_operators_reader()?;
         // The body goes through `operands` as it is read: the last
         // instructions are kept back for it, the rest encoded.
@@ -368,12 +475,12 @@ impl Reencode for Checks {
             operands::rewrite_last(&mut window);
             if window.len() == 2 * operands::WINDOW {
                 for instruction in window.drain(..operands::WINDOW) {
-                    self.encode(&mut f, &instruction);
+                    self.encode(&mut f, &instruction, &mut stop);
                 }
             }
         }
         for instruction in &window {
-            self.encode(&mut f, instruction);
+            self.encode(&mut f, instruction, &mut stop);
         }
         code.function(&f);
         Ok(())
@@ -581,5 +688,182 @@ mod tests {
             "the loop ran to its end ({:?}): its checks never saw the flag",
             t.elapsed()
         );
+    }
+
+    /// Functions of every shape the blocks around a body must keep:
+    /// results left at the body's end, branches to the function's own
+    /// label (with values, from nested blocks, through `br_table`),
+    /// `return` from inside loops, several results (the `if` form), no
+    /// result. Each returns the same before and after the rewrite.
+    const SHAPES: &str = r#"(module
+      (memory (export "memory") 1)
+      (func (export "sum") (param $n i32) (result i32) (local $i i32) (local $s i32)
+        (block $out
+          (loop $outer
+            (br_if $out (i32.ge_u (local.get $i) (local.get $n)))
+            (block $skip
+              (loop $inner
+                (local.set $s (i32.add (local.get $s) (i32.add (local.get $i) (i32.const 1))))
+                (br_if $skip (i32.and (local.get $s) (i32.const 1)))
+                (br_if $inner (i32.lt_u (local.get $s) (i32.const 10)))))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $outer)))
+        (local.get $s))
+      (func (export "early") (param $x i32) (result i32)
+        (block $b (result i32)
+          (block $c (result i32)
+            (loop $l
+              (i32.const 111)
+              (i32.eq (local.get $x) (i32.const 1))
+              (br_if 3)
+              (drop)
+              (if (i32.eq (local.get $x) (i32.const 2))
+                (then (return (i32.const 222))))
+              (i32.const 333)
+              (i32.and (local.get $x) (i32.const 3))
+              (br_table $c $b 3 $c))
+            (i32.const 444))
+          (i32.const 1000)
+          (i32.add))
+        (i32.const 5000)
+        (i32.add))
+      (func (export "two") (param $x i64) (result i64 f64) (local $i i64)
+        (loop $l
+          (local.set $i (i64.add (local.get $i) (i64.const 3)))
+          (br_if $l (i64.lt_s (local.get $i) (local.get $x))))
+        (local.get $i)
+        (f64.convert_i64_s (local.get $x)))
+      (func (export "store") (param $x i32)
+        (if (i32.eqz (local.get $x)) (then (br 1)))
+        (loop $l
+          (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (local.get $x)))
+          (local.set $x (i32.sub (local.get $x) (i32.const 1)))
+          (br_if $l (local.get $x))))
+      (func (export "load") (result f64)
+        (f64.convert_i32_s (i32.load (i32.const 0)))))"#;
+
+    /// The `unreachable`s in each function body of `bytes`.
+    fn traps_per_body(bytes: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+                let mut reader = body.get_operators_reader().unwrap();
+                let mut n = 0;
+                while !reader.eof() {
+                    n += usize::from(matches!(
+                        reader.read().unwrap(),
+                        wasmparser::Operator::Unreachable
+                    ));
+                }
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_body_in_the_checks_blocks_returns_what_it_returned() {
+        let wasm = wat::parse_str(SHAPES).unwrap();
+        let out = instrument(&wasm).unwrap();
+        validate(&out);
+        // One trap after each body whatever its loops (three in `sum`),
+        // and a trap after each check where there are several results
+        // (the entry's and the loop's in `two`).
+        assert_eq!(traps_per_body(&out), [1, 1, 2, 1, 1]);
+        let engine = stop_engine();
+        let plain = wasmtime::Module::new(&engine, &wasm).unwrap();
+        let checked = wasmtime::Module::new(&engine, &out).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let (flags, word) = stop_imports(&engine, &mut store, 0);
+        let plain = wasmtime::Instance::new(&mut store, &plain, &[]).unwrap();
+        let checked =
+            wasmtime::Instance::new(&mut store, &checked, &[flags.into(), word.into()]).unwrap();
+        macro_rules! same {
+            ($name:literal, $params:ty, $results:ty, $args:expr) => {
+                for a in $args {
+                    let run = |i: &wasmtime::Instance, store: &mut wasmtime::Store<()>| {
+                        i.get_typed_func::<$params, $results>(&mut *store, $name)
+                            .unwrap()
+                            .call(&mut *store, a)
+                            .unwrap()
+                    };
+                    let (before, after) = (run(&plain, &mut store), run(&checked, &mut store));
+                    assert_eq!(before, after, "{}({a:?})", $name);
+                }
+            };
+        }
+        same!("sum", i32, i32, [0, 1, 2, 5, 40]);
+        same!("early", i32, i32, 0..8);
+        same!("two", i64, (i64, f64), [0i64, 1, 7, 100]);
+        same!("store", i32, (), [0, 3, 9]);
+        same!("load", (), f64, [()]);
+        assert_eq!(
+            [plain, checked].map(|i| i
+                .get_typed_func::<(), f64>(&mut store, "load")
+                .unwrap()
+                .call(&mut store, ())
+                .unwrap()),
+            [51.0, 51.0],
+            "`store` ran the same loops on both memories"
+        );
+    }
+
+    /// With the word negative, every shape stops at its first check: at
+    /// the entry, and in loops three deep or in a function of several
+    /// results when the entry's check is passed.
+    #[test]
+    fn a_negative_word_stops_every_shape() {
+        use std::sync::atomic::{AtomicI32, Ordering};
+        let engine = stop_engine();
+        let checked = wasmtime::Module::new(
+            &engine,
+            instrument(&wat::parse_str(SHAPES).unwrap()).unwrap(),
+        )
+        .unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let (flags, word) = stop_imports(&engine, &mut store, 8);
+        let i = wasmtime::Instance::new(&mut store, &checked, &[flags.clone().into(), word.into()])
+            .unwrap();
+        // SAFETY: byte 8 of the one-page shared memory, 4-byte aligned; the
+        // memory lives (`flags`) while this reference is used, and is only
+        // accessed atomically from the host.
+        let cell: &AtomicI32 = unsafe { &*(flags.data()[8].get() as *const AtomicI32) };
+        cell.store(i32::MIN | 3, Ordering::Relaxed);
+        let stopped = |e: wasmtime::Error| {
+            assert_eq!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(&wasmtime::Trap::UnreachableCodeReached)
+            );
+        };
+        let sum = i.get_typed_func::<i32, i32>(&mut store, "sum").unwrap();
+        stopped(sum.call(&mut store, 5).unwrap_err());
+        let two = i
+            .get_typed_func::<i64, (i64, f64)>(&mut store, "two")
+            .unwrap();
+        stopped(two.call(&mut store, 5).unwrap_err());
+        let store_fn = i.get_typed_func::<i32, ()>(&mut store, "store").unwrap();
+        stopped(store_fn.call(&mut store, 3).unwrap_err());
+        // Past the entry: the word turns negative while the loops run.
+        cell.store(3, Ordering::Relaxed);
+        let (spin, spin_two) = (sum.clone(), two.clone());
+        for call in [
+            Box::new(move |s: &mut wasmtime::Store<()>| spin.call(s, i32::MAX).map(|_| ()))
+                as Box<dyn Fn(&mut wasmtime::Store<()>) -> wasmtime::Result<()>>,
+            Box::new(move |s: &mut wasmtime::Store<()>| spin_two.call(s, i64::MAX).map(|_| ())),
+        ] {
+            cell.store(3, Ordering::Relaxed);
+            let setter = std::thread::spawn({
+                let flags = flags.clone();
+                move || {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    // SAFETY: as above.
+                    let cell: &AtomicI32 = unsafe { &*(flags.data()[8].get() as *const AtomicI32) };
+                    cell.store(i32::MIN | 3, Ordering::Relaxed);
+                }
+            });
+            let r = call(&mut store);
+            setter.join().unwrap();
+            stopped(r.unwrap_err());
+        }
     }
 }
