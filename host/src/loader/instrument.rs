@@ -31,8 +31,9 @@
 //! check, as before, the trap split every loop's first block in two, and
 //! the Zig SDK's chain ran 9 % slower with the checks than without (8 %
 //! slower than with wasmtime's epoch checks); this way it runs as fast as
-//! without. A function with several results (its block would need a type
-//! of its own) keeps that `if` form. The load is atomic so that the
+//! without. For a function with several results, `$body`'s block type is
+//! a type `[] -> [results]` added after the module's own (one per list of
+//! results). The load is atomic so that the
 //! compiler reads the word again at every check: a plain load in a loop
 //! that stores nothing was found folded into the function entry's
 //! (redundant-load elimination), and such a loop then never saw its flag.
@@ -86,18 +87,29 @@ pub const GLOBAL_EXPORT: &str = "lel-host:global:";
 /// exports a name starting with `lel-host:`.
 pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, InstrumentError> {
     let scan = scan(bytes)?;
+    // Block types of several results are types of the type section: one
+    // `[] -> [results]` per list, added after the module's own.
+    let mut added: Vec<Vec<ValType>> = Vec::new();
     let bodies = scan
         .functions
         .iter()
         .map(|&t| {
             let results = scan.types.get(t as usize)?.as_ref()?;
-            match results.as_slice() {
-                [] => Some(BlockType::Empty),
-                [one] => ValType::try_from(*one).ok().map(BlockType::Result),
-                // A block type of several results needs a type of its own:
-                // such a function keeps the checks' `if` form.
-                _ => None,
-            }
+            let results = results
+                .iter()
+                .map(|&r| ValType::try_from(r).ok())
+                .collect::<Option<Vec<_>>>()?;
+            Some(match results.as_slice() {
+                [] => BlockType::Empty,
+                [one] => BlockType::Result(*one),
+                _ => {
+                    let at = added.iter().position(|a| *a == results).unwrap_or_else(|| {
+                        added.push(results);
+                        added.len() - 1
+                    });
+                    BlockType::FunctionType(scan.types.len() as u32 + at as u32)
+                }
+            })
         })
         .collect();
     let mut checks = Checks {
@@ -107,6 +119,7 @@ pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, InstrumentError> {
         mutable: scan.mutable,
         bodies,
         body: 0,
+        added,
         imported: false,
         copied: false,
         exported: false,
@@ -258,10 +271,13 @@ struct Checks {
     /// The globals' exports were written.
     exported: bool,
     /// For each function the module defines, the block type of its
-    /// results (None: several results; see [`Checks::parse_function_body`]).
+    /// results (None: results `wasm-encoder` cannot write; see
+    /// [`Checks::parse_function_body`]).
     bodies: Vec<Option<BlockType>>,
     /// The function whose body comes next.
     body: usize,
+    /// The result lists of the types added for `bodies`.
+    added: Vec<Vec<ValType>>,
 }
 
 /// Where a function body's stop checks branch to.
@@ -270,8 +286,8 @@ enum Stop {
     /// To a trap after the body, through the block around it: `depth`
     /// user blocks are open, so the trap's block is `depth + 1` out.
     Out { depth: u32 },
-    /// To a trap of its own right after the check (a function with several
-    /// results).
+    /// To a trap of its own right after the check (a function whose
+    /// results `wasm-encoder` cannot write back).
     Here,
 }
 
@@ -394,6 +410,18 @@ impl Reencode for Checks {
     ) -> Result<(), Error<Self::Error>> {
         utils::parse_import_section(self, imports, section)?;
         self.add_imports(imports);
+        Ok(())
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut wasm_encoder::TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<(), Error<Self::Error>> {
+        utils::parse_type_section(self, types, section)?;
+        for results in &self.added {
+            types.ty().function([], results.iter().copied());
+        }
         Ok(())
     }
 
@@ -693,8 +721,9 @@ mod tests {
     /// Functions of every shape the blocks around a body must keep:
     /// results left at the body's end, branches to the function's own
     /// label (with values, from nested blocks, through `br_table`),
-    /// `return` from inside loops, several results (the `if` form), no
-    /// result. Each returns the same before and after the rewrite.
+    /// `return` from inside loops, several results (a block type added to
+    /// the type section), no result. Each returns the same before and after
+    /// the rewrite.
     const SHAPES: &str = r#"(module
       (memory (export "memory") 1)
       (func (export "sum") (param $n i32) (result i32) (local $i i32) (local $s i32)
@@ -733,6 +762,9 @@ mod tests {
           (br_if $l (i64.lt_s (local.get $i) (local.get $x))))
         (local.get $i)
         (f64.convert_i64_s (local.get $x)))
+      (func (export "swap") (param $x f64) (param $y i64) (result i64 f64)
+        (local.get $y)
+        (local.get $x))
       (func (export "store") (param $x i32)
         (if (i32.eqz (local.get $x)) (then (br 1)))
         (loop $l
@@ -741,6 +773,17 @@ mod tests {
           (br_if $l (local.get $x))))
       (func (export "load") (result f64)
         (f64.convert_i32_s (i32.load (i32.const 0)))))"#;
+
+    /// The number of types in `bytes`'s type section.
+    fn types_of(bytes: &[u8]) -> u32 {
+        wasmparser::Parser::new(0)
+            .parse_all(bytes)
+            .find_map(|p| match p.unwrap() {
+                wasmparser::Payload::TypeSection(r) => Some(r.count()),
+                _ => None,
+            })
+            .unwrap()
+    }
 
     /// The `unreachable`s in each function body of `bytes`.
     fn traps_per_body(bytes: &[u8]) -> Vec<usize> {
@@ -766,10 +809,10 @@ mod tests {
         let wasm = wat::parse_str(SHAPES).unwrap();
         let out = instrument(&wasm).unwrap();
         validate(&out);
-        // One trap after each body whatever its loops (three in `sum`),
-        // and a trap after each check where there are several results
-        // (the entry's and the loop's in `two`).
-        assert_eq!(traps_per_body(&out), [1, 1, 2, 1, 1]);
+        // One trap after each body whatever its loops (three in `sum`).
+        assert_eq!(traps_per_body(&out), [1, 1, 1, 1, 1, 1]);
+        // `two` and `swap` return the same list: one type added for both.
+        assert_eq!(types_of(&out), types_of(&wasm) + 1);
         let engine = stop_engine();
         let plain = wasmtime::Module::new(&engine, &wasm).unwrap();
         let checked = wasmtime::Module::new(&engine, &out).unwrap();
@@ -795,6 +838,7 @@ mod tests {
         same!("sum", i32, i32, [0, 1, 2, 5, 40]);
         same!("early", i32, i32, 0..8);
         same!("two", i64, (i64, f64), [0i64, 1, 7, 100]);
+        same!("swap", (f64, i64), (i64, f64), [(1.5, -2i64), (-0.0, 7)]);
         same!("store", i32, (), [0, 3, 9]);
         same!("load", (), f64, [()]);
         assert_eq!(
@@ -810,7 +854,8 @@ mod tests {
 
     /// With the word negative, every shape stops at its first check: at
     /// the entry, and in loops three deep or in a function of several
-    /// results when the entry's check is passed.
+    /// results (its block typed by an added type) when the entry's check
+    /// is passed.
     #[test]
     fn a_negative_word_stops_every_shape() {
         use std::sync::atomic::{AtomicI32, Ordering};
