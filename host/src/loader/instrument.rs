@@ -545,6 +545,40 @@ pub(super) fn stop_imports(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    /// The stop word at byte `offset` of `flags`.
+    fn word_at(flags: &wasmtime::SharedMemory, offset: usize) -> &AtomicI32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= flags.data().len());
+        // SAFETY: four bytes inside the shared memory at a 4-byte aligned
+        // offset (checked above); the reference lives no longer than the
+        // borrow of `flags`, and the host accesses the memory only
+        // atomically.
+        unsafe { &*(flags.data()[offset].get() as *const AtomicI32) }
+    }
+
+    /// Turn the word at `offset` to `value` from another thread, `ms`
+    /// milliseconds from now.
+    fn set_later(
+        flags: &wasmtime::SharedMemory,
+        offset: usize,
+        value: i32,
+        ms: u64,
+    ) -> std::thread::JoinHandle<()> {
+        let flags = flags.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            word_at(&flags, offset).store(value, Ordering::Relaxed);
+        })
+    }
+
+    /// `e` is a stop check's trap.
+    fn assert_stopped(e: &wasmtime::Error) {
+        assert_eq!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(&wasmtime::Trap::UnreachableCodeReached)
+        );
+    }
 
     fn imports_of(bytes: &[u8]) -> Vec<(String, String, String)> {
         let mut out = Vec::new();
@@ -659,7 +693,6 @@ mod tests {
     /// turns negative; a function with a set word traps at its entry.
     #[test]
     fn a_negative_word_stops_loops_and_calls() {
-        use std::sync::atomic::{AtomicI32, Ordering};
         let engine = stop_engine();
         let wasm = wat::parse_str(
             r#"(module
@@ -681,33 +714,18 @@ mod tests {
         let instance =
             wasmtime::Instance::new(&mut store, &module, &[flags.clone().into(), word.into()])
                 .unwrap();
-        // SAFETY: byte 64 of the one-page shared memory, 4-byte aligned; the
-        // memory lives (`flags`) while this reference is used, and is only
-        // accessed atomically from the host.
-        let cell: &AtomicI32 = unsafe { &*(flags.data()[64].get() as *const AtomicI32) };
+        let cell = word_at(&flags, 64);
         let down = instance
             .get_typed_func::<i32, i32>(&mut store, "down")
             .unwrap();
         assert_eq!(down.call(&mut store, 1000).unwrap(), 0, "runs while clear");
         cell.store(i32::MIN | 5, Ordering::Relaxed);
-        let e = down.call(&mut store, 1000).unwrap_err();
-        assert_eq!(
-            e.downcast_ref::<wasmtime::Trap>(),
-            Some(&wasmtime::Trap::UnreachableCodeReached)
-        );
+        assert_stopped(&down.call(&mut store, 1000).unwrap_err());
         cell.store(5, Ordering::Relaxed);
         let spin = instance
             .get_typed_func::<(), i32>(&mut store, "spin")
             .unwrap();
-        let setter = std::thread::spawn({
-            let flags = flags.clone();
-            move || {
-                std::thread::sleep(std::time::Duration::from_millis(30));
-                // SAFETY: as above.
-                let cell: &AtomicI32 = unsafe { &*(flags.data()[64].get() as *const AtomicI32) };
-                cell.store(i32::MIN | 5, Ordering::Relaxed);
-            }
-        });
+        let setter = set_later(&flags, 64, i32::MIN | 5, 30);
         let t = std::time::Instant::now();
         let r = spin.call(&mut store, ());
         setter.join().unwrap();
@@ -858,7 +876,6 @@ mod tests {
     /// is passed.
     #[test]
     fn a_negative_word_stops_every_shape() {
-        use std::sync::atomic::{AtomicI32, Ordering};
         let engine = stop_engine();
         let checked = wasmtime::Module::new(
             &engine,
@@ -869,46 +886,26 @@ mod tests {
         let (flags, word) = stop_imports(&engine, &mut store, 8);
         let i = wasmtime::Instance::new(&mut store, &checked, &[flags.clone().into(), word.into()])
             .unwrap();
-        // SAFETY: byte 8 of the one-page shared memory, 4-byte aligned; the
-        // memory lives (`flags`) while this reference is used, and is only
-        // accessed atomically from the host.
-        let cell: &AtomicI32 = unsafe { &*(flags.data()[8].get() as *const AtomicI32) };
+        let cell = word_at(&flags, 8);
         cell.store(i32::MIN | 3, Ordering::Relaxed);
-        let stopped = |e: wasmtime::Error| {
-            assert_eq!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(&wasmtime::Trap::UnreachableCodeReached)
-            );
-        };
         let sum = i.get_typed_func::<i32, i32>(&mut store, "sum").unwrap();
-        stopped(sum.call(&mut store, 5).unwrap_err());
+        assert_stopped(&sum.call(&mut store, 5).unwrap_err());
         let two = i
             .get_typed_func::<i64, (i64, f64)>(&mut store, "two")
             .unwrap();
-        stopped(two.call(&mut store, 5).unwrap_err());
+        assert_stopped(&two.call(&mut store, 5).unwrap_err());
         let store_fn = i.get_typed_func::<i32, ()>(&mut store, "store").unwrap();
-        stopped(store_fn.call(&mut store, 3).unwrap_err());
+        assert_stopped(&store_fn.call(&mut store, 3).unwrap_err());
         // Past the entry: the word turns negative while the loops run.
         cell.store(3, Ordering::Relaxed);
-        let (spin, spin_two) = (sum.clone(), two.clone());
-        for call in [
-            Box::new(move |s: &mut wasmtime::Store<()>| spin.call(s, i32::MAX).map(|_| ()))
-                as Box<dyn Fn(&mut wasmtime::Store<()>) -> wasmtime::Result<()>>,
-            Box::new(move |s: &mut wasmtime::Store<()>| spin_two.call(s, i64::MAX).map(|_| ())),
-        ] {
-            cell.store(3, Ordering::Relaxed);
-            let setter = std::thread::spawn({
-                let flags = flags.clone();
-                move || {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    // SAFETY: as above.
-                    let cell: &AtomicI32 = unsafe { &*(flags.data()[8].get() as *const AtomicI32) };
-                    cell.store(i32::MIN | 3, Ordering::Relaxed);
-                }
-            });
-            let r = call(&mut store);
-            setter.join().unwrap();
-            stopped(r.unwrap_err());
-        }
+        let setter = set_later(&flags, 8, i32::MIN | 3, 20);
+        let r = sum.call(&mut store, i32::MAX);
+        setter.join().unwrap();
+        assert_stopped(&r.unwrap_err());
+        cell.store(3, Ordering::Relaxed);
+        let setter = set_later(&flags, 8, i32::MIN | 3, 20);
+        let r = two.call(&mut store, i64::MAX);
+        setter.join().unwrap();
+        assert_stopped(&r.unwrap_err());
     }
 }
