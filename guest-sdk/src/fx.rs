@@ -9,7 +9,7 @@ use crate::claim::{Binder, Block, Error, One};
 use crate::ctx::Ctx;
 use crate::frame::Frame;
 use crate::key::Key;
-use crate::math::{PI, clamp, cos, cos_turns, floor, sin};
+use crate::math::{PI, clamp, cos, cos_turns, sin, wrap_phase};
 use crate::node::{Node, node_ops};
 use crate::osc::OscState;
 use crate::param::{Cached, Param};
@@ -68,7 +68,7 @@ impl<S: Node, R: Param, D: Param> Node for Tremolo<S, R, D> {
         let p = st.phase;
         let g = 1.0 - depth * (0.5 - 0.5 * cos_turns(p));
         let q = p + inc;
-        st.phase = q - floor(q);
+        st.phase = wrap_phase(q);
         for v in frame.as_mut_slice() {
             *v *= g;
         }

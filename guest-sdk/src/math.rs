@@ -124,17 +124,41 @@ pub fn tanh(x: f64) -> f64 {
     libm::tanh(x)
 }
 
-/// Largest integer not above `x` (a truncation and a compare: cheaper than
-/// `libm::floor`, which wasm32 cannot reach as an instruction on stable).
+/// Largest integer not above `x`, exactly (`+0.0` for `-0.0`, like the
+/// conversion to an integer and back it replaces).
 #[inline(always)]
 pub fn floor(x: f64) -> f64 {
+    // Below 2^51 in magnitude, adding and subtracting 1.5 * 2^52 rounds
+    // `x` to the nearest whole number exactly; one less if that is above
+    // `x`: two additions and a compare. A conversion to an integer and
+    // back is a dozen instructions with branches in wasmtime's code
+    // (`i64.trunc_sat_f64_s` checks for NaN and for its range).
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    if x.abs() < 2_251_799_813_685_248.0 {
+        let r = (x + ROUND) - ROUND;
+        return if r > x { r - 1.0 } else { r };
+    }
     // At or beyond 2^52 every f64 is an integer; NaN and infinities too
-    // come back as they are.
+    // come back as they are. (Inline: a call in a loop makes wasmtime keep
+    // the loop's values in memory around it.)
     if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
         return x;
     }
     let t = x as i64 as f64;
     if t > x { t - 1.0 } else { t }
+}
+
+/// `q - floor(q)` for a phase `q` that was in `[0, 1)` before an increment
+/// of less than a whole turn was added: the same bits, without the floor.
+#[inline(always)]
+pub(crate) fn wrap_phase(q: f64) -> f64 {
+    if q >= 1.0 {
+        if q < 2.0 { q - 1.0 } else { q - floor(q) }
+    } else if q >= 0.0 {
+        q
+    } else {
+        q - floor(q)
+    }
 }
 
 /// `x` limited to `[lo, hi]`, NaN mapped to `lo` (plain compares: no
@@ -172,4 +196,91 @@ pub fn hz_from_midi(note: f64) -> f64 {
 #[inline]
 pub fn gain_from_db(db: f64) -> f64 {
     pow(10.0, db / 20.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{floor, wrap_phase};
+
+    /// Numbers around every place where `floor` or `wrap_phase` changes
+    /// course (0, the halves, 1, 2, 2^51, 2^52, both signs), a pseudo-random
+    /// spread over every magnitude, NaN and the infinities.
+    fn cases() -> impl Iterator<Item = f64> {
+        let edges = [
+            0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+            1e-300,
+            0.25,
+            2f64.powi(51),
+            2f64.powi(52),
+            1e300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+        ];
+        let near = edges.into_iter().flat_map(|e| {
+            let up = |x: f64| f64::from_bits(x.to_bits() + 1);
+            let down = |x: f64| {
+                if x == 0.0 {
+                    -f64::MIN_POSITIVE
+                } else {
+                    f64::from_bits(x.to_bits() - 1)
+                }
+            };
+            [e, up(e), down(e), e + 0.5, e - 0.5, e + 0.25]
+        });
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let random = (0..200_000).map(move |_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Any finite double (random exponent), or a phase-sized one.
+            if seed & 1 == 0 {
+                let x = f64::from_bits(seed >> 1);
+                if x.is_finite() { x } else { 0.75 }
+            } else {
+                (seed >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 1.0
+            }
+        });
+        near.flat_map(|x| [x, -x]).chain(random).chain([f64::NAN])
+    }
+
+    #[test]
+    fn floor_is_the_library_floor() {
+        for x in cases() {
+            let (got, want) = (floor(x), x.floor());
+            if x.is_nan() {
+                assert!(got.is_nan());
+            } else if x == 0.0 {
+                // `-0.0` gives `+0.0` (as the conversion it replaced did).
+                assert_eq!(got.to_bits(), 0.0f64.to_bits(), "{x:e}");
+            } else {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "floor({x:e}) = {got:e}, not {want:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrap_phase_is_q_minus_its_floor_bit_for_bit() {
+        for q in cases() {
+            let (got, want) = (wrap_phase(q), q - floor(q));
+            if q.is_nan() || q.is_infinite() {
+                assert!(got.is_nan() && want.is_nan(), "{q:e}");
+            } else {
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "wrap_phase({q:e}) = {got:e}, not {want:e}"
+                );
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::claim::{Binder, Error, One};
 use crate::ctx::Ctx;
 use crate::key::Key;
-use crate::math::{floor, sin_turns};
+use crate::math::{floor, sin_turns, wrap_phase};
 use crate::node::{Node, node_ops};
 use crate::param::Param;
 
@@ -135,7 +135,7 @@ impl<W: Wave, F: Param> Node for Osc<W, F> {
         let dt = inc.abs();
         let y = W::sample(p, if dt < 0.5 { dt } else { 0.5 });
         let q = p + inc;
-        st.phase = q - floor(q);
+        st.phase = wrap_phase(q);
         [y]
     }
 }
