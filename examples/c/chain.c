@@ -14,15 +14,15 @@
  */
 #include "lel.h"
 
-static lel_osc osc;
-static lel_lowpass lowpass;
+static lel_sine_osc osc;
+static lel_fixed_lowpass lowpass;
 static lel_tremolo tremolo;
 static lel_delay echo;
 
 int lel_setup(const lel_setup_ctx *s) {
   (void)s;
-  lel_osc_init(&osc, LEL_SINE);
-  lel_lowpass_init(&lowpass);
+  lel_sine_osc_init(&osc);
+  lel_fixed_lowpass_init(&lowpass, 800.0);
   lel_tremolo_init(&tremolo);
   lel_delay_init(&echo, 0.5); /* feedback and mix: 0.5 unless set here */
   return 1;
@@ -30,8 +30,8 @@ int lel_setup(const lel_setup_ctx *s) {
 
 void lel_frame(const lel_ctx *cx, double *out) {
   (void)cx;
-  double x = lel_osc_tick(&osc, 440.0);
-  x = lel_lowpass_tick(&lowpass, x, 800.0);
+  double x = lel_sine_osc_tick(&osc, 440.0);
+  x = lel_fixed_lowpass_tick(&lowpass, x);
   x = lel_tremolo_tick(&tremolo, x, 5.0, 0.8);
   x = lel_delay_tick(&echo, x, 0.25);
   out[0] = lel_gain(x, 0.4);

@@ -844,6 +844,27 @@ static inline double lel_osc_tick(lel_osc *o, double freq) {
   return y;
 }
 
+/* An oscillator whose wave is a sine, fixed: the same key ("osc#n"), phase
+ * and samples as an lel_osc playing LEL_SINE (a reload may swap one for the
+ * other), without the test of the wave every frame. */
+typedef struct lel_sine_osc {
+  double *phase;
+  double inv_sr;
+} lel_sine_osc;
+
+static inline void lel_sine_osc_init(lel_sine_osc *o) {
+  o->phase = (double *)lel__claim_kind(LEL_K_OSC, 8);
+  o->inv_sr = 1.0 / lel__rt.sample_rate;
+}
+
+static inline double lel_sine_osc_tick(lel_sine_osc *o, double freq) {
+  double inc = freq * o->inv_sr;
+  double p = *o->phase;
+  double q = p + inc;
+  *o->phase = q - lel_floor(q);
+  return lel_sin_turns(p);
+}
+
 /* White noise in [-1, 1): xorshift32 (13, 17, 5), key "noise#n", 4 bytes.
  * A fresh (zero) state starts from the seed; a carried one runs on. */
 typedef struct lel_noise {
@@ -909,6 +930,39 @@ static inline double lel_lowpass_tick(lel_lowpass *f, double x, double cutoff) {
 }
 static inline double lel_highpass_tick(lel_highpass *f, double x, double cutoff) {
   return x - lel__one_pole_step(f, x, cutoff);
+}
+
+/* A one-pole at a cutoff given once, at init: the same key, state and
+ * samples as lel_lowpass / lel_highpass ticked at that cutoff (a reload
+ * may swap one for the other), the coefficient computed when claimed. */
+typedef struct lel_fixed_one_pole {
+  double *y;
+  double a;
+} lel_fixed_one_pole;
+typedef lel_fixed_one_pole lel_fixed_lowpass;
+typedef lel_fixed_one_pole lel_fixed_highpass;
+
+static inline void lel__fixed_one_pole_init(lel_fixed_one_pole *f, int kind, double cutoff) {
+  f->y = (double *)lel__claim_kind(kind, 8);
+  f->a = lel_one_pole_coefficient(cutoff, lel__rt.sample_rate);
+}
+static inline void lel_fixed_lowpass_init(lel_fixed_lowpass *f, double cutoff) {
+  lel__fixed_one_pole_init(f, LEL_K_LOWPASS, cutoff);
+}
+static inline void lel_fixed_highpass_init(lel_fixed_highpass *f, double cutoff) {
+  lel__fixed_one_pole_init(f, LEL_K_HIGHPASS, cutoff);
+}
+static inline double lel__fixed_one_pole_step(lel_fixed_one_pole *f, double x) {
+  double y = *f->y;
+  y += f->a * (x - y);
+  *f->y = y;
+  return y;
+}
+static inline double lel_fixed_lowpass_tick(lel_fixed_lowpass *f, double x) {
+  return lel__fixed_one_pole_step(f, x);
+}
+static inline double lel_fixed_highpass_tick(lel_fixed_highpass *f, double x) {
+  return x - lel__fixed_one_pole_step(f, x);
 }
 
 typedef enum { LEL_BQ_LOWPASS, LEL_BQ_HIGHPASS, LEL_BQ_BANDPASS } lel_biquad_mode;
@@ -1003,6 +1057,10 @@ typedef struct lel_delay {
   uint32_t len;
   double sr;
   double feedback, mix;
+  /* The delay in samples for the last `seconds` seen: whole and fraction
+   * (recomputed only when `seconds` changes). */
+  double last_seconds, frac;
+  uint32_t di;
 } lel_delay;
 
 static inline uint32_t lel_delay_line_len(double max_seconds, double sr) {
@@ -1020,6 +1078,7 @@ static inline void lel_delay_init(lel_delay *d, double max_seconds) {
   d->feedback = 0.5;
   d->mix = 0.5;
   d->len = 0;
+  d->last_seconds = __builtin_nan("");
   if (bytes > 0xffffffffu) {
     lel__rt.counters[LEL_K_DELAY]++;
     if (!lel__rt.error) lel__rt.error = LEL_REGION_FULL;
@@ -1035,9 +1094,14 @@ static inline void lel_delay_init(lel_delay *d, double max_seconds) {
 static inline double lel_delay_tick(lel_delay *d, double x, double seconds) {
   uint32_t len = d->len;
   if (len < 3) return x;
-  double dd = lel_clamp(seconds * d->sr, 1.0, (double)(len - 2));
-  uint32_t di = (uint32_t)dd;
-  double frac = dd - (double)di;
+  if (seconds != d->last_seconds) {
+    double dd = lel_clamp(seconds * d->sr, 1.0, (double)(len - 2));
+    d->last_seconds = seconds;
+    d->di = (uint32_t)dd;
+    d->frac = dd - (double)d->di;
+  }
+  uint32_t di = d->di;
+  double frac = d->frac;
   uint32_t w = *d->pos;
   if (w >= len) w = 0;
   uint32_t r0 = w + len - di;

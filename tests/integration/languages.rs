@@ -738,6 +738,239 @@ fn assemblyscript_fixed_one_poles_play_the_variable_ones_bits_and_swap_for_them(
     );
 }
 
+/// The C SDK's sine oscillator and one-pole filters at a fixed cutoff
+/// (`lel_sine_osc`, `lel_fixed_lowpass`, `lel_fixed_highpass`) against an
+/// `lel_osc` playing `LEL_SINE` and `lel_lowpass`/`lel_highpass` given the
+/// cutoff every frame.
+fn c_sine_and_one_poles(fixed: bool) -> String {
+    let (types, init, tick) = if fixed {
+        (
+            "static lel_sine_osc o;\nstatic lel_fixed_lowpass lp;\nstatic lel_fixed_highpass hp;",
+            "lel_sine_osc_init(&o);\n  lel_fixed_lowpass_init(&lp, 800);\n  lel_fixed_highpass_init(&hp, 300);",
+            "double x = lel_sine_osc_tick(&o, 440);\n  x = lel_fixed_lowpass_tick(&lp, x);\n  x = lel_fixed_highpass_tick(&hp, x);",
+        )
+    } else {
+        (
+            "static lel_osc o;\nstatic lel_lowpass lp;\nstatic lel_highpass hp;",
+            "lel_osc_init(&o, LEL_SINE);\n  lel_lowpass_init(&lp);\n  lel_highpass_init(&hp);",
+            "double x = lel_osc_tick(&o, 440);\n  x = lel_lowpass_tick(&lp, x, 800);\n  x = lel_highpass_tick(&hp, x, 300);",
+        )
+    };
+    format!(
+        r#"#include "lel.h"
+{types}
+int lel_setup(const lel_setup_ctx *s) {{
+  (void)s;
+  {init}
+  return 1;
+}}
+void lel_frame(const lel_ctx *cx, double *out) {{
+  (void)cx;
+  {tick}
+  out[0] = lel_gain(x, 0.5);
+}}
+"#
+    )
+}
+
+/// `lel_sine_osc` has no wave to test every frame and the fixed one-poles
+/// compute their coefficient when claimed: they give the variable helpers'
+/// bits, claim the same keys, and a reload from one to the other goes on
+/// without a seam.
+#[test]
+fn c_sine_osc_and_fixed_one_poles_play_the_variable_ones_bits_and_swap_for_them() {
+    let dir = tempdir();
+    let build = |fixed: bool| {
+        let name = if fixed { "fixed" } else { "variable" };
+        built_with(
+            &dir.path().join(name),
+            name,
+            "c",
+            &format!("{name}.c"),
+            &c_sine_and_one_poles(fixed),
+        )
+    };
+    let (variable, fixed) = (build(false), build(true));
+    let frames = SR as usize;
+    let straight = render("filters", &variable, 2 * frames);
+    // A 440 Hz sine, a little quieter through both filters (a third of it
+    // stays at 440 Hz: the highpass at 300 Hz and the lowpass at 800 Hz
+    // each keep more than half), and nothing an octave up.
+    let tail = &straight[frames / 2..frames];
+    assert!(
+        rms(tail) > 0.1 && rms(tail) < 0.5f64.sqrt() * 0.5,
+        "the filtered sine sounds, softer: {}",
+        rms(tail)
+    );
+    let db = |hz: f64| band_energy_db(tail, SR, hz, 10.0);
+    assert!(
+        db(880.0) < db(440.0) - 60.0,
+        "a sine: {:.1} dB at 880 Hz, {:.1} dB at 440 Hz",
+        db(880.0),
+        db(440.0)
+    );
+    assert_eq!(
+        max_diff(&render("filters", &fixed, 2 * frames), &straight),
+        0.0,
+        "the fixed helpers give the variable ones' bits"
+    );
+
+    // Variable -> fixed -> variable, the phase and both filters' memory
+    // carried each time.
+    let mut r = mono();
+    r.load_bytes("filters", &variable).unwrap();
+    let mut out = r.render(frames / 2);
+    for (bytes, then) in [(&fixed, frames), (&variable, frames / 2)] {
+        let report = r
+            .load_bytes("filters", bytes)
+            .unwrap()
+            .expect("the other version loads");
+        for key in ["osc#0", "lowpass#0", "highpass#0"] {
+            let block = report
+                .layout
+                .get(key)
+                .unwrap_or_else(|| panic!("claims {key}"));
+            assert!(block.carried, "{key} carried over");
+        }
+        out.extend(r.render(then));
+    }
+    assert_eq!(
+        max_diff(&out, &straight),
+        0.0,
+        "swapped both ways, it goes on exactly as if nothing happened"
+    );
+}
+
+/// A saw through an echo whose time steps every 0.1 s (0.05 s, 0.12 s,
+/// 0.2 s, then NaN, which the delay takes as one sample), in every SDK: the
+/// C and AssemblyScript delays keep the delay in samples from one frame to
+/// the next and compute it again only when the time changes.
+const MOVING_DELAY: [(&str, &str, &str); 4] = [
+    (
+        "rust",
+        "src/lib.rs",
+        r#"#![cfg_attr(target_arch = "wasm32", no_std)]
+use lel::prelude::*;
+fn seconds(c: &Ctx) -> f64 {
+    match (c.clock / 4800) % 4 {
+        0 => 0.05,
+        1 => 0.12,
+        2 => 0.2,
+        _ => f64::NAN,
+    }
+}
+lel::signal!(saw(220).delay(0.3, seconds).gain(0.3));
+"#,
+    ),
+    (
+        "c",
+        "moving.c",
+        r#"#include "lel.h"
+static lel_osc o;
+static lel_delay d;
+int lel_setup(const lel_setup_ctx *s) {
+  (void)s;
+  lel_osc_init(&o, LEL_SAW);
+  lel_delay_init(&d, 0.3);
+  return 1;
+}
+static double seconds(uint64_t clock) {
+  switch ((clock / 4800) % 4) {
+    case 0: return 0.05;
+    case 1: return 0.12;
+    case 2: return 0.2;
+    default: return __builtin_nan("");
+  }
+}
+void lel_frame(const lel_ctx *cx, double *out) {
+  out[0] = lel_gain(lel_delay_tick(&d, lel_osc_tick(&o, 220), seconds(cx->clock)), 0.3);
+}
+"#,
+    ),
+    (
+        "zig",
+        "moving.zig",
+        r#"const std = @import("std");
+const lel = @import("lel");
+var o: lel.Osc = .{};
+var d: lel.Delay = .{};
+pub fn setup(s: lel.Setup) lel.Error!u32 {
+    _ = s;
+    try o.claim(.saw, .{});
+    try d.claim(0.3, .{});
+    return 1;
+}
+fn seconds(clock: u64) f64 {
+    return switch ((clock / 4800) % 4) {
+        0 => 0.05,
+        1 => 0.12,
+        2 => 0.2,
+        else => std.math.nan(f64),
+    };
+}
+pub fn frame(cx: *const lel.Ctx, out: []f64) void {
+    out[0] = lel.gain(d.tick(o.tick(220), seconds(cx.clock)), 0.3);
+}
+comptime {
+    lel.signal(@This());
+}
+"#,
+    ),
+    (
+        "assemblyscript",
+        "moving.ts",
+        r#"import { Ctx, Delay, Osc, Setup, Wave, gain, signal } from "./lel";
+export { statePtr, stateLen, init, process } from "./lel";
+const o = new Osc(Wave.Saw);
+const d = new Delay(0.3);
+function setup(s: Setup): i32 {
+  o.claim();
+  d.claim();
+  return 1;
+}
+function seconds(clock: u64): f64 {
+  const k = (clock / 4800) % 4;
+  return k == 0 ? 0.05 : k == 1 ? 0.12 : k == 2 ? 0.2 : NaN;
+}
+function frame(cx: Ctx, out: StaticArray<f64>): void {
+  out[0] = gain(d.tick(o.tick(220), seconds(cx.clock)), 0.3);
+}
+signal(setup, frame);
+"#,
+    ),
+];
+
+#[test]
+fn a_delay_time_that_moves_gives_the_rust_sdks_bits_in_every_language() {
+    let dir = tempdir();
+    let mut renders = Vec::new();
+    for (lang, source, text) in MOVING_DELAY {
+        let bytes = built_with(&dir.path().join(lang), "moving", lang, source, text);
+        renders.push((lang, render("moving", &bytes, SR as usize)));
+    }
+    let (_, reference) = &renders[0];
+    assert!(rms(reference) > 0.05, "it sounds: {}", rms(reference));
+    for (lang, out) in &renders[1..] {
+        assert_eq!(
+            max_diff(out, reference),
+            0.0,
+            "{lang}: the moving delay gives the Rust SDK's bits"
+        );
+    }
+    // A constant time would not: the steps change the samples.
+    let still = built_with(
+        &dir.path().join("still"),
+        "moving",
+        "c",
+        "moving.c",
+        &MOVING_DELAY[1].2.replace("seconds(cx->clock)", "0.05"),
+    );
+    assert!(
+        max_diff(&render("moving", &still, SR as usize), reference) > 0.01,
+        "the time's steps are heard"
+    );
+}
+
 #[test]
 fn every_helper_computes_the_rust_sdks_samples_in_every_language() {
     // Each is a `lel-host new helpers` project with its source replaced, so
