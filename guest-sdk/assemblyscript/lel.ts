@@ -724,6 +724,11 @@ export class Delay {
   sr: f64 = 0;
   feedback: f64 = 0.5;
   mix: f64 = 0.5;
+  /// The delay in samples for the last `seconds` seen, whole and fraction
+  /// (recomputed only when `seconds` changes).
+  lastSeconds: f64 = NaN;
+  di: u32 = 0;
+  frac: f64 = 0;
   constructor(public maxSeconds: f64) {}
 
   static lineLen(maxSeconds: f64, sr: f64): u32 {
@@ -752,9 +757,14 @@ export class Delay {
   tick(x: f64, seconds: f64): f64 {
     const len = this.len;
     if (len < 3) return x;
-    const d = clamp(seconds * this.sr, 1.0, <f64>(len - 2));
-    const di = <u32>d;
-    const frac = d - <f64>di;
+    if (seconds != this.lastSeconds) {
+      const d = clamp(seconds * this.sr, 1.0, <f64>(len - 2));
+      this.lastSeconds = seconds;
+      this.di = <u32>d;
+      this.frac = d - <f64>this.di;
+    }
+    const di = this.di;
+    const frac = this.frac;
     let w = load<u32>(this.pos);
     if (w >= len) w = 0;
     let r0 = w + len - di;
