@@ -105,6 +105,10 @@ impl Renderer {
     pub fn render_into(&mut self, out: &mut [f32]) {
         // Guest calls on this thread are judged by its CPU time.
         crate::rt::cpu::ensure_registered();
+        // Denormals flushed for the whole render, not set and restored for
+        // every block (the control side's work between blocks runs with
+        // them flushed too).
+        let _ftz = crate::rt::guard::ScopedFtz::enable();
         let step = self.mixer.config().block as usize * self.mixer.config().channels;
         for chunk in out.chunks_mut(step) {
             // Versions handed over beyond the queue's room join now, in order.
