@@ -297,9 +297,9 @@ impl Mixer {
         // as `mix` makes.
         let ch = self.config.channels;
         let summing = self.strips.none_due(self.clock, frames);
-        if summing {
-            block.fill(0.0);
-        }
+        // Zeros, written only if no slot's samples are copied in first
+        // (`Strips::mix_one`).
+        let mut blank = summing;
         let (strips, outbox) = (&mut self.strips, &mut self.outbox);
         let (meters, levels) = (&self.meters, &self.levels);
         let mut went_idle = false;
@@ -307,7 +307,7 @@ impl Mixer {
         let length = BlockLength::new(ctx.block_nanos);
         let mut done = |i: usize, slot: &Slot, out: &mut SlotOutbox| {
             if summing {
-                let added = strips.mix_one(block, ch, i, slot.output(frames, ch));
+                let added = strips.mix_one(block, ch, i, slot.output(frames, ch), &mut blank);
                 summed = summed.then(added, slot.level());
             }
             out.drain_into(outbox);
@@ -318,6 +318,9 @@ impl Mixer {
             self.pool
                 .render_then(&ctx, self.config.parallel_min, Some(&mut done));
         self.own_faults += faults;
+        if blank {
+            block.fill(0.0);
+        }
         if serial {
             if !summing {
                 self.mix(block, frames);

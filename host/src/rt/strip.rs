@@ -194,13 +194,19 @@ impl Strips {
 
     /// Add slot `i`'s output into `block` through its strip: in a block in
     /// which [`Strips::none_due`], calling this for each slot in slot order
-    /// sums exactly as [`Strips::mix`]. Says how it was added.
+    /// sums exactly as [`Strips::mix`] into a zeroed block. `blank` says
+    /// that `block` is to be taken as zeros but was not written yet: the
+    /// first slot added exactly is copied in (each sample plus zero, the
+    /// same bits as zero plus the sample) instead of added to zeros written
+    /// first; any other first slot zeroes it before adding. `blank` is
+    /// cleared once `block` holds something. Says how it was added.
     pub fn mix_one(
         &mut self,
         block: &mut [f32],
         channels: usize,
         i: usize,
         out: SlotOut<'_>,
+        blank: &mut bool,
     ) -> Added {
         let strip = &self.strips[i];
         let added = match out {
@@ -210,6 +216,20 @@ impl Strips {
             }
             _ => Added::Other,
         };
+        if *blank {
+            match (added, out) {
+                (Added::Nothing, _) => return added,
+                (Added::Exact, SlotOut::Guest { bytes, .. }) => {
+                    kernels::copy_unity(block, bytes);
+                    *blank = false;
+                    return added;
+                }
+                _ => {
+                    block.fill(0.0);
+                    *blank = false;
+                }
+            }
+        }
         self.sum(block, channels, std::iter::once((i, out)));
         added
     }
