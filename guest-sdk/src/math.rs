@@ -148,8 +148,9 @@ pub fn floor(x: f64) -> f64 {
     if t > x { t - 1.0 } else { t }
 }
 
-/// `q - floor(q)` for a phase `q` that was in `[0, 1)` before an increment
-/// of less than a whole turn was added: the same bits, without the floor.
+/// `q - floor(q)`, bit for bit, for any `q`; without the floor when `q` is
+/// in `[0, 2)`, as a phase in `[0, 1)` is after an increment of less than
+/// a turn.
 #[inline(always)]
 pub(crate) fn wrap_phase(q: f64) -> f64 {
     if q >= 1.0 {
