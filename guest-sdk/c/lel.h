@@ -860,8 +860,7 @@ static inline void lel_sine_osc_init(lel_sine_osc *o) {
 static inline double lel_sine_osc_tick(lel_sine_osc *o, double freq) {
   double inc = freq * o->inv_sr;
   double p = *o->phase;
-  double q = p + inc;
-  *o->phase = q - lel_floor(q);
+  *o->phase = lel_fract(p + inc);
   return lel_sin_turns(p);
 }
 

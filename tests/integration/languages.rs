@@ -661,6 +661,42 @@ signal(setup, frame);
     )
 }
 
+/// The signal `filters` (an oscillator, a lowpass and a highpass, keys
+/// `osc#0`, `lowpass#0`, `highpass#0`) built with fixed helpers renders the
+/// bits of its build with variable ones (`straight`: two seconds of it),
+/// and a reload variable -> fixed -> variable half-way carries the phase
+/// and both filters' memory each time, without a seam.
+fn assert_fixed_play_and_swap_for_variable(variable: &[u8], fixed: &[u8], straight: &[f32]) {
+    let frames = SR as usize;
+    assert_eq!(
+        max_diff(&render("filters", fixed, 2 * frames), straight),
+        0.0,
+        "the fixed helpers give the variable ones' bits"
+    );
+    let mut r = mono();
+    r.load_bytes("filters", variable).unwrap();
+    let mut out = r.render(frames / 2);
+    for (bytes, then) in [(fixed, frames), (variable, frames / 2)] {
+        let report = r
+            .load_bytes("filters", bytes)
+            .unwrap()
+            .expect("the other version loads");
+        for key in ["osc#0", "lowpass#0", "highpass#0"] {
+            let block = report
+                .layout
+                .get(key)
+                .unwrap_or_else(|| panic!("claims {key}"));
+            assert!(block.carried, "{key} carried over");
+        }
+        out.extend(r.render(then));
+    }
+    assert_eq!(
+        max_diff(&out, straight),
+        0.0,
+        "swapped both ways, it goes on exactly as if nothing happened"
+    );
+}
+
 /// The fixed one-pole filters compute their coefficient once, when
 /// claimed, so the transform reads it once per block (the variable ones
 /// test their cutoff every frame and keep it in memory); they give the
@@ -707,35 +743,7 @@ fn assemblyscript_fixed_one_poles_play_the_variable_ones_bits_and_swap_for_them(
         db(3300.0),
         db(1650.0)
     );
-    assert_eq!(
-        max_diff(&render("filters", &fixed, 2 * frames), &straight),
-        0.0,
-        "the fixed filters give the variable ones' bits"
-    );
-
-    // Variable -> fixed -> variable, the filters' memory carried each time.
-    let mut r = mono();
-    r.load_bytes("filters", &variable).unwrap();
-    let mut out = r.render(frames / 2);
-    for (bytes, then) in [(&fixed, frames), (&variable, frames / 2)] {
-        let report = r
-            .load_bytes("filters", bytes)
-            .unwrap()
-            .expect("the other version loads");
-        for key in ["osc#0", "lowpass#0", "highpass#0"] {
-            let block = report
-                .layout
-                .get(key)
-                .unwrap_or_else(|| panic!("claims {key}"));
-            assert!(block.carried, "{key} carried over");
-        }
-        out.extend(r.render(then));
-    }
-    assert_eq!(
-        max_diff(&out, &straight),
-        0.0,
-        "swapped both ways, it goes on exactly as if nothing happened"
-    );
+    assert_fixed_play_and_swap_for_variable(&variable, &fixed, &straight);
 }
 
 /// The C SDK's sine oscillator and one-pole filters at a fixed cutoff
@@ -809,36 +817,7 @@ fn c_sine_osc_and_fixed_one_poles_play_the_variable_ones_bits_and_swap_for_them(
         db(880.0),
         db(440.0)
     );
-    assert_eq!(
-        max_diff(&render("filters", &fixed, 2 * frames), &straight),
-        0.0,
-        "the fixed helpers give the variable ones' bits"
-    );
-
-    // Variable -> fixed -> variable, the phase and both filters' memory
-    // carried each time.
-    let mut r = mono();
-    r.load_bytes("filters", &variable).unwrap();
-    let mut out = r.render(frames / 2);
-    for (bytes, then) in [(&fixed, frames), (&variable, frames / 2)] {
-        let report = r
-            .load_bytes("filters", bytes)
-            .unwrap()
-            .expect("the other version loads");
-        for key in ["osc#0", "lowpass#0", "highpass#0"] {
-            let block = report
-                .layout
-                .get(key)
-                .unwrap_or_else(|| panic!("claims {key}"));
-            assert!(block.carried, "{key} carried over");
-        }
-        out.extend(r.render(then));
-    }
-    assert_eq!(
-        max_diff(&out, &straight),
-        0.0,
-        "swapped both ways, it goes on exactly as if nothing happened"
-    );
+    assert_fixed_play_and_swap_for_variable(&variable, &fixed, &straight);
 }
 
 /// A saw through an echo whose time steps every 0.1 s (0.05 s, 0.12 s,
